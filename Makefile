@@ -6,6 +6,8 @@ UV_VERSION := 0.13.8
 STAMP := $(VENV)/.installed
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
+# dvc.yaml calls `lead-ml`: the venv comes first on PATH for every target.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: help install run test lint format bench test-spark clean
 

@@ -26,20 +26,41 @@ YES_NO_UNKNOWN = {"yes", "no", "unknown"}
 EXPECTED_COLUMNS = {
     "accounts": ["account_id", "industry", "employees", "annual_revenue", "region"],
     "deals": [
-        "deal_id", "account_id", "created_at", "closed_at", "outcome", "amount",
-        "lead_source", "contact_title", "contact_seniority", "minutes_to_first_response",
-        "bant_budget", "bant_authority", "bant_need", "bant_timeline",
-        "meddic_metrics", "meddic_economic_buyer", "meddic_decision_criteria",
-        "meddic_decision_process", "meddic_pain_type", "meddic_pain_severity",
-        "meddic_champion", "meddic_champion_strength",
-        "stage_at_close", "discount_pct", "lost_reason",
+        "deal_id",
+        "account_id",
+        "created_at",
+        "closed_at",
+        "outcome",
+        "amount",
+        "lead_source",
+        "contact_title",
+        "contact_seniority",
+        "minutes_to_first_response",
+        "bant_budget",
+        "bant_authority",
+        "bant_need",
+        "bant_timeline",
+        "meddic_metrics",
+        "meddic_economic_buyer",
+        "meddic_decision_criteria",
+        "meddic_decision_process",
+        "meddic_pain_type",
+        "meddic_pain_severity",
+        "meddic_champion",
+        "meddic_champion_strength",
+        "stage_at_close",
+        "discount_pct",
+        "lost_reason",
     ],
     "activities": ["activity_id", "deal_id", "timestamp", "activity_type"],
 }
 
 
 def _digests(folder: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.iterdir())
+    }
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "csv"])
@@ -49,11 +70,16 @@ def test_same_seed_gives_same_bytes(tmp_path: Path, fmt: str) -> None:
     write_crm(generate_crm(cfg, seed=5), tmp_path / "b", fmt)
     assert _digests(tmp_path / "a") == _digests(tmp_path / "b")
     write_crm(generate_crm(cfg, seed=6), tmp_path / "c", fmt)
-    assert _digests(tmp_path / "a")["deals." + fmt] != _digests(tmp_path / "c")["deals." + fmt]
+    assert (
+        _digests(tmp_path / "a")["deals." + fmt]
+        != _digests(tmp_path / "c")["deals." + fmt]
+    )
 
 
 @pytest.mark.parametrize("table", sorted(EXPECTED_COLUMNS))
-def test_tables_have_the_documented_columns(small_crm: SyntheticCRM, table: str) -> None:
+def test_tables_have_the_documented_columns(
+    small_crm: SyntheticCRM, table: str
+) -> None:
     assert list(getattr(small_crm, table).columns) == EXPECTED_COLUMNS[table]
 
 
@@ -63,18 +89,31 @@ def test_column_types_and_values(small_crm: SyntheticCRM) -> None:
         assert deals[column].dtype == "datetime64[ms]"
     assert log["timestamp"].dtype == "datetime64[ms]"
     assert set(deals["outcome"]) == {"won", "lost", "open"}
-    for column in ("bant_budget", "bant_authority", "bant_need", "meddic_metrics",
-                   "meddic_economic_buyer", "meddic_decision_criteria",
-                   "meddic_decision_process", "meddic_champion"):
+    for column in (
+        "bant_budget",
+        "bant_authority",
+        "bant_need",
+        "meddic_metrics",
+        "meddic_economic_buyer",
+        "meddic_decision_criteria",
+        "meddic_decision_process",
+        "meddic_champion",
+    ):
         assert set(deals[column]) == YES_NO_UNKNOWN, column
     assert set(deals["bant_timeline"]) == {*BANT_TIMELINES, "unknown"}
     assert set(deals["meddic_pain_type"]) == {
-        "financial", "support", "productivity", "none", "unknown",
+        "financial",
+        "support",
+        "productivity",
+        "none",
+        "unknown",
     }
     assert set(log["activity_type"]) == set(ACTIVITY_TYPES)
     assert deals["deal_id"].is_unique and accounts["account_id"].is_unique
     assert log["activity_id"].is_unique
-    assert (deals["amount"] > 0).all() and (deals["minutes_to_first_response"] >= 0).all()
+    assert (deals["amount"] > 0).all() and (
+        deals["minutes_to_first_response"] >= 0
+    ).all()
 
 
 def test_dates_are_consistent(small_crm: SyntheticCRM) -> None:
@@ -91,7 +130,9 @@ def test_unknown_states_are_explicit(small_crm: SyntheticCRM) -> None:
     deals = small_crm.deals
     unknown_pain = deals["meddic_pain_type"] == "unknown"
     assert deals.loc[unknown_pain, "meddic_pain_severity"].isna().all()
-    assert (deals.loc[deals["meddic_pain_type"] == "none", "meddic_pain_severity"] == 0).all()
+    assert (
+        deals.loc[deals["meddic_pain_type"] == "none", "meddic_pain_severity"] == 0
+    ).all()
     champion = deals["meddic_champion"] == "yes"
     assert deals.loc[champion, "meddic_champion_strength"].between(1, 5).all()
     assert deals.loc[~champion, "meddic_champion_strength"].isna().all()
@@ -133,26 +174,40 @@ def _evidence_points(deals: pd.DataFrame, columns: list[str]) -> np.ndarray:
     return sum((deals[c] == "yes").to_numpy(int) for c in columns)  # type: ignore[return-value]
 
 
-def test_meddic_separates_won_from_lost_more_than_bant(default_crm: SyntheticCRM) -> None:
+def test_meddic_separates_won_from_lost_more_than_bant(
+    default_crm: SyntheticCRM,
+) -> None:
     deals = default_crm.deals
     closed = deals[deals["outcome"].isin(["won", "lost"])]
     won = (closed["outcome"] == "won").to_numpy(int)
-    meddic = _evidence_points(closed, [
-        "meddic_metrics", "meddic_economic_buyer", "meddic_decision_criteria",
-        "meddic_decision_process", "meddic_champion",
-    ]) + closed["meddic_pain_type"].isin(["financial", "support", "productivity"]).to_numpy(int)
-    bant = _evidence_points(closed, ["bant_budget", "bant_authority", "bant_need"]) + closed[
-        "bant_timeline"
-    ].isin(BANT_TIMELINES[:2]).to_numpy(int)
+    meddic = _evidence_points(
+        closed,
+        [
+            "meddic_metrics",
+            "meddic_economic_buyer",
+            "meddic_decision_criteria",
+            "meddic_decision_process",
+            "meddic_champion",
+        ],
+    ) + closed["meddic_pain_type"].isin(
+        ["financial", "support", "productivity"]
+    ).to_numpy(int)
+    bant = _evidence_points(
+        closed, ["bant_budget", "bant_authority", "bant_need"]
+    ) + closed["bant_timeline"].isin(BANT_TIMELINES[:2]).to_numpy(int)
     meddic_auc, bant_auc = roc_auc_score(won, meddic), roc_auc_score(won, bant)
     assert meddic_auc > 0.68
     assert meddic_auc > bant_auc + 0.1
 
 
-def test_big_company_executive_passes_bant_but_rarely_wins(default_crm: SyntheticCRM) -> None:
+def test_big_company_executive_passes_bant_but_rarely_wins(
+    default_crm: SyntheticCRM,
+) -> None:
     deals = default_crm.deals.merge(default_crm.accounts, on="account_id")
     closed = deals[deals["outcome"].isin(["won", "lost"])]
-    big_exec = (closed["contact_seniority"] == "c_level") & (closed["employees"] >= 5000)
+    big_exec = (closed["contact_seniority"] == "c_level") & (
+        closed["employees"] >= 5000
+    )
     won = closed["outcome"] == "won"
     assert big_exec.sum() > 50
     assert (closed.loc[big_exec, "bant_authority"] == "yes").mean() > 0.8
@@ -161,17 +216,29 @@ def test_big_company_executive_passes_bant_but_rarely_wins(default_crm: Syntheti
 
 def test_late_activity_depends_on_the_outcome(default_crm: SyntheticCRM) -> None:
     deals = default_crm.deals.drop_duplicates("deal_id")
-    log = default_crm.activities.merge(deals[["deal_id", "created_at", "outcome"]], on="deal_id")
-    late = log["timestamp"] > log["created_at"] + pd.Timedelta(days=OUTCOME_ACTIVITY_AFTER_DAYS)
-    per_deal = log[late].groupby("deal_id").size().reindex(deals["deal_id"], fill_value=0)
+    log = default_crm.activities.merge(
+        deals[["deal_id", "created_at", "outcome"]], on="deal_id"
+    )
+    late = log["timestamp"] > log["created_at"] + pd.Timedelta(
+        days=OUTCOME_ACTIVITY_AFTER_DAYS
+    )
+    per_deal = (
+        log[late].groupby("deal_id").size().reindex(deals["deal_id"], fill_value=0)
+    )
     outcome = deals.set_index("deal_id")["outcome"]
     assert per_deal[outcome == "won"].mean() > 2 * per_deal[outcome == "lost"].mean()
 
 
-def test_truth_is_written_next_to_the_data(tmp_path: Path, small_crm: SyntheticCRM) -> None:
+def test_truth_is_written_next_to_the_data(
+    tmp_path: Path, small_crm: SyntheticCRM
+) -> None:
     written = write_crm(small_crm, tmp_path)
     assert {p.name for p in written} == {
-        "accounts.parquet", "deals.parquet", "activities.parquet", "truth.parquet", "truth.json",
+        "accounts.parquet",
+        "deals.parquet",
+        "activities.parquet",
+        "truth.parquet",
+        "truth.json",
     }
     summary = json.loads((tmp_path / "truth.json").read_text())
     assert set(summary["dimension_strength"]) == set(DIMENSIONS)

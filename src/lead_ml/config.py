@@ -62,7 +62,9 @@ class FeaturizeConfig(_Section):
     """Point-in-time feature settings."""
 
     snapshot_days: int = Field(
-        14, ge=0, description="features use only what was known this many days after created_at"
+        14,
+        ge=0,
+        description="features use only what was known this many days after created_at",
     )
     half_life_days: float = Field(
         7.0, gt=0, description="half-life of the recency weight on activities"
@@ -122,7 +124,9 @@ class BantConfig(_Section):
         if missing:
             raise ValueError(f"weights missing for letters {missing}")
         if self.threshold > sum(self.weights[k] for k in self.letters):
-            raise ValueError("threshold is above the sum of the weights: nothing passes")
+            raise ValueError(
+                "threshold is above the sum of the weights: nothing passes"
+            )
         return self
 
 
@@ -138,7 +142,7 @@ class EvaluateConfig(_Section):
 
 
 class BandsConfig(_Section):
-    """Score bands as shares of the validation window, best first (A, B, C; D is the rest)."""
+    """Score bands A, B, C as shares of the validation window; D is the rest."""
 
     A: float = Field(0.10, gt=0, lt=1)
     B: float = Field(0.20, gt=0, lt=1)

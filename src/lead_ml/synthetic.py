@@ -140,7 +140,20 @@ ACTIVITY_TYPES = [
 # Type mixes: low intent reads emails; high intent looks at pricing, demos and trials;
 # after qualification, won deals meet and trial, lost deals go quiet.
 LOW_INTENT_MIX = [0.42, 0.12, 0.22, 0.03, 0.1, 0.04, 0.01, 0.01, 0.01, 0.01, 0.01, 0.02]
-HIGH_INTENT_MIX = [0.14, 0.12, 0.16, 0.12, 0.06, 0.05, 0.08, 0.07, 0.06, 0.08, 0.03, 0.03]
+HIGH_INTENT_MIX = [
+    0.14,
+    0.12,
+    0.16,
+    0.12,
+    0.06,
+    0.05,
+    0.08,
+    0.07,
+    0.06,
+    0.08,
+    0.03,
+    0.03,
+]
 WON_LATE_MIX = [0.08, 0.05, 0.08, 0.08, 0.02, 0.01, 0.04, 0.08, 0.04, 0.3, 0.12, 0.1]
 LOST_LATE_MIX = [0.5, 0.08, 0.14, 0.04, 0.04, 0.02, 0.01, 0.01, 0.01, 0.02, 0.03, 0.1]
 
@@ -160,9 +173,13 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def _choice(rng: np.random.Generator, levels: list[str], p: list[float], n: int) -> np.ndarray:
+def _choice(
+    rng: np.random.Generator, levels: list[str], p: list[float], n: int
+) -> np.ndarray:
     weights = np.asarray(p, dtype=float)
-    return np.asarray(levels, dtype=object)[rng.choice(len(levels), size=n, p=weights / weights.sum())]
+    return np.asarray(levels, dtype=object)[
+        rng.choice(len(levels), size=n, p=weights / weights.sum())
+    ]
 
 
 def _generate_accounts(cfg: SyntheticConfig, rng: np.random.Generator) -> pd.DataFrame:
@@ -180,7 +197,9 @@ def _generate_accounts(cfg: SyntheticConfig, rng: np.random.Generator) -> pd.Dat
     )
 
 
-def _created_days(cfg: SyntheticConfig, rng: np.random.Generator, n: int, span: float) -> np.ndarray:
+def _created_days(
+    cfg: SyntheticConfig, rng: np.random.Generator, n: int, span: float
+) -> np.ndarray:
     # Lead volume grows ~60% over the history: inverse CDF of a linear density.
     growth = 0.6
     u = rng.random(n)
@@ -220,7 +239,9 @@ def _meddic(
     )
     pain_weights /= pain_weights.sum(axis=1, keepdims=True)
     draw = (pain_weights.cumsum(axis=1) < rng.random((n, 1))).sum(axis=1)
-    pain = np.asarray(["productivity", "support", "financial", "none"], dtype=object)[draw]
+    pain = np.asarray(["productivity", "support", "financial", "none"], dtype=object)[
+        draw
+    ]
     pain[rng.random(n) < 0.28] = "unknown"
     severity = np.clip(np.round(3 + 1.0 * quality + rng.normal(0, 1, n)), 1, 5)
     fields["meddic_pain_type"] = pain
@@ -244,13 +265,29 @@ def _bant(
 ) -> dict[str, np.ndarray]:
     n = len(employees)
     size = np.log10(employees)
-    p_authority = pd.Series(seniority).map(
-        {"individual_contributor": 0.05, "manager": 0.2, "director": 0.5, "vp": 0.85, "c_level": 0.95}
-    ).to_numpy(float)
-    has_pain = np.isin(meddic["meddic_pain_type"], ["productivity", "support", "financial"])
-    p_need = np.clip(_sigmoid(-0.9 + 1.5 * has_pain + rng.normal(0, 0.8, n)) + 0.5 * big_exec, 0, 1)
+    p_authority = (
+        pd.Series(seniority)
+        .map(
+            {
+                "individual_contributor": 0.05,
+                "manager": 0.2,
+                "director": 0.5,
+                "vp": 0.85,
+                "c_level": 0.95,
+            }
+        )
+        .to_numpy(float)
+    )
+    has_pain = np.isin(
+        meddic["meddic_pain_type"], ["productivity", "support", "financial"]
+    )
+    p_need = np.clip(
+        _sigmoid(-0.9 + 1.5 * has_pain + rng.normal(0, 0.8, n)) + 0.5 * big_exec, 0, 1
+    )
     urgency = (
-        1.0 * (meddic["meddic_decision_process"] == "yes") + rng.normal(0, 1.0, n) + 2.0 * big_exec
+        1.0 * (meddic["meddic_decision_process"] == "yes")
+        + rng.normal(0, 1.0, n)
+        + 2.0 * big_exec
     )
     horizon = np.digitize(-urgency, [-1.2, -0.2, 0.8])
     timeline = np.asarray(BANT_TIMELINES, dtype=object)[horizon]
@@ -345,7 +382,9 @@ def _activity_log(
     # Early activity (10 days before to 21 days after creation) follows intent;
     # later activity, up to the close or the export, follows the outcome.
     early_rate = 0.6 * per_deal * np.exp(0.55 * intent - 0.55**2 / 2)
-    late_days = ((closed.fillna(export_at) - created).dt.total_seconds() / 86400).to_numpy()
+    late_days = (
+        (closed.fillna(export_at) - created).dt.total_seconds() / 86400
+    ).to_numpy()
     late_span = np.clip(late_days - OUTCOME_ACTIVITY_AFTER_DAYS, 0, None)
     late_rate = np.where(won, 1.0, 0.3) * per_deal * np.minimum(late_span / 45, 2.0)
     early_n = rng.poisson(early_rate)
@@ -353,7 +392,9 @@ def _activity_log(
     early_deal = np.repeat(np.arange(n), early_n)
     late_deal = np.repeat(np.arange(n), late_n)
     early_offset = rng.uniform(-10, OUTCOME_ACTIVITY_AFTER_DAYS, len(early_deal))
-    late_offset = OUTCOME_ACTIVITY_AFTER_DAYS + rng.random(len(late_deal)) * late_span[late_deal]
+    late_offset = (
+        OUTCOME_ACTIVITY_AFTER_DAYS + rng.random(len(late_deal)) * late_span[late_deal]
+    )
     high_intent = rng.random(len(early_deal)) < _sigmoid(1.2 * intent[early_deal] - 0.6)
     early_type = np.where(
         high_intent,
@@ -366,8 +407,12 @@ def _activity_log(
         _draw_types(rng, LOST_LATE_MIX, len(late_deal)),
     )
     deal = np.concatenate([early_deal, late_deal])
-    offset_s = np.round(np.concatenate([early_offset, late_offset]) * 86400).astype("int64")
-    timestamp = (created.to_numpy()[deal] + offset_s.astype("timedelta64[s]")).astype(TIME_DTYPE)
+    offset_s = np.round(np.concatenate([early_offset, late_offset]) * 86400).astype(
+        "int64"
+    )
+    timestamp = (created.to_numpy()[deal] + offset_s.astype("timedelta64[s]")).astype(
+        TIME_DTYPE
+    )
     log = pd.DataFrame(
         {
             "deal_index": deal,
@@ -404,10 +449,14 @@ def generate_crm(
     span = (export_at - start).days
     created_day = _created_days(cfg, rng, n, span)
     created = pd.Series(
-        (start + pd.to_timedelta(np.round(created_day * 86400), unit="s")).astype(TIME_DTYPE)
+        (start + pd.to_timedelta(np.round(created_day * 86400), unit="s")).astype(
+            TIME_DTYPE
+        )
     )
     title, seniority, department = _contacts(rng, n)
-    big_exec = (seniority == "c_level") & (acct["employees"].to_numpy() >= BIG_COMPANY_EMPLOYEES)
+    big_exec = (seniority == "c_level") & (
+        acct["employees"].to_numpy() >= BIG_COMPANY_EMPLOYEES
+    )
     quality = rng.normal(0, 1, n) - 1.2 * big_exec
     intent = rng.normal(0, 1, n)
     meddic = _meddic(rng, quality, big_exec)
@@ -428,9 +477,8 @@ def generate_crm(
     won = rng.random(n) < _sigmoid(logit)
 
     cycle_days = rng.lognormal(np.log(45), 0.55, n)
-    closed = (created + pd.to_timedelta(np.round(cycle_days * 86400), unit="s")).astype(
-        TIME_DTYPE
-    )
+    cycle = pd.to_timedelta(np.round(cycle_days * 86400), unit="s")
+    closed = pd.Series((created + cycle).to_numpy().astype(TIME_DTYPE))
     is_open = (closed > export_at).to_numpy()
     outcome = np.where(is_open, "open", np.where(won, "won", "lost")).astype(object)
     closed = closed.where(~is_open)
@@ -458,7 +506,9 @@ def generate_crm(
         {"deal_id": deals["deal_id"], "true_logit": logit, "base": base}
         | {f"true_{d}": dims[d] for d in DIMENSIONS}
     )
-    log = _activity_log(rng, created, closed, intent, won & ~is_open, export_at, cfg.activities_per_deal)
+    log = _activity_log(
+        rng, created, closed, intent, won & ~is_open, export_at, cfg.activities_per_deal
+    )
     activities = pd.DataFrame(
         {
             "activity_id": np.arange(1, len(log) + 1, dtype="int64"),
@@ -478,19 +528,35 @@ def generate_crm(
     )
 
 
-def _post_qualification(rng: np.random.Generator, outcome: np.ndarray) -> dict[str, np.ndarray]:
+def _post_qualification(
+    rng: np.random.Generator, outcome: np.ndarray
+) -> dict[str, np.ndarray]:
     n = len(outcome)
     lost_stage = _choice(
-        rng, ["qualification", "discovery", "demo", "proposal", "negotiation"], [0.3, 0.25, 0.2, 0.15, 0.1], n
+        rng,
+        ["qualification", "discovery", "demo", "proposal", "negotiation"],
+        [0.3, 0.25, 0.2, 0.15, 0.1],
+        n,
     )
-    open_stage = _choice(rng, ["qualification", "discovery", "demo", "proposal"], [0.4, 0.3, 0.2, 0.1], n)
-    stage = np.where(outcome == "won", "closed_won", np.where(outcome == "lost", lost_stage, open_stage))
+    open_stage = _choice(
+        rng, ["qualification", "discovery", "demo", "proposal"], [0.4, 0.3, 0.2, 0.1], n
+    )
+    stage = np.where(
+        outcome == "won",
+        "closed_won",
+        np.where(outcome == "lost", lost_stage, open_stage),
+    )
     discount = np.where(outcome == "won", np.round(rng.uniform(0, 25, n)), np.nan)
-    reason = _choice(rng, ["price", "competitor", "no_decision", "timing", "no_budget"], [0.25, 0.25, 0.3, 0.12, 0.08], n)
+    reason = _choice(
+        rng,
+        ["price", "competitor", "no_decision", "timing", "no_budget"],
+        [0.25, 0.25, 0.3, 0.12, 0.08],
+        n,
+    )
     return {
         "stage_at_close": stage.astype(object),
         "discount_pct": discount,
-        "lost_reason": np.where(outcome == "lost", reason, None).astype(object),
+        "lost_reason": pd.Series(reason).where(outcome == "lost").to_numpy(object),
     }
 
 
@@ -507,7 +573,9 @@ def _make_dirty(
         return deals, activities
     closed_rows = np.flatnonzero(deals["outcome"].isin(["won", "lost"]).to_numpy())
     bad_dates = rng.choice(closed_rows, n_bad, replace=False)
-    deals.loc[bad_dates, "closed_at"] = deals.loc[bad_dates, "created_at"] - pd.Timedelta(days=3)
+    deals.loc[bad_dates, "closed_at"] = deals.loc[
+        bad_dates, "created_at"
+    ] - pd.Timedelta(days=3)
     deals.loc[rng.choice(len(deals), n_bad, replace=False), "amount"] = -1.0
     deals.loc[rng.choice(len(deals), n_bad, replace=False), "outcome"] = "pending"
     duplicates = deals.iloc[rng.choice(len(deals), n_bad, replace=False)]
@@ -529,16 +597,21 @@ def _as_strings(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _summarise(deals: pd.DataFrame, truth: pd.DataFrame, export_at: pd.Timestamp) -> dict[str, Any]:
+def _summarise(
+    deals: pd.DataFrame, truth: pd.DataFrame, export_at: pd.Timestamp
+) -> dict[str, Any]:
     closed = deals["outcome"].isin(["won", "lost"])
     first = ~deals["deal_id"].duplicated()
     truth_closed = truth.set_index("deal_id").loc[deals.loc[closed & first, "deal_id"]]
     centred = {
-        d: float((truth_closed[f"true_{d}"] - truth_closed[f"true_{d}"].mean()).abs().mean())
+        d: float(
+            (truth_closed[f"true_{d}"] - truth_closed[f"true_{d}"].mean()).abs().mean()
+        )
         for d in DIMENSIONS
     }
     passes = sum(
-        (deals[c] == "yes").astype(int) for c in ("bant_budget", "bant_authority", "bant_need")
+        (deals[c] == "yes").astype(int)
+        for c in ("bant_budget", "bant_authority", "bant_need")
     ) + deals["bant_timeline"].isin(BANT_TIMELINES[:2]).astype(int)
     return {
         "export_at": export_at.isoformat(),
@@ -546,7 +619,9 @@ def _summarise(deals: pd.DataFrame, truth: pd.DataFrame, export_at: pd.Timestamp
         "n_closed": int(closed.sum()),
         "n_open": int((deals["outcome"] == "open").sum()),
         "win_rate_closed": float((deals.loc[closed, "outcome"] == "won").mean()),
-        "sales_ready_share": float((_sigmoid(truth["true_logit"].to_numpy()) >= 0.5).mean()),
+        "sales_ready_share": float(
+            (_sigmoid(truth["true_logit"].to_numpy()) >= 0.5).mean()
+        ),
         "bant_pass_share": float((passes >= 3).mean()),
         "dimension_strength": dict(sorted(centred.items(), key=lambda kv: -kv[1])),
         "effects": _effects_table(),
@@ -561,7 +636,9 @@ def _effects_table() -> dict[str, Any]:
             "industry": INDUSTRY_EFFECT,
             "region": REGION_EFFECT,
             "size": "max(0.45 - 0.4 * (log10(employees) - 2.5)^2, -0.9)",
-            "persona_department": {d: PERSONA_EFFECT for d in sorted(PERSONA_DEPARTMENTS)},
+            "persona_department": dict.fromkeys(
+                sorted(PERSONA_DEPARTMENTS), PERSONA_EFFECT
+            ),
             "c_level_at_company_of_employees_>=": {
                 str(BIG_COMPANY_EMPLOYEES): BIG_COMPANY_EXEC_EFFECT
             },
@@ -569,7 +646,7 @@ def _effects_table() -> dict[str, Any]:
         "engagement": {
             "intent_per_sd": INTENT_EFFECT,
             "lead_source": LEAD_SOURCE_EFFECT,
-            f"first_response_within_{FAST_RESPONSE_MINUTES:g}_minutes": FAST_RESPONSE_EFFECT,
+            "first_response_within_5_minutes": FAST_RESPONSE_EFFECT,
         },
         **{
             column.removeprefix("meddic_"): {"yes": yes, "no": no, "unknown": 0.0}
@@ -590,7 +667,7 @@ def _effects_table() -> dict[str, Any]:
 
 
 def write_crm(crm: SyntheticCRM, out_dir: Path, fmt: str = "parquet") -> list[Path]:
-    """Write the tables (Parquet or CSV) and truth.json into out_dir; return the paths."""
+    """Write the tables (Parquet or CSV) and truth.json to out_dir; return paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for name in ("accounts", "deals", "activities", "truth"):

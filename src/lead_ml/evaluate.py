@@ -1,0 +1,358 @@
+"""Metrics that compare the model with the BANT rule on the test window.
+
+Pure functions on arrays: no files, no printing, no MLflow. Every dict they return
+holds plain Python numbers and lists so it can go straight to ``json.dump``.
+
+>>> won = np.array([0, 0, 1, 1])
+>>> classification_metrics(won, np.array([0.1, 0.4, 0.35, 0.8]))["roc_auc"]
+0.75
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike
+from sklearn.metrics import (
+    average_precision_score,
+    brier_score_loss,
+    log_loss,
+    precision_recall_curve,
+    roc_auc_score,
+    roc_curve,
+)
+
+from lead_ml.config import EvaluateConfig
+
+#: Points per approach on the cumulative gains curve (every 1% of leads).
+GAINS_POINTS = 101
+
+
+def _outcomes(y_true: ArrayLike) -> np.ndarray:
+    """Outcomes as a 0/1 int array; ValueError if anything else is in there."""
+    won = np.asarray(y_true)
+    if won.ndim != 1 or won.size == 0 or not np.isin(won, [0, 1]).all():
+        raise ValueError("y_true must be a non-empty 1-d array of 0/1 outcomes")
+    return won.astype(int)
+
+
+def _scores(score: ArrayLike, n: int, name: str) -> np.ndarray:
+    """Scores as a finite float array of length n; ValueError naming it otherwise."""
+    values = np.asarray(score, dtype=float)
+    if values.shape != (n,) or not np.isfinite(values).all():
+        raise ValueError(f"{name} must be {n} finite numbers, one per outcome")
+    return values
+
+
+def _both_classes(won: np.ndarray) -> None:
+    if won.min() == won.max():
+        raise ValueError("y_true needs both won (1) and lost (0) deals to rank them")
+
+
+def _calibration_bins(prob: np.ndarray, n_bins: int) -> np.ndarray:
+    """Bin of each probability among n_bins equal-width bins; 1.0 goes in the last."""
+    if n_bins < 1:
+        raise ValueError(f"n_bins must be at least 1; got {n_bins}")
+    if prob.min() < 0 or prob.max() > 1:
+        raise ValueError("probabilities must lie in [0, 1]")
+    return np.minimum((prob * n_bins).astype(int), n_bins - 1)
+
+
+def expected_calibration_error(
+    y_true: ArrayLike, prob: ArrayLike, n_bins: int = 10
+) -> float:
+    """Expected calibration error over equal-width bins of [0, 1].
+
+    ``ECE = sum over non-empty bins b of (n_b / n) * |mean(prob in b) - mean(y in b)|``
+    with bins ``[0, 1/n_bins), ..., [1 - 1/n_bins, 1]``. 0 means every bin's
+    average prediction matches its observed win rate.
+
+    >>> ece = expected_calibration_error([0, 1, 0, 1], [0.2, 0.2, 0.9, 0.9], n_bins=2)
+    >>> round(ece, 6)
+    0.35
+    """
+    won = _outcomes(y_true)
+    p = _scores(prob, won.size, "prob")
+    bins = _calibration_bins(p, n_bins)
+    # Per bin, n_b/n * |mean_p - mean_y| is |sum_p - sum_y| / n.
+    gap = np.bincount(bins, weights=p - won, minlength=n_bins)
+    return float(np.abs(gap).sum() / won.size)
+
+
+def classification_metrics(
+    y_true: ArrayLike, prob: ArrayLike, n_bins: int = 10
+) -> dict[str, float]:
+    """Ranking and probability quality of predicted win probabilities.
+
+    Keys: roc_auc, pr_auc (average precision), brier, log_loss, ece.
+
+    >>> metrics = classification_metrics([0, 1], [0.0, 1.0])
+    >>> metrics["roc_auc"], metrics["brier"], metrics["ece"]
+    (1.0, 0.0, 0.0)
+    """
+    won = _outcomes(y_true)
+    p = _scores(prob, won.size, "prob")
+    _both_classes(won)
+    return {
+        "roc_auc": float(roc_auc_score(won, p)),
+        "pr_auc": float(average_precision_score(won, p)),
+        "brier": float(brier_score_loss(won, p)),
+        "log_loss": float(log_loss(won, p, labels=[0, 1])),
+        "ece": expected_calibration_error(won, p, n_bins),
+    }
+
+
+def _tie_groups(score: np.ndarray) -> tuple[np.ndarray, int]:
+    """Rank group of each score (equal scores share one) and the number of groups."""
+    values, groups = np.unique(score, return_inverse=True)
+    return groups, values.size
+
+
+def _weighted_auc(
+    groups: np.ndarray, n_groups: int, won: np.ndarray, copies: np.ndarray
+) -> float:
+    """ROC AUC when row i appears copies[i] times (Mann-Whitney, ties count half)."""
+    pos = np.bincount(groups, weights=copies * won, minlength=n_groups)
+    neg = np.bincount(groups, weights=copies * (1 - won), minlength=n_groups)
+    neg_below = np.cumsum(neg) - neg
+    return float(pos @ (neg_below + 0.5 * neg) / (pos.sum() * neg.sum()))
+
+
+def paired_bootstrap_auc_delta(
+    y_true: ArrayLike,
+    score_model: ArrayLike,
+    score_baseline: ArrayLike,
+    n_bootstrap: int,
+    seed: int,
+) -> dict[str, Any]:
+    """ROC AUC of the model minus the baseline's, with a paired bootstrap 95% CI.
+
+    Each resample draws rows with replacement and scores both approaches on the
+    same rows. Resamples holding one class only are skipped; ``n_bootstrap`` in the
+    result counts the resamples the interval is built from.
+
+    >>> won = [0, 0, 1, 1, 0, 1]
+    >>> result = paired_bootstrap_auc_delta(won, [1, 2, 3, 4, 5, 6], [0] * 6, 200, 0)
+    >>> round(result["delta_roc_auc"], 4), result["n_bootstrap"] <= 200
+    (0.2778, True)
+    """
+    won = _outcomes(y_true)
+    model = _tie_groups(_scores(score_model, won.size, "score_model"))
+    baseline = _tie_groups(_scores(score_baseline, won.size, "score_baseline"))
+    _both_classes(won)
+    deltas = [
+        _weighted_auc(*model, won, copies) - _weighted_auc(*baseline, won, copies)
+        for copies in _resamples(won, n_bootstrap, seed)
+    ]
+    if not deltas:
+        raise ValueError("every bootstrap resample had one class only; add more rows")
+    ones = np.ones(won.size)
+    delta = _weighted_auc(*model, won, ones) - _weighted_auc(*baseline, won, ones)
+    low, high = np.percentile(deltas, [2.5, 97.5])
+    return {
+        "delta_roc_auc": float(delta),
+        "delta_roc_auc_ci95": [float(low), float(high)],
+        "n_bootstrap": len(deltas),
+    }
+
+
+def _resamples(won: np.ndarray, n_bootstrap: int, seed: int) -> Iterator[np.ndarray]:
+    """How many times each row is drawn, per resample holding both classes."""
+    rng = np.random.default_rng(seed)
+    for _ in range(n_bootstrap):
+        copies = np.bincount(rng.integers(0, won.size, won.size), minlength=won.size)
+        if 0 < copies @ won < won.size:
+            yield copies
+
+
+def _top_k(score: np.ndarray, k: int, tiebreak: np.ndarray) -> np.ndarray:
+    """Positions of the k highest scores; ties go by the tiebreak order."""
+    return np.lexsort((tiebreak, -score))[:k]
+
+
+def capacity_view(
+    y_true: ArrayLike,
+    model_score: ArrayLike,
+    bant_points: ArrayLike,
+    k: int,
+    seed: int,
+    amount: ArrayLike | None = None,
+) -> dict[str, float | int]:
+    """Wins each approach puts in front of reps who can work only k leads.
+
+    Each approach takes its k best leads; equal scores are ordered by one seeded
+    random permutation, so with k equal to the number of BANT-qualified leads the
+    rule takes exactly the qualified ones. With ``amount``, the pipeline value is
+    the summed amount of the won deals chosen (missing amounts count as 0).
+
+    >>> view = capacity_view([1, 0, 1, 0], [0.9, 0.8, 0.7, 0.1], [4, 4, 1, 0], 2, 0)
+    >>> view["model_wins"], view["bant_wins"], view["base_win_rate"]
+    (1, 1, 0.5)
+    """
+    won = _outcomes(y_true)
+    model = _scores(model_score, won.size, "model_score")
+    points = _scores(bant_points, won.size, "bant_points")
+    if not 1 <= k <= won.size:
+        raise ValueError(f"k must be between 1 and the {won.size} leads; got {k}")
+    tiebreak = np.random.default_rng(seed).permutation(won.size)
+    chosen = {"model": _top_k(model, k, tiebreak), "bant": _top_k(points, k, tiebreak)}
+    view: dict[str, float | int] = {"k": int(k)}
+    for name, rows in chosen.items():
+        view[f"{name}_wins"] = int(won[rows].sum())
+        view[f"{name}_win_rate"] = float(won[rows].mean())
+    view["base_win_rate"] = float(won.mean())
+    if amount is not None:
+        value = np.nan_to_num(_amounts(amount, won.size)) * won
+        for name, rows in chosen.items():
+            view[f"{name}_pipeline_value"] = float(value[rows].sum())
+    return view
+
+
+def _amounts(amount: ArrayLike, n: int) -> np.ndarray:
+    values = np.asarray(amount, dtype=float)
+    if values.shape != (n,):
+        raise ValueError(f"amount must have {n} values, one per outcome")
+    return values
+
+
+def _gains(won: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cumulative share of wins against share of leads worked, best score first.
+
+    Leads with equal scores are worked in random order, so within a tie group the
+    curve is the straight line between the group's ends (its expected value).
+    """
+    order = np.argsort(-score, kind="stable")
+    ranked, ranked_won = score[order], won[order]
+    group_ends = np.r_[ranked[1:] != ranked[:-1], True]
+    leads = np.r_[0, np.flatnonzero(group_ends) + 1] / won.size
+    wins = np.r_[0, np.cumsum(ranked_won)[group_ends]] / won.sum()
+    grid = np.linspace(0, 1, GAINS_POINTS)
+    return grid, np.interp(grid, leads, wins)
+
+
+def _long(
+    approaches: dict[str, tuple[np.ndarray, np.ndarray]], x: str, y: str
+) -> pd.DataFrame:
+    """Stack one (x, y) curve per approach into a tidy frame."""
+    frames = [
+        pd.DataFrame({"approach": name, x: xs, y: ys})
+        for name, (xs, ys) in approaches.items()
+    ]
+    return pd.concat(frames, ignore_index=True)
+
+
+def _calibration_table(won: np.ndarray, prob: np.ndarray, n_bins: int) -> pd.DataFrame:
+    """Mean prediction and observed win rate per non-empty equal-width bin (1-based)."""
+    table = pd.DataFrame(
+        {"bin": _calibration_bins(prob, n_bins) + 1, "p": prob, "y": won}
+    )
+    return table.groupby("bin", as_index=False).agg(
+        mean_predicted=("p", "mean"), observed_rate=("y", "mean"), count=("y", "size")
+    )
+
+
+def _win_rate_by_band(won: np.ndarray, score: np.ndarray, n_bands: int) -> pd.DataFrame:
+    """Leads split into n_bands equal-sized bands by score, band 1 the highest."""
+    if not 1 <= n_bands <= won.size:
+        raise ValueError(f"n_bands must be between 1 and the {won.size} leads")
+    order = np.argsort(-score, kind="stable")
+    bands = np.empty(won.size, dtype=int)
+    bands[order] = np.arange(won.size) * n_bands // won.size + 1
+    table = pd.DataFrame({"band": bands, "won": won, "score": score})
+    return table.groupby("band", as_index=False).agg(
+        n=("won", "size"),
+        wins=("won", "sum"),
+        win_rate=("won", "mean"),
+        min_score=("score", "min"),
+        max_score=("score", "max"),
+    )
+
+
+def plot_data(
+    y_true: ArrayLike,
+    prob: ArrayLike,
+    bant_points: ArrayLike,
+    n_bins: int,
+    n_bands: int,
+) -> dict[str, pd.DataFrame]:
+    """Tidy frames behind the evaluation plots, ready to write as CSV for DVC.
+
+    ``roc`` (approach, fpr, tpr), ``pr`` (approach, recall, precision),
+    ``calibration`` (bin, mean_predicted, observed_rate, count) for the model,
+    ``gains`` (approach, share_of_leads, share_of_wins) at every 1% of leads, and
+    ``win_rate_by_band`` (band, n, wins, win_rate, min_score, max_score) with band 1
+    the model's highest-scored leads.
+
+    >>> frames = plot_data([0, 1, 0, 1], [0.1, 0.9, 0.3, 0.6], [1, 3, 2, 4], 2, 2)
+    >>> frames["win_rate_by_band"][["band", "wins"]].to_numpy().tolist()
+    [[1, 2], [2, 0]]
+    """
+    won = _outcomes(y_true)
+    scores = {
+        "model": _scores(prob, won.size, "prob"),
+        "bant": _scores(bant_points, won.size, "bant_points"),
+    }
+    _both_classes(won)
+    roc = {name: roc_curve(won, score)[:2] for name, score in scores.items()}
+    pr = {
+        name: precision_recall_curve(won, score)[:2] for name, score in scores.items()
+    }
+    return {
+        "roc": _long(roc, "fpr", "tpr"),
+        "pr": _long(
+            {name: (rec, prec) for name, (prec, rec) in pr.items()},
+            "recall",
+            "precision",
+        ),
+        "calibration": _calibration_table(won, scores["model"], n_bins),
+        "gains": _long(
+            {name: _gains(won, score) for name, score in scores.items()},
+            "share_of_leads",
+            "share_of_wins",
+        ),
+        "win_rate_by_band": _win_rate_by_band(won, scores["model"], n_bands),
+    }
+
+
+def evaluate_scores(
+    y_true: ArrayLike,
+    prob: ArrayLike,
+    bant_points: ArrayLike,
+    bant_qualified: ArrayLike,
+    cfg: EvaluateConfig,
+    seed: int,
+    amount: ArrayLike | None = None,
+) -> dict[str, Any]:
+    """The model-vs-BANT metrics dict for the test window (JSON-ready).
+
+    Capacity k is ``cfg.capacity``, or else the number of BANT-qualified leads
+    (at least 1).
+
+    >>> metrics = evaluate_scores(
+    ...     [0, 1, 0, 1], [0.2, 0.7, 0.4, 0.9], [1, 3, 3, 4], [0, 1, 1, 1],
+    ...     EvaluateConfig(n_bootstrap=50), seed=0,
+    ... )
+    >>> metrics["model"]["roc_auc"], metrics["bant"]["qualified_share"]
+    (1.0, 0.75)
+    >>> metrics["capacity"]["k"], metrics["capacity"]["bant_wins"]
+    (3, 2)
+    """
+    won = _outcomes(y_true)
+    points = _scores(bant_points, won.size, "bant_points")
+    qualified = _scores(bant_qualified, won.size, "bant_qualified").astype(bool)
+    delta = paired_bootstrap_auc_delta(won, prob, points, cfg.n_bootstrap, seed)
+    k = cfg.capacity or max(1, int(qualified.sum()))
+    return {
+        "model": classification_metrics(won, prob, cfg.calibration_bins),
+        "bant": {
+            "roc_auc": float(roc_auc_score(won, points)),
+            "pr_auc": float(average_precision_score(won, points)),
+            "qualified_share": float(qualified.mean()),
+        },
+        "delta_roc_auc": delta["delta_roc_auc"],
+        "delta_roc_auc_ci95": delta["delta_roc_auc_ci95"],
+        "capacity": capacity_view(won, prob, points, k, seed, amount),
+    }

@@ -1,0 +1,285 @@
+"""Point-in-time features: one row per deal, from what was known at its snapshot.
+
+The snapshot of a deal is ``created_at + snapshot_days``. Activities after it, and the
+fields recorded only after qualification (:data:`FORBIDDEN`), cannot reach any feature.
+
+:data:`REGISTRY` is the single source of truth for columns: every feature, the raw
+column it comes from, how it is encoded, which dimension (the six MEDDIC dimensions,
+fit, engagement) it explains, and whether its business direction is certain.
+
+>>> sorted({spec.dimension for spec in REGISTRY}) == sorted(DIMENSIONS)
+True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from lead_ml.config import FeaturizeConfig
+from lead_ml.synthetic import ACTIVITY_TYPES, POST_QUALIFICATION_COLUMNS
+
+Kind = Literal["category", "number", "log", "evidence"]
+
+#: "evidence" fields: a rep's yes / no / unknown answer. Ordered so that more
+#: evidence never lowers the score, while "unknown" stays a value of its own.
+EVIDENCE_CODES = {"no": 0.0, "unknown": 1.0, "yes": 2.0}
+#: Activity types that signal buying intent more than reading an email does.
+HIGH_INTENT_TYPES = (
+    "pricing_page_view",
+    "demo_booked",
+    "demo_attended",
+    "trial_signup",
+    "trial_active_day",
+    "meeting",
+)
+#: Columns that identify a deal or are known only at or after its outcome.
+FORBIDDEN: tuple[str, ...] = ("outcome", "closed_at", *POST_QUALIFICATION_COLUMNS)
+#: Non-feature columns the features table carries for splitting and evaluation.
+META_COLUMNS: tuple[str, ...] = (
+    "deal_id",
+    "created_at",
+    "snapshot_at",
+    "outcome",
+    "won",
+    "amount",
+)
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """One model feature: where it comes from, how it is encoded, what it explains."""
+
+    name: str
+    source: str
+    kind: Kind
+    dimension: str
+    monotone: int = 0
+    description: str = ""
+
+
+def _activity_specs() -> list[FeatureSpec]:
+    counts = [
+        FeatureSpec(f"n_{t}", "activities", "number", "engagement", 0, f"{t} events")
+        for t in ACTIVITY_TYPES
+    ]
+    return [
+        *counts,
+        FeatureSpec(
+            "n_activities", "activities", "number", "engagement", 0, "all events"
+        ),
+        FeatureSpec(
+            "engagement_recent",
+            "activities",
+            "number",
+            "engagement",
+            0,
+            "recency-weighted events (half-life from params)",
+        ),
+        FeatureSpec(
+            "intent_recent",
+            "activities",
+            "number",
+            "engagement",
+            0,
+            "recency-weighted pricing, demo, trial and meeting events",
+        ),
+        FeatureSpec(
+            "days_since_last_touch",
+            "activities",
+            "number",
+            "engagement",
+            0,
+            "days from the last event to the snapshot",
+        ),
+    ]
+
+
+REGISTRY: tuple[FeatureSpec, ...] = (
+    FeatureSpec("industry", "accounts.industry", "category", "fit"),
+    FeatureSpec("region", "accounts.region", "category", "fit"),
+    FeatureSpec("log_employees", "accounts.employees", "log", "fit"),
+    FeatureSpec("log_annual_revenue", "accounts.annual_revenue", "log", "fit"),
+    FeatureSpec("contact_title", "deals.contact_title", "category", "fit"),
+    FeatureSpec("contact_seniority", "deals.contact_seniority", "category", "fit"),
+    FeatureSpec("lead_source", "deals.lead_source", "category", "engagement"),
+    FeatureSpec(
+        "minutes_to_first_response",
+        "deals.minutes_to_first_response",
+        "log",
+        "engagement",
+        -1,
+        "speed to lead: answering sooner never lowers the score",
+    ),
+    *_activity_specs(),
+    # BANT as recorded: the letter closest to each dimension.
+    FeatureSpec("bant_budget", "deals.bant_budget", "category", "fit"),
+    FeatureSpec("bant_authority", "deals.bant_authority", "category", "economic_buyer"),
+    FeatureSpec("bant_need", "deals.bant_need", "category", "identify_pain"),
+    FeatureSpec("bant_timeline", "deals.bant_timeline", "category", "decision_process"),
+    FeatureSpec("meddic_metrics", "deals.meddic_metrics", "evidence", "metrics", 1),
+    FeatureSpec(
+        "meddic_economic_buyer",
+        "deals.meddic_economic_buyer",
+        "evidence",
+        "economic_buyer",
+        1,
+    ),
+    FeatureSpec(
+        "meddic_decision_criteria",
+        "deals.meddic_decision_criteria",
+        "evidence",
+        "decision_criteria",
+        1,
+    ),
+    FeatureSpec(
+        "meddic_decision_process",
+        "deals.meddic_decision_process",
+        "evidence",
+        "decision_process",
+        1,
+    ),
+    FeatureSpec(
+        "meddic_pain_type", "deals.meddic_pain_type", "category", "identify_pain"
+    ),
+    FeatureSpec(
+        "meddic_pain_severity",
+        "deals.meddic_pain_severity",
+        "number",
+        "identify_pain",
+        1,
+    ),
+    FeatureSpec("meddic_champion", "deals.meddic_champion", "evidence", "champion", 1),
+    FeatureSpec(
+        "meddic_champion_strength",
+        "deals.meddic_champion_strength",
+        "number",
+        "champion",
+        1,
+    ),
+)
+
+FEATURE_NAMES: tuple[str, ...] = tuple(spec.name for spec in REGISTRY)
+CATEGORICAL_FEATURES: tuple[str, ...] = tuple(
+    spec.name for spec in REGISTRY if spec.kind == "category"
+)
+
+
+def feature_dimensions() -> dict[str, str]:
+    """Map every feature name to its dimension."""
+    return {spec.name: spec.dimension for spec in REGISTRY}
+
+
+def snapshot_times(deals: pd.DataFrame, cfg: FeaturizeConfig) -> pd.Series:
+    """When each deal's features are taken: created_at plus snapshot_days."""
+    return (deals["created_at"] + pd.Timedelta(days=cfg.snapshot_days)).astype(
+        "datetime64[ms]"
+    )
+
+
+def _column_features(deals: pd.DataFrame, accounts: pd.DataFrame) -> pd.DataFrame:
+    firmographics = accounts.drop_duplicates("account_id").set_index("account_id")
+    joined = firmographics.reindex(deals["account_id"].to_numpy())
+    columns: dict[str, np.ndarray | pd.Series] = {}
+    for spec in REGISTRY:
+        table, _, column = spec.source.partition(".")
+        if table == "activities":
+            continue
+        raw = (joined if table == "accounts" else deals)[column].to_numpy()
+        columns[spec.name] = _encode(raw, spec.kind)
+    return pd.DataFrame(columns, index=deals.index)
+
+
+def _encode(raw: np.ndarray, kind: Kind) -> np.ndarray | pd.Series:
+    if kind == "category":
+        text = pd.Series(raw, dtype="string")
+        return text.astype(object).where(text.notna(), None).to_numpy()
+    if kind == "evidence":
+        return pd.Series(raw, dtype="string").map(EVIDENCE_CODES).to_numpy(float)
+    values = pd.to_numeric(pd.Series(raw), errors="coerce").to_numpy(float)
+    return np.log1p(np.clip(values, 0, None)) if kind == "log" else values
+
+
+def activity_features(
+    deals: pd.DataFrame,
+    activities: pd.DataFrame,
+    snapshot_at: pd.Series,
+    half_life_days: float,
+) -> pd.DataFrame:
+    """Engagement up to each deal's snapshot: counts, recency-weighted, last touch."""
+    n = len(deals)
+    deal_ids = pd.Index(deals["deal_id"])
+    if not deal_ids.is_unique:
+        raise ValueError(
+            "deal_id must be unique before featurizing: run validate first"
+        )
+    position = deal_ids.get_indexer(activities["deal_id"])
+    snapshot_ms = snapshot_at.to_numpy("datetime64[ms]").astype("int64")
+    stamp_ms = activities["timestamp"].to_numpy("datetime64[ms]").astype("int64")
+    known = position >= 0
+    known[known] &= stamp_ms[known] <= snapshot_ms[position[known]]
+    position, stamp_ms = position[known], stamp_ms[known]
+    type_code = pd.Categorical(
+        activities["activity_type"].to_numpy()[known], categories=ACTIVITY_TYPES
+    ).codes
+    age_days = (snapshot_ms[position] - stamp_ms) / 86_400_000.0
+    weight = 0.5 ** (age_days / half_life_days)
+    typed = type_code >= 0
+    counts = np.bincount(
+        position[typed] * len(ACTIVITY_TYPES) + type_code[typed],
+        minlength=n * len(ACTIVITY_TYPES),
+    ).reshape(n, len(ACTIVITY_TYPES))
+    intent = np.isin(type_code, [ACTIVITY_TYPES.index(t) for t in HIGH_INTENT_TYPES])
+    youngest = np.full(n, np.inf)
+    np.minimum.at(youngest, position, age_days)
+    frame = pd.DataFrame(
+        counts.astype(float), columns=[f"n_{t}" for t in ACTIVITY_TYPES]
+    )
+    frame["n_activities"] = np.bincount(position, minlength=n).astype(float)
+    frame["engagement_recent"] = np.bincount(position, weights=weight, minlength=n)
+    frame["intent_recent"] = np.bincount(
+        position[intent], weights=weight[intent], minlength=n
+    )
+    frame["days_since_last_touch"] = np.where(np.isfinite(youngest), youngest, np.nan)
+    frame.index = deals.index
+    return frame
+
+
+def build_features(
+    deals: pd.DataFrame,
+    accounts: pd.DataFrame,
+    activities: pd.DataFrame,
+    cfg: FeaturizeConfig,
+) -> pd.DataFrame:
+    """One row per deal (deals' order and index kept): META_COLUMNS then the features.
+
+    The BANT fields are features under their raw names, so the BANT rule reads them
+    from this table as recorded.
+    """
+    snapshot_at = snapshot_times(deals, cfg)
+    columns = _column_features(deals, accounts)
+    engagement = activity_features(deals, activities, snapshot_at, cfg.half_life_days)
+    meta = pd.DataFrame(
+        {
+            "deal_id": deals["deal_id"],
+            "created_at": deals["created_at"],
+            "snapshot_at": snapshot_at,
+            "outcome": deals["outcome"] if "outcome" in deals else pd.NA,
+            "won": _won(deals),
+            "amount": deals["amount"] if "amount" in deals else np.nan,
+        },
+        index=deals.index,
+    )
+    features = pd.concat([columns, engagement], axis=1)[list(FEATURE_NAMES)]
+    return pd.concat([meta, features], axis=1)
+
+
+def _won(deals: pd.DataFrame) -> pd.Series:
+    if "outcome" not in deals:
+        return pd.Series(pd.NA, index=deals.index, dtype="Int8")
+    outcome = deals["outcome"].astype("string")
+    won = (outcome == "won").astype("Int8")
+    return won.where(outcome.isin(["won", "lost"]), pd.NA)

@@ -1,0 +1,234 @@
+"""LightGBM propensity model: time split, early stopping, Platt calibration.
+
+The model's raw output is a margin (log-odds); Platt scaling fitted on the validation
+window maps it to calibrated log-odds ``slope * margin + intercept``. Being affine, it
+keeps tree contributions additive in calibrated log-odds.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from lead_ml.config import BandsConfig, SplitConfig, TrainConfig
+from lead_ml.features import CATEGORICAL_FEATURES, FEATURE_NAMES, REGISTRY
+
+MODEL_FILE = "booster.txt"
+META_FILE = "model.json"
+
+
+@dataclass(frozen=True)
+class Split:
+    """Closed deals cut by time: oldest train, then validation, then the latest test."""
+
+    train: pd.DataFrame
+    valid: pd.DataFrame
+    test: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Platt scaling: calibrated log-odds = slope * margin + intercept."""
+
+    slope: float
+    intercept: float
+
+    def log_odds(self, margin: np.ndarray) -> np.ndarray:
+        """Calibrated log-odds of raw margins."""
+        return self.slope * np.asarray(margin, dtype=float) + self.intercept
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Everything besides the booster needed to reuse a trained model."""
+
+    feature_names: list[str]
+    categories: dict[str, list[str]]
+    calibration: Calibration
+    band_thresholds: dict[str, float]
+    best_iteration: int
+    window: dict[str, str]
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """A booster with its feature layout, calibration and band thresholds."""
+
+    booster: lgb.Booster
+    info: ModelInfo
+
+
+def time_split(features: pd.DataFrame, cfg: SplitConfig) -> Split:
+    """Split the closed deals (won is 0/1) by created_at into train, valid and test."""
+    closed = features[features["won"].notna()]
+    ordered = closed.sort_values(["created_at", "deal_id"], kind="stable")
+    n = len(ordered)
+    n_test = int(round(cfg.test_fraction * n))
+    n_valid = int(round(cfg.valid_fraction * n))
+    n_train = n - n_valid - n_test
+    if min(n_train, n_valid, n_test) < 1:
+        raise ValueError(f"{n} closed deals are too few to split into train/valid/test")
+    return Split(
+        train=ordered.iloc[:n_train],
+        valid=ordered.iloc[n_train : n_train + n_valid],
+        test=ordered.iloc[n_train + n_valid :],
+    )
+
+
+def category_levels(train: pd.DataFrame) -> dict[str, list[str]]:
+    """The sorted levels each categorical feature takes in the training window."""
+    return {
+        name: sorted(train[name].dropna().astype(str).unique().tolist())
+        for name in CATEGORICAL_FEATURES
+    }
+
+
+def model_matrix(
+    features: pd.DataFrame, categories: dict[str, list[str]]
+) -> pd.DataFrame:
+    """Features in model order; categoricals on the training levels (unseen: NaN)."""
+    matrix = features.loc[:, list(FEATURE_NAMES)].copy()
+    for name, levels in categories.items():
+        # Codes via the level index: unseen values and gaps both become -1 (missing).
+        codes = pd.Index(levels).get_indexer(pd.Index(matrix[name].astype(object)))
+        matrix[name] = pd.Categorical.from_codes(codes, categories=pd.Index(levels))
+    numeric = [n for n in FEATURE_NAMES if n not in categories]
+    matrix[numeric] = matrix[numeric].astype(float)
+    return matrix
+
+
+def lightgbm_params(cfg: TrainConfig, seed: int) -> dict[str, Any]:
+    """LightGBM parameters: the configured tree shape, deterministic and seeded."""
+    return {
+        "objective": "binary",
+        "learning_rate": cfg.learning_rate,
+        "num_leaves": cfg.num_leaves,
+        "max_depth": cfg.max_depth,
+        "min_child_samples": cfg.min_child_samples,
+        "reg_lambda": cfg.reg_lambda,
+        "feature_fraction": cfg.feature_fraction,
+        "bagging_fraction": cfg.bagging_fraction,
+        "bagging_freq": 1 if cfg.bagging_fraction < 1 else 0,
+        "monotone_constraints": [spec.monotone for spec in REGISTRY],
+        "num_threads": cfg.num_threads,
+        "seed": seed,
+        "deterministic": True,
+        "force_row_wise": True,
+        "verbosity": -1,
+    }
+
+
+def fit_booster(
+    split: Split, cfg: TrainConfig, seed: int
+) -> tuple[lgb.Booster, dict[str, list[str]]]:
+    """Train with early stopping on the validation window; return booster and levels."""
+    categories = category_levels(split.train)
+    train_set = lgb.Dataset(
+        model_matrix(split.train, categories), label=split.train["won"].astype(int)
+    )
+    valid_set = lgb.Dataset(
+        model_matrix(split.valid, categories),
+        label=split.valid["won"].astype(int),
+        reference=train_set,
+    )
+    booster = lgb.train(
+        lightgbm_params(cfg, seed),
+        train_set,
+        num_boost_round=cfg.n_estimators,
+        valid_sets=[valid_set],
+        callbacks=[lgb.early_stopping(cfg.early_stopping_rounds, verbose=False)],
+    )
+    return booster, categories
+
+
+def fit_platt(margin: np.ndarray, won: np.ndarray) -> Calibration:
+    """Fit Platt scaling (unregularised logistic regression on the margin)."""
+    from sklearn.linear_model import LogisticRegression
+
+    platt = LogisticRegression(C=np.inf, solver="lbfgs", max_iter=1000)
+    platt.fit(np.asarray(margin).reshape(-1, 1), np.asarray(won, dtype=int))
+    return Calibration(
+        slope=float(platt.coef_[0, 0]), intercept=float(platt.intercept_[0])
+    )
+
+
+def band_thresholds(probability: np.ndarray, bands: BandsConfig) -> dict[str, float]:
+    """Lowest calibrated probability of bands A, B and C on the validation window."""
+    shares = np.cumsum([bands.A, bands.B, bands.C])
+    cuts = np.quantile(np.asarray(probability), 1 - shares)
+    return {band: float(cut) for band, cut in zip("ABC", cuts, strict=True)}
+
+
+def train_model(
+    split: Split, cfg: TrainConfig, bands: BandsConfig, seed: int
+) -> TrainedModel:
+    """Train, calibrate on the validation window and set band thresholds."""
+    booster, categories = fit_booster(split, cfg, seed)
+    valid_margin = booster.predict(
+        model_matrix(split.valid, categories), raw_score=True
+    )
+    calibration = fit_platt(np.asarray(valid_margin), split.valid["won"].to_numpy(int))
+    valid_probability = _sigmoid(calibration.log_odds(np.asarray(valid_margin)))
+    info = ModelInfo(
+        feature_names=list(FEATURE_NAMES),
+        categories=categories,
+        calibration=calibration,
+        band_thresholds=band_thresholds(valid_probability, bands),
+        best_iteration=int(booster.best_iteration or booster.current_iteration()),
+        window=_window(split),
+    )
+    return TrainedModel(booster=booster, info=info)
+
+
+def _window(split: Split) -> dict[str, str]:
+    def day(frame: pd.DataFrame, at: int) -> str:
+        return pd.Timestamp(frame["created_at"].iloc[at]).date().isoformat()
+
+    return {
+        "train_start": day(split.train, 0),
+        "train_end": day(split.train, -1),
+        "valid_start": day(split.valid, 0),
+        "valid_end": day(split.valid, -1),
+    }
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def margin(model: TrainedModel, features: pd.DataFrame) -> np.ndarray:
+    """Raw (uncalibrated) log-odds of the booster at its best iteration."""
+    matrix = model_matrix(features, model.info.categories)
+    return np.asarray(
+        model.booster.predict(
+            matrix, raw_score=True, num_iteration=model.info.best_iteration
+        )
+    )
+
+
+def predict_proba(model: TrainedModel, features: pd.DataFrame) -> np.ndarray:
+    """Calibrated win probability of each deal."""
+    return _sigmoid(model.info.calibration.log_odds(margin(model, features)))
+
+
+def save_model(model: TrainedModel, out_dir: Path) -> None:
+    """Write the booster (LightGBM text format) and its info (JSON): no pickles."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.booster.save_model(
+        str(out_dir / MODEL_FILE), num_iteration=model.info.best_iteration
+    )
+    (out_dir / META_FILE).write_text(json.dumps(asdict(model.info), indent=2) + "\n")
+
+
+def load_model(model_dir: Path) -> TrainedModel:
+    """Read a model written by save_model."""
+    raw = json.loads((model_dir / META_FILE).read_text())
+    raw["calibration"] = Calibration(**raw["calibration"])
+    booster = lgb.Booster(model_file=str(model_dir / MODEL_FILE))
+    return TrainedModel(booster=booster, info=ModelInfo(**raw))
