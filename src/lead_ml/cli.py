@@ -32,8 +32,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def _user_errors() -> tuple[type[Exception], ...]:
     from lead_ml.schema import ContractError
+    from lead_ml.scorer import ScorerError
 
-    return (ConfigError, ContractError, FileNotFoundError)
+    return (ConfigError, ContractError, ScorerError, FileNotFoundError)
 
 
 def friendly(command: F) -> F:
@@ -201,6 +202,127 @@ def evaluate(
     results = run_evaluate(_params(params), features, model, metrics, plots)
     _print_comparison(results)
     _done("evaluate", started, f"-> {metrics}, {plots}")
+
+
+@app.command()
+@friendly
+def export(
+    params: ParamsOption = Path("params.yaml"),
+    features: Annotated[Path, typer.Option(help="Features Parquet file.")] = Path(
+        "data/features/features.parquet"
+    ),
+    model: Annotated[Path, typer.Option(help="Model folder.")] = Path("models/model"),
+    validated: Annotated[Path, typer.Option(help="Validated tables.")] = Path(
+        "data/validated"
+    ),
+    out: Annotated[Path, typer.Option(help="Scorer folder.")] = Path("models/scorer"),
+    record: Annotated[Path, typer.Option(help="Registry record JSON.")] = Path(
+        "reports/export.json"
+    ),
+) -> None:
+    """Export the self-contained scorer (MLflow pyfunc) and register a new version.
+
+    Example: lead-ml export --model models/model --out models/scorer
+    """
+    from lead_ml.pipeline import run_export
+
+    started = time.perf_counter()
+    result = run_export(_params(params), features, model, validated, out, record)
+    _done(
+        "export",
+        started,
+        f"{result['registered_model']} version {result['registered_version']} -> {out}",
+    )
+
+
+@app.command()
+@friendly
+def score(
+    model: Annotated[
+        Path, typer.Option(help="Scorer folder from `lead-ml export`.")
+    ] = Path("models/scorer"),
+    input: Annotated[
+        Path, typer.Option("--input", help="Leads (.parquet or .csv).")
+    ] = Path("leads.parquet"),
+    output: Annotated[Path, typer.Option(help="Scores (.parquet or .csv).")] = Path(
+        "scores.parquet"
+    ),
+    activities: Annotated[
+        Path | None, typer.Option(help="Activity log of the leads (.parquet or .csv).")
+    ] = None,
+    rejects: Annotated[
+        Path | None,
+        typer.Option(help="Rejected rows CSV (default: beside the output)."),
+    ] = None,
+    explain: Annotated[
+        bool, typer.Option("--explain/--no-explain", help="MEDDIC reasons (slower).")
+    ] = True,
+    chunk_rows: Annotated[int, typer.Option(min=1, help="Leads per chunk.")] = 50_000,
+    summary_json: Annotated[
+        Path | None, typer.Option("--summary", help="Also write the summary as JSON.")
+    ] = None,
+) -> None:
+    """Score open leads in chunks: probability, score, band, MEDDIC reasons.
+
+    Example: lead-ml score --model models/scorer --input leads.csv --output s.parquet
+    """
+    from rich.progress import Progress
+
+    from lead_ml.batch import count_rows, score_file
+    from lead_ml.scorer import load_scorer
+
+    scorer = load_scorer(model)
+    rejects = rejects or output.with_name(f"{output.stem}.rejects.csv")
+    total = count_rows(input) if input.exists() else None
+    with Progress(console=errors, transient=True) as bar:
+        task = bar.add_task("scoring", total=total)
+        result = score_file(
+            scorer,
+            input,
+            output,
+            rejects,
+            activities,
+            explain,
+            chunk_rows,
+            progress=lambda n: bar.advance(task, n),
+        )
+    _print_batch(result.as_dict())
+    if summary_json is not None:
+        summary_json.write_text(json.dumps(result.as_dict(), indent=2) + "\n")
+
+
+def _print_batch(result: dict[str, Any]) -> None:
+    table = Table("rows in", "scored", "rejected", "seconds", "rows/s", title="score")
+    table.add_row(
+        f"{result['rows_in']:,}",
+        f"{result['scored']:,}",
+        f"{result['rejected']:,}",
+        f"{result['seconds']:.1f}",
+        f"{result['rows_per_second']:,.0f}",
+    )
+    console.print(table)
+    console.print(
+        f"rows in = scored + rejected: {result['rows_in']:,} = "
+        f"{result['scored']:,} + {result['rejected']:,} (checked)"
+    )
+    drift = result["drift_psi"]
+    if drift:
+        worst = next(iter(drift))
+        console.print(
+            f"drift vs training window: largest PSI {drift[worst]:.3f} ({worst}), "
+            f"score PSI {drift.get('score', 0.0):.3f}; above 0.25 means a shift"
+        )
+    unseen = {k: v for k, v in result["unseen_categories"].items() if v}
+    if unseen:
+        console.print(f"unseen category values (scored as unseen): {unseen}")
+    if result["rejected"]:
+        console.print(f"rejected rows and reasons -> {result['rejects']}")
+    if result["drift_warnings"]:
+        errors.print(
+            "[yellow]warning:[/] drift above PSI 0.25 against the training window in "
+            f"{', '.join(result['drift_warnings'])}: the model may need a retrain"
+        )
+    console.print(f"scores -> {result['output']}", soft_wrap=True)
 
 
 @app.command()

@@ -180,9 +180,14 @@ def snapshot_times(deals: pd.DataFrame, cfg: FeaturizeConfig) -> pd.Series:
     )
 
 
-def _column_features(deals: pd.DataFrame, accounts: pd.DataFrame) -> pd.DataFrame:
-    firmographics = accounts.drop_duplicates("account_id").set_index("account_id")
-    joined = firmographics.reindex(deals["account_id"].to_numpy())
+def _column_features(
+    deals: pd.DataFrame, accounts: pd.DataFrame | None
+) -> pd.DataFrame:
+    if accounts is None:  # firmographics already on the deal rows (a scoring export)
+        joined = deals
+    else:
+        firmographics = accounts.drop_duplicates("account_id").set_index("account_id")
+        joined = firmographics.reindex(deals["account_id"].to_numpy())
     columns: dict[str, np.ndarray | pd.Series] = {}
     for spec in REGISTRY:
         table, _, column = spec.source.partition(".")
@@ -201,6 +206,17 @@ def _encode(raw: np.ndarray, kind: Kind) -> np.ndarray | pd.Series:
         return pd.Series(raw, dtype="string").map(EVIDENCE_CODES).to_numpy(float)
     values = pd.to_numeric(pd.Series(raw), errors="coerce").to_numpy(float)
     return np.log1p(np.clip(values, 0, None)) if kind == "log" else values
+
+
+def empty_activities() -> pd.DataFrame:
+    """An activity log with no rows."""
+    return pd.DataFrame(
+        {
+            "deal_id": pd.Series([], dtype="string"),
+            "timestamp": pd.Series([], dtype="datetime64[ms]"),
+            "activity_type": pd.Series([], dtype="string"),
+        }
+    )
 
 
 def activity_features(
@@ -250,18 +266,22 @@ def activity_features(
 
 def build_features(
     deals: pd.DataFrame,
-    accounts: pd.DataFrame,
-    activities: pd.DataFrame,
+    accounts: pd.DataFrame | None,
+    activities: pd.DataFrame | None,
     cfg: FeaturizeConfig,
 ) -> pd.DataFrame:
     """One row per deal (deals' order and index kept): META_COLUMNS then the features.
+
+    With ``accounts`` None the deal rows carry the account columns themselves; with
+    ``activities`` None every deal has no recorded activity.
 
     The BANT fields are features under their raw names, so the BANT rule reads them
     from this table as recorded.
     """
     snapshot_at = snapshot_times(deals, cfg)
     columns = _column_features(deals, accounts)
-    engagement = activity_features(deals, activities, snapshot_at, cfg.half_life_days)
+    log = activities if activities is not None else empty_activities()
+    engagement = activity_features(deals, log, snapshot_at, cfg.half_life_days)
     meta = pd.DataFrame(
         {
             "deal_id": deals["deal_id"],

@@ -7,6 +7,7 @@ arguments (dvc.yaml holds them once) and a summary dict goes back for the CLI to
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from lead_ml.model import (
     time_split,
     train_model,
 )
+from lead_ml.scorer import export_scorer, input_columns
 from lead_ml.synthetic import generate_crm, write_crm
 
 RUN_FILE = "run.json"
@@ -165,6 +167,48 @@ def run_evaluate(
         tracking.log_artifacts([metrics_path])
         tracking.log_artifacts([plots_dir], artifact_path="plots")
     return metrics
+
+
+def open_leads(validated_dir: Path) -> pd.DataFrame:
+    """The open deals of a validated CRM as lead rows (account columns joined in)."""
+    deals = pd.read_parquet(validated_dir / "deals.parquet")
+    accounts = pd.read_parquet(validated_dir / "accounts.parquet")
+    leads = deals[deals["outcome"] == "open"].merge(
+        accounts, on="account_id", how="left"
+    )
+    return leads[list(input_columns())].reset_index(drop=True)
+
+
+def run_export(
+    params: Params,
+    features_path: Path,
+    model_dir: Path,
+    validated_dir: Path,
+    out_dir: Path,
+    record_path: Path,
+) -> dict[str, Any]:
+    """Export the scorer folder, log it to the training run and register a version."""
+    model = load_model(model_dir)
+    split = time_split(pd.read_parquet(features_path), params.split)
+    example = open_leads(validated_dir).head(5)
+    with tempfile.TemporaryDirectory() as staging:
+        arguments = export_scorer(
+            model,
+            split.train,
+            params.featurize,
+            example,
+            out_dir,
+            Path(staging) / "bundle",
+        )
+        run_id = json.loads((model_dir / RUN_FILE).read_text())["run_id"]
+        with tracking.resumed_run(params.tracking.experiment, run_id):
+            registered = tracking.log_scorer(
+                arguments, params.tracking.registered_model
+            )
+    record = {"run_id": run_id, **registered}
+    record_path.parent.mkdir(parents=True, exist_ok=True)
+    record_path.write_text(json.dumps(record, indent=2) + "\n")
+    return record
 
 
 def write_plot_data(plots: dict[str, pd.DataFrame], plots_dir: Path) -> list[Path]:

@@ -26,10 +26,17 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
 
 
-def _mlflow(experiment: str) -> Any:
-    # The store is offline: no telemetry lookups, no background job server.
+def quiet_environment() -> None:
+    """Set MLflow's environment for an offline batch tool (unless the user set it)."""
+    # The store is offline: no telemetry lookups, no background job server, and no
+    # progress bars for local artifact copies that take milliseconds.
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+def _mlflow(experiment: str) -> Any:
+    quiet_environment()
     import mlflow
 
     mlflow.set_tracking_uri(tracking_uri())
@@ -156,3 +163,17 @@ def log_booster(booster: Any, input_example: Any, name: str = "booster") -> None
             f"pandas=={version('pandas')}",
         ],
     )
+
+
+def log_scorer(arguments: Mapping[str, Any], registered_model: str) -> dict[str, Any]:
+    """Log the pyfunc scorer to the active run and register it as a new version."""
+    import mlflow
+
+    info = mlflow.pyfunc.log_model(
+        name="scorer", registered_model_name=registered_model, **arguments
+    )
+    return {
+        "registered_model": registered_model,
+        "registered_version": int(info.registered_model_version),
+        "model_uri": info.model_uri,
+    }
