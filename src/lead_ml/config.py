@@ -156,10 +156,15 @@ class BandsConfig(_Section):
 
 
 class TrackingConfig(_Section):
-    """MLflow experiment and registered model names."""
+    """MLflow experiment and registered model names, and the live model's alias."""
 
     experiment: str = "lead-ml"
     registered_model: str = "lead-ml-scorer"
+    champion_alias: str = Field(
+        "champion",
+        min_length=1,
+        description="registry alias of the model in production (`lead-ml promote`)",
+    )
 
 
 class Params(_Section):
