@@ -19,6 +19,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from lead_ml.crm import CrmConfig
+
 #: The six MEDDIC dimensions, then the two signals outside MEDDIC, in report order.
 MEDDIC_DIMENSIONS: tuple[str, ...] = (
     "metrics",
@@ -167,6 +169,45 @@ class TrackingConfig(_Section):
     )
 
 
+class CompareConfig(_Section):
+    """`lead-ml compare`: which months of the test window are judged for stability."""
+
+    min_month_deals: int = Field(
+        100,
+        ge=1,
+        description="months with fewer closed deals are shown, not judged (too noisy)",
+    )
+
+
+class PromotionConfig(_Section):
+    """The gate `lead-ml promote` applies, declared before anyone looks at results.
+
+    The challenger is scored against the champion (with no champion yet: the BANT
+    rule) on the same test window, and every condition must hold.
+    """
+
+    min_delta_auc_ci_low: float = Field(
+        0.0,
+        ge=-1,
+        le=1,
+        description="the 95% CI low bound of challenger minus champion ROC AUC "
+        "must be above this",
+    )
+    max_month_drop: float = Field(
+        0.02,
+        ge=0,
+        le=1,
+        description="no judged month may have the challenger's ROC AUC below the "
+        "champion's by more than this",
+    )
+    min_capacity_wins_ratio: float = Field(
+        1.0,
+        ge=0,
+        description="challenger's wins in the top K leads must be at least this "
+        "times the champion's",
+    )
+
+
 class Params(_Section):
     """All of params.yaml."""
 
@@ -180,6 +221,11 @@ class Params(_Section):
     evaluate: EvaluateConfig = EvaluateConfig()
     bands: BandsConfig = BandsConfig()
     tracking: TrackingConfig = TrackingConfig()
+    compare: CompareConfig = CompareConfig()
+    promotion: PromotionConfig = PromotionConfig()
+    #: The user's own CRM export (README "Use your own CRM export"); None means
+    #: the built-in synthetic CRM.
+    crm: CrmConfig | None = None
 
 
 def _explain(error: ValidationError, source: str) -> str:

@@ -1,0 +1,984 @@
+"""Compare scorer versions side by side on one test window, and gate promotion.
+
+Every candidate is a registered version of the exported scorer. It is loaded from the
+MLflow model registry and re-scored from raw lead rows on the same window of closed
+deals (the newest test split, or the days given), so the comparison is fair even when
+the versions were trained on different data or features. The BANT rule is scored on
+the same rows. The result is a list of tidy :class:`Row` records that render as a
+terminal table, Markdown and CSV.
+
+The promotion gate (``promotion:`` in params.yaml) reads the same numbers:
+:func:`promote` moves the registry's champion alias only when every condition holds,
+:func:`rollback` moves it to a version of your choice without the gate.
+
+>>> Row("metrics", "ROC AUC", "v2", 0.8123, "number", 0.79, 0.83).text
+'0.812 [0.790, 0.830]'
+>>> Row("bands", "band A", "v2", 0.4, "rate", note="(40/100)").text
+'40.0% (40/100)'
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from lead_ml import tracking
+from lead_ml.baseline import BantRule
+from lead_ml.config import Params, PromotionConfig
+from lead_ml.evaluate import (
+    capacity_view,
+    classification_metrics,
+    paired_bootstrap_auc_delta,
+)
+from lead_ml.model import time_split
+from lead_ml.scorer import BANDS, Scorer, input_columns, load_scorer
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+BANT = "BANT"
+RUN_ID = re.compile(r"[0-9a-f]{32}")
+VERSION = re.compile(r"[vV]?(\d+)")
+DIFFERS = "What differs"
+METRICS = "Metrics (95% CI)"
+CAPACITY = "Business view at capacity"
+BAND_CONVERSION = "Conversion by band"
+MONTHS = "Stability by month (ROC AUC)"
+Kind = Literal["number", "delta", "rate", "count", "text"]
+
+
+class CompareError(ValueError):
+    """A model cannot be found or compared; the message says what to pass instead."""
+
+
+# --- finding the candidates ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A registered scorer version and the MLflow run that trained it."""
+
+    version: int
+    run_id: str
+    role: str = ""
+
+    @property
+    def label(self) -> str:
+        """Short name used as a column header: v3."""
+        return f"v{self.version}"
+
+    @property
+    def title(self) -> str:
+        """The label with its role: v3 (champion)."""
+        return f"{self.label} ({self.role})" if self.role else self.label
+
+
+def registry_client() -> MlflowClient:
+    """A client of the tracking store in force (MLFLOW_TRACKING_URI or mlflow.db)."""
+    tracking.quiet_environment()
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=tracking.tracking_uri())
+
+
+def registered_versions(client: MlflowClient, name: str) -> dict[int, str]:
+    """Run id of every registered version of a model; CompareError if there is none."""
+    found = {
+        int(v.version): str(v.run_id)
+        for v in client.search_model_versions(f"name = '{name}'")
+    }
+    if not found:
+        raise CompareError(
+            f"no version of registered model {name!r} in {tracking.tracking_uri()}; "
+            "run `dvc repro` (its export stage registers one) or set "
+            "MLFLOW_TRACKING_URI to the store that holds them"
+        )
+    return found
+
+
+def champion_version(client: MlflowClient, params: Params) -> int | None:
+    """The version the champion alias points at; None when there is none yet."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        model = client.get_registered_model(params.tracking.registered_model)
+    except MlflowException as error:
+        if error.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return None
+        raise
+    version = model.aliases.get(params.tracking.champion_alias)
+    return None if version is None else int(version)
+
+
+def _git(repo: Path, *args: str) -> str | None:
+    """Output of a git command in repo, or None when it fails (no git, no repo)."""
+    try:
+        done = subprocess.run(
+            ["git", *args], cwd=repo, capture_output=True, text=True, check=True
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return done.stdout
+
+
+def experiment_version(name: str, repo: Path, record: Path) -> int | None:
+    """Version a DVC experiment's export stage registered; None if no such experiment.
+
+    DVC keeps experiments as git refs ``refs/exps/.../<name>``; the export stage's
+    record (git-tracked JSON) in that commit names the registered version.
+    """
+    refs = _git(repo, "for-each-ref", "--format=%(objectname) %(refname)", "refs/exps")
+    commits = [
+        line.split()[0]
+        for line in (refs or "").splitlines()
+        if line.rsplit("/", 1)[-1] == name
+    ]
+    if not commits:
+        return None
+    if len(commits) > 1:
+        raise CompareError(
+            f"{len(commits)} DVC experiments are named {name!r}; pass the model "
+            "version instead (`dvc exp show` lists them)"
+        )
+    text = _git(repo, "show", f"{commits[0]}:{record.as_posix()}")
+    if text is None:
+        raise CompareError(
+            f"DVC experiment {name!r} has no {record}: it did not reach the export "
+            "stage, so it registered no scorer"
+        )
+    try:
+        return int(json.loads(text)["registered_version"])
+    except (ValueError, KeyError, TypeError):
+        raise CompareError(
+            f"DVC experiment {name!r}: {record} names no registered_version"
+        ) from None
+
+
+def _version_of(
+    reference: str,
+    versions: dict[int, str],
+    champion: int | None,
+    params: Params,
+    repo: Path,
+    record: Path,
+) -> int:
+    """The version number a reference names (see :func:`resolve` for the forms)."""
+    if reference == "latest":
+        return max(versions)
+    if reference.lstrip("@") == params.tracking.champion_alias:
+        if champion is None:
+            raise CompareError(
+                f"no model has the {params.tracking.champion_alias!r} alias yet; "
+                "`lead-ml promote` sets it"
+            )
+        return champion
+    if match := VERSION.fullmatch(reference):
+        return int(match.group(1))
+    if RUN_ID.fullmatch(reference):
+        matching = [v for v, run in versions.items() if run == reference]
+        if not matching:
+            raise CompareError(
+                f"run {reference} registered no scorer version; `lead-ml export` "
+                "registers one"
+            )
+        return max(matching)
+    found = experiment_version(reference, repo, record)
+    if found is None:
+        raise CompareError(
+            f"{reference!r} is not a model version (v3 or 3), 'latest', "
+            f"{params.tracking.champion_alias!r}, an MLflow run id or a DVC "
+            f"experiment name; registered versions: {_listing(versions)}"
+        )
+    return found
+
+
+def _listing(versions: dict[int, str]) -> str:
+    return ", ".join(f"v{v}" for v in sorted(versions))
+
+
+def resolve(
+    client: MlflowClient,
+    params: Params,
+    reference: str,
+    repo: Path = Path("."),
+    record: Path = Path("reports/export.json"),
+) -> Candidate:
+    """The registered version a reference names.
+
+    A reference is a version (``v3`` or ``3``), ``latest``, the champion alias
+    (``champion`` or ``@champion``), an MLflow run id (its newest version) or the name
+    of a DVC experiment in ``repo`` (the version its export ``record`` names).
+    """
+    name = params.tracking.registered_model
+    versions = registered_versions(client, name)
+    champion = champion_version(client, params)
+    text = reference.strip()
+    version = _version_of(text, versions, champion, params, repo, record)
+    if version not in versions:
+        raise CompareError(
+            f"{name} has no version {version} (from {text!r}); registered versions: "
+            f"{_listing(versions)}"
+        )
+    role = (
+        "champion"
+        if version == champion
+        else "latest"
+        if version == max(versions)
+        else ""
+    )
+    return Candidate(version, versions[version], role)
+
+
+def default_candidates(client: MlflowClient, params: Params) -> list[Candidate]:
+    """The champion (if any) then the latest version, when they differ."""
+    latest = resolve(client, params, "latest")
+    champion = champion_version(client, params)
+    if champion is None or champion == latest.version:
+        return [latest]
+    return [resolve(client, params, str(champion)), latest]
+
+
+# --- the window and the scores ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Window:
+    """The closed deals every approach is scored on: lead rows plus outcomes."""
+
+    leads: pd.DataFrame
+    activities: pd.DataFrame
+    won: np.ndarray
+    amount: np.ndarray
+    month: np.ndarray
+    bant_points: np.ndarray
+    bant_qualified: np.ndarray
+    source: str
+
+    @property
+    def start(self) -> str:
+        """First created_at day in the window."""
+        return pd.Timestamp(self.leads["created_at"].min()).date().isoformat()
+
+    @property
+    def end(self) -> str:
+        """Last created_at day in the window."""
+        return pd.Timestamp(self.leads["created_at"].max()).date().isoformat()
+
+    def describe(self) -> str:
+        """One line: how many deals, when, and where the window came from."""
+        return (
+            f"{len(self.won):,} closed deals ({int(self.won.sum()):,} won) created "
+            f"{self.start} to {self.end} ({self.source})"
+        )
+
+
+def _read(path: Path, hint: str) -> pd.DataFrame:
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: not found; {hint}")
+    return pd.read_parquet(path)
+
+
+def _window_deals(
+    deals: pd.DataFrame,
+    features_path: Path,
+    params: Params,
+    start: date | None,
+    end: date | None,
+) -> tuple[pd.DataFrame, str]:
+    """Closed deals in the window, oldest first, and a phrase saying which window."""
+    closed = deals[deals["outcome"].isin(["won", "lost"])]
+    if start is None and end is None:
+        hint = "run `dvc repro` first or pass --features"
+        test = time_split(_read(features_path, hint), params.split).test
+        chosen = closed[closed["deal_id"].isin(test["deal_id"])]
+        source = f"the test split of {features_path}"
+    else:
+        day = closed["created_at"].dt.normalize()
+        keep = pd.Series(True, index=closed.index)
+        if start is not None:
+            keep &= day >= pd.Timestamp(start)
+        if end is not None:
+            keep &= day <= pd.Timestamp(end)
+        chosen = closed[keep]
+        source = f"--start {start or 'first deal'} --end {end or 'last deal'}"
+    return chosen.sort_values(["created_at", "deal_id"], kind="stable"), source
+
+
+def scoring_window(
+    params: Params,
+    features_path: Path,
+    validated_dir: Path,
+    start: date | None = None,
+    end: date | None = None,
+) -> Window:
+    """Closed deals of the newest test split, or created from start to end (days).
+
+    Lead rows are built as for open leads (deal plus account columns); the BANT rule
+    of params.yaml is scored on the same rows.
+    """
+    hint = "run `dvc repro` first or pass --validated"
+    deals = _read(validated_dir / "deals.parquet", hint)
+    closed, source = _window_deals(deals, features_path, params, start, end)
+    won = (closed["outcome"] == "won").to_numpy(int)
+    if won.size == 0 or won.min() == won.max():
+        raise CompareError(
+            f"the window ({source}) holds {won.size} closed deals, {won.sum()} won; "
+            "it needs both won and lost deals: widen --start/--end"
+        )
+    accounts = _read(validated_dir / "accounts.parquet", hint)
+    leads = closed.merge(accounts, on="account_id", how="left")
+    leads = leads[list(input_columns())].reset_index(drop=True)
+    activities = _read(validated_dir / "activities.parquet", hint)
+    rule = BantRule.from_config(params.bant).fit(leads)
+    return Window(
+        leads=leads,
+        activities=activities[activities["deal_id"].isin(closed["deal_id"])],
+        won=won,
+        amount=closed["amount"].to_numpy(float),
+        month=closed["created_at"].dt.strftime("%Y-%m").to_numpy(str),
+        bant_points=rule.decision_function(leads),
+        bant_qualified=rule.predict(leads).astype(bool),
+        source=source,
+    )
+
+
+def load_version(client: MlflowClient, name: str, version: int) -> Scorer:
+    """Download a registered scorer version and load its checked bundle."""
+    import mlflow
+
+    # The bundle is all a scorer needs; loading through mlflow.pyfunc would also put
+    # the model's own copy of lead_ml on sys.path inside this process.
+    with tempfile.TemporaryDirectory() as folder:
+        path = mlflow.artifacts.download_artifacts(
+            artifact_uri=f"models:/{name}/{version}",
+            dst_path=folder,
+            tracking_uri=client.tracking_uri,
+        )
+        return load_scorer(path)
+
+
+def score_window(scorer: Scorer, window: Window) -> pd.DataFrame:
+    """Probability and band of every lead in the window (input order).
+
+    A lead the scorer rejects would make the comparison unfair, so it is an error.
+    """
+    scored = scorer.score(window.leads, window.activities, explain_reasons=False)
+    rejected = scored[scored["reject_reason"].notna()]
+    if len(rejected):
+        first = rejected.iloc[0]
+        raise CompareError(
+            f"scorer {scorer.model_version} rejected {len(rejected)} of the "
+            f"{len(scored)} leads in the window (deal {first['deal_id']}: "
+            f"{first['reject_reason']}); compare on a window it can score"
+        )
+    return scored[["deal_id", "probability", "band"]]
+
+
+# --- the comparison -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Row:
+    """One value of the comparison: what, for whom, the value and its 95% CI."""
+
+    section: str
+    measure: str
+    approach: str
+    value: float | str
+    kind: Kind = "text"
+    low: float | None = None
+    high: float | None = None
+    note: str = ""
+
+    @property
+    def text(self) -> str:
+        """The value as shown in tables, CI in brackets and the note after it."""
+        shown = _format(self.value, self.kind)
+        if self.low is not None and self.high is not None:
+            shown += (
+                f" [{_format(self.low, self.kind)}, {_format(self.high, self.kind)}]"
+            )
+        return f"{shown} {self.note}".strip()
+
+
+def _format(value: float | str, kind: Kind) -> str:
+    if isinstance(value, str):
+        return value
+    if math.isnan(value):
+        return "n/a"
+    formats = {
+        "number": "{:.3f}",
+        "delta": "{:+.3f}",
+        "rate": "{:.1%}",
+        "count": "{:,.0f}",
+        "text": "{}",
+    }
+    return formats[kind].format(value)
+
+
+@dataclass
+class Comparison:
+    """Everything `lead-ml compare` shows, and the numbers the promotion gate reads.
+
+    ``reference`` is the model deltas are taken against (the champion, or the first
+    model named); ``deltas`` maps (approach, other) to a paired bootstrap result;
+    ``wins`` holds each approach's wins in the top ``k`` leads; ``months`` has one
+    row per month with deals, a ``judged`` flag and one ROC AUC column per approach.
+    """
+
+    candidates: list[Candidate]
+    reference: str | None
+    window: Window
+    k: int
+    rows: list[Row] = field(default_factory=list)
+    deltas: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    wins: dict[str, int] = field(default_factory=dict)
+    months: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    @property
+    def challengers(self) -> list[str]:
+        """Labels of the models compared against the reference."""
+        return [c.label for c in self.candidates if c.label != self.reference]
+
+
+def capacity_k(window: Window, capacity: int | None) -> int:
+    """Leads reps can work: the given capacity, else as many as BANT qualifies."""
+    k = capacity or max(1, int(window.bant_qualified.sum()))
+    if k > len(window.won):
+        raise CompareError(
+            f"capacity {k} exceeds the {len(window.won)} leads in the window; "
+            "lower --capacity (or evaluate.capacity) or widen the window"
+        )
+    return k
+
+
+def _auc_ci(won: np.ndarray, score: np.ndarray, params: Params) -> list[float]:
+    # A constant score has ROC AUC exactly 0.5 on every resample, so the paired delta
+    # against one, shifted by 0.5, is the score's own bootstrap interval.
+    zeros = np.zeros(won.size)
+    result = paired_bootstrap_auc_delta(
+        won, score, zeros, params.evaluate.n_bootstrap, params.seed
+    )
+    return [bound + 0.5 for bound in result["delta_roc_auc_ci95"]]
+
+
+def _metric_rows(
+    comparison: Comparison, scores: dict[str, np.ndarray], params: Params
+) -> list[Row]:
+    """ROC/PR AUC (CI) of every approach, probability quality and AUC deltas (CI)."""
+    window, rows = comparison.window, []
+    for label, score in scores.items():
+        low, high = _auc_ci(window.won, score, params)
+        auc = float(roc_auc_score(window.won, score))
+        rows.append(Row(METRICS, "ROC AUC", label, auc, "number", low, high))
+        pr_auc = float(average_precision_score(window.won, score))
+        rows.append(Row(METRICS, "PR AUC", label, pr_auc, "number"))
+    for label in (c.label for c in comparison.candidates):
+        quality = classification_metrics(
+            window.won, scores[label], params.evaluate.calibration_bins
+        )
+        for key, measure in (("brier", "Brier score"), ("ece", "calibration (ECE)")):
+            rows.append(Row(METRICS, measure, label, quality[key], "number"))
+    for (label, other), delta in comparison.deltas.items():
+        low, high = delta["delta_roc_auc_ci95"]
+        value = delta["delta_roc_auc"]
+        measure = f"ROC AUC gain vs {other}"
+        rows.append(Row(METRICS, measure, label, value, "delta", low, high))
+    return rows
+
+
+def _pairs(comparison: Comparison) -> list[tuple[str, str]]:
+    """(model, other) pairs to compare: challengers vs the reference, all vs BANT."""
+    pairs = [(c, comparison.reference) for c in comparison.challengers]
+    models = [c.label for c in comparison.candidates]
+    return [(a, b) for a, b in pairs if b is not None] + [(m, BANT) for m in models]
+
+
+def _capacity_rows(
+    comparison: Comparison, scores: dict[str, np.ndarray], seed: int
+) -> list[Row]:
+    """Wins, win rate and pipeline value each approach puts in the top k leads."""
+    window, k = comparison.window, comparison.k
+    views = {}
+    for label in (c.label for c in comparison.candidates):
+        view = capacity_view(
+            window.won, scores[label], window.bant_points, k, seed, window.amount
+        )
+        views[label] = {key[6:]: v for key, v in view.items() if key[:6] == "model_"}
+    # Every call ranks BANT the same way (one seeded tiebreak), so any view will do.
+    views[BANT] = {key[5:]: v for key, v in view.items() if key[:5] == "bant_"}
+    section = f"{CAPACITY}: top {k:,} of {len(window.won):,} leads"
+    rows = []
+    for label, numbers in views.items():
+        comparison.wins[label] = int(numbers["wins"])
+        rows += [
+            Row(section, "wins", label, numbers["wins"], "count"),
+            Row(section, "win rate", label, numbers["win_rate"], "rate"),
+            Row(section, "pipeline value", label, numbers["pipeline_value"], "count"),
+        ]
+    return rows
+
+
+def _band_rows(comparison: Comparison, bands: dict[str, np.ndarray]) -> list[Row]:
+    """Win rate of the leads each model puts in band A, B, C and D."""
+    won, rows = comparison.window.won, []
+    for label, band in bands.items():
+        for name in BANDS:
+            chosen = band == name
+            n, wins = int(chosen.sum()), int(won[chosen].sum())
+            rate = wins / n if n else float("nan")
+            note = f"({wins:,}/{n:,})"
+            rows.append(
+                Row(BAND_CONVERSION, f"band {name}", label, rate, "rate", note=note)
+            )
+    return rows
+
+
+def month_table(
+    window: Window, scores: dict[str, np.ndarray], min_deals: int
+) -> pd.DataFrame:
+    """Per month of the window: deals, wins, judged, and each approach's ROC AUC.
+
+    A month is judged when it has at least ``min_deals`` closed deals of both outcomes;
+    the ROC AUC of a month with one outcome only is NaN.
+    """
+    records = []
+    for month in sorted(set(window.month)):
+        rows = window.month == month
+        won = window.won[rows]
+        both = 0 < won.sum() < won.size
+        record: dict[str, Any] = {"month": month, "deals": int(rows.sum())}
+        record["won"] = int(won.sum())
+        record["judged"] = bool(both and rows.sum() >= min_deals)
+        for label, score in scores.items():
+            auc = roc_auc_score(won, score[rows]) if both else float("nan")
+            record[label] = float(auc)
+        records.append(record)
+    return pd.DataFrame(records)
+
+
+def _month_rows(comparison: Comparison) -> list[Row]:
+    """AUC per month and approach, and each challenger's lead over the others."""
+    rows, others = [], [comparison.reference, BANT]
+    counted: dict[str, int] = {}
+    for month in comparison.months.to_dict("records"):
+        note = "" if month["judged"] else "(not judged)"
+        rows.append(
+            Row(MONTHS, month["month"], "deals", month["deals"], "count", note=note)
+        )
+        approaches = [c.label for c in comparison.candidates] + [BANT]
+        rows += [Row(MONTHS, month["month"], a, month[a], "number") for a in approaches]
+        for challenger in comparison.challengers:
+            for other in (o for o in others if o is not None):
+                column = f"{challenger} - {other}"
+                gain = month[challenger] - month[other]
+                rows.append(Row(MONTHS, month["month"], column, gain, "delta"))
+                if month["judged"]:
+                    counted[column] = counted.get(column, 0) + int(gain > 0)
+    judged = int(comparison.months["judged"].sum())
+    for column, ahead in counted.items():
+        rows.append(Row(MONTHS, "judged months ahead", column, f"{ahead} of {judged}"))
+    return rows
+
+
+def compare_scores(
+    candidates: list[Candidate],
+    window: Window,
+    scored: dict[str, pd.DataFrame],
+    params: Params,
+    capacity: int | None = None,
+) -> Comparison:
+    """Compare models' scores on a window with each other and the BANT rule.
+
+    ``scored`` maps each candidate's label to its :func:`score_window` output. The
+    first candidate is the reference when there are two or more.
+    """
+    reference = candidates[0].label if len(candidates) > 1 else None
+    comparison = Comparison(candidates, reference, window, capacity_k(window, capacity))
+    scores = {
+        c.label: scored[c.label]["probability"].to_numpy(float) for c in candidates
+    }
+    scores[BANT] = window.bant_points
+    for model, other in _pairs(comparison):
+        comparison.deltas[(model, other)] = paired_bootstrap_auc_delta(
+            window.won,
+            scores[model],
+            scores[other],
+            params.evaluate.n_bootstrap,
+            params.seed,
+        )
+    comparison.months = month_table(window, scores, params.compare.min_month_deals)
+    bands = {c.label: scored[c.label]["band"].to_numpy(str) for c in candidates}
+    comparison.rows = [
+        *_metric_rows(comparison, scores, params),
+        *_capacity_rows(comparison, scores, params.seed),
+        *_band_rows(comparison, bands),
+        *_month_rows(comparison),
+    ]
+    return comparison
+
+
+def _run_facts(
+    client: MlflowClient, candidate: Candidate, scorer: Scorer
+) -> dict[str, str]:
+    """Params, data and code version, training window and booster of a version."""
+    run = client.get_run(candidate.run_id)
+    window = scorer.spec["model"]["window"]
+    return {
+        **{f"param {key}": value for key, value in run.data.params.items()},
+        "data_version": run.data.tags.get("data_version", "(unset)"),
+        "git_commit": run.data.tags.get("git_commit", "(unset)"),
+        "trained on": f"{window['train_start']} to {window['valid_end']}",
+        "booster": scorer.model_version,
+        "MLflow run": candidate.run_id,
+    }
+
+
+def difference_rows(facts: dict[str, dict[str, str]]) -> list[Row]:
+    """Only the facts (params, data, code, ...) whose values differ between models.
+
+    >>> rows = difference_rows({"v1": {"lr": "0.1", "seed": "1"},
+    ...                         "v2": {"lr": "0.05", "seed": "1"}})
+    >>> [(r.measure, r.approach, r.value) for r in rows]
+    [('lr', 'v1', '0.1'), ('lr', 'v2', '0.05')]
+    """
+    if len(facts) < 2:
+        return []
+    keys = list(dict.fromkeys(key for values in facts.values() for key in values))
+    rows = [
+        Row(DIFFERS, key, label, values.get(key, "(unset)"))
+        for key in keys
+        if len({values.get(key, "(unset)") for values in facts.values()}) > 1
+        for label, values in facts.items()
+    ]
+    first = next(iter(facts))
+    return rows or [Row(DIFFERS, "(nothing)", first, "same params, data and booster")]
+
+
+def run_compare(
+    params: Params,
+    references: list[str],
+    features_path: Path,
+    validated_dir: Path,
+    start: date | None = None,
+    end: date | None = None,
+    capacity: int | None = None,
+    repo: Path = Path("."),
+    record: Path = Path("reports/export.json"),
+) -> Comparison:
+    """Resolve the models named (default: champion and latest), score them and BANT.
+
+    Every model is scored on the same window; see :func:`scoring_window`.
+    """
+    client = registry_client()
+    candidates = (
+        [resolve(client, params, ref, repo, record) for ref in references]
+        if references
+        else default_candidates(client, params)
+    )
+    _refuse_repeats(references, candidates)
+    return compare_candidates(
+        client,
+        params,
+        candidates,
+        scoring_window(params, features_path, validated_dir, start, end),
+        capacity,
+    )
+
+
+def _refuse_repeats(references: list[str], candidates: list[Candidate]) -> None:
+    seen: dict[int, str] = {}
+    for reference, candidate in zip(references, candidates, strict=False):
+        if candidate.version in seen:
+            raise CompareError(
+                f"{reference!r} and {seen[candidate.version]!r} both name "
+                f"{candidate.label}; name each model once"
+            )
+        seen[candidate.version] = reference
+
+
+def compare_candidates(
+    client: MlflowClient,
+    params: Params,
+    candidates: list[Candidate],
+    window: Window,
+    capacity: int | None = None,
+) -> Comparison:
+    """Load each candidate from the registry, score the window, compare (see above)."""
+    name = params.tracking.registered_model
+    scorers = {c.label: load_version(client, name, c.version) for c in candidates}
+    scored = {label: score_window(s, window) for label, s in scorers.items()}
+    comparison = compare_scores(candidates, window, scored, params, capacity)
+    facts = {c.label: _run_facts(client, c, scorers[c.label]) for c in candidates}
+    comparison.rows = difference_rows(facts) + comparison.rows
+    return comparison
+
+
+# --- rendering ----------------------------------------------------------------------
+
+
+def sections(comparison: Comparison) -> dict[str, pd.DataFrame]:
+    """One table of text per section: measures down, approaches across."""
+    titles = {c.label: c.title for c in comparison.candidates}
+    tables = {}
+    for section in dict.fromkeys(r.section for r in comparison.rows):
+        rows = [r for r in comparison.rows if r.section == section]
+        measures = list(dict.fromkeys(r.measure for r in rows))
+        approaches = list(dict.fromkeys(r.approach for r in rows))
+        table = pd.DataFrame("", index=measures, columns=approaches, dtype=object)
+        for row in rows:
+            table.loc[row.measure, row.approach] = row.text
+        table = table.rename(columns=titles)
+        tables[section] = table.rename_axis("").reset_index()
+    return tables
+
+
+def headline(comparison: Comparison) -> str:
+    """What was compared, on which window, at which capacity."""
+    models = ", ".join(c.title for c in comparison.candidates)
+    return (
+        f"{models} and the BANT rule on {comparison.window.describe()}; "
+        f"capacity K = {comparison.k:,} leads"
+    )
+
+
+def _markdown_table(table: pd.DataFrame) -> list[str]:
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+    header = [str(c) for c in table.columns]
+    body = [line([str(v) for v in row]) for row in table.itertuples(index=False)]
+    return [line(header), line(["---"] * len(header)), *body]
+
+
+def markdown(comparison: Comparison) -> str:
+    """The whole comparison as a Markdown document."""
+    lines = ["# Model comparison", "", headline(comparison), ""]
+    for section, table in sections(comparison).items():
+        lines += [f"## {section}", "", *_markdown_table(table), ""]
+    return "\n".join(lines)
+
+
+def tidy(comparison: Comparison) -> pd.DataFrame:
+    """Every row as numbers: section, measure, approach, value, ci_low, ci_high."""
+    return pd.DataFrame(
+        {
+            "section": [r.section for r in comparison.rows],
+            "measure": [r.measure for r in comparison.rows],
+            "approach": [r.approach for r in comparison.rows],
+            "value": [r.value for r in comparison.rows],
+            "ci_low": [r.low for r in comparison.rows],
+            "ci_high": [r.high for r in comparison.rows],
+            "shown": [r.text for r in comparison.rows],
+        }
+    )
+
+
+def write_outputs(comparison: Comparison, out_dir: Path) -> list[Path]:
+    """Write compare.md and compare.csv into out_dir; return their paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / "compare.md", out_dir / "compare.csv"]
+    paths[0].write_text(markdown(comparison))
+    tidy(comparison).to_csv(paths[1], index=False)
+    return paths
+
+
+# --- the promotion gate -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GateCheck:
+    """One condition of the promotion gate, its verdict and the numbers behind it."""
+
+    condition: str
+    passed: bool
+    numbers: str
+
+
+def _month_check(
+    comparison: Comparison, challenger: str, against: str, cfg: PromotionConfig
+) -> GateCheck:
+    """No judged month where the challenger's AUC trails by more than allowed."""
+    condition = (
+        f"no month with ROC AUC below {against}'s by more than {cfg.max_month_drop:.3f}"
+    )
+    months = comparison.months[comparison.months["judged"]]
+    skipped = len(comparison.months) - len(months)
+    if months.empty:
+        return GateCheck(
+            condition,
+            False,
+            f"none of the {skipped} months has compare.min_month_deals closed "
+            "deals of both outcomes, so stability cannot be judged",
+        )
+    drop = months[against] - months[challenger]
+    worst = months.iloc[int(np.argmax(drop.to_numpy()))]
+    numbers = (
+        f"worst {worst['month']}: {worst[challenger]:.3f} vs {worst[against]:.3f} "
+        f"(drop {drop.max():+.3f}); {len(months)} months judged, {skipped} not"
+    )
+    return GateCheck(condition, bool(drop.max() <= cfg.max_month_drop), numbers)
+
+
+def gate_checks(
+    comparison: Comparison, challenger: str, cfg: PromotionConfig
+) -> list[GateCheck]:
+    """The promotion gate: challenger vs the reference model (BANT without one)."""
+    against = comparison.reference or BANT
+    delta = comparison.deltas[(challenger, against)]
+    low, high = delta["delta_roc_auc_ci95"]
+    wins, base = comparison.wins[challenger], comparison.wins[against]
+    need = cfg.min_capacity_wins_ratio * base
+    return [
+        GateCheck(
+            f"ROC AUC gain over {against}: 95% CI low bound above "
+            f"{cfg.min_delta_auc_ci_low:+.3f}",
+            bool(low > cfg.min_delta_auc_ci_low),
+            f"{delta['delta_roc_auc']:+.3f} [{low:+.3f}, {high:+.3f}]",
+        ),
+        _month_check(comparison, challenger, against, cfg),
+        GateCheck(
+            f"wins in the top {comparison.k:,} leads at least "
+            f"{cfg.min_capacity_wins_ratio:g} x {against}'s",
+            bool(wins >= need),
+            f"{wins:,} vs {base:,} (needs {need:,.1f})",
+        ),
+    ]
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """What `lead-ml promote` decided: the checks and the champion before and after."""
+
+    challenger: Candidate
+    previous: int | None
+    checks: list[GateCheck]
+    promoted: bool
+    window: str
+
+    @property
+    def passed(self) -> bool:
+        """True when every gate condition holds."""
+        return all(check.passed for check in self.checks)
+
+
+def _move_alias(client: MlflowClient, params: Params, version: int, why: str) -> None:
+    name, alias = params.tracking.registered_model, params.tracking.champion_alias
+    client.set_registered_model_alias(name, alias, str(version))
+    # The version keeps a note of how it became champion, for the audit trail.
+    client.set_model_version_tag(name, str(version), "lead_ml.promotion", why)
+
+
+def promote(
+    params: Params,
+    challenger_ref: str | None,
+    features_path: Path,
+    validated_dir: Path,
+    repo: Path = Path("."),
+    record: Path = Path("reports/export.json"),
+) -> Promotion:
+    """Move the champion alias to the challenger only if the gate passes.
+
+    The gate compares the challenger (default: the latest version) with the champion,
+    or with the BANT rule when there is no champion yet, on the newest test window
+    at the capacity of params.yaml; nothing here can be changed from the command line.
+    """
+    client = registry_client()
+    challenger = resolve(client, params, challenger_ref or "latest", repo, record)
+    previous = champion_version(client, params)
+    if previous == challenger.version:
+        return Promotion(challenger, previous, [], False, "")
+    window = scoring_window(params, features_path, validated_dir)
+    candidates = [challenger]
+    if previous is not None:
+        candidates.insert(0, resolve(client, params, str(previous)))
+    comparison = compare_candidates(client, params, candidates, window)
+    checks = gate_checks(comparison, challenger.label, params.promotion)
+    promoted = all(check.passed for check in checks)
+    if promoted:
+        against = f"v{previous}" if previous is not None else BANT
+        why = f"gate passed vs {against} on {window.start} to {window.end}"
+        _move_alias(client, params, challenger.version, why)
+    return Promotion(challenger, previous, checks, promoted, window.describe())
+
+
+def rollback(
+    params: Params,
+    to: str,
+    repo: Path = Path("."),
+    record: Path = Path("reports/export.json"),
+) -> tuple[int | None, Candidate]:
+    """Move the champion alias to a version without the gate; return (before, after)."""
+    client = registry_client()
+    target = resolve(client, params, to, repo, record)
+    previous = champion_version(client, params)
+    before = f"v{previous}" if previous is not None else "no champion"
+    _move_alias(client, params, target.version, f"set by --to from {before}, no gate")
+    return previous, target
+
+
+# --- for the report -----------------------------------------------------------------
+
+
+def _changed(champion: dict[str, Any], candidate: dict[str, Any]) -> dict[str, Any]:
+    keys = sorted(set(champion) | set(candidate))
+    return {
+        key: {"champion": champion.get(key), "candidate": candidate.get(key)}
+        for key in keys
+        if champion.get(key) != candidate.get(key)
+    }
+
+
+def champion_changes(params: Params, candidate_run_id: str) -> dict[str, Any] | None:
+    """What changed in a run versus the champion's: params, data and code, metrics.
+
+    Metrics are those each run logged on its own test window (`lead-ml compare`
+    re-scores both on one window). Keys: champion_version, champion_run_id,
+    candidate_run_id, params and tags ({key: {champion, candidate}} for values that
+    differ), metrics ({key: {champion, candidate, delta}} for metrics both logged).
+    None when no model has the champion alias.
+    """
+    from mlflow.exceptions import MlflowException
+
+    client = registry_client()
+    version = champion_version(client, params)
+    if version is None:
+        return None
+    name = params.tracking.registered_model
+    champion_run = str(client.get_model_version(name, str(version)).run_id)
+    try:
+        runs = [client.get_run(champion_run), client.get_run(candidate_run_id)]
+    except MlflowException:
+        raise CompareError(
+            f"run {candidate_run_id} not found in {tracking.tracking_uri()}"
+        ) from None
+    tags = [
+        {k: r.data.tags.get(k) for k in ("data_version", "git_commit")} for r in runs
+    ]
+    old, new = (r.data.metrics for r in runs)
+    return {
+        "champion_version": version,
+        "champion_run_id": champion_run,
+        "candidate_run_id": candidate_run_id,
+        "params": _changed(runs[0].data.params, runs[1].data.params),
+        "tags": _changed(*tags),
+        "metrics": {
+            key: {
+                "champion": old[key],
+                "candidate": new[key],
+                "delta": new[key] - old[key],
+            }
+            for key in sorted(set(old) & set(new))
+        },
+    }
