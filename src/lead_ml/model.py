@@ -8,7 +8,8 @@ keeps tree contributions additive in calibrated log-odds.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,12 @@ import numpy as np
 import pandas as pd
 
 from lead_ml.config import BandsConfig, SplitConfig, TrainConfig
-from lead_ml.features import CATEGORICAL_FEATURES, FEATURE_NAMES, REGISTRY
+from lead_ml.features import (
+    CATEGORICAL_FEATURES,
+    FEATURE_NAMES,
+    REGISTRY,
+    FeatureSpec,
+)
 
 MODEL_FILE = "booster.txt"
 META_FILE = "model.json"
@@ -54,6 +60,14 @@ class ModelInfo:
     band_thresholds: dict[str, float]
     best_iteration: int
     window: dict[str, str]
+    #: feature -> dimension; empty for models of the built-in registry (older bundles).
+    dimensions: dict[str, str] = field(default_factory=dict)
+
+    def dimension_of(self) -> dict[str, str]:
+        """Map every feature of this model to its dimension."""
+        if self.dimensions:
+            return dict(self.dimensions)
+        return {spec.name: spec.dimension for spec in REGISTRY}
 
 
 @dataclass(frozen=True)
@@ -81,29 +95,37 @@ def time_split(features: pd.DataFrame, cfg: SplitConfig) -> Split:
     )
 
 
-def category_levels(train: pd.DataFrame) -> dict[str, list[str]]:
+def category_levels(
+    train: pd.DataFrame, names: Sequence[str] = CATEGORICAL_FEATURES
+) -> dict[str, list[str]]:
     """The sorted levels each categorical feature takes in the training window."""
     return {
         name: sorted(train[name].dropna().astype(str).unique().tolist())
-        for name in CATEGORICAL_FEATURES
+        for name in names
     }
 
 
 def model_matrix(
-    features: pd.DataFrame, categories: dict[str, list[str]]
+    features: pd.DataFrame,
+    categories: dict[str, list[str]],
+    names: Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """Features in model order; categoricals on the training levels (unseen: NaN)."""
-    matrix = features.loc[:, list(FEATURE_NAMES)].copy()
+    """Features in model order (``names``, default the built-in registry's);
+    categoricals on the training levels (unseen: NaN)."""
+    names = list(FEATURE_NAMES if names is None else names)
+    matrix = features.loc[:, names].copy()
     for name, levels in categories.items():
         # Codes via the level index: unseen values and gaps both become -1 (missing).
         codes = pd.Index(levels).get_indexer(pd.Index(matrix[name].astype(object)))
         matrix[name] = pd.Categorical.from_codes(codes, categories=pd.Index(levels))
-    numeric = [n for n in FEATURE_NAMES if n not in categories]
+    numeric = [n for n in names if n not in categories]
     matrix[numeric] = matrix[numeric].astype(float)
     return matrix
 
 
-def lightgbm_params(cfg: TrainConfig, seed: int) -> dict[str, Any]:
+def lightgbm_params(
+    cfg: TrainConfig, seed: int, registry: Sequence[FeatureSpec] = REGISTRY
+) -> dict[str, Any]:
     """LightGBM parameters: the configured tree shape, deterministic and seeded."""
     return {
         "objective": "binary",
@@ -115,7 +137,7 @@ def lightgbm_params(cfg: TrainConfig, seed: int) -> dict[str, Any]:
         "feature_fraction": cfg.feature_fraction,
         "bagging_fraction": cfg.bagging_fraction,
         "bagging_freq": 1 if cfg.bagging_fraction < 1 else 0,
-        "monotone_constraints": [spec.monotone for spec in REGISTRY],
+        "monotone_constraints": [spec.monotone for spec in registry],
         "num_threads": cfg.num_threads,
         "seed": seed,
         "deterministic": True,
@@ -125,20 +147,27 @@ def lightgbm_params(cfg: TrainConfig, seed: int) -> dict[str, Any]:
 
 
 def fit_booster(
-    split: Split, cfg: TrainConfig, seed: int
+    split: Split,
+    cfg: TrainConfig,
+    seed: int,
+    registry: Sequence[FeatureSpec] = REGISTRY,
 ) -> tuple[lgb.Booster, dict[str, list[str]]]:
     """Train with early stopping on the validation window; return booster and levels."""
-    categories = category_levels(split.train)
+    names = [spec.name for spec in registry]
+    categories = category_levels(
+        split.train, [spec.name for spec in registry if spec.kind == "category"]
+    )
     train_set = lgb.Dataset(
-        model_matrix(split.train, categories), label=split.train["won"].astype(int)
+        model_matrix(split.train, categories, names),
+        label=split.train["won"].astype(int),
     )
     valid_set = lgb.Dataset(
-        model_matrix(split.valid, categories),
+        model_matrix(split.valid, categories, names),
         label=split.valid["won"].astype(int),
         reference=train_set,
     )
     booster = lgb.train(
-        lightgbm_params(cfg, seed),
+        lightgbm_params(cfg, seed, registry),
         train_set,
         num_boost_round=cfg.n_estimators,
         valid_sets=[valid_set],
@@ -166,29 +195,37 @@ def band_thresholds(probability: np.ndarray, bands: BandsConfig) -> dict[str, fl
 
 
 def train_model(
-    split: Split, cfg: TrainConfig, bands: BandsConfig, seed: int
+    split: Split,
+    cfg: TrainConfig,
+    bands: BandsConfig,
+    seed: int,
+    registry: Sequence[FeatureSpec] = REGISTRY,
 ) -> TrainedModel:
     """Train, calibrate on the validation window and set band thresholds."""
-    booster, categories = fit_booster(split, cfg, seed)
+    names = [spec.name for spec in registry]
+    booster, categories = fit_booster(split, cfg, seed, registry)
     valid_margin = booster.predict(
-        model_matrix(split.valid, categories), raw_score=True
+        model_matrix(split.valid, categories, names), raw_score=True
     )
     calibration = fit_platt(np.asarray(valid_margin), split.valid["won"].to_numpy(int))
     valid_probability = _sigmoid(calibration.log_odds(np.asarray(valid_margin)))
     info = ModelInfo(
-        feature_names=list(FEATURE_NAMES),
+        feature_names=names,
         categories=categories,
         calibration=calibration,
         band_thresholds=band_thresholds(valid_probability, bands),
         best_iteration=int(booster.best_iteration or booster.current_iteration()),
         window=_window(split),
+        dimensions={spec.name: spec.dimension for spec in registry},
     )
     return TrainedModel(booster=booster, info=info)
 
 
 def _window(split: Split) -> dict[str, str]:
     def day(frame: pd.DataFrame, at: int) -> str:
-        return pd.Timestamp(frame["created_at"].iloc[at]).date().isoformat()
+        created = pd.Timestamp(frame["created_at"].iloc[at])
+        # A CRM export without created dates is split by order or at random.
+        return "" if pd.isna(created) else created.date().isoformat()
 
     return {
         "train_start": day(split.train, 0),
@@ -204,12 +241,13 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 def margin(model: TrainedModel, features: pd.DataFrame) -> np.ndarray:
     """Raw (uncalibrated) log-odds of the booster at its best iteration."""
-    matrix = model_matrix(features, model.info.categories)
-    return np.asarray(
-        model.booster.predict(
-            matrix, raw_score=True, num_iteration=model.info.best_iteration
-        )
-    )
+    from lead_ml import fastshap
+
+    matrix = model_matrix(features, model.info.categories, model.info.feature_names)
+    # The same leaves as Booster.predict, added in the same order (equal to the last
+    # bit), decided a block of rows at a time: explaining a lead takes ~15 of these.
+    ensemble = fastshap.compile_booster(model.booster, model.info.best_iteration)
+    return fastshap.predict_margin(ensemble, fastshap.feature_matrix(matrix))
 
 
 def predict_proba(model: TrainedModel, features: pd.DataFrame) -> np.ndarray:
