@@ -1,0 +1,757 @@
+"""`lead-ml report`: the self-contained HTML page, its numbers, and a real browser.
+
+The report is built once per module with the `lead-ml report` command on the small
+pipeline project of conftest's ``small_project`` (real LightGBM, exported scorer and a
+sqlite MLflow store in a tmp dir). The browser tests drive Debian's chromium over the
+DevTools protocol (``--remote-debugging-pipe``); the setup installs it with apt when
+it is absent and the tests run as root (or with password-less sudo), and skips with a
+message otherwise.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import fcntl
+import io
+import json
+import math
+import os
+import re
+import select
+import shutil
+import subprocess
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from lead_ml import report
+from lead_ml.cli import app
+from lead_ml.config import Params, load_params
+from lead_ml.model import time_split
+from lead_ml.scorer import load_scorer
+
+ROOT = Path(__file__).resolve().parents[1]
+SVG = "{http://www.w3.org/2000/svg}"
+SECTIONS = (
+    "headline",
+    "curves",
+    "calibration-gains",
+    "bands",
+    "meddic",
+    "examples",
+    "data",
+    "audit",
+    "champion",
+)
+#: Figure id -> (element class, how many of them): curves per line chart, bars else.
+FIGURES = {
+    "roc": ("series", 2),
+    "pr": ("series", 2),
+    "calibration": ("series", 1),
+    "gains": ("series", 2),
+    "band-chart": ("bar", 10),
+    "importance-chart": ("bar", 16),
+}
+runner = CliRunner()
+
+
+@dataclass(frozen=True)
+class Built:
+    """The small project, its params and the report `lead-ml report` wrote."""
+
+    root: Path
+    params: Params
+    paths: report.ReportPaths
+    html: str
+    output: str
+
+    @property
+    def tracking_uri(self) -> str:
+        """The project's own MLflow store."""
+        return f"sqlite:///{self.root / 'mlflow.db'}"
+
+    def section(self, anchor: str) -> str:
+        """The HTML of one section of the page."""
+        found = re.search(rf'<section id="{anchor}">(.*?)</section>', self.html, re.S)
+        assert found, f"no section {anchor}"
+        return found.group(1)
+
+    def figure(self, anchor: str) -> ET.Element:
+        """The parsed SVG of one figure."""
+        found = re.search(rf'<figure id="{anchor}">(<svg.*?</svg>)', self.html, re.S)
+        assert found, f"no figure {anchor}"
+        return ET.fromstring(found.group(1))
+
+
+def project_paths(root: Path, out: Path | None = None) -> report.ReportPaths:
+    """The report's inputs in a project folder laid out like dvc.yaml."""
+    paths = report.ReportPaths.under(root)
+    return paths if out is None else dataclasses.replace(paths, out=out)
+
+
+def cli_arguments(paths: report.ReportPaths, params: Path) -> list[str]:
+    """`lead-ml report` arguments for the given paths."""
+    arguments = ["report", "--params", str(params)]
+    for name, value in vars(paths).items():
+        arguments += [f"--{name}", str(value)]
+    return arguments
+
+
+@pytest.fixture(scope="module")
+def built(small_project: Path) -> Built:
+    """`lead-ml report` run once on the small project, logging to its MLflow store."""
+    paths = project_paths(small_project)
+    with pytest.MonkeyPatch.context() as env:
+        env.chdir(small_project)
+        env.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{small_project / 'mlflow.db'}")
+        result = runner.invoke(app, cli_arguments(paths, small_project / "params.yaml"))
+    assert result.exit_code == 0, result.output
+    return Built(
+        root=small_project,
+        params=load_params(small_project / "params.yaml"),
+        paths=paths,
+        html=paths.out.read_text(encoding="utf-8"),
+        output=result.output,
+    )
+
+
+@pytest.fixture(autouse=True)
+def project_store(small_project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test talks to the small project's MLflow store, never the working one."""
+    monkeypatch.setenv(
+        "MLFLOW_TRACKING_URI", f"sqlite:///{small_project / 'mlflow.db'}"
+    )
+
+
+@pytest.fixture(scope="module")
+def scored(built: Built) -> pd.DataFrame:
+    """The test window through the exported scorer, as the report scores it."""
+    features = pd.read_parquet(built.paths.features)
+    test = time_split(features, built.params.split).test
+    scorer = load_scorer(built.paths.scorer)
+    return report.score_window(scorer, test, built.paths.validated, built.params)
+
+
+def metrics_of(built: Built) -> dict[str, Any]:
+    return json.loads(built.paths.metrics.read_text())
+
+
+# --- the page's content ---------------------------------------------------------------
+
+
+def test_every_section_is_present_in_order(built: Built) -> None:
+    positions = [built.html.index(f'<section id="{s}">') for s in SECTIONS]
+    assert positions == sorted(positions)
+
+
+def test_every_figure_is_an_svg_with_the_right_number_of_series(built: Built) -> None:
+    for anchor, (css_class, expected) in FIGURES.items():
+        svg = built.figure(anchor)
+        assert svg.tag == f"{SVG}svg"
+        drawn = [e for e in svg.iter() if e.get("class") == css_class]
+        assert len(drawn) == expected, anchor
+        if css_class == "series":
+            for line in drawn:
+                points = [p.split(",") for p in line.get("points", "").split()]
+                xs, ys = (np.array([float(p[i]) for p in points]) for i in (0, 1))
+                assert len(points) >= 2 and np.ptp(xs) > 50 and np.ptp(ys) > 20
+        else:
+            assert sum(float(bar.get("width", 0)) for bar in drawn) > 100, anchor
+
+
+def test_curves_follow_the_plot_data(built: Built) -> None:
+    gains = pd.read_csv(built.paths.plots / "gains_model.csv")
+    svg = built.figure("gains")
+    line = next(e for e in svg.iter() if e.get("data-series") == "model")
+    points = np.array([p.split(",") for p in line.get("points", "").split()], float)
+    assert len(points) == len(gains) <= report.MAX_CURVE_POINTS
+    # Pixels back to shares: the drawn curve is the plot data.
+    plot_left = report.MARGIN["left"]
+    plot_width = report.WIDTH - plot_left - report.MARGIN["right"]
+    assert np.allclose(
+        (points[:, 0] - plot_left) / plot_width, gains["share_of_leads"], atol=0.002
+    )
+
+
+def test_long_curves_are_thinned_to_the_point_budget(built: Built) -> None:
+    n_points = len(pd.read_csv(built.paths.plots / "pr_model.csv"))
+    svg = built.figure("pr")
+    line = next(e for e in svg.iter() if e.get("data-series") == "model")
+    drawn = len(line.get("points", "").split())
+    assert n_points > drawn and drawn <= report.MAX_CURVE_POINTS + 2
+
+
+def test_headline_numbers_are_those_of_metrics_json(built: Built) -> None:
+    capacity = metrics_of(built)["capacity"]
+    text = built.section("headline")
+    k, model, bant = capacity["k"], capacity["model_wins"], capacity["bant_wins"]
+    assert f"work <b>{k:,}</b> leads" in text
+    assert f'<span class="big">{model:,}</span>' in text
+    assert f'<span class="big">{bant:,}</span>' in text
+    assert f"{model - bant:+,} wins" in text
+    assert f"{capacity['model_pipeline_value']:,.0f}" in text
+
+
+def test_band_table_is_the_plot_data(built: Built) -> None:
+    bands = pd.read_csv(built.paths.plots / "win_rate_by_band.csv")
+    body = built.section("bands").split("<tbody>")[1]
+    rows = [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in body.split("<tr>")[1:]]
+    assert len(rows) == len(bands)
+    for row, band in zip(rows, bands.itertuples(), strict=True):
+        assert row[:4] == [
+            f"{band.band:,}",
+            f"{band.n:,}",
+            f"{band.wins:,}",
+            f"{band.win_rate:.1%}",
+        ]
+
+
+def test_page_needs_no_network_and_runs_no_script(built: Built) -> None:
+    page = built.html.lower()
+    for forbidden in ("<script", "<link", "<img", "<iframe", "src=", "url(", "@import"):
+        assert forbidden not in page
+    assert set(re.findall(r"https?://[^\s\"'<]+", page)) == {
+        "http://www.w3.org/2000/svg"
+    }
+
+
+def test_cli_says_where_the_report_went(built: Built) -> None:
+    assert str(built.paths.out) in built.output.replace("\n", "")
+    assert "no champion registered" in built.output
+
+
+def test_report_is_logged_to_the_run_of_the_scorer(
+    built: Built, tmp_path: Path
+) -> None:
+    from mlflow import MlflowClient
+
+    run_id = json.loads(built.paths.record.read_text())["run_id"]
+    client = MlflowClient(tracking_uri=built.tracking_uri)
+    logged = {a.path for a in client.list_artifacts(run_id)}
+    assert report.REPORT_FILE in logged
+    local = client.download_artifacts(run_id, report.REPORT_FILE, str(tmp_path))
+    assert Path(local).read_text(encoding="utf-8") == built.html
+
+
+def test_report_is_deterministic(built: Built, tmp_path: Path) -> None:
+    again = project_paths(built.root, tmp_path / "again.html")
+    report.run_report(built.params, again, log_to_mlflow=False)
+    assert again.out.read_text(encoding="utf-8") == built.html
+
+
+# --- MEDDIC importance from the exported scorer ---------------------------------------
+
+
+def test_scorer_on_the_test_window_reproduces_the_evaluated_auc(
+    built: Built, scored: pd.DataFrame
+) -> None:
+    from sklearn.metrics import roc_auc_score
+
+    assert len(scored) == metrics_of(built)["n_test"]
+    assert scored["probability"].notna().all()
+    auc = roc_auc_score(scored["won"], scored["probability"].astype(float))
+    assert auc == pytest.approx(metrics_of(built)["model"]["roc_auc"], abs=1e-9)
+
+
+def test_importance_is_the_mean_absolute_contribution(
+    built: Built, scored: pd.DataFrame
+) -> None:
+    importance = report.meddic_importance(scored)
+    for dimension, row in importance.iterrows():
+        values = scored[f"contrib_{dimension}"].astype(float)
+        assert row["mean_abs"] == pytest.approx(values.abs().mean())
+        assert row["raised"] - row["lowered"] == pytest.approx(row["mean_abs"])
+        assert row["share_raised"] == pytest.approx((values > 0).mean())
+    assert importance["mean_abs"].is_monotonic_decreasing
+    table = built.section("meddic")
+    top = str(importance.index[0])
+    assert f"{report.DIMENSION_LABELS[top]}</td>" in table
+    assert f"{importance['mean_abs'].iloc[0]:.3f}".rstrip("0") in table
+
+
+def test_recorded_answers_move_scores_in_the_business_direction(
+    scored: pd.DataFrame,
+) -> None:
+    by_answer = report.contribution_by_answer(scored)
+    for dimension in ("champion", "economic_buyer", "metrics"):
+        rows = by_answer[by_answer["dimension"] == dimension]
+        mean = dict(zip(rows["answer"], rows["mean_contribution"], strict=True))
+        assert mean["yes"] > mean["no"], dimension
+    assert (
+        by_answer["leads"].groupby(by_answer["dimension"]).sum().eq(len(scored)).all()
+    )
+
+
+def test_five_example_leads_one_per_band_and_a_bant_surprise(
+    built: Built, scored: pd.DataFrame
+) -> None:
+    examples = report.example_leads(scored)
+    assert len(examples) == report.N_EXAMPLES
+    assert examples["deal_id"].is_unique
+    assert set(scored["band"]) <= set(examples["band"])
+    surprise = examples[examples["why"].str.startswith("BANT qualifies")]
+    qualified = scored[scored["bant_qualified"]]
+    assert surprise["probability"].tolist() == [qualified["probability"].min()]
+    table = built.section("examples")
+    for deal_id, reasons in examples[["deal_id", "top_reasons"]].to_numpy(str):
+        assert f"<td>{deal_id}</td>" in table
+        assert reasons and reasons.split("; ")[0] in table
+
+
+def test_data_summary_reconciles_with_the_files(built: Built) -> None:
+    features = pd.read_parquet(built.paths.features)
+    split = time_split(features, built.params.split)
+    rejects = pd.read_csv(built.paths.rejects)
+    text = built.section("data")
+    assert f"<b>{len(rejects):,}</b>" in text
+    assert f"{len(features):,} valid deals" in text
+    for name, window in (("train", split.train), ("test", split.test)):
+        assert f"<td>{name}</td><td class=num>{len(window):,}</td>" in text
+    assert len(split.test) == metrics_of(built)["n_test"]
+
+
+def test_no_audit_and_no_champion_are_stated(built: Built) -> None:
+    assert "No audit run" in built.section("audit")
+    assert "No champion registered yet" in built.section("champion")
+
+
+def test_audit_warnings_are_shown_when_an_audit_ran(
+    built: Built, tmp_path: Path
+) -> None:
+    audit = {
+        "warnings": [
+            "stage_at_close (presence, refused): known only after the outcome"
+        ],
+        "passed": False,
+        "split": {"method": "time", "explanation": "ordered by created_at"},
+        "blocking": ["stage_at_close", "lost_reason"],
+        "columns": [{"name": "amount", "auc": 0.51}],
+    }
+    paths = dataclasses.replace(
+        project_paths(built.root, tmp_path / "report.html"),
+        audit=tmp_path / "audit.json",
+    )
+    paths.audit.write_text(json.dumps(audit))
+    report.run_report(built.params, paths, log_to_mlflow=False)
+    html = re.search(
+        r'<section id="audit">(.*?)</section>', paths.out.read_text(), re.S
+    )
+    assert html is not None
+    text = html.group(1)
+    assert "No audit run" not in text and "1 warning(s)" in text
+    assert "stage_at_close (presence, refused)" in text
+    assert "<td>split</td><td>time</td>" in text and "<td>False</td>" in text
+    assert "<td>stage_at_close, lost_reason</td>" in text
+    assert "auc" not in text  # per-column details stay in audit.json
+
+
+def test_champion_comparison_shows_what_changed(built: Built) -> None:
+    from mlflow import MlflowClient
+
+    record = json.loads(built.paths.record.read_text())
+    client = MlflowClient(tracking_uri=built.tracking_uri)
+    alias = built.params.tracking.champion_alias
+    name = record["registered_model"]
+    client.set_registered_model_alias(name, alias, str(record["registered_version"]))
+    try:
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("MLFLOW_TRACKING_URI", built.tracking_uri)
+            changes = report.champion_changes(built.params, record["run_id"])
+    finally:
+        client.delete_registered_model_alias(name, alias)
+    assert isinstance(changes, dict)
+    html = report.champion_section(changes)
+    assert str(record["run_id"]) in html
+    assert "<h3>metrics</h3>" in html and "delta" in html
+
+
+def test_champion_section_says_when_comparison_is_unavailable() -> None:
+    html = report.champion_section("comparison with the champion is not available")
+    assert "not available" in html
+
+
+# --- bad inputs -----------------------------------------------------------------------
+
+
+def copy_inputs(built: Built, tmp_path: Path) -> report.ReportPaths:
+    """A copy of the small report inputs that a test may break."""
+    shutil.copytree(built.paths.plots, tmp_path / "plots")
+    shutil.copy(built.paths.metrics, tmp_path / "metrics.json")
+    shutil.copy(built.paths.record, tmp_path / "export.json")
+    return report.ReportPaths(
+        **{
+            **vars(project_paths(built.root)),
+            "plots": tmp_path / "plots",
+            "metrics": tmp_path / "metrics.json",
+            "record": tmp_path / "export.json",
+            "out": tmp_path / "report.html",
+        }
+    )
+
+
+def test_missing_metrics_is_a_one_line_message(built: Built, tmp_path: Path) -> None:
+    paths = copy_inputs(built, tmp_path)
+    paths.metrics.unlink()
+    result = runner.invoke(
+        app, [*cli_arguments(paths, built.root / "params.yaml"), "--no-mlflow"]
+    )
+    assert result.exit_code == 2
+    message = " ".join(result.output.split())  # rich wraps at the terminal width
+    assert "metrics.json: not found" in message and "dvc repro" in message
+    assert "Traceback" not in result.output
+    assert not paths.out.exists()
+
+
+def test_metrics_without_a_key_names_it(built: Built, tmp_path: Path) -> None:
+    paths = copy_inputs(built, tmp_path)
+    metrics = metrics_of(built)
+    del metrics["capacity"]["k"]
+    paths.metrics.write_text(json.dumps(metrics))
+    with pytest.raises(report.ReportError, match=r"metrics\.json: no 'capacity\.k'"):
+        report.run_report(built.params, paths, log_to_mlflow=False)
+
+
+def test_a_value_that_is_not_a_number_names_file_line_and_column(
+    built: Built, tmp_path: Path
+) -> None:
+    paths = copy_inputs(built, tmp_path)
+    roc = paths.plots / "roc_model.csv"
+    lines = roc.read_text().splitlines()
+    lines[2] = lines[2].split(",")[0] + ",n/a"
+    roc.write_text("\n".join(lines) + "\n")
+    with pytest.raises(report.ReportError, match=r"roc_model\.csv: line 3, column tpr"):
+        report.run_report(built.params, paths, log_to_mlflow=False)
+
+
+def test_a_missing_plot_column_is_named(built: Built, tmp_path: Path) -> None:
+    paths = copy_inputs(built, tmp_path)
+    bands = paths.plots / "win_rate_by_band.csv"
+    pd.read_csv(bands).drop(columns="win_rate").to_csv(bands, index=False)
+    with pytest.raises(report.ReportError, match="missing column.*win_rate"):
+        report.run_report(built.params, paths, log_to_mlflow=False)
+
+
+def test_an_export_record_without_a_run_is_refused(
+    built: Built, tmp_path: Path
+) -> None:
+    paths = copy_inputs(built, tmp_path)
+    paths.record.write_text(json.dumps({"registered_version": 1}))
+    with pytest.raises(report.ReportError, match="export.json: no 'run_id'"):
+        report.run_report(built.params, paths, log_to_mlflow=False)
+
+
+# --- the DVC stage --------------------------------------------------------------------
+
+
+def report_stage() -> dict[str, Any]:
+    stage: dict[str, Any] = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"][
+        "report"
+    ]
+    return stage
+
+
+def test_dvc_stage_declares_every_path_the_command_reads() -> None:
+    stage = report_stage()
+    options = dict(re.findall(r"--(\w+) (\S+)", stage["cmd"]))
+    outs = [next(iter(o)) if isinstance(o, dict) else o for o in stage["outs"]]
+    assert outs == [options.pop("out")] == ["reports/report.html"]
+    assert options.pop("params") == "params.yaml"
+    assert sorted(options.values()) == sorted(
+        d for d in stage["deps"] if not d.startswith("src/")
+    )
+    assert "src/lead_ml/report.py" in stage["deps"]
+    defaults = {k: str(v) for k, v in vars(report.ReportPaths()).items()}
+    assert all(defaults[name] == path for name, path in options.items())
+    # The stage itself runs under `dvc repro` in tests/test_pipeline_dvc.py.
+
+
+# --- a real browser -------------------------------------------------------------------
+
+
+def _installer() -> list[str] | None:
+    """How to run apt-get as root here, or None when it is not allowed."""
+    if shutil.which("apt-get") is None:
+        return None
+    if os.geteuid() == 0:
+        return ["apt-get"]
+    sudo = shutil.which("sudo")
+    if (
+        sudo
+        and subprocess.run([sudo, "-n", "true"], capture_output=True).returncode == 0
+    ):
+        return [sudo, "-n", "apt-get"]
+    return None
+
+
+def _install_chromium(apt: list[str]) -> str:
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = [*apt, "-o", "DPkg::Lock::Timeout=600", "install", "-y", "chromium"]
+    done = subprocess.run(install, env=env, capture_output=True, text=True)
+    if done.returncode != 0:  # stale package lists: refresh once and retry
+        subprocess.run([*apt, "update"], env=env, capture_output=True)
+        done = subprocess.run(install, env=env, capture_output=True, text=True)
+    return done.stderr[-500:]
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    """Debian's chromium, installed with apt-get when absent and allowed."""
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found:
+        return found
+    apt = _installer()
+    if apt is None:
+        pytest.skip(
+            "chromium is not installed and apt-get needs root here: "
+            "run `sudo apt-get install -y chromium` to test the report in a browser"
+        )
+    problem = _install_chromium(apt)
+    found = shutil.which("chromium")
+    if not found:
+        pytest.skip(f"apt-get could not install chromium: {problem}")
+    return found
+
+
+def _above_ten(fd: int) -> int:
+    """The same pipe end on a descriptor >= 10, so the child's dup2 to 3 and 4 never
+    meets it (dup2 onto itself would keep close-on-exec)."""
+    moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10)
+    os.close(fd)
+    return moved
+
+
+class Browser:
+    """Headless chromium driven over the DevTools protocol on a pipe (fds 3 and 4)."""
+
+    def __init__(self, executable: str, profile: Path) -> None:
+        self._replies, child_out = map(_above_ten, os.pipe())
+        child_in, self._commands = map(_above_ten, os.pipe())
+
+        def attach() -> None:  # in the child, before exec: the protocol's fds
+            os.dup2(child_in, 3)
+            os.dup2(child_out, 4)
+
+        self.process = subprocess.Popen(
+            [
+                executable,
+                "--headless",
+                "--no-sandbox",  # root in a container has no usable sandbox
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--no-first-run",
+                "--hide-scrollbars",
+                "--remote-debugging-pipe",
+                f"--user-data-dir={profile}",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            close_fds=False,
+            preexec_fn=attach,
+        )
+        os.close(child_in)
+        os.close(child_out)
+        self._buffer = b""
+        self._last_id = 0
+        self.events: list[dict[str, Any]] = []
+
+    def send(
+        self, method: str, params: dict[str, Any] | None = None, session: str = ""
+    ) -> dict[str, Any]:
+        """Send one command and return its result; events met on the way are kept."""
+        self._last_id += 1
+        message: dict[str, Any] = {"id": self._last_id, "method": method}
+        message |= {"params": params or {}} | (
+            {"sessionId": session} if session else {}
+        )
+        os.write(self._commands, json.dumps(message).encode() + b"\0")
+        deadline = time.monotonic() + 60
+        while True:
+            reply = self._read(deadline)
+            if reply.get("id") == self._last_id:
+                assert "error" not in reply, f"{method}: {reply['error']}"
+                result: dict[str, Any] = reply["result"]
+                return result
+            self.events.append(reply)
+
+    def wait_for(self, method: str) -> None:
+        """Read events until one of the given method has arrived."""
+        deadline = time.monotonic() + 60
+        while not any(e.get("method") == method for e in self.events):
+            self.events.append(self._read(deadline))
+
+    def _read(self, deadline: float) -> dict[str, Any]:
+        while b"\0" not in self._buffer:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self._replies], [], [], left)[0]:
+                raise TimeoutError("chromium did not answer within 60 s")
+            chunk = os.read(self._replies, 1 << 20)
+            if not chunk:
+                raise EOFError("chromium closed the DevTools pipe")
+            self._buffer += chunk
+        message, _, self._buffer = self._buffer.partition(b"\0")
+        parsed: dict[str, Any] = json.loads(message)
+        return parsed
+
+    def close(self) -> None:
+        """Close the browser and the pipes."""
+        try:
+            self.send("Browser.close")
+        except (OSError, EOFError, TimeoutError):
+            pass
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        os.close(self._replies)
+        os.close(self._commands)
+
+
+@dataclass(frozen=True)
+class Visit:
+    """What the browser saw on a page."""
+
+    problems: list[str]
+    requests: list[str]
+    figures: list[dict[str, Any]]
+    screenshot: bytes
+
+
+FIGURE_PROBE = """JSON.stringify([...document.querySelectorAll('figure')].map(f => {
+  const box = f.querySelector('svg').getBoundingClientRect();
+  const drawn = [...f.querySelectorAll('svg .series, svg .bar')].map(e => e.getBBox());
+  return {id: f.id, x: box.x + scrollX, y: box.y + scrollY, width: box.width,
+          height: box.height, drawn: drawn.filter(b => b.width + b.height > 0).length};
+}))"""
+
+
+def visit(executable: str, page: Path, profile: Path) -> Visit:
+    """Load a page, collect errors and requests, measure figures, take a screenshot."""
+    browser = Browser(executable, profile)
+    try:
+        target = browser.send("Target.createTarget", {"url": "about:blank"})
+        session = browser.send(
+            "Target.attachToTarget", {"targetId": target["targetId"], "flatten": True}
+        )["sessionId"]
+        for domain in ("Page", "Runtime", "Log", "Network"):
+            browser.send(f"{domain}.enable", session=session)
+        browser.send(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": 1100, "height": 900, "deviceScaleFactor": 1, "mobile": False},
+            session=session,
+        )
+        browser.send("Page.navigate", {"url": page.resolve().as_uri()}, session=session)
+        browser.wait_for("Page.loadEventFired")
+        probe = browser.send(
+            "Runtime.evaluate",
+            {"expression": FIGURE_PROBE, "returnByValue": True},
+            session=session,
+        )
+        size = browser.send("Page.getLayoutMetrics", session=session)["cssContentSize"]
+        clip = {"x": 0, "y": 0, "width": size["width"], "height": size["height"]}
+        shot = browser.send(
+            "Page.captureScreenshot",
+            {
+                "format": "png",
+                "captureBeyondViewport": True,
+                "clip": clip | {"scale": 1},
+            },
+            session=session,
+        )
+    finally:
+        browser.close()
+    return Visit(
+        problems=_problems(browser.events),
+        requests=_requests(browser.events),
+        figures=json.loads(probe["result"]["value"]),
+        screenshot=base64.b64decode(shot["data"]),
+    )
+
+
+def _problems(events: list[dict[str, Any]]) -> list[str]:
+    """Uncaught exceptions, console errors and warnings, and logged errors."""
+    found = []
+    for event in events:
+        method, params = event.get("method"), event.get("params", {})
+        if method == "Runtime.exceptionThrown":
+            found.append(f"exception: {params['exceptionDetails']}")
+        elif method == "Runtime.consoleAPICalled" and params["type"] in (
+            "error",
+            "warning",
+            "assert",
+        ):
+            found.append(f"console.{params['type']}: {params['args']}")
+        elif method == "Log.entryAdded" and params["entry"]["level"] in (
+            "error",
+            "warning",
+        ):
+            found.append(f"log: {params['entry']['text']}")
+    return found
+
+
+def _requests(events: list[dict[str, Any]]) -> list[str]:
+    """Every URL the page asked for other than local files and data URLs."""
+    return [
+        e["params"]["request"]["url"]
+        for e in events
+        if e.get("method") == "Network.requestWillBeSent"
+        and not e["params"]["request"]["url"].startswith(("file:", "data:"))
+    ]
+
+
+def distinct_colours(png: bytes, box: tuple[int, int, int, int] | None = None) -> int:
+    """How many distinct colours a PNG (or a box of it) holds."""
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(png)).convert("RGB")
+    region = image.crop(box) if box else image
+    colours = region.getcolors(maxcolors=region.width * region.height)
+    return len(colours or [])
+
+
+@pytest.mark.slow
+def test_report_loads_in_chromium_and_draws_every_figure(
+    built: Built, chromium: str, tmp_path: Path
+) -> None:
+    seen = visit(chromium, built.paths.out, tmp_path / "profile")
+    (tmp_path / "report.png").write_bytes(seen.screenshot)
+    assert seen.problems == []
+    assert seen.requests == []
+    figures = {f["id"]: f for f in seen.figures}
+    assert set(figures) == set(FIGURES)
+    for anchor, (_, expected) in FIGURES.items():
+        figure = figures[anchor]
+        assert figure["width"] > 300 and figure["height"] > 200, anchor
+        assert figure["drawn"] == expected, anchor
+        left, top = math.floor(figure["x"]), math.floor(figure["y"])
+        box = (left, top, left + int(figure["width"]), top + int(figure["height"]))
+        # White, grid, text and each series' colour at least, with anti-aliasing.
+        assert distinct_colours(seen.screenshot, box) > 20, anchor
+    assert distinct_colours(seen.screenshot) > 200
+
+
+@pytest.mark.slow
+def test_browser_check_catches_errors_and_network_requests(
+    chromium: str, tmp_path: Path
+) -> None:
+    page = tmp_path / "broken.html"
+    page.write_text(
+        '<html><body><figure id="x"><svg width="10" height="10"></svg></figure>'
+        '<img src="http://127.0.0.1:9/pixel.png" style="display:none">'
+        "<script>console.error('boom'); notDefined();</script></body></html>"
+    )
+    seen = visit(chromium, page, tmp_path / "profile")
+    assert any("boom" in p for p in seen.problems)
+    assert any(p.startswith("exception") for p in seen.problems)
+    assert seen.requests == ["http://127.0.0.1:9/pixel.png"]
+    assert distinct_colours(seen.screenshot) < 5
