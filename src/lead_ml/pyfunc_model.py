@@ -6,13 +6,14 @@ bundle it loads is checked file by file (see lead_ml.scorer).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import mlflow
 import pandas as pd
 from mlflow.pyfunc import PythonModel, PythonModelContext
 
-from lead_ml.scorer import Scorer, load_scorer
+from lead_ml.scorer import Scorer, ScorerError, load_scorer
 
 
 class LeadScorerModel(PythonModel):
@@ -33,10 +34,23 @@ class LeadScorerModel(PythonModel):
         """One output row per input lead, input order kept."""
         params = params or {}
         activities_path = params.get("activities_path") or ""
-        activities = pd.read_parquet(activities_path) if activities_path else None
+        activities = read_activities(Path(activities_path)) if activities_path else None
         return self.scorer.score(
             model_input, activities, explain_reasons=bool(params.get("explain", True))
         )
+
+
+def read_activities(path: Path) -> pd.DataFrame:
+    """An activity log from .parquet or .csv (CSV cells as text; the scorer checks
+    and converts them)."""
+    suffix = path.suffix.lower()
+    if suffix not in (".parquet", ".csv"):
+        raise ScorerError(f"{path}: activities must be .parquet or .csv")
+    if not path.exists():
+        raise ScorerError(f"{path}: activities file not found")
+    if suffix == ".parquet":
+        return pd.read_parquet(path)
+    return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
 
 
 mlflow.models.set_model(LeadScorerModel())

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from lead_ml.config import DIMENSIONS, FeaturizeConfig
 from lead_ml.explain import explain
 from lead_ml.features import REGISTRY, build_features
 from lead_ml.model import Calibration, ModelInfo, TrainedModel, margin, model_matrix
-from lead_ml.schema import ColumnSpec, TableContract, validate_table
+from lead_ml.schema import ACTIVITIES, ColumnSpec, TableContract, validate_table
 
 #: Bumped whenever the bundle layout changes; a scorer reads only its own format.
 FORMAT_VERSION = 1
@@ -37,6 +37,8 @@ ID_COLUMN = "deal_id"
 PSI_WARNING = 0.25
 BANDS = ("A", "B", "C", "D")
 REASON_COLUMNS = ("top_reasons", "next_question")
+#: What scorer.json must hold besides its format version.
+SPEC_KEYS = ("model", "featurize", "input_columns", "drift_reference", "model_version")
 
 
 class ScorerError(ValueError):
@@ -67,13 +69,14 @@ def scoring_contract() -> TableContract:
     """The contract of a lead row: id and created_at required, the rest may be empty.
 
     Category values are not restricted: a value the model never saw is scored as
-    unseen and counted, not rejected.
+    unseen and counted, not rejected. Ids are checked for repeats by the scorer
+    (across chunks too), not by the contract.
     """
     specs = [ColumnSpec(ID_COLUMN, "string"), ColumnSpec("created_at", "datetime")]
     for name, kind in list(input_columns().items())[2:]:
         bound = {"min_value": 0.0} if kind == "float" else {}
         specs.append(ColumnSpec(name, kind, nullable=True, **bound))  # type: ignore[arg-type]
-    return TableContract("leads", ID_COLUMN, tuple(specs))
+    return TableContract("leads", None, tuple(specs))
 
 
 # --- drift reference ----------------------------------------------------------------
@@ -209,8 +212,14 @@ def write_bundle(model: TrainedModel, spec: dict[str, Any], out_dir: Path) -> Pa
 
 def find_bundle(path: Path) -> Path:
     """The bundle folder of a scorer path: the folder itself or an MLflow model's."""
+    if not path.exists():
+        raise ScorerError(
+            f"{path}: no such folder; pass the folder `lead-ml export` wrote, "
+            "e.g. models/scorer"
+        )
     for candidate in (path, path / "artifacts" / "bundle"):
-        if (candidate / CHECKSUM_FILE).exists():
+        names = (*BUNDLE_FILES, CHECKSUM_FILE)
+        if any((candidate / name).exists() for name in names):
             return candidate
     raise ScorerError(
         f"{path}: no lead-ml scorer here (no {CHECKSUM_FILE}); "
@@ -218,13 +227,27 @@ def find_bundle(path: Path) -> Path:
     )
 
 
-def _verify(bundle: Path) -> None:
+def _read_json(path: Path) -> Any:
+    """A bundle file's JSON; a missing or unreadable file is a ScorerError."""
     try:
-        expected = json.loads((bundle / CHECKSUM_FILE).read_text())
-    except json.JSONDecodeError:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
         raise ScorerError(
-            f"{bundle / CHECKSUM_FILE}: not valid JSON; re-export"
+            f"{path}: missing from the scorer bundle; re-export with `lead-ml export`"
         ) from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ScorerError(
+            f"{path}: not valid JSON ({error}); re-export with `lead-ml export`"
+        ) from None
+
+
+def _verify(bundle: Path) -> None:
+    expected = _read_json(bundle / CHECKSUM_FILE)
+    if not isinstance(expected, dict):
+        raise ScorerError(
+            f"{bundle / CHECKSUM_FILE}: expected a file -> sha256 mapping; re-export "
+            "with `lead-ml export`"
+        )
     for name in BUNDLE_FILES:
         path = bundle / name
         if not path.exists():
@@ -237,7 +260,9 @@ def _verify(bundle: Path) -> None:
 
 
 def _read_spec(bundle: Path) -> dict[str, Any]:
-    spec: dict[str, Any] = json.loads((bundle / SPEC_FILE).read_text())
+    spec = _read_json(bundle / SPEC_FILE)
+    if not isinstance(spec, dict):
+        raise ScorerError(f"{bundle / SPEC_FILE}: expected a JSON object; re-export")
     found = spec.get("format_version")
     if found != FORMAT_VERSION:
         raise ScorerError(
@@ -245,6 +270,12 @@ def _read_spec(bundle: Path) -> dict[str, Any]:
             f"{spec.get('lead_ml_version', '?')}), but lead-ml {version('lead-ml')} "
             f"reads format {FORMAT_VERSION}; re-export the model with this lead-ml "
             "or install the lead-ml version that exported it"
+        )
+    missing = [key for key in SPEC_KEYS if key not in spec]
+    if missing:
+        raise ScorerError(
+            f"{bundle / SPEC_FILE}: lacks {', '.join(missing)}; re-export with "
+            "`lead-ml export`"
         )
     return spec
 
@@ -256,6 +287,16 @@ def _probability(model: TrainedModel, features: pd.DataFrame) -> np.ndarray:
 
 # --- scoring ------------------------------------------------------------------------
 
+#: Longest input value quoted in a reject reason; the rejects file keeps it whole.
+SHOWN_CHARS = 60
+#: Any activity type is accepted when scoring: an unknown type counts in no type.
+ACTIVITY_CONTRACT = TableContract(
+    ACTIVITIES.name,
+    ACTIVITIES.id_column,
+    tuple(replace(spec, allowed=None) for spec in ACTIVITIES.columns),
+)
+ACTIVITY_COLUMNS = tuple(spec.name for spec in ACTIVITIES.columns)
+
 
 @dataclass(frozen=True)
 class Scored:
@@ -265,6 +306,131 @@ class Scored:
     rejects: pd.DataFrame
     unseen: dict[str, int]
     features: pd.DataFrame
+
+
+def quote_value(value: Any) -> str:
+    """An input value quoted for a reject reason, cut to SHOWN_CHARS characters.
+
+    >>> quote_value("D1"), quote_value("x" * 100)[-8:]
+    ("'D1'", "xxxx...'")
+    """
+    text = repr(str(value))
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 4] + "...'"
+
+
+def _text(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """Values as text (blank text is missing), and where a value is present."""
+    text = values.astype("string")
+    present = text.str.strip().ne("").to_numpy(dtype=bool, na_value=False)
+    return text.where(present), present
+
+
+def _read_floats(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """float64 values, and where a present value is not a finite number."""
+    if pd.api.types.is_float_dtype(values.dtype) or pd.api.types.is_integer_dtype(
+        values.dtype
+    ):
+        floats = values.to_numpy(dtype=float, na_value=np.nan)
+        present = ~np.isnan(floats)
+    else:
+        text, present = _text(values)
+        numbers = pd.to_numeric(text, errors="coerce")
+        floats = numbers.to_numpy(dtype=float, na_value=np.nan)
+    finite = np.isfinite(floats)
+    return pd.Series(np.where(finite, floats, np.nan), index=values.index), (
+        present & ~finite
+    )
+
+
+def _read_dates(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """Naive UTC datetime64[ms] values, and where a present value is not an ISO date."""
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):
+        stamps, present = values, values.notna().to_numpy()
+    else:
+        text, present = _text(values)
+        try:
+            stamps = pd.to_datetime(text, format="ISO8601", errors="coerce")
+        except ValueError:  # mixed time zones: compare them all in UTC
+            stamps = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True)
+    if isinstance(stamps.dtype, pd.DatetimeTZDtype):
+        stamps = stamps.dt.tz_convert(None)
+    return stamps.astype("datetime64[ms]"), present & stamps.isna().to_numpy()
+
+
+_READERS = {
+    "float": (_read_floats, "a finite number"),
+    "datetime": (_read_dates, "an ISO 8601 date"),
+}
+
+
+def read_values(leads: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """Lead rows with numbers and dates converted, and per row the first value that
+    does not read as its column's kind (None where every value reads).
+
+    A value that cannot be read rejects its row, whatever the rest of the column
+    holds, so a chunk of bad values is rejected row by row, never as a whole.
+    """
+    reasons = np.full(len(leads), None, dtype=object)
+    converted = {}
+    for name, kind in input_columns().items():
+        if kind not in _READERS:
+            continue
+        reader, noun = _READERS[kind]
+        converted[name], failed = reader(leads[name])
+        new = np.flatnonzero(failed & pd.isna(reasons))
+        raw = leads[name].iloc[new].tolist()
+        reasons[new] = [f"{name} is not {noun}: {quote_value(v)}" for v in raw]
+    return leads.assign(**converted), reasons
+
+
+def reject_rows(
+    leads: pd.DataFrame, rows: np.ndarray, reasons: np.ndarray | list[str]
+) -> pd.DataFrame:
+    """Rejects of a lead frame: table, row, reason, then the rows' values as text.
+
+    ``rows`` are positions in ``leads``; the ``row`` column holds them as given.
+    """
+    rejects = leads.iloc[np.asarray(rows, dtype=int)].astype("string")
+    rejects = rejects.reset_index(drop=True)
+    rejects.insert(0, "reason", pd.Series(list(reasons), dtype="string"))
+    rejects.insert(0, "row", np.asarray(rows, dtype="int64"))
+    rejects.insert(0, "table", pd.Series(["leads"] * len(rows), dtype="string"))
+    return rejects
+
+
+def repeated_ids(ids: pd.Series) -> np.ndarray:
+    """Per id, the position of its first occurrence (its own position if first).
+
+    >>> repeated_ids(pd.Series(["a", "b", "a"])).tolist()
+    [0, 1, 0]
+    """
+    codes, _ = pd.factorize(ids)
+    _, first = np.unique(codes, return_index=True)
+    return first[codes]
+
+
+def prepare_activities(
+    activities: pd.DataFrame | None,
+    source: str = "activities",
+    ids: pd.Series | None = None,
+) -> tuple[pd.DataFrame | None, int]:
+    """Validated activities (None when there are none) and how many were rejected;
+    with ``ids``, only the activities of those leads are kept and checked."""
+    if activities is None or len(activities) == 0:
+        return None, 0
+    missing = [c for c in ACTIVITY_COLUMNS if c not in activities.columns]
+    if missing:
+        raise ScorerError(
+            f"{source}: missing activity column(s) {', '.join(missing)}; an activity "
+            f"row needs {', '.join(ACTIVITY_COLUMNS)}"
+        )
+    if ids is not None:
+        wanted = activities[ID_COLUMN].astype("string").isin(ids.astype("string"))
+        activities = activities[wanted.to_numpy(dtype=bool, na_value=False)]
+        if len(activities) == 0:
+            return None, 0
+    checked = validate_table(activities, ACTIVITY_CONTRACT, source)
+    return checked.valid, len(checked.rejects)
 
 
 class Scorer:
@@ -286,6 +452,14 @@ class Scorer:
             columns += ["base_value", *REASON_COLUMNS]
         return [*columns, "model_version"]
 
+    def output_dtypes(self, explain_reasons: bool = True) -> dict[str, str]:
+        """The pandas dtype of every output column of scored rows."""
+        text = (ID_COLUMN, "band", *REASON_COLUMNS, "model_version")
+        return {
+            column: "string" if column in text else "float64"
+            for column in self.output_columns(explain_reasons)
+        } | {"score": "int64"}
+
     def check_columns(self, columns: list[str], source: str) -> None:
         """Refuse input that lacks required columns, naming every one missing."""
         missing = [c for c in self.spec["input_columns"] if c not in columns]
@@ -302,37 +476,77 @@ class Scorer:
         activities: pd.DataFrame | None = None,
         explain_reasons: bool = True,
         source: str = "leads",
+        rows: np.ndarray | None = None,
     ) -> Scored:
-        """Validate, featurize and score one frame of leads (all rows in one chunk)."""
+        """Validate, featurize and score one frame of leads (all rows in one chunk).
+
+        ``activities`` must be validated (see :func:`prepare_activities`). ``rows``
+        numbers the leads in their file (default 0, 1, ...): rejects and reasons use
+        these numbers. Of leads sharing an id, the first valid one is scored.
+        """
         self.check_columns(list(leads.columns), source)
-        checked = validate_table(
-            leads[list(self.spec["input_columns"])], self.contract, source
-        )
-        valid = checked.valid
+        twice = [
+            c for c in self.spec["input_columns"] if (leads.columns == c).sum() > 1
+        ]
+        if twice:
+            raise ScorerError(f"{source}: column(s) {', '.join(twice)} appear twice")
+        raw = leads[list(self.spec["input_columns"])]
+        rows = np.arange(len(raw)) if rows is None else np.asarray(rows, dtype=int)
+        readable, reasons = read_values(raw)
+        valid = self._valid(readable, reasons, rows, source)
         features = build_features(valid, None, activities, self.featurize)
         output = self._score_features(features, explain_reasons)
-        return Scored(output, checked.rejects, self.unseen(features), features)
+        rejected = np.flatnonzero(pd.notna(reasons))
+        rejects = reject_rows(raw, rejected, reasons[rejected])
+        rejects["row"] = rows[rejected]
+        return Scored(output, rejects, self.unseen(features), features)
+
+    def _valid(
+        self, leads: pd.DataFrame, reasons: np.ndarray, rows: np.ndarray, source: str
+    ) -> pd.DataFrame:
+        """Rows passing the contract, each id once; the reasons of the rest are set."""
+        readable = np.flatnonzero(pd.isna(reasons))
+        if readable.size == 0:  # the contract refuses an empty table
+            return leads.iloc[:0]
+        checked = validate_table(leads.iloc[readable], self.contract, source)
+        failed = checked.rejects["row"].to_numpy(int)
+        reasons[readable[failed]] = checked.rejects["reason"].to_numpy(object)
+        kept, valid = np.delete(readable, failed), checked.valid
+        first = repeated_ids(valid[ID_COLUMN])
+        again = np.flatnonzero(first != np.arange(len(valid)))
+        first_rows = rows[kept[first[again]]]
+        reasons[kept[again]] = [
+            f"duplicate {ID_COLUMN} {quote_value(v)} (first seen at row {r})"
+            for v, r in zip(valid[ID_COLUMN].iloc[again], first_rows, strict=True)
+        ]
+        return valid.iloc[np.delete(np.arange(len(valid)), again)]
+
+    def empty_output(self, explain_reasons: bool = True) -> pd.DataFrame:
+        """An output frame with no rows: the columns and dtypes of scored rows."""
+        dtypes = self.output_dtypes(explain_reasons)
+        return pd.DataFrame({c: pd.Series(dtype=d) for c, d in dtypes.items()})
 
     def _score_features(
         self, features: pd.DataFrame, explain_reasons: bool
     ) -> pd.DataFrame:
+        if features.empty:  # LightGBM refuses to predict no rows
+            return self.empty_output(explain_reasons).set_axis(features.index)
         probability = _probability(self.model, features)
         out = pd.DataFrame(
             {
                 ID_COLUMN: features[ID_COLUMN].to_numpy(),
                 "probability": probability,
-                "score": np.clip(np.rint(probability * 100), 1, 99).astype("int64"),
+                "score": np.clip(np.rint(probability * 100), 1, 99),
                 "band": self.bands(probability),
+                "model_version": self.model_version,
             },
             index=features.index,
         )
-        if explain_reasons and len(features):
+        if explain_reasons:
             explained = explain(self.model, features)
-            out = pd.concat([out, explained[self.output_columns()[4:-1]]], axis=1)
-        elif explain_reasons:
-            out = out.reindex(columns=self.output_columns()[:-1])
-        out["model_version"] = self.model_version
-        return out
+            out = pd.concat([out, explained], axis=1)
+        columns = self.output_dtypes(explain_reasons)
+        return out[list(columns)].astype(columns)
 
     def bands(self, probability: np.ndarray) -> np.ndarray:
         """Band A-D of each probability, by thresholds from the validation window."""
@@ -355,26 +569,32 @@ class Scorer:
         activities: pd.DataFrame | None = None,
         explain_reasons: bool = True,
     ) -> pd.DataFrame:
-        """Score a frame in memory: one output row per input row, input order kept.
+        """Score a frame in memory: one output row per input row, input order and
+        index kept.
 
-        Rejected rows are kept with empty scores and their reason in ``reject_reason``.
+        Rejected rows are kept with empty scores and their reason in
+        ``reject_reason``; ``score`` is a float so that it can be empty.
         """
-        scored = self.score_chunk(leads, activities, explain_reasons)
-        return merge_rejects(scored, len(leads), self.output_columns(explain_reasons))
+        ids = leads[ID_COLUMN] if list(leads.columns).count(ID_COLUMN) == 1 else None
+        valid_activities, _ = prepare_activities(activities, ids=ids)
+        scored = self.score_chunk(leads, valid_activities, explain_reasons)
+        merged = merge_rejects(scored, len(leads), self.output_dtypes(explain_reasons))
+        return merged.set_axis(leads.index)
 
 
-def merge_rejects(scored: Scored, n_rows: int, columns: list[str]) -> pd.DataFrame:
-    """Scored and rejected rows back in input order, with a reject_reason column."""
-    output = scored.output.reset_index(drop=True)
-    positions = np.setdiff1d(np.arange(n_rows), scored.rejects["row"].to_numpy(int))
-    output.index = positions
-    rejected = pd.DataFrame(index=scored.rejects["row"].to_numpy(int), columns=columns)
-    rejected[ID_COLUMN] = scored.rejects.get(
-        ID_COLUMN, pd.Series(dtype=object)
-    ).to_numpy()
-    merged = pd.concat([output.reindex(columns=columns), rejected]).sort_index()
+def merge_rejects(scored: Scored, n_rows: int, dtypes: dict[str, str]) -> pd.DataFrame:
+    """Scored and rejected rows back in input order, with a reject_reason column.
+
+    Rows are numbered 0..n_rows-1 in ``scored.rejects``; ``score`` becomes a float.
+    """
+    dtypes = dtypes | {"score": "float64"}
+    rejected_rows = scored.rejects["row"].to_numpy(int)
+    output = scored.output.set_axis(np.setdiff1d(np.arange(n_rows), rejected_rows))
+    rejected = output.iloc[:0].astype(dtypes).reindex(rejected_rows)
+    rejected[ID_COLUMN] = scored.rejects[ID_COLUMN].to_numpy()
+    merged = pd.concat([output.astype(dtypes), rejected]).sort_index()
     merged["reject_reason"] = pd.Series(
-        scored.rejects["reason"].to_numpy(), index=rejected.index, dtype="string"
+        scored.rejects["reason"].to_numpy(), index=rejected_rows, dtype="string"
     ).reindex(merged.index)
     return merged.reset_index(drop=True)
 
@@ -386,10 +606,27 @@ def load_scorer(path: Path | str) -> Scorer:
     bundle = find_bundle(Path(path))
     _verify(bundle)
     spec = _read_spec(bundle)
-    info = dict(spec["model"])
-    info["calibration"] = Calibration(**info["calibration"])
-    booster = lgb.Booster(model_file=str(bundle / BOOSTER_FILE))
-    return Scorer(TrainedModel(booster=booster, info=ModelInfo(**info)), spec)
+    try:
+        booster = lgb.Booster(model_file=str(bundle / BOOSTER_FILE))
+    except lgb.basic.LightGBMError as error:
+        raise ScorerError(
+            f"{bundle / BOOSTER_FILE}: not a LightGBM model ({error}); re-export "
+            "with `lead-ml export`"
+        ) from None
+    try:
+        info = dict(spec["model"])
+        info["calibration"] = Calibration(**info["calibration"])
+        model = TrainedModel(booster=booster, info=ModelInfo(**info))
+        if "crm_plan" in spec:  # a scorer of the user's own CRM export
+            from lead_ml.byo import CrmScorer
+
+            return CrmScorer(model, spec)  # type: ignore[return-value]
+        return Scorer(model, spec)
+    except (KeyError, TypeError, ValueError) as error:
+        raise ScorerError(
+            f"{bundle / SPEC_FILE}: incomplete scorer spec ({error!r}); re-export "
+            "with `lead-ml export`"
+        ) from None
 
 
 def copy_bundle(source: Path, target: Path) -> None:
@@ -404,18 +641,19 @@ def pyfunc_arguments(bundle: Path, input_example: pd.DataFrame) -> dict[str, Any
     from mlflow.models import infer_signature
 
     package = Path(__file__).parent
+    # Every number may be empty in a lead row (as load_scorer and `lead-ml score`
+    # accept), and MLflow refuses an empty value in a long column: numbers are doubles.
+    numbers = [c for c, kind in input_columns().items() if kind == "float"]
+    input_example = input_example.astype(dict.fromkeys(numbers, "float64"))
     example_output = load_scorer(bundle).score(input_example)
-    # A rejected row has no score, so the output's score column is nullable.
-    example_output["score"] = example_output["score"].astype("float64")
     libraries = ("lightgbm", "pandas", "numpy", "pyarrow", "scikit-learn", "pydantic")
+    signature = infer_signature(
+        input_example, example_output, params={"explain": True, "activities_path": ""}
+    )
     return {
         "python_model": str(package / "pyfunc_model.py"),
         "artifacts": {"bundle": str(bundle)},
-        "signature": infer_signature(
-            input_example,
-            example_output,
-            params={"explain": True, "activities_path": ""},
-        ),
+        "signature": signature,
         "input_example": input_example,
         # The package travels with the model, so a batch job needs only the folder.
         "code_paths": [str(package)],
