@@ -84,8 +84,8 @@ class TrainConfig(_Section):
     """LightGBM settings; the tree shape also decides how fast explanations run."""
 
     learning_rate: float = Field(0.05, gt=0, le=1)
-    num_leaves: int = Field(15, ge=2)
-    max_depth: int = Field(5, ge=-1)
+    num_leaves: int = Field(8, ge=2)
+    max_depth: int = Field(3, ge=-1)
     n_estimators: int = Field(600, ge=1)
     early_stopping_rounds: int = Field(50, ge=1)
     min_child_samples: int = Field(40, ge=1)

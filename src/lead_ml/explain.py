@@ -25,7 +25,7 @@ import pandas as pd
 
 from lead_ml.config import DIMENSIONS
 from lead_ml.features import EVIDENCE_CODES, feature_dimensions
-from lead_ml.model import TrainedModel, model_matrix, predict_proba
+from lead_ml.model import TrainedModel, model_rows, predict_proba
 
 CONTRIBUTION_COLUMNS: tuple[str, ...] = tuple(f"contrib_{d}" for d in DIMENSIONS)
 UNKNOWN = "unknown"
@@ -114,14 +114,12 @@ PHRASES: dict[str, dict[str, Phrase]] = {
 
 
 def _tree_contributions(model: TrainedModel, matrix: pd.DataFrame) -> np.ndarray:
-    """Exact TreeSHAP per feature, bias last, in raw margin units (LightGBM's own)."""
-    if matrix.empty:
-        return np.zeros((0, matrix.shape[1] + 1))
-    return np.asarray(
-        model.booster.predict(
-            matrix, pred_contrib=True, num_iteration=model.info.best_iteration
-        )
-    )
+    """Exact TreeSHAP per feature, bias last, in raw margin units: LightGBM's
+    ``pred_contrib`` values (to rounding), computed by :mod:`lead_ml.fastshap`."""
+    from lead_ml import fastshap
+
+    ensemble = fastshap.compile_booster(model.booster, model.info.best_iteration)
+    return fastshap.contributions(ensemble, fastshap.feature_matrix(matrix))
 
 
 def _dimension_indicator(feature_names: list[str]) -> np.ndarray:
@@ -141,12 +139,18 @@ def dimension_contributions(
 
     The columns sum to the calibrated log-odds of the lead; the index is kept.
     """
-    matrix = model_matrix(features, model.info.categories)
-    raw = _tree_contributions(model, matrix)
+    from lead_ml import fastshap
+
+    names = model.info.feature_names
+    rows = model_rows(features, model.info.categories, names)
+    # Summed per dimension inside fastshap's leaf tables: exact, and cheaper than
+    # per-feature values summed afterwards.
+    groups = _dimension_indicator(names)[:-1].argmax(axis=1)
+    ensemble = fastshap.compile_booster(model.booster, model.info.best_iteration)
+    raw = fastshap.contributions(ensemble, rows, groups, len(DIMENSIONS))
     calibration = model.info.calibration
-    summed = raw @ _dimension_indicator(model.info.feature_names)
     contributions = pd.DataFrame(
-        calibration.slope * summed,
+        calibration.slope * raw[:, :-1],
         columns=list(CONTRIBUTION_COLUMNS),
         index=features.index,
     )

@@ -239,15 +239,47 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
+def model_rows(
+    features: pd.DataFrame,
+    categories: dict[str, list[str]],
+    names: Sequence[str] | None = None,
+) -> np.ndarray:
+    """The model matrix as LightGBM reads it, without building a frame: float64
+    columns in model order, categories as codes of the training levels, NaN where
+    missing or unseen (the values of :func:`model_matrix`, for prediction)."""
+    names = list(FEATURE_NAMES if names is None else names)
+    rows = np.empty((len(features), len(names)))
+    for position, name in enumerate(names):
+        values = features[name]
+        if name in categories:
+            rows[:, position] = _category_codes(values, categories[name])
+        else:
+            rows[:, position] = values.to_numpy(dtype=float, na_value=np.nan)
+    return rows
+
+
+def _category_codes(values: pd.Series, levels: list[str]) -> np.ndarray:
+    """Codes of values on the levels, as floats; NaN where missing or unseen."""
+    if isinstance(values.array, pd.arrays.ArrowStringArray):
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        # Arrow looks the strings up where they lie: ~10x pandas on Python objects.
+        found = pc.index_in(pa.array(values), value_set=pa.array(levels, pa.string()))
+        return np.asarray(found.cast(pa.float64()).to_numpy(zero_copy_only=False))
+    codes = pd.Index(levels).get_indexer(pd.Index(values.astype(object)))
+    return np.where(codes < 0, np.nan, codes)
+
+
 def margin(model: TrainedModel, features: pd.DataFrame) -> np.ndarray:
     """Raw (uncalibrated) log-odds of the booster at its best iteration."""
     from lead_ml import fastshap
 
-    matrix = model_matrix(features, model.info.categories, model.info.feature_names)
+    rows = model_rows(features, model.info.categories, model.info.feature_names)
     # The same leaves as Booster.predict, added in the same order (equal to the last
     # bit), decided a block of rows at a time: explaining a lead takes ~15 of these.
     ensemble = fastshap.compile_booster(model.booster, model.info.best_iteration)
-    return fastshap.predict_margin(ensemble, fastshap.feature_matrix(matrix))
+    return fastshap.predict_margin(ensemble, rows)
 
 
 def predict_proba(model: TrainedModel, features: pd.DataFrame) -> np.ndarray:

@@ -1,0 +1,783 @@
+"""Exact TreeSHAP for LightGBM models, fast enough to explain every lead of a batch.
+
+LightGBM's ``predict(pred_contrib=True)`` runs the path-dependent TreeSHAP recursion
+for every row: O(trees x leaves x depth^2). This module computes the same values
+(to rounding) as FastTreeSHAP v2 does (Yang, 2022): a leaf's contribution to the
+features on its path depends on a row only through which of those features the row
+follows (its *pattern*: one bit per distinct feature on the path, set when the row
+takes every split on that feature the path's way). Once per model, each leaf's
+contributions are tabulated for all 2^d patterns; per row and tree, one pass over the
+nodes decides each split and carries the patterns down to the leaves, and each leaf
+adds one table entry. Contributions can be summed into groups (e.g. the MEDDIC
+dimensions) inside the tables, so grouped values cost no more than ungrouped ones.
+
+For a leaf with value ``v`` and distinct path features ``U`` (``d = |U|``), where
+``z_j`` is the share of training rows following feature ``j``'s splits on the path
+(the product of the cover ratios) and ``o_j`` is the row's pattern bit::
+
+    phi_i = v (o_i - z_i) sum_{S in U-i, o_S = 1} |S|! (d - |S| - 1)! / d!
+                                             prod_{j in U-i-S} z_j
+
+Leaves with more than :data:`MAX_TABLE_DEPTH` distinct features are computed per row
+by the same formula, so the result is exact for any tree shape. Splits are decided as
+LightGBM decides them (tree.h): numeric ``value <= threshold`` with missing types
+None, Zero and NaN and ``default_left``; categorical splits as bitsets of category
+codes, negative and NaN codes going right. :func:`predict_margin` reuses the
+parsed trees for plain raw scores, QuickScorer-style (Lucchese et al., 2015): equal
+to ``Booster.predict(raw_score=True)`` to the last bit, about 3x faster on 2 cores.
+
+>>> import numpy as np
+>>> tree = {"tree_structure": {
+...     "split_feature": 0, "threshold": 0.5, "decision_type": "<=",
+...     "default_left": True, "missing_type": "NaN", "internal_count": 4,
+...     "left_child": {"leaf_value": 1.0, "leaf_count": 1},
+...     "right_child": {"leaf_value": 3.0, "leaf_count": 3}}}
+>>> ensemble = parse_dump({"tree_info": [tree], "max_feature_idx": 0})
+>>> contributions(ensemble, np.array([[0.0], [1.0], [np.nan]])).tolist()
+[[-1.5, 2.5], [0.5, 2.5], [-1.5, 2.5]]
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numba
+import numpy as np
+import pandas as pd
+from numba import prange
+
+#: Leaves with more distinct path features than this are not tabulated (2^d entries
+#: would outgrow the caches) but computed per row.
+MAX_TABLE_DEPTH = 8
+#: Pattern bits live in a 64-bit integer.
+MAX_PATH_FEATURES = 62
+#: LightGBM's kZeroThreshold (a float32 1e-35): |value| at most this counts as zero.
+ZERO_THRESHOLD = float(np.float32(1e-35))
+#: Rows decided together, node by node (vectorised); their scratch fits in L1/L2.
+BLOCK_ROWS = 128
+#: Node kinds: LightGBM's numeric missing types None, Zero, NaN; then categorical.
+MISSING_TYPES = {"None": 0, "Zero": 1, "NaN": 2}
+CATEGORICAL = 3
+# Columns of the packed int32 arrays (numba reads module constants as literals).
+NODE_START, N_NODES, LEAF_START, N_LEAVES = range(4)  # TreeEnsemble.trees
+FEATURE, KIND, DEFAULT_LEFT, NAN_LEFT, SLOT, LEFT, RIGHT, CAT_START = range(8)
+UNIQUE_START, N_UNIQUE = range(2)  # TreeEnsemble.leaves
+OUT_START, N_OUT = range(2)  # LeafTables.outputs
+
+
+class TreeModelError(ValueError):
+    """The model cannot be explained by this module (e.g. multiclass, linear trees)."""
+
+
+def _jit(**options: Any) -> Callable[[Any], Any]:
+    """numba.njit with an on-disk cache where one can be written, without otherwise.
+
+    The cache sits in __pycache__ beside this file, else in the user's cache folder;
+    when neither is writable (a read-only install and home) numba refuses to cache, and
+    the functions are compiled once per process instead of failing to import.
+    """
+
+    def decorate(function: Any) -> Any:
+        try:
+            return numba.njit(cache=True, **options)(function)
+        except RuntimeError:  # "cannot cache function ...: no locator available"
+            return numba.njit(cache=False, **options)(function)
+
+    return decorate
+
+
+# --- the model as packed arrays ------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class TreeEnsemble:
+    """A LightGBM model as packed arrays, for compiled loops.
+
+    Nodes and leaves of all trees are numbered in one sequence, tree by tree; a tree's
+    nodes depth-first from its root, its leaves left to right. ``trees`` holds per
+    tree (node start, node count, leaf start, leaf count); ``nodes`` per internal
+    node (feature, kind, default left, NaN goes left, slot, left child, right child,
+    start of its categories in ``cat_lut``), a child ``c < 0`` being the leaf ``~c``
+    and the slot the position of the node's feature among the distinct features of
+    the path from the root. A categorical feature ``f`` has codes below
+    ``cat_size[f]`` in splits; a categorical node's ``cat_lut`` entries say which
+    codes go left, then one more (always 0) for any other value. ``leaves`` holds per
+    leaf where its distinct path features start in ``unique_feature`` and how many
+    there are; ``unique_zero`` is the share of training rows following each one's
+    splits on the path. For prediction (as QuickScorer does), each node has a mask
+    of its tree's leaves, ``words`` 64-bit words from ``mask_start[tree] + node *
+    words``, clearing those of its left subtree: a row that goes right there cannot
+    end in them, and the first leaf no split cleared is the one the row reaches.
+    """
+
+    n_features: int
+    trees: np.ndarray
+    nodes: np.ndarray
+    threshold: np.ndarray
+    cat_size: np.ndarray
+    cat_lut: np.ndarray
+    leaf_value: np.ndarray
+    leaves: np.ndarray
+    unique_feature: np.ndarray
+    unique_zero: np.ndarray
+    leaf_masks: np.ndarray
+    mask_start: np.ndarray
+    expected_value: float
+    tables: dict[tuple[int, ...], LeafTables] = field(default_factory=dict)
+
+    @property
+    def n_trees(self) -> int:
+        """Number of trees."""
+        return len(self.trees)
+
+
+@dataclass(frozen=True)
+class LeafTables:
+    """Per leaf, its contribution to each of its output groups for every pattern.
+
+    Leaf ``l`` feeds ``outputs[l, N_OUT]`` groups, listed in ``out_group`` from
+    ``outputs[l, OUT_START]``; ``unique_out`` maps each distinct path feature to one
+    of them. ``table[table_start[l] + pattern * n_out + s]`` is the leaf's contribution
+    to its s-th group; ``table_start[l] == -1`` marks a leaf computed per row.
+    """
+
+    outputs: np.ndarray
+    out_group: np.ndarray
+    unique_out: np.ndarray
+    table_start: np.ndarray
+    table: np.ndarray
+
+
+# Walking a tree: (node, its path's distinct features and their zero shares, parent
+# node index, which child of the parent it is).
+_Visit = tuple[dict[str, Any], list[int], list[float], int, int]
+
+
+class _Builder:
+    """Collects nodes and leaves while walking the dumped trees."""
+
+    def __init__(self) -> None:
+        self.nodes: list[list[int]] = []
+        self.threshold: list[float] = []
+        self.categories: dict[int, list[int]] = {}  # of each categorical node
+        self.leaf_value: list[float] = []
+        self.leaves: list[tuple[int, int]] = []
+        self.unique_feature: list[int] = []
+        self.unique_zero: list[float] = []
+        self.expected_value = 0.0
+
+    def add_tree(self, root: dict[str, Any]) -> tuple[int, int, int, int]:
+        """Add one tree; return its node start, node count, leaf start, leaf count."""
+        node_start, leaf_start = len(self.nodes), len(self.leaf_value)
+        if "leaf_value" in root:  # a single-leaf tree is a constant
+            self._add_leaf(root, [], [])
+            self.expected_value += float(root["leaf_value"])
+            return node_start, 0, leaf_start, 1
+        leaves = self._walk(root)
+        self.expected_value += _expected_value(leaves, float(root["internal_count"]))
+        return node_start, len(self.nodes) - node_start, leaf_start, len(leaves)
+
+    def _walk(self, root: dict[str, Any]) -> list[dict[str, Any]]:
+        """Depth-first, left before right, iteratively (deep trees must not hit the
+        recursion limit); returns the tree's leaves."""
+        leaves = []
+        stack: list[_Visit] = [(root, [], [], -1, 0)]
+        while stack:
+            node, features, zero, parent, column = stack.pop()
+            if "leaf_value" in node:
+                child = self._add_leaf(node, features, zero)
+                leaves.append(node)
+            else:
+                child = self._add_node(node, features)
+                slot = self.nodes[child][SLOT]
+                if slot == len(features):
+                    features, zero = (
+                        [*features, self.nodes[child][FEATURE]],
+                        [*zero, 1.0],
+                    )
+                for branch, to in (("right", RIGHT), ("left", LEFT)):
+                    shares = list(zero)
+                    shares[slot] *= _count(node[f"{branch}_child"]) / _count(node)
+                    stack.append((node[f"{branch}_child"], features, shares, child, to))
+            if parent >= 0:
+                self.nodes[parent][column] = child
+        return leaves
+
+    def _add_leaf(
+        self, node: dict[str, Any], features: list[int], zero: list[float]
+    ) -> int:
+        """Record a leaf; return its child reference (~ its index)."""
+        if node.get("leaf_coeff"):
+            raise TreeModelError("linear trees (linear_tree=true) are not supported")
+        if len(features) > MAX_PATH_FEATURES:
+            raise TreeModelError(
+                f"a leaf has {len(features)} distinct features on its path; "
+                f"at most {MAX_PATH_FEATURES} are supported"
+            )
+        self.leaf_value.append(float(node["leaf_value"]))
+        self.leaves.append((len(self.unique_feature), len(features)))
+        self.unique_feature += features
+        self.unique_zero += zero
+        return ~(len(self.leaf_value) - 1)
+
+    def _add_node(self, node: dict[str, Any], features: list[int]) -> int:
+        """Record an internal node (children set later); return its index."""
+        decision, feature = node["decision_type"], int(node["split_feature"])
+        if decision not in ("<=", "=="):
+            raise TreeModelError(f"unknown LightGBM decision type {decision!r}")
+        categorical = decision == "=="
+        threshold = np.nan if categorical else float(node["threshold"])
+        kind = CATEGORICAL if categorical else MISSING_TYPES[node["missing_type"]]
+        default_left = bool(node["default_left"])
+        # Where NaN goes: default side for types Zero and NaN; type None reads it as 0.
+        nan_left = default_left if kind in (1, 2) else 0.0 <= threshold
+        slot = features.index(feature) if feature in features else len(features)
+        self.nodes.append([feature, kind, default_left, nan_left, slot, 0, 0, 0])
+        self.threshold.append(threshold)
+        if categorical:
+            codes = [int(c) for c in str(node["threshold"]).split("||")]
+            self.categories[len(self.nodes) - 1] = codes
+        return len(self.nodes) - 1
+
+    def category_tables(self, n_features: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per feature the number of category codes its splits use, and per
+        categorical node which codes go left (plus a last, 0, for any other value);
+        sets each node's start in that table."""
+        size = np.zeros(n_features, dtype=np.int32)
+        for node, codes in self.categories.items():
+            feature = self.nodes[node][FEATURE]
+            size[feature] = max(size[feature], max(codes) + 1)
+        lut: list[np.ndarray] = []
+        start = 0
+        for node, codes in self.categories.items():
+            goes_left = np.zeros(size[self.nodes[node][FEATURE]] + 1, dtype=np.bool_)
+            goes_left[codes] = True
+            self.nodes[node][CAT_START] = start
+            lut.append(goes_left)
+            start += len(goes_left)
+        return size, np.concatenate([np.zeros(0, np.bool_), *lut])
+
+
+def _count(node: dict[str, Any]) -> float:
+    """Training rows that reached a node (LightGBM's data_count)."""
+    return float(node["leaf_count"] if "leaf_value" in node else node["internal_count"])
+
+
+def _expected_value(leaves: list[dict[str, Any]], total: float) -> float:
+    """A tree's mean output over its training rows, summed as LightGBM sums it (in
+    leaf index order)."""
+    expected = 0.0
+    for leaf in sorted(leaves, key=lambda node: int(node.get("leaf_index", 0))):
+        expected += (float(leaf["leaf_count"]) / total) * float(leaf["leaf_value"])
+    return expected
+
+
+def parse_dump(dump: dict[str, Any]) -> TreeEnsemble:
+    """A TreeEnsemble from ``Booster.dump_model()`` of a binary or regression model."""
+    if dump.get("num_tree_per_iteration", 1) != 1:
+        raise TreeModelError(
+            "only single-output models (binary, regression) are supported"
+        )
+    builder = _Builder()
+    trees = []
+    for tree in dump["tree_info"]:
+        structure = tree["tree_structure"]
+        trees.append(builder.add_tree(structure))
+    n_features = int(dump["max_feature_idx"]) + 1
+    cat_size, cat_lut = builder.category_tables(n_features)
+    leaf_masks, mask_start = _leaf_masks(_packed(builder.nodes, 8), _packed(trees, 4))
+    return TreeEnsemble(
+        n_features=n_features,
+        trees=_packed(trees, 4),
+        nodes=_packed(builder.nodes, 8),
+        threshold=np.asarray(builder.threshold, dtype=np.float64),
+        cat_size=cat_size,
+        cat_lut=cat_lut,
+        leaf_value=np.asarray(builder.leaf_value, dtype=np.float64),
+        leaves=_packed(builder.leaves, 2),
+        unique_feature=np.asarray(builder.unique_feature, dtype=np.int32),
+        unique_zero=np.asarray(builder.unique_zero, dtype=np.float64),
+        leaf_masks=leaf_masks,
+        mask_start=mask_start,
+        expected_value=builder.expected_value,
+    )
+
+
+def _leaf_masks(nodes: np.ndarray, trees: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per node, its tree's leaves outside its left subtree, as 64-bit words; and
+    where each tree's masks start."""
+    masks: list[int] = []
+    starts = []
+    for node_start, n_nodes, leaf_start, n_leaves in trees.tolist():
+        starts.append(len(masks))
+        tree = nodes[node_start : node_start + n_nodes, [LEFT, RIGHT]].tolist()
+        tree = [[c - node_start if c >= 0 else c + leaf_start for c in n] for n in tree]
+        masks += _tree_masks(tree, n_leaves)
+    return np.asarray(masks, dtype=np.uint64), np.asarray(starts, dtype=np.int64)
+
+
+def _tree_masks(children: list[list[int]], n_leaves: int) -> list[int]:
+    """The masks of one tree, given each node's (left, right) children numbered
+    within the tree (a leaf ``~i``)."""
+    words = (n_leaves + 63) // 64
+    under = [0] * len(children)  # leaves below each node, as one Python integer
+
+    def below(child: int) -> int:
+        return 1 << ~child if child < 0 else under[child]
+
+    for j in reversed(range(len(children))):  # children come after their parents
+        under[j] = below(children[j][0]) | below(children[j][1])
+    everything = (1 << n_leaves) - 1
+    masks = []
+    for left, _ in children:
+        kept = everything & ~below(left)
+        masks += [(kept >> (64 * w)) & (2**64 - 1) for w in range(words)]
+    return masks
+
+
+def _packed(rows: Sequence[Sequence[int]], width: int) -> np.ndarray:
+    return np.asarray(rows, dtype=np.int32).reshape(-1, width)
+
+
+_COMPILED: weakref.WeakKeyDictionary[Any, dict[int, TreeEnsemble]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def compile_booster(booster: Any, num_iteration: int | None = None) -> TreeEnsemble:
+    """The TreeEnsemble of a LightGBM Booster's first ``num_iteration`` trees (all
+    when None or <= 0), parsed once per booster and kept while the booster lives."""
+    key = max(int(num_iteration or 0), 0)
+    per_booster = _COMPILED.setdefault(booster, {})
+    if key not in per_booster:
+        per_booster[key] = parse_dump(booster.dump_model(num_iteration=key or None))
+    return per_booster[key]
+
+
+# --- inputs ----------------------------------------------------------------------
+
+
+def feature_matrix(matrix: pd.DataFrame) -> np.ndarray:
+    """A model matrix as LightGBM reads it: float64, categorical columns as their
+    codes, missing (code -1) as NaN."""
+    rows = np.empty((len(matrix), matrix.shape[1]), dtype=np.float64)
+    for position, (_, values) in enumerate(matrix.items()):
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            codes = values.cat.codes.to_numpy()
+            rows[:, position] = np.where(codes < 0, np.nan, codes)
+        else:
+            rows[:, position] = values.to_numpy(dtype=np.float64, na_value=np.nan)
+    return rows
+
+
+def _rows(ensemble: TreeEnsemble, rows: np.ndarray) -> np.ndarray:
+    rows = np.ascontiguousarray(rows, dtype=np.float64)
+    if rows.ndim != 2 or rows.shape[1] != ensemble.n_features:
+        raise TreeModelError(
+            f"expected a 2-d matrix with {ensemble.n_features} feature columns, "
+            f"got shape {rows.shape}"
+        )
+    return rows
+
+
+# --- tables ------------------------------------------------------------------------
+
+
+def leaf_tables(ensemble: TreeEnsemble, groups: np.ndarray) -> LeafTables:
+    """The pattern tables of every leaf for an output grouping of the features
+    (``groups[feature]`` is its output column), built once per grouping."""
+    key = tuple(int(g) for g in groups)
+    if key not in ensemble.tables:
+        ensemble.tables[key] = _build_tables(ensemble, np.asarray(groups, np.int32))
+    return ensemble.tables[key]
+
+
+def _build_tables(ensemble: TreeEnsemble, groups: np.ndarray) -> LeafTables:
+    outputs: list[tuple[int, int]] = []
+    out_group: list[int] = []
+    unique_out: list[int] = []
+    table_start: list[int] = []
+    size = 0
+    for first, count in ensemble.leaves:
+        features = ensemble.unique_feature[first : first + count]
+        distinct = list(dict.fromkeys(int(groups[f]) for f in features))
+        outputs.append((len(out_group), len(distinct)))
+        out_group += distinct
+        unique_out += [distinct.index(int(groups[f])) for f in features]
+        tabulated = count <= MAX_TABLE_DEPTH
+        table_start.append(size if tabulated else -1)
+        size += (1 << count) * len(distinct) if tabulated else 0
+    tables = LeafTables(
+        outputs=_packed(outputs, 2),
+        out_group=np.asarray(out_group, np.int32),
+        unique_out=np.asarray(unique_out, np.int32),
+        table_start=np.asarray(table_start, np.int64),
+        table=np.zeros(size),
+    )
+    _fill_tables(
+        ensemble.leaf_value,
+        ensemble.leaves,
+        ensemble.unique_zero,
+        tables.outputs,
+        tables.unique_out,
+        tables.table_start,
+        tables.table,
+    )
+    return tables
+
+
+# --- the entry points ---------------------------------------------------------------
+
+
+def predict_margin(ensemble: TreeEnsemble, rows: np.ndarray) -> np.ndarray:
+    """Raw scores, as ``Booster.predict(raw_score=True)`` gives them: the same leaves,
+    added tree by tree in the same order, so equal to the last bit."""
+    rows = _rows(ensemble, rows)
+    out = np.zeros(len(rows))
+    if len(rows) and ensemble.n_trees:
+        _margin_kernel(
+            rows,
+            ensemble.trees,
+            ensemble.nodes,
+            ensemble.threshold,
+            ensemble.cat_size,
+            ensemble.cat_lut,
+            ensemble.leaf_value,
+            ensemble.leaf_masks,
+            ensemble.mask_start,
+            out,
+        )
+    return out
+
+
+def contributions(
+    ensemble: TreeEnsemble,
+    rows: np.ndarray,
+    groups: np.ndarray | None = None,
+    n_groups: int | None = None,
+) -> np.ndarray:
+    """Exact path-dependent TreeSHAP values, as ``predict(pred_contrib=True)``: one
+    column per feature, or per group when ``groups[feature]`` numbers the groups
+    0..n_groups-1; the expected value last. Each row sums to its raw score."""
+    rows = _rows(ensemble, rows)
+    if groups is None:
+        groups = np.arange(ensemble.n_features, dtype=np.int32)
+    groups = np.asarray(groups, dtype=np.int32)
+    n_groups = int(groups.max(initial=-1)) + 1 if n_groups is None else n_groups
+    if (
+        groups.shape != (ensemble.n_features,)
+        or not ((groups >= 0) & (groups < n_groups)).all()
+    ):
+        raise TreeModelError(
+            f"groups needs one group number in 0..{n_groups - 1} per feature "
+            f"({ensemble.n_features})"
+        )
+    out = np.zeros((len(rows), n_groups + 1))
+    out[:, -1] = ensemble.expected_value
+    if len(rows) and ensemble.n_trees:
+        tables = leaf_tables(ensemble, groups)
+        _shap_kernel(
+            rows,
+            ensemble.trees,
+            ensemble.nodes,
+            ensemble.threshold,
+            ensemble.cat_size,
+            ensemble.cat_lut,
+            ensemble.leaf_value,
+            ensemble.leaves,
+            ensemble.unique_zero,
+            tables.outputs,
+            tables.out_group,
+            tables.unique_out,
+            tables.table_start,
+            tables.table,
+            out,
+        )
+    return out
+
+
+# --- compiled kernels (numba ignores the annotations; mypy reads them) -------------
+
+
+@_jit()
+def _shapley_weights(n_unique: int, weights: np.ndarray) -> None:
+    """weights[m] = m! (d - m - 1)! / d! for m = 0 .. d-1 (d = n_unique)."""
+    for m in range(n_unique):
+        weight = 1.0 / n_unique
+        for i in range(1, m + 1):  # 1 / (d C(d-1, m)), one factor at a time
+            weight *= i / (n_unique - i)
+        weights[m] = weight
+
+
+@_jit()
+def _leaf_phi(
+    value: float,
+    n_unique: int,
+    pattern: int,
+    zero: np.ndarray,
+    weights: np.ndarray,
+    poly: np.ndarray,
+    phi: np.ndarray,
+) -> None:
+    """phi[k] of each distinct path feature k of one leaf, for one row's pattern.
+
+    poly[m] is the coefficient of t^m in prod_{j != k} (z_j + o_j t): the sum, over
+    the subsets S of m followed features, of prod_{j not in S} z_j.
+    """
+    for k in range(n_unique):
+        poly[0] = 1.0
+        size = 1
+        for j in range(n_unique):
+            if j == k:
+                continue
+            if (pattern >> j) & 1:  # multiply by (z_j + t)
+                poly[size] = 0.0
+                for m in range(size, 0, -1):
+                    poly[m] = poly[m] * zero[j] + poly[m - 1]
+                poly[0] *= zero[j]
+                size += 1
+            else:  # multiply by z_j
+                for m in range(size):
+                    poly[m] *= zero[j]
+        total = 0.0
+        for m in range(size):
+            total += poly[m] * weights[m]
+        one = 1.0 if (pattern >> k) & 1 else 0.0
+        phi[k] = value * (one - zero[k]) * total
+
+
+@_jit()
+def _fill_tables(
+    leaf_value: np.ndarray,
+    leaves: np.ndarray,
+    unique_zero: np.ndarray,
+    outputs: np.ndarray,
+    unique_out: np.ndarray,
+    table_start: np.ndarray,
+    table: np.ndarray,
+) -> None:
+    """Every tabulated leaf's grouped contributions, for each of its patterns."""
+    size = 1
+    for leaf in range(leaves.shape[0]):
+        size = max(size, leaves[leaf, N_UNIQUE])
+    weights, poly, phi = np.empty(size), np.empty(size), np.empty(size)
+    for leaf in range(leaves.shape[0]):
+        first, d = leaves[leaf, UNIQUE_START], leaves[leaf, N_UNIQUE]
+        if table_start[leaf] < 0 or d == 0:
+            continue
+        _shapley_weights(d, weights)
+        zero = unique_zero[first : first + d]
+        for pattern in range(1 << d):
+            _leaf_phi(leaf_value[leaf], d, pattern, zero, weights, poly, phi)
+            base = table_start[leaf] + pattern * outputs[leaf, N_OUT]
+            for k in range(d):
+                table[base + unique_out[first + k]] += phi[k]
+
+
+@_jit()
+def _block_columns(
+    rows: np.ndarray, cat_size: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """A block of rows by column, and the category code of each categorical value
+    (LightGBM's int cast; cat_size[f], which goes right everywhere, for NaN, negative
+    and unknown codes)."""
+    columns = np.ascontiguousarray(rows.T)
+    codes = np.empty(columns.shape, dtype=np.int32)
+    for f in range(columns.shape[0]):
+        if cat_size[f] == 0:
+            continue
+        for r in range(columns.shape[1]):
+            value = columns[f, r]
+            known = value > -1.0 and value < cat_size[f]  # NaN fails both
+            codes[f, r] = int(value) if known else cat_size[f]
+    return columns, codes
+
+
+@_jit()
+def _decide(
+    node: int,
+    columns: np.ndarray,
+    codes: np.ndarray,
+    nodes: np.ndarray,
+    threshold: np.ndarray,
+    cat_lut: np.ndarray,
+    left: np.ndarray,
+) -> None:
+    """LightGBM's Tree::Decision for one node and a block of rows: left[r] is True
+    when row r takes the left branch. Branch-free per row, so it vectorises."""
+    kind, feature, limit = nodes[node, KIND], nodes[node, FEATURE], threshold[node]
+    values = columns[feature]
+    if kind == CATEGORICAL:
+        lut = cat_lut[nodes[node, CAT_START] :]
+        code = codes[feature]
+        for r in range(values.shape[0]):
+            left[r] = lut[code[r]]
+    elif kind == 1:  # missing type Zero: zero (and NaN, read as 0) go the default way
+        for r in range(values.shape[0]):
+            zero = values[r] != values[r] or abs(values[r]) <= ZERO_THRESHOLD
+            left[r] = nodes[node, NAN_LEFT] == 1 if zero else values[r] <= limit
+    elif nodes[node, NAN_LEFT] == 1:  # NaN fails every comparison: here it goes left
+        for r in range(values.shape[0]):
+            left[r] = not values[r] > limit
+    else:
+        for r in range(values.shape[0]):
+            left[r] = values[r] <= limit
+
+
+@_jit()
+def _tree_sizes(trees: np.ndarray) -> tuple[int, int]:
+    """Internal nodes and leaves of the largest tree (at least 1 each)."""
+    max_nodes, max_leaves = 1, 1
+    for tree in range(trees.shape[0]):
+        max_nodes = max(max_nodes, trees[tree, N_NODES])
+        max_leaves = max(max_leaves, trees[tree, N_LEAVES])
+    return max_nodes, max_leaves
+
+
+@_jit()
+def _child_position(
+    child: int, first_node: int, first_leaf: int, max_nodes: int
+) -> int:
+    """Row of a child in a block's scratch: internal nodes first, then leaves."""
+    if child >= 0:
+        return child - first_node
+    return max_nodes + ~child - first_leaf
+
+
+#: Multiplying a 64-bit word's lowest set bit by this de Bruijn constant puts a
+#: distinct pattern in the top 6 bits: LOWEST_BIT maps it back to the bit's index.
+DE_BRUIJN = 0x03F79D71B4CB0A89
+LOWEST_BIT = np.zeros(64, dtype=np.int64)
+LOWEST_BIT[[((1 << bit) * DE_BRUIJN) % 2**64 >> 58 for bit in range(64)]] = range(64)
+ALL_BITS = np.uint64(2**64 - 1)
+
+
+@_jit()
+def _lowest_bit(word: np.uint64) -> int:
+    """Index of the lowest set bit of a non-zero word."""
+    lowest = word & (~word + np.uint64(1))
+    return int(LOWEST_BIT[(lowest * np.uint64(DE_BRUIJN)) >> np.uint64(58)])
+
+
+@_jit(parallel=True)
+def _margin_kernel(
+    rows: np.ndarray,
+    trees: np.ndarray,
+    nodes: np.ndarray,
+    threshold: np.ndarray,
+    cat_size: np.ndarray,
+    cat_lut: np.ndarray,
+    leaf_value: np.ndarray,
+    leaf_masks: np.ndarray,
+    mask_start: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """For a block of rows, tree by tree: decide each split for all rows, clear the
+    leaves a row cannot reach (QuickScorer), add the value of the first one left."""
+    _, max_leaves = _tree_sizes(trees)
+    n_rows = rows.shape[0]
+    for block in prange((n_rows + BLOCK_ROWS - 1) // BLOCK_ROWS):
+        low = block * BLOCK_ROWS
+        n = min(n_rows, low + BLOCK_ROWS) - low
+        columns, codes = _block_columns(rows[low : low + n], cat_size)
+        left = np.empty(n, dtype=np.bool_)
+        alive = np.empty(((max_leaves + 63) // 64, n), dtype=np.uint64)
+        total = np.zeros(n)
+        for tree in range(trees.shape[0]):
+            first_node, first_leaf = trees[tree, NODE_START], trees[tree, LEAF_START]
+            words = (trees[tree, N_LEAVES] + 63) // 64
+            alive[:words] = ALL_BITS
+            for j in range(trees[tree, N_NODES]):
+                node = first_node + j
+                _decide(node, columns, codes, nodes, threshold, cat_lut, left)
+                for w in range(words):
+                    mask, bits = leaf_masks[mask_start[tree] + j * words + w], alive[w]
+                    for r in range(n):
+                        bits[r] &= ALL_BITS if left[r] else mask
+            for r in range(n):
+                w = 0
+                while alive[w, r] == 0:
+                    w += 1
+                leaf = first_leaf + 64 * w + _lowest_bit(alive[w, r])
+                total[r] += leaf_value[leaf]
+        out[low : low + n] = total
+
+
+@_jit(parallel=True)
+def _shap_kernel(
+    rows: np.ndarray,
+    trees: np.ndarray,
+    nodes: np.ndarray,
+    threshold: np.ndarray,
+    cat_size: np.ndarray,
+    cat_lut: np.ndarray,
+    leaf_value: np.ndarray,
+    leaves: np.ndarray,
+    unique_zero: np.ndarray,
+    outputs: np.ndarray,
+    out_group: np.ndarray,
+    unique_out: np.ndarray,
+    table_start: np.ndarray,
+    table: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """For a block of rows, tree by tree: decide each split for all rows and carry
+    down, to each leaf, the bits of the path features a row strays from; then add
+    each leaf's table entry for each row's pattern (or compute it, untabulated)."""
+    max_nodes, max_leaves = _tree_sizes(trees)
+    size = 1
+    for leaf in range(leaves.shape[0]):
+        size = max(size, leaves[leaf, N_UNIQUE])
+    n_rows = rows.shape[0]
+    for block in prange((n_rows + BLOCK_ROWS - 1) // BLOCK_ROWS):
+        low = block * BLOCK_ROWS
+        n = min(n_rows, low + BLOCK_ROWS) - low
+        columns, codes = _block_columns(rows[low : low + n], cat_size)
+        # strays of internal nodes 0..max_nodes-1, then of leaves (the root's is 0)
+        strays = np.zeros((max_nodes + max_leaves, n), dtype=np.int64)
+        left = np.empty(n, dtype=np.bool_)
+        weights, poly, phi = np.empty(size), np.empty(size), np.empty(size)
+        for tree in range(trees.shape[0]):
+            first_node, first_leaf = trees[tree, NODE_START], trees[tree, LEAF_START]
+            for j in range(trees[tree, N_NODES]):
+                node = first_node + j
+                _decide(node, columns, codes, nodes, threshold, cat_lut, left)
+                bit = np.int64(1) << nodes[node, SLOT]
+                to_left = _child_position(
+                    nodes[node, LEFT], first_node, first_leaf, max_nodes
+                )
+                to_right = _child_position(
+                    nodes[node, RIGHT], first_node, first_leaf, max_nodes
+                )
+                for r in range(n):
+                    strayed = strays[j, r]
+                    strays[to_left, r] = strayed | (0 if left[r] else bit)
+                    strays[to_right, r] = strayed | (bit if left[r] else 0)
+            for i in range(trees[tree, N_LEAVES]):
+                leaf = first_leaf + i
+                d = leaves[leaf, N_UNIQUE]
+                if d == 0:
+                    continue
+                full = (np.int64(1) << d) - 1
+                groups = out_group[
+                    outputs[leaf, OUT_START] : outputs[leaf, OUT_START]
+                    + outputs[leaf, N_OUT]
+                ]
+                start, width = table_start[leaf], outputs[leaf, N_OUT]
+                if start >= 0:
+                    for r in range(n):
+                        entry = start + (full & ~strays[max_nodes + i, r]) * width
+                        for s in range(width):
+                            out[low + r, groups[s]] += table[entry + s]
+                    continue
+                first = leaves[leaf, UNIQUE_START]
+                zero = unique_zero[first : first + d]
+                _shapley_weights(d, weights)
+                for r in range(n):
+                    pattern = full & ~strays[max_nodes + i, r]
+                    _leaf_phi(leaf_value[leaf], d, pattern, zero, weights, poly, phi)
+                    for k in range(d):
+                        out[low + r, groups[unique_out[first + k]]] += phi[k]

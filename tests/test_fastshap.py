@@ -1,0 +1,335 @@
+"""fastshap must give LightGBM's own numbers: pred_contrib per feature (to 1e-9) and
+raw predictions (to the last bit), on our model and on every kind of split."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lead_ml import fastshap
+from lead_ml.config import DIMENSIONS, BandsConfig, SplitConfig, TrainConfig
+from lead_ml.explain import dimension_contributions
+from lead_ml.features import CATEGORICAL_FEATURES, feature_dimensions
+from lead_ml.model import (
+    TrainedModel,
+    margin,
+    model_matrix,
+    model_rows,
+    predict_proba,
+    time_split,
+    train_model,
+)
+
+TOLERANCE = 1e-9
+
+
+@pytest.fixture(scope="module")
+def default_model(small_features: pd.DataFrame) -> TrainedModel:
+    """The default tree shape (params.yaml's train section) on the small CRM."""
+    split = time_split(small_features, SplitConfig())
+    return train_model(split, TrainConfig(), BandsConfig(), seed=7)
+
+
+@pytest.fixture(scope="module")
+def awkward_leads(small_features: pd.DataFrame) -> pd.DataFrame:
+    """Leads with missing numbers, missing and never-seen categories."""
+    leads = small_features.sample(1500, random_state=3).copy()
+    rng = np.random.default_rng(5)
+    numeric = [c for c in leads.columns[6:] if c not in CATEGORICAL_FEATURES]
+    for column in numeric:
+        leads.loc[rng.random(len(leads)) < 0.1, column] = np.nan
+    for column in CATEGORICAL_FEATURES:
+        values = leads[column].astype(object)
+        values[rng.random(len(leads)) < 0.05] = None
+        values[rng.random(len(leads)) < 0.05] = "never-seen-before"
+        leads[column] = values
+    return leads
+
+
+def lightgbm_contributions(booster: lgb.Booster, rows: Any, **kw: Any) -> np.ndarray:
+    return np.asarray(booster.predict(rows, pred_contrib=True, **kw))
+
+
+def test_default_model_matches_pred_contrib_per_feature(
+    default_model: TrainedModel, awkward_leads: pd.DataFrame
+) -> None:
+    matrix = model_matrix(awkward_leads, default_model.info.categories)
+    assert matrix[list(CATEGORICAL_FEATURES)].isna().any().all()  # gaps, unseen
+    rows = fastshap.feature_matrix(matrix)
+    assert np.isnan(rows).any(axis=0).sum() > 20
+    best = default_model.info.best_iteration
+    ensemble = fastshap.compile_booster(default_model.booster, best)
+    assert (ensemble.nodes[:, fastshap.KIND] == fastshap.CATEGORICAL).any()
+    expected = lightgbm_contributions(default_model.booster, matrix, num_iteration=best)
+    got = fastshap.contributions(ensemble, rows)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=TOLERANCE)
+
+
+def test_grouped_contributions_are_the_per_feature_sums(
+    default_model: TrainedModel, awkward_leads: pd.DataFrame
+) -> None:
+    rows = fastshap.feature_matrix(
+        model_matrix(awkward_leads, default_model.info.categories)
+    )
+    ensemble = fastshap.compile_booster(
+        default_model.booster, default_model.info.best_iteration
+    )
+    groups = np.arange(ensemble.n_features) % 3
+    per_feature = fastshap.contributions(ensemble, rows)
+    grouped = fastshap.contributions(ensemble, rows, groups, n_groups=4)
+    for group in range(3):
+        np.testing.assert_allclose(
+            grouped[:, group],
+            per_feature[:, :-1][:, groups == group].sum(axis=1),
+            atol=TOLERANCE,
+        )
+    assert (grouped[:, 3] == 0).all()  # a group no feature is in
+    np.testing.assert_array_equal(grouped[:, -1], per_feature[:, -1])
+
+
+def test_margin_is_lightgbm_predict_to_the_last_bit(
+    default_model: TrainedModel, awkward_leads: pd.DataFrame
+) -> None:
+    matrix = model_matrix(awkward_leads, default_model.info.categories)
+    best = default_model.info.best_iteration
+    expected = default_model.booster.predict(matrix, raw_score=True, num_iteration=best)
+    np.testing.assert_array_equal(margin(default_model, awkward_leads), expected)
+    probability = predict_proba(default_model, awkward_leads)
+    assert ((probability > 0) & (probability < 1)).all()
+
+
+@pytest.mark.parametrize("text", ["str", "string[python]", "object"])
+def test_model_rows_are_the_model_matrix_as_lightgbm_reads_it(
+    default_model: TrainedModel, awkward_leads: pd.DataFrame, text: str
+) -> None:
+    leads = awkward_leads.astype(dict.fromkeys(CATEGORICAL_FEATURES, text))
+    categories = default_model.info.categories
+    expected = fastshap.feature_matrix(model_matrix(leads, categories))
+    np.testing.assert_array_equal(model_rows(leads, categories), expected)
+
+
+def test_dimension_contributions_sum_lightgbm_values(
+    default_model: TrainedModel, awkward_leads: pd.DataFrame
+) -> None:
+    matrix = model_matrix(awkward_leads, default_model.info.categories)
+    raw = lightgbm_contributions(
+        default_model.booster, matrix, num_iteration=default_model.info.best_iteration
+    )
+    dimension_of = feature_dimensions()
+    got = dimension_contributions(default_model, awkward_leads)
+    calibration = default_model.info.calibration
+    for d, dimension in enumerate(DIMENSIONS):
+        columns = [
+            i
+            for i, name in enumerate(default_model.info.feature_names)
+            if dimension_of[name] == dimension
+        ]
+        np.testing.assert_allclose(
+            got.iloc[:, d], calibration.slope * raw[:, columns].sum(axis=1), atol=1e-9
+        )
+    log_odds = calibration.log_odds(margin(default_model, awkward_leads))
+    np.testing.assert_allclose(got.sum(axis=1), log_odds, atol=1e-9)
+    assert got.index.equals(awkward_leads.index)
+
+
+# --- every kind of split, on models trained here -------------------------------------
+
+
+def synthetic_rows(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Numbers with NaN and many zeros, and a 40-level category (two bitset words)."""
+    rng = np.random.default_rng(seed)
+    rows = rng.normal(size=(n, 4))
+    rows[:, 1] = np.where(rng.random(n) < 0.4, 0.0, rows[:, 1])
+    rows[rng.random(n) < 0.15, 2] = np.nan
+    rows[:, 3] = rng.integers(0, 40, n)
+    signal = rows[:, 0] + np.nan_to_num(rows[:, 2]) + (rows[:, 3] % 7 == 2) * 2.0
+    return rows, (signal + rng.normal(size=n) > 0.5).astype(int)
+
+
+EDGE_VALUES = np.array(
+    [np.nan, 0.0, -0.0, 1e-36, -1e-36, -0.5, -1.0, -3.0, 2.7, 39.0, 40.0, 100.0]
+)
+
+
+def edge_rows(rows: np.ndarray) -> np.ndarray:
+    """Each edge value in each column, around otherwise ordinary rows."""
+    edges = np.repeat(rows[:1], len(EDGE_VALUES) * rows.shape[1], axis=0)
+    for column in range(rows.shape[1]):
+        block = slice(column * len(EDGE_VALUES), (column + 1) * len(EDGE_VALUES))
+        edges[block, column] = EDGE_VALUES
+    return np.vstack([rows, edges])
+
+
+def train_raw(params: dict[str, Any], rounds: int = 30, seed: int = 1) -> lgb.Booster:
+    rows, won = synthetic_rows(2000, seed)
+    data = lgb.Dataset(rows, won, categorical_feature=[3])
+    defaults = {"objective": "binary", "verbosity": -1, "seed": seed}
+    return lgb.train({**defaults, **params}, data, num_boost_round=rounds)
+
+
+def assert_matches_lightgbm(booster: lgb.Booster) -> fastshap.TreeEnsemble:
+    rows = edge_rows(synthetic_rows(500, 99)[0])
+    ensemble = fastshap.parse_dump(booster.dump_model())
+    np.testing.assert_allclose(
+        fastshap.contributions(ensemble, rows),
+        lightgbm_contributions(booster, rows),
+        rtol=0,
+        atol=TOLERANCE,
+    )
+    np.testing.assert_array_equal(
+        fastshap.predict_margin(ensemble, rows), booster.predict(rows, raw_score=True)
+    )
+    return ensemble
+
+
+@pytest.mark.parametrize(
+    ("params", "kinds"),
+    [
+        ({"num_leaves": 15, "max_depth": 5}, {0, 2, 3}),  # missing types None, NaN
+        ({"num_leaves": 15, "zero_as_missing": True}, {1, 3}),  # missing type Zero
+        ({"num_leaves": 31, "max_depth": -1, "use_missing": False}, {0, 3}),
+        ({"num_leaves": 7, "max_cat_to_onehot": 64}, {3}),  # one-vs-rest categories
+        ({"num_leaves": 100, "max_depth": -1, "min_data_in_leaf": 2}, {0, 2, 3}),
+    ],
+)
+def test_every_split_kind_matches_lightgbm(
+    params: dict[str, Any], kinds: set[int]
+) -> None:
+    ensemble = assert_matches_lightgbm(train_raw(params))
+    assert kinds <= set(ensemble.nodes[:, fastshap.KIND].tolist())
+    assert ensemble.cat_size[3] > 32  # categories past the first 32 were split on
+    if params["num_leaves"] > 64:  # leaf masks of two 64-bit words
+        assert ensemble.trees[:, fastshap.N_LEAVES].max() > 64
+
+
+def test_leaves_too_deep_to_tabulate_are_computed_per_row(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    booster = train_raw({"num_leaves": 63, "max_depth": -1, "min_data_in_leaf": 3})
+    deepest = int(fastshap.parse_dump(booster.dump_model()).leaves[:, 1].max())
+    monkeypatch.setattr(fastshap, "MAX_TABLE_DEPTH", 1)
+    ensemble = assert_matches_lightgbm(booster)
+    tables = fastshap.leaf_tables(ensemble, np.arange(ensemble.n_features))
+    assert deepest >= 3
+    assert (tables.table_start == -1).mean() > 0.5
+
+
+def test_single_leaf_models_are_constants() -> None:
+    booster = train_raw({"min_data_in_leaf": 5000}, rounds=3)
+    assert booster.num_trees() == 1
+    ensemble = assert_matches_lightgbm(booster)
+    assert ensemble.n_trees == 1 and len(ensemble.nodes) == 0
+
+
+def test_a_single_leaf_tree_only_moves_the_expected_value() -> None:
+    booster = train_raw({"num_leaves": 7}, rounds=5)
+    dump = booster.dump_model()
+    rows = synthetic_rows(200, 3)[0]
+    before = fastshap.contributions(fastshap.parse_dump(dump), rows)
+    dump["tree_info"].insert(2, {"tree_structure": {"leaf_value": 0.25}})
+    after = fastshap.contributions(fastshap.parse_dump(dump), rows)
+    np.testing.assert_allclose(after[:, :-1], before[:, :-1], atol=TOLERANCE)
+    np.testing.assert_allclose(after[:, -1], before[:, -1] + 0.25, atol=TOLERANCE)
+
+
+def test_first_iterations_only(default_model: TrainedModel) -> None:
+    booster = default_model.booster
+    rows = np.nan_to_num(
+        np.random.default_rng(0).normal(size=(50, booster.num_feature()))
+    )
+    ensemble = fastshap.compile_booster(booster, 10)
+    assert ensemble.n_trees == 10
+    assert fastshap.compile_booster(booster, 10) is ensemble  # parsed once
+    np.testing.assert_allclose(
+        fastshap.contributions(ensemble, rows),
+        lightgbm_contributions(booster, rows, num_iteration=10),
+        atol=TOLERANCE,
+    )
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    leaves=st.integers(2, 40),
+    depth=st.sampled_from([-1, 2, 4, 7]),
+    seed=st.integers(0, 10_000),
+    min_leaf=st.integers(1, 60),
+)
+def test_random_models_match_lightgbm(
+    leaves: int, depth: int, seed: int, min_leaf: int
+) -> None:
+    params = {"num_leaves": leaves, "max_depth": depth, "min_data_in_leaf": min_leaf}
+    assert_matches_lightgbm(train_raw(params, rounds=8, seed=seed))
+
+
+# --- refusals ----------------------------------------------------------------------
+
+
+def test_refuses_what_it_cannot_explain() -> None:
+    rows, won = synthetic_rows(300, 1)
+    multiclass = lgb.train(
+        {"objective": "multiclass", "num_class": 3, "verbosity": -1},
+        lgb.Dataset(rows, won + (rows[:, 0] > 1)),
+        num_boost_round=2,
+    )
+    with pytest.raises(fastshap.TreeModelError, match="single-output"):
+        fastshap.parse_dump(multiclass.dump_model())
+    linear = train_raw({"linear_tree": True, "objective": "regression"}, rounds=2)
+    with pytest.raises(fastshap.TreeModelError, match="linear trees"):
+        fastshap.parse_dump(linear.dump_model())
+    ensemble = fastshap.parse_dump(train_raw({}, rounds=2).dump_model())
+    with pytest.raises(fastshap.TreeModelError, match="4 feature columns"):
+        fastshap.contributions(ensemble, rows[:, :3])
+    with pytest.raises(fastshap.TreeModelError, match="one group number"):
+        fastshap.contributions(ensemble, rows, np.array([0, 1, 2, -1]))
+    assert fastshap.contributions(ensemble, rows[:0]).shape == (0, 5)
+
+
+# --- the JIT cache -------------------------------------------------------------------
+
+PROBE = """
+import json, numpy as np
+from lead_ml import fastshap
+tree = {"tree_structure": {"split_feature": 0, "threshold": 0.5, "decision_type": "<=",
+    "default_left": True, "missing_type": "NaN", "internal_count": 4,
+    "left_child": {"leaf_value": 1.0, "leaf_count": 1},
+    "right_child": {"leaf_value": 3.0, "leaf_count": 3}}}
+ensemble = fastshap.parse_dump({"tree_info": [tree], "max_feature_idx": 0})
+values = fastshap.contributions(ensemble, np.array([[0.0], [1.0]])).tolist()
+stats = fastshap._shap_kernel.stats
+print(json.dumps({"values": values, "hits": sum(stats.cache_hits.values()),
+                  "misses": sum(stats.cache_misses.values())}))
+"""
+
+
+def run_probe(env: dict[str, str]) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return dict(json.loads(done.stdout.splitlines()[-1]))
+
+
+@pytest.mark.slow
+def test_jit_cache_is_reused_and_optional(tmp_path: Path) -> None:
+    cache = {"NUMBA_CACHE_DIR": str(tmp_path / "numba")}
+    first, second = run_probe(cache), run_probe(cache)
+    assert first["values"] == second["values"] == [[-1.5, 2.5], [0.5, 2.5]]
+    assert second["hits"] >= 1 and second["misses"] == 0
+    # No writable cache location at all (a read-only install and home): it still
+    # runs, compiled in the process.
+    nowhere = run_probe({"NUMBA_CACHE_LOCATOR_CLASSES": "IPythonCacheLocator"})
+    assert nowhere["values"] == first["values"]
