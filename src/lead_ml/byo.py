@@ -682,38 +682,19 @@ def crm_bundle_spec(
 ) -> dict[str, Any]:
     """scorer.json of a CRM export's scorer: the plan, the user's columns, and what
     every scorer carries (model info, bands, versions, drift reference)."""
-    from dataclasses import asdict
-    from importlib.metadata import version
-
-    from lead_ml.model import model_matrix
-    from lead_ml.scorer import FORMAT_VERSION, drift_reference
+    from lead_ml.scorer import bundle_spec
 
     user_columns = {crm.deals.id: "category"}
     if crm.deals.created:
         user_columns[crm.deals.created] = "date"
     user_columns |= plan.columns
-    matrix = model_matrix(reference, model.info.categories, model.info.feature_names)
-    probability = predict_proba(model, reference)
-    return {
-        "format_version": FORMAT_VERSION,
-        "lead_ml_version": version("lead-ml"),
-        "library_versions": {
-            lib: version(lib) for lib in ("lightgbm", "pandas", "numpy", "pyarrow")
-        },
-        "id_column": crm.deals.id,
+    spec = bundle_spec(
+        model, reference, featurize, plan.registry(), crm.deals.id, user_columns
+    )
+    return spec | {
         "created_column": crm.deals.created,
-        "input_columns": user_columns,
         "crm_columns": user_columns,
         "crm_plan": plan.as_dict(),
-        "model": asdict(model.info),
-        "registry": [asdict(spec) for spec in plan.registry()],
-        "featurize": featurize.model_dump(),
-        "bands": {
-            "thresholds": model.info.band_thresholds,
-            "meaning": "A: probability >= thresholds.A; B: >= B; C: >= C; D: the rest. "
-            "Thresholds cut the validation window into the configured shares.",
-        },
-        "drift_reference": drift_reference(matrix, probability),
     }
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from importlib.metadata import version
 from pathlib import Path
@@ -23,7 +24,7 @@ import pandas as pd
 
 from lead_ml.config import DIMENSIONS, FeaturizeConfig
 from lead_ml.explain import explain
-from lead_ml.features import REGISTRY, build_features
+from lead_ml.features import REGISTRY, FeatureSpec, build_features
 from lead_ml.model import Calibration, ModelInfo, TrainedModel, margin, model_matrix
 from lead_ml.schema import ACTIVITIES, ColumnSpec, TableContract, validate_table
 
@@ -172,9 +173,16 @@ def bundle_spec(
     model: TrainedModel,
     reference: pd.DataFrame,
     featurize: FeaturizeConfig,
+    registry: Sequence[FeatureSpec] = REGISTRY,
+    id_column: str = ID_COLUMN,
+    inputs: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """scorer.json: all a batch job needs besides the booster, as plain JSON."""
-    matrix = model_matrix(reference, model.info.categories)
+    """scorer.json: all a batch job needs besides the booster, as plain JSON.
+
+    ``registry``, ``id_column`` and ``inputs`` (raw column -> kind) default to the
+    built-in CRM's; a scorer of a user's own export passes its own.
+    """
+    matrix = model_matrix(reference, model.info.categories, model.info.feature_names)
     probability = _probability(model, reference)
     return {
         "format_version": FORMAT_VERSION,
@@ -182,10 +190,10 @@ def bundle_spec(
         "library_versions": {
             lib: version(lib) for lib in ("lightgbm", "pandas", "numpy", "pyarrow")
         },
-        "id_column": ID_COLUMN,
-        "input_columns": input_columns(),
+        "id_column": id_column,
+        "input_columns": input_columns() if inputs is None else inputs,
         "model": asdict(model.info),
-        "registry": [asdict(spec) for spec in REGISTRY],
+        "registry": [asdict(spec) for spec in registry],
         "featurize": featurize.model_dump(),
         "bands": {
             "thresholds": model.info.band_thresholds,
