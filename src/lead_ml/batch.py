@@ -148,9 +148,10 @@ def read_chunks(
     """The named columns of a file, chunk by chunk, values as read (CSV as text)."""
     with _readable(path, "the input"):
         if path.suffix.lower() == ".parquet":
-            for batch in pq.ParquetFile(path).iter_batches(
-                batch_size=chunk_rows, columns=columns
-            ):
+            # pre_buffer (the default) keeps every range read until the iteration
+            # ends: ~35 bytes a lead, 350 MB over 10 million. Local reads need no cache.
+            parquet = pq.ParquetFile(path, pre_buffer=False)
+            for batch in parquet.iter_batches(batch_size=chunk_rows, columns=columns):
                 yield batch.to_pandas()
             return
         reader = pd.read_csv(
