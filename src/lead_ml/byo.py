@@ -255,7 +255,7 @@ def _bant_scores(crm: CrmConfig, deals: LabelledDeals) -> pd.DataFrame:
 def _holdout(
     params: Params, split: Split, model: TrainedModel, bant: pd.DataFrame
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    from lead_ml.evaluate import evaluate_scores
+    from lead_ml.pipeline import evaluate_score_frame
 
     test = split.test
     scores = pd.DataFrame(
@@ -268,15 +268,7 @@ def _holdout(
             "amount": test["amount"].to_numpy(float),
         }
     )
-    metrics = evaluate_scores(
-        scores["won"].to_numpy(),
-        scores["probability"].to_numpy(),
-        scores["bant_points"].to_numpy(),
-        scores["bant_qualified"].to_numpy(),
-        params.evaluate,
-        seed=params.seed,
-        amount=np.nan_to_num(scores["amount"].to_numpy(float)),
-    )
+    metrics = evaluate_score_frame(params, scores)
     return scores, metrics | {"evaluation": "holdout"}
 
 
@@ -290,7 +282,7 @@ def _cross_validated(
     """Repeated stratified CV: out-of-fold scores of every repeat, metrics on them."""
     from sklearn.metrics import roc_auc_score
 
-    from lead_ml.evaluate import evaluate_scores
+    from lead_ml.pipeline import evaluate_score_frame
 
     sufficiency = audit.report["sufficiency"]
     n_splits, n_repeats = sufficiency["cv_splits"], sufficiency["cv_repeats"]
@@ -323,15 +315,7 @@ def _cross_validated(
             "amount": np.nan_to_num(features["amount"].to_numpy(float)[closed]),
         }
     )
-    metrics = evaluate_scores(
-        won,
-        first,
-        scores["bant_points"].to_numpy(),
-        scores["bant_qualified"].to_numpy(),
-        params.evaluate,
-        seed=params.seed,
-        amount=scores["amount"].to_numpy(),
-    )
+    metrics = evaluate_score_frame(params, scores)
     aucs = [float(roc_auc_score(won, p[closed])) for p in repeats]
     return scores, metrics | {
         "evaluation": "repeated_cv",

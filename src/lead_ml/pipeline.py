@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from lead_ml import schema, tracking
@@ -105,6 +106,20 @@ def run_train(params: Params, features_path: Path, model_dir: Path) -> dict[str,
     return {**sizes, "best_iteration": model.info.best_iteration, "run_id": run_id}
 
 
+def evaluate_score_frame(params: Params, scores: pd.DataFrame) -> dict[str, Any]:
+    """The model-vs-BANT metrics of a frame of won, probability, bant_points,
+    bant_qualified and amount (a missing amount counts as 0 pipeline value)."""
+    return evaluate_scores(
+        scores["won"].to_numpy(),
+        scores["probability"].to_numpy(),
+        scores["bant_points"].to_numpy(),
+        scores["bant_qualified"].to_numpy(),
+        params.evaluate,
+        seed=params.seed,
+        amount=np.nan_to_num(scores["amount"].to_numpy(float)),
+    )
+
+
 def score_test_window(
     params: Params, features: pd.DataFrame, model: TrainedModel
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -122,15 +137,7 @@ def score_test_window(
             "amount": test["amount"].to_numpy(float),
         }
     )
-    metrics = evaluate_scores(
-        scores["won"].to_numpy(),
-        scores["probability"].to_numpy(),
-        scores["bant_points"].to_numpy(),
-        scores["bant_qualified"].to_numpy(),
-        params.evaluate,
-        seed=params.seed,
-        amount=scores["amount"].to_numpy(),
-    )
+    metrics = evaluate_score_frame(params, scores)
     metrics |= {
         "n_train": len(split.train),
         "n_valid": len(split.valid),
