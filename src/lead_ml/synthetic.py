@@ -29,8 +29,10 @@ A small share of rows is dirty on purpose (bad dates, negative amounts, unknown
 outcome values, duplicate ids, orphan activities) so the validate stage has work.
 
 >>> crm = generate_crm(SyntheticConfig(n_deals=300, n_accounts=60), seed=7)
->>> sorted(crm.deals["outcome"].unique())[:3]
-['lost', 'open', 'won']
+>>> sorted(crm.deals["outcome"].dropna().unique())
+['lost', 'open', 'pending', 'won']
+
+``pending`` is one of the dirty rows: an outcome value the contract does not know.
 """
 
 from __future__ import annotations
