@@ -432,25 +432,52 @@ def _build_tables(ensemble: TreeEnsemble, groups: np.ndarray) -> LeafTables:
 # --- the entry points ---------------------------------------------------------------
 
 
-def predict_margin(ensemble: TreeEnsemble, rows: np.ndarray) -> np.ndarray:
+def predict_margin(
+    ensemble: TreeEnsemble, rows: np.ndarray, trees: np.ndarray | None = None
+) -> np.ndarray:
     """Raw scores, as ``Booster.predict(raw_score=True)`` gives them: the same leaves,
-    added tree by tree in the same order, so equal to the last bit."""
+    added tree by tree in the same order, so equal to the last bit.
+
+    With ``trees`` (ascending tree numbers, e.g. from :func:`trees_using`), only those
+    trees' leaf values are summed: the part of the score a change to their features
+    can move.
+    """
     rows = _rows(ensemble, rows)
     out = np.zeros(len(rows))
-    if len(rows) and ensemble.n_trees:
+    chosen = slice(None) if trees is None else np.asarray(trees, dtype=np.int64)
+    packed, mask_start = ensemble.trees[chosen], ensemble.mask_start[chosen]
+    if len(rows) and len(packed):
         _margin_kernel(
             rows,
-            ensemble.trees,
+            packed,
             ensemble.nodes,
             ensemble.threshold,
             ensemble.cat_size,
             ensemble.cat_lut,
             ensemble.leaf_value,
             ensemble.leaf_masks,
-            ensemble.mask_start,
+            mask_start,
             out,
         )
     return out
+
+
+def trees_using(ensemble: TreeEnsemble, features: Sequence[int]) -> np.ndarray:
+    """The trees (ascending) with a split on any of the given feature columns: the
+    only trees whose leaf a row reaches can change when those features change.
+
+    >>> tree = {"tree_structure": {
+    ...     "split_feature": 1, "threshold": 0.5, "decision_type": "<=",
+    ...     "default_left": True, "missing_type": "NaN", "internal_count": 2,
+    ...     "left_child": {"leaf_value": 1.0, "leaf_count": 1},
+    ...     "right_child": {"leaf_value": 3.0, "leaf_count": 1}}}
+    >>> ensemble = parse_dump({"tree_info": [tree, tree], "max_feature_idx": 1})
+    >>> trees_using(ensemble, [1]).tolist(), trees_using(ensemble, [0]).tolist()
+    ([0, 1], [])
+    """
+    tree_of_node = np.repeat(np.arange(ensemble.n_trees), ensemble.trees[:, N_NODES])
+    splits_on = np.isin(ensemble.nodes[:, FEATURE], np.asarray(features, np.int32))
+    return np.unique(tree_of_node[splits_on])
 
 
 def contributions(

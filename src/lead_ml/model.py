@@ -23,6 +23,7 @@ from lead_ml.features import (
     FEATURE_NAMES,
     REGISTRY,
     FeatureSpec,
+    text_codes,
 )
 
 MODEL_FILE = "booster.txt"
@@ -260,31 +261,41 @@ def model_rows(
 
 def _category_codes(values: pd.Series, levels: list[str]) -> np.ndarray:
     """Codes of values on the levels, as floats; NaN where missing or unseen."""
-    if isinstance(values.array, pd.arrays.ArrowStringArray):
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        # Arrow looks the strings up where they lie: ~10x pandas on Python objects.
-        found = pc.index_in(pa.array(values), value_set=pa.array(levels, pa.string()))
-        return np.asarray(found.cast(pa.float64()).to_numpy(zero_copy_only=False))
-    codes = pd.Index(levels).get_indexer(pd.Index(values.astype(object)))
+    codes = text_codes(values, levels)
     return np.where(codes < 0, np.nan, codes)
 
 
 def margin(model: TrainedModel, features: pd.DataFrame) -> np.ndarray:
     """Raw (uncalibrated) log-odds of the booster at its best iteration."""
+    return rows_margin(model, feature_rows(model, features))
+
+
+def feature_rows(model: TrainedModel, features: pd.DataFrame) -> np.ndarray:
+    """The model's rows of a feature frame (:func:`model_rows` in its own order)."""
+    return model_rows(features, model.info.categories, model.info.feature_names)
+
+
+def rows_margin(
+    model: TrainedModel, rows: np.ndarray, trees: np.ndarray | None = None
+) -> np.ndarray:
+    """Raw log-odds of model rows (see :func:`feature_rows`); with ``trees``, the sum
+    of those trees' leaves only (:func:`lead_ml.fastshap.predict_margin`)."""
     from lead_ml import fastshap
 
-    rows = model_rows(features, model.info.categories, model.info.feature_names)
     # The same leaves as Booster.predict, added in the same order (equal to the last
-    # bit), decided a block of rows at a time: explaining a lead takes ~15 of these.
+    # bit), decided a block of rows at a time.
     ensemble = fastshap.compile_booster(model.booster, model.info.best_iteration)
-    return fastshap.predict_margin(ensemble, rows)
+    return fastshap.predict_margin(ensemble, rows, trees)
+
+
+def probability_of_margin(model: TrainedModel, raw: np.ndarray) -> np.ndarray:
+    """Calibrated win probability of raw log-odds."""
+    return _sigmoid(model.info.calibration.log_odds(raw))
 
 
 def predict_proba(model: TrainedModel, features: pd.DataFrame) -> np.ndarray:
     """Calibrated win probability of each deal."""
-    return _sigmoid(model.info.calibration.log_odds(margin(model, features)))
+    return probability_of_margin(model, margin(model, features))
 
 
 def save_model(model: TrainedModel, out_dir: Path) -> None:

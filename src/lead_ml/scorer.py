@@ -25,7 +25,16 @@ import pandas as pd
 from lead_ml.config import DIMENSIONS, FeaturizeConfig
 from lead_ml.explain import explain
 from lead_ml.features import REGISTRY, FeatureSpec, build_features
-from lead_ml.model import Calibration, ModelInfo, TrainedModel, margin, model_matrix
+from lead_ml.model import (
+    Calibration,
+    ModelInfo,
+    TrainedModel,
+    feature_rows,
+    model_matrix,
+    predict_proba,
+    probability_of_margin,
+    rows_margin,
+)
 from lead_ml.schema import ACTIVITIES, ColumnSpec, TableContract, validate_table
 
 #: Bumped whenever the bundle layout changes; a scorer reads only its own format.
@@ -96,15 +105,27 @@ def _numeric_reference(values: np.ndarray) -> dict[str, Any]:
 def _bin_counts(reference: dict[str, Any], values: pd.Series) -> np.ndarray:
     """Counts per reference bin; the last bin holds missing and unseen values."""
     if reference["kind"] == "number":
-        numbers = pd.to_numeric(values, errors="coerce").to_numpy(float)
-        bins = np.searchsorted(np.asarray(reference["edges"]), numbers, side="right")
-        bins = np.where(np.isfinite(numbers), bins, len(reference["edges"]) + 1)
-        return np.bincount(bins, minlength=len(reference["edges"]) + 2)
+        return _number_counts(reference, pd.to_numeric(values, errors="coerce"))
     levels = pd.Index(reference["levels"])
     codes = levels.get_indexer(pd.Index(values.astype(object)))
     return np.bincount(
         np.where(codes < 0, len(levels), codes), minlength=len(levels) + 1
     )
+
+
+def _number_counts(reference: dict[str, Any], values: Any) -> np.ndarray:
+    numbers = np.asarray(values, dtype=float)
+    bins = np.searchsorted(np.asarray(reference["edges"]), numbers, side="right")
+    bins = np.where(np.isfinite(numbers), bins, len(reference["edges"]) + 1)
+    return np.bincount(bins, minlength=len(reference["edges"]) + 2)
+
+
+def _code_counts(reference: dict[str, Any], codes: np.ndarray) -> np.ndarray:
+    """Counts per level of category codes of the reference levels (NaN: the last
+    bin, missing or unseen)."""
+    n = len(reference["levels"])
+    bins = np.where(np.isnan(codes), n, codes).astype(np.int64)
+    return np.bincount(bins, minlength=n + 1)
 
 
 def drift_reference(matrix: pd.DataFrame, probability: np.ndarray) -> dict[str, Any]:
@@ -156,6 +177,21 @@ class DriftMonitor:
             counts = _bin_counts(entry, columns[name])
             self.counts[name] = self.counts.get(name, 0) + counts
 
+    def add_rows(
+        self, rows: np.ndarray, names: list[str], probability: np.ndarray
+    ) -> None:
+        """:meth:`add` for model rows (:func:`lead_ml.model.feature_rows`; columns
+        ``names``), whose categories are already codes of the reference levels: the
+        batch job counts what it scored without building a frame again."""
+        column = {name: i for i, name in enumerate(names)}
+        for name, entry in self.reference.items():
+            values = probability if name == "score" else rows[:, column[name]]
+            if entry["kind"] == "category":
+                counts = _code_counts(entry, values)
+            else:
+                counts = _number_counts(entry, values)
+            self.counts[name] = self.counts.get(name, 0) + counts
+
     def psi(self) -> dict[str, float]:
         """PSI of every feature and of the score, largest first."""
         values = {
@@ -183,7 +219,7 @@ def bundle_spec(
     built-in CRM's; a scorer of a user's own export passes its own.
     """
     matrix = model_matrix(reference, model.info.categories, model.info.feature_names)
-    probability = _probability(model, reference)
+    probability = predict_proba(model, reference)
     return {
         "format_version": FORMAT_VERSION,
         "lead_ml_version": version("lead-ml"),
@@ -288,11 +324,6 @@ def _read_spec(bundle: Path) -> dict[str, Any]:
     return spec
 
 
-def _probability(model: TrainedModel, features: pd.DataFrame) -> np.ndarray:
-    log_odds = model.info.calibration.log_odds(margin(model, features))
-    return 1.0 / (1.0 + np.exp(-log_odds))
-
-
 # --- scoring ------------------------------------------------------------------------
 
 #: Longest input value quoted in a reject reason; the rejects file keeps it whole.
@@ -314,6 +345,8 @@ class Scored:
     rejects: pd.DataFrame
     unseen: dict[str, int]
     features: pd.DataFrame
+    #: The scored leads' model rows (lead_ml.model.feature_rows), output order.
+    rows: np.ndarray
 
 
 def quote_value(value: Any) -> str:
@@ -503,11 +536,14 @@ class Scorer:
         readable, reasons = read_values(raw)
         valid = self._valid(readable, reasons, rows, source)
         features = build_features(valid, None, activities, self.featurize)
-        output = self._score_features(features, explain_reasons)
+        # The model's rows, built once: scores, explanations, unseen counts and drift
+        model_input = feature_rows(self.model, features)
+        output = self._score_features(features, model_input, explain_reasons)
         rejected = np.flatnonzero(pd.notna(reasons))
         rejects = reject_rows(raw, rejected, reasons[rejected])
         rejects["row"] = rows[rejected]
-        return Scored(output, rejects, self.unseen(features), features)
+        unseen = self.unseen(features, model_input)
+        return Scored(output, rejects, unseen, features, model_input)
 
     def _valid(
         self, leads: pd.DataFrame, reasons: np.ndarray, rows: np.ndarray, source: str
@@ -535,11 +571,12 @@ class Scorer:
         return pd.DataFrame({c: pd.Series(dtype=d) for c, d in dtypes.items()})
 
     def _score_features(
-        self, features: pd.DataFrame, explain_reasons: bool
+        self, features: pd.DataFrame, rows: np.ndarray, explain_reasons: bool
     ) -> pd.DataFrame:
         if features.empty:  # LightGBM refuses to predict no rows
             return self.empty_output(explain_reasons).set_axis(features.index)
-        probability = _probability(self.model, features)
+        raw = rows_margin(self.model, rows)
+        probability = probability_of_margin(self.model, raw)
         out = pd.DataFrame(
             {
                 ID_COLUMN: features[ID_COLUMN].to_numpy(),
@@ -551,7 +588,7 @@ class Scorer:
             index=features.index,
         )
         if explain_reasons:
-            explained = explain(self.model, features)
+            explained = explain(self.model, features, rows=rows, raw=raw)
             out = pd.concat([out, explained], axis=1)
         columns = self.output_dtypes(explain_reasons)
         return out[list(columns)].astype(columns)
@@ -562,13 +599,20 @@ class Scorer:
         position = np.searchsorted(-np.asarray(cuts), -probability, side="right")
         return np.asarray(BANDS, dtype=object)[position]
 
-    def unseen(self, features: pd.DataFrame) -> dict[str, int]:
-        """Per categorical feature: non-empty values the model never saw in training."""
+    def unseen(
+        self, features: pd.DataFrame, rows: np.ndarray | None = None
+    ) -> dict[str, int]:
+        """Per categorical feature: non-empty values the model never saw in training.
+
+        ``rows``: the features' model rows, if at hand (a category the model never
+        saw has no code there).
+        """
+        rows = feature_rows(self.model, features) if rows is None else rows
+        column = {name: i for i, name in enumerate(self.model.info.feature_names)}
         counts = {}
-        for name, levels in self.model.info.categories.items():
-            values = features[name]
-            unseen = values.notna() & ~values.isin(levels)
-            counts[name] = int(unseen.sum())
+        for name in self.model.info.categories:
+            present = features[name].notna().to_numpy()
+            counts[name] = int((present & np.isnan(rows[:, column[name]])).sum())
         return counts
 
     def score(
