@@ -13,7 +13,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lead_ml.batch import BatchSummary, score_file
+from lead_ml.batch import (
+    HASH_FILE,
+    ID_BUCKET_BITS,
+    BatchSummary,
+    IdIndex,
+    SeenIds,
+    score_file,
+)
 from lead_ml.config import SplitConfig
 from lead_ml.model import time_split
 from lead_ml.schema import ContractError
@@ -114,6 +121,43 @@ def test_repeated_ids_are_rejected_within_and_across_chunks(
     }
     assert scores[ID_COLUMN].is_unique
     assert {ids[41], ids[55]} <= set(scores[ID_COLUMN])
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+def test_the_id_index_finds_exactly_the_repeated_ids(
+    tmp_path: Path, suffix: str
+) -> None:
+    rng = np.random.default_rng(5)
+    ids = pd.Series([f"D{i}" for i in rng.integers(0, 20_000, 6_000)], dtype="string")
+    ids[17] = pd.NA  # one missing id: hashed as "", repeated by nothing
+    path = _write(pd.DataFrame({ID_COLUMN: ids, "x": 1.0}), tmp_path / f"ids{suffix}")
+    folder = tmp_path / "index"
+    folder.mkdir()
+    index = IdIndex.build(path, 700, folder)
+    assert index.rows == len(ids)
+    hashes = np.concatenate([index.hashes(n) for n in (1, 2_999, 3_000)])
+    assert np.array_equal(hashes, SeenIds.hash(ids))
+    counts = ids.value_counts()
+    twice = SeenIds.hash(pd.Series(counts.index[counts > 1], dtype="string"))
+    assert np.array_equal(index.repeated, np.sort(twice))
+    assert len(np.unique(index.repeated >> np.uint64(64 - ID_BUCKET_BITS))) > 40
+    repeated_rows = ids.duplicated(keep=False).to_numpy() & ids.notna().to_numpy()
+    assert np.array_equal(index.is_repeated(hashes), repeated_rows)
+    with pytest.raises(RuntimeError, match="input changed"):
+        index.hashes(1)
+    index.close()
+    assert [p.name for p in folder.iterdir()] == [HASH_FILE]  # buckets removed
+
+
+def test_the_job_leaves_no_scratch_files_beside_the_output(
+    scorer: Scorer, leads: pd.DataFrame, tmp_path: Path
+) -> None:
+    path = _write(leads, tmp_path / "leads.parquet")
+    _run(scorer, path, tmp_path / "out" / "s.parquet", chunk_rows=50)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "s.parquet",
+        "s.rejects.csv",
+    ]
 
 
 def test_a_chunk_of_nothing_but_bad_rows_does_not_stop_the_job(

@@ -3,13 +3,19 @@
 Leads are read in chunks (Parquet row batches or CSV chunks, only the columns the
 scorer needs); each chunk is validated, featurized, scored and appended to a
 temporary output file that is renamed into place only when every row is accounted
-for: rows in = scored + rejected, or the job fails. Duplicate ids are caught across
-chunks through 64-bit hashes of the ids seen so far (8 bytes a lead).
+for: rows in = scored + rejected, or the job fails.
+
+Duplicate ids are caught across chunks without holding every id: a first pass reads
+the id column alone and writes 64-bit hashes of the ids to disk (:class:`IdIndex`),
+spread over buckets that are then checked one at a time for hashes occurring twice.
+Only those repeated hashes are remembered while scoring, so memory does not grow
+with the file (10 million leads: ~160 MB of temporary files beside the output).
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,7 +28,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lead_ml.model import model_matrix
 from lead_ml.schema import REJECT_COLUMNS, ContractError
 from lead_ml.scorer import (
     ACTIVITY_COLUMNS,
@@ -167,7 +172,8 @@ def read_chunks(
 
 
 class SeenIds:
-    """Sorted 64-bit hashes of the ids scored so far: duplicates across chunks.
+    """Sorted 64-bit hashes of ids scored so far (only those of ids the file holds
+    more than once: see :class:`IdIndex`).
 
     Two different ids share a hash with odds of about n^2 / 2^65 (10 million ids:
     3 in a million), in which case the later lead is rejected as a duplicate.
@@ -192,6 +198,84 @@ class SeenIds:
         """Remember hashes (kept sorted; insertion is linear in what is kept)."""
         new = np.unique(hashes)
         self.hashes = np.insert(self.hashes, np.searchsorted(self.hashes, new), new)
+
+
+#: The id hashes are spread over 2^ID_BUCKET_BITS buckets on disk by their top bits;
+#: looking for repeats holds one bucket at a time (10 million leads: ~1.3 MB).
+ID_BUCKET_BITS = 6
+ID_BUCKETS = 1 << ID_BUCKET_BITS
+HASH_FILE = "hashes.u64"
+
+
+class IdIndex:
+    """The 64-bit hashes of a file's ids in file order, on disk, and the sorted
+    hashes that occur more than once (the only ids a later row can repeat).
+
+    Built by :meth:`build` in a pass over the id column alone; the batch job then
+    reads each chunk's hashes back (:meth:`hashes`) instead of hashing again.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.rows = 0
+        self.repeated = np.empty(0, dtype=np.uint64)
+        self._reader: Any = None
+
+    @classmethod
+    def build(cls, path: Path, chunk_rows: int, folder: Path) -> IdIndex:
+        """Hash every id of the file at ``path`` into files in ``folder``."""
+        index = cls(folder)
+        shift = np.uint64(64 - ID_BUCKET_BITS)
+        buckets = [open(folder / f"bucket{b}.u64", "wb") for b in range(ID_BUCKETS)]
+        try:
+            with open(folder / HASH_FILE, "wb") as out:
+                for chunk in read_chunks(path, [ID_COLUMN], chunk_rows):
+                    hashes = SeenIds.hash(chunk[ID_COLUMN])
+                    out.write(hashes.tobytes())
+                    index.rows += len(hashes)
+                    bucket = hashes >> shift
+                    order = np.argsort(bucket, kind="stable")
+                    starts = np.searchsorted(bucket[order], np.arange(ID_BUCKETS + 1))
+                    for b, file in enumerate(buckets):
+                        file.write(hashes[order[starts[b] : starts[b + 1]]].tobytes())
+        finally:
+            for file in buckets:
+                file.close()
+        repeated = []
+        for b in range(ID_BUCKETS):
+            name = folder / f"bucket{b}.u64"
+            values = np.sort(np.fromfile(name, dtype=np.uint64))
+            name.unlink()
+            twice = values[1:][values[1:] == values[:-1]]
+            repeated.append(np.unique(twice))
+        index.repeated = np.concatenate(repeated)  # buckets ascend: sorted
+        return index
+
+    def hashes(self, n: int) -> np.ndarray:
+        """The hashes of the next ``n`` ids (the file's rows in order)."""
+        if self._reader is None:
+            self._reader = open(self.folder / HASH_FILE, "rb")
+        values = np.fromfile(self._reader, dtype=np.uint64, count=n)
+        if len(values) != n:
+            raise RuntimeError(
+                f"the id index ran out at {n} more rows: the input changed while "
+                "it was being scored; run the job again"
+            )
+        return values
+
+    def is_repeated(self, hashes: np.ndarray) -> np.ndarray:
+        """Which of these hashes belong to ids the file holds more than once."""
+        position = np.minimum(
+            np.searchsorted(self.repeated, hashes), max(len(self.repeated) - 1, 0)
+        )
+        if not len(self.repeated):
+            return np.zeros(len(hashes), dtype=bool)
+        return np.asarray(self.repeated[position] == hashes)
+
+    def close(self) -> None:
+        """Release the hash file (the caller removes the folder)."""
+        if self._reader is not None:
+            self._reader.close()
 
 
 class AtomicWriter:
@@ -266,7 +350,6 @@ def _activity_parts(path: Path) -> _ActivityParts:
     and file version; each chunk of leads then opens only the parts holding its ids.
     Activities exported in time or deal order cluster, so most parts are skipped."""
     import shutil
-    import tempfile
     import weakref
 
     import pyarrow.dataset as ds
@@ -353,14 +436,15 @@ def _score_one(
     scorer: Scorer,
     chunk: pd.DataFrame,
     first_row: int,
-    seen: SeenIds,
+    ids: tuple[IdIndex, SeenIds],
     activities: pd.DataFrame | None,
     options: tuple[bool, str],
 ) -> tuple[Scored, pd.DataFrame]:
     """Score a chunk whose first row is row ``first_row`` of the file; its rejects
     (numbered in the file) include ids already scored in an earlier chunk."""
     explain_reasons, source = options
-    hashes = SeenIds.hash(chunk[ID_COLUMN])
+    index, seen = ids
+    hashes = index.hashes(len(chunk))
     earlier = seen.contains(hashes) & chunk[ID_COLUMN].notna().to_numpy()
     fresh = np.flatnonzero(~earlier)
     result = scorer.score_chunk(
@@ -371,7 +455,8 @@ def _score_one(
         rows=first_row + fresh,
     )
     rejected = result.rejects["row"].to_numpy(int) - first_row
-    seen.add(hashes[np.setdiff1d(fresh, rejected)])
+    scored = hashes[np.setdiff1d(fresh, rejected)]
+    seen.add(scored[index.is_repeated(scored)])  # no other id can come again
     duplicates = np.flatnonzero(earlier)
     reasons = [
         f"duplicate {ID_COLUMN} {quote_value(v)} (already scored at an earlier row)"
@@ -412,21 +497,30 @@ def score_file(
         rejects_path, pd.DataFrame(columns=[*REJECT_COLUMNS, *wanted], dtype="string")
     )
     monitor, seen = DriftMonitor(scorer.spec["drift_reference"]), SeenIds()
+    # Beside the output: a big job's id hashes may not fit a small /tmp.
+    scratch = tempfile.TemporaryDirectory(
+        prefix=".lead-ml-ids-", dir=output_path.parent
+    )
+    index = IdIndex(Path(scratch.name))
     try:
+        index = IdIndex.build(input_path, chunk_rows, Path(scratch.name))
         for chunk in read_chunks(input_path, wanted, chunk_rows):
             activities, bad = _chunk_activities(activities_path, chunk[ID_COLUMN])
             result, rejects = _score_one(
                 scorer,
                 chunk,
                 summary.rows_in,
-                seen,
+                (index, seen),
                 activities,
                 (explain_reasons, str(input_path)),
             )
             output = result.output
             if len(output):
-                matrix = model_matrix(result.features, scorer.model.info.categories)
-                monitor.add(matrix, output["probability"].to_numpy(float))
+                monitor.add_rows(
+                    result.rows,
+                    scorer.model.info.feature_names,
+                    output["probability"].to_numpy(float),
+                )
             writer.write(output)
             if len(rejects):
                 reject_writer.write(rejects[[*REJECT_COLUMNS, *wanted]])
@@ -452,6 +546,9 @@ def score_file(
         writer.abort()
         reject_writer.abort()
         raise
+    finally:
+        index.close()
+        scratch.cleanup()
     summary.drift = monitor.psi()
     summary.seconds = time.perf_counter() - started
     return summary
