@@ -128,8 +128,9 @@ def test_the_id_index_finds_exactly_the_repeated_ids(
     tmp_path: Path, suffix: str
 ) -> None:
     rng = np.random.default_rng(5)
-    ids = pd.Series([f"D{i}" for i in rng.integers(0, 20_000, 6_000)], dtype="string")
-    ids[17] = pd.NA  # one missing id: hashed as "", repeated by nothing
+    values: list[str | None] = [f"D{i}" for i in rng.integers(0, 20_000, 6_000)]
+    values[17] = None  # one missing id: hashed as "", repeated by nothing
+    ids = pd.Series(values, dtype="string")
     path = _write(pd.DataFrame({ID_COLUMN: ids, "x": 1.0}), tmp_path / f"ids{suffix}")
     folder = tmp_path / "index"
     folder.mkdir()

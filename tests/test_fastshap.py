@@ -225,6 +225,36 @@ def test_leaves_too_deep_to_tabulate_are_computed_per_row(
     assert (tables.table_start == -1).mean() > 0.5
 
 
+@pytest.mark.parametrize("max_splits", [0, 8, 9])
+def test_trees_tabulated_by_code_and_walked_leaf_by_leaf_agree(
+    monkeypatch: pytest.MonkeyPatch, max_splits: int
+) -> None:
+    """Small trees are looked up by their split code, larger ones walked leaf by
+    leaf; a model holding both kinds matches LightGBM either way."""
+    # trees of 8 to 11 splits
+    booster = train_raw({"num_leaves": 12, "min_data_in_leaf": 150}, rounds=40)
+    monkeypatch.setattr(fastshap, "MAX_CODE_SPLITS", max_splits)
+    ensemble = assert_matches_lightgbm(booster)
+    tabulated = ensemble.code_start >= 0
+    splits = ensemble.trees[:, fastshap.N_NODES]
+    assert np.array_equal(tabulated, splits <= max_splits)
+    if max_splits > 0:
+        assert tabulated.any() and not tabulated.all()
+    tables = fastshap.leaf_tables(ensemble, np.array([0, 1, 1, 0], np.int32))
+    assert np.array_equal(tables.tree_codes[:, 0] >= 0, tabulated)
+    rows = edge_rows(synthetic_rows(300, 7)[0])
+    per_feature = lightgbm_contributions(booster, rows)
+    grouped = fastshap.contributions(ensemble, rows, np.array([0, 1, 1, 0]), 2)
+    np.testing.assert_allclose(
+        grouped[:, :2],
+        np.column_stack(
+            [per_feature[:, [0, 3]].sum(axis=1), per_feature[:, [1, 2]].sum(axis=1)]
+        ),
+        rtol=0,
+        atol=TOLERANCE,
+    )
+
+
 def test_single_leaf_models_are_constants() -> None:
     booster = train_raw({"min_data_in_leaf": 5000}, rounds=3)
     assert booster.num_trees() == 1

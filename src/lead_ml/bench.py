@@ -68,10 +68,12 @@ from lead_ml.synthetic import SyntheticCRM, generate_crm
 
 #: Every figure and what it must reach ("<=" for costs, ">=" for speeds; None: only
 #: reported). "explain" is the whole batch job with reasons and next questions;
-#: "contributions" the exact per-dimension values alone.
+#: "contributions" the exact per-dimension values alone. The issue asks for the
+#: explained job against the same model's pred_contrib to be reported, and for well
+#: over 10x against a 31-leaf model (the shape it starts from).
 TARGETS: dict[str, tuple[str, float] | None] = {
     "score_slowdown_vs_predict": ("<=", 2.0),
-    "explain_speedup_vs_pred_contrib": (">=", 10.0),
+    "explain_speedup_vs_pred_contrib": None,
     "contributions_speedup_vs_pred_contrib": (">=", 10.0),
     "explain_speedup_vs_31_leaf_pred_contrib": (">=", 10.0),
     "explain_speedup_vs_shap_groupby": None,
@@ -235,17 +237,21 @@ def _best_seconds(run: Callable[[], object], repeats: int = 3) -> float:
 # --- 1 and 2: scoring speed ---------------------------------------------------------
 
 
-def _score_seconds(ctx: Context, path: Path, explain: bool) -> float:
-    """Seconds of the batch job (read, validate, featurize, score, write) on a file."""
+def _score_seconds(ctx: Context, path: Path, explain: bool, repeats: int = 2) -> float:
+    """Seconds of the batch job (read, validate, featurize, score, write) on a file:
+    the fastest of a few runs, as for the references."""
     from lead_ml.batch import score_file
 
     out = ctx.work / f"scores_{'explained' if explain else 'plain'}.parquet"
-    summary = score_file(
-        ctx.scorer, path, out, out.with_suffix(".rejects.csv"), None, explain
-    )
-    if summary.scored != summary.rows_in:
-        raise RuntimeError(f"bench leads were rejected: {summary.as_dict()}")
-    return summary.seconds
+    best = np.inf
+    for _ in range(repeats):
+        summary = score_file(
+            ctx.scorer, path, out, out.with_suffix(".rejects.csv"), None, explain
+        )
+        if summary.scored != summary.rows_in:
+            raise RuntimeError(f"bench leads were rejected: {summary.as_dict()}")
+        best = min(best, summary.seconds)
+    return float(best)
 
 
 def _matrix(ctx: Context, path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -54,6 +54,10 @@ from numba import prange
 MAX_TABLE_DEPTH = 8
 #: Pattern bits live in a 64-bit integer.
 MAX_PATH_FEATURES = 62
+#: A tree with at most this many splits is also tabulated whole: which way a row goes
+#: at each split (its *code*, one bit per split) decides its leaf and every leaf's
+#: pattern, so a row costs one table entry per tree instead of one per leaf.
+MAX_CODE_SPLITS = 8
 #: LightGBM's kZeroThreshold (a float32 1e-35): |value| at most this counts as zero.
 ZERO_THRESHOLD = float(np.float32(1e-35))
 #: Rows decided together, node by node (vectorised); their scratch fits in L1/L2.
@@ -125,6 +129,8 @@ class TreeEnsemble:
     unique_zero: np.ndarray
     leaf_masks: np.ndarray
     mask_start: np.ndarray
+    code_start: np.ndarray
+    code_value: np.ndarray
     expected_value: float
     tables: dict[tuple[int, ...], LeafTables] = field(default_factory=dict)
 
@@ -149,6 +155,12 @@ class LeafTables:
     unique_out: np.ndarray
     table_start: np.ndarray
     table: np.ndarray
+    #: Per tree (code table start or -1, its width, start of its groups in
+    #: ``tree_groups``): ``tree_table[start + code * width + s]`` is the whole tree's
+    #: contribution to group ``tree_groups[groups_start + s]`` for a row's code.
+    tree_codes: np.ndarray
+    tree_groups: np.ndarray
+    tree_table: np.ndarray
 
 
 # Walking a tree: (node, its path's distinct features and their zero shares, parent
@@ -288,7 +300,12 @@ def parse_dump(dump: dict[str, Any]) -> TreeEnsemble:
         trees.append(builder.add_tree(structure))
     n_features = int(dump["max_feature_idx"]) + 1
     cat_size, cat_lut = builder.category_tables(n_features)
-    leaf_masks, mask_start = _leaf_masks(_packed(builder.nodes, 8), _packed(trees, 4))
+    packed_nodes, packed_trees = _packed(builder.nodes, 8), _packed(trees, 4)
+    leaf_masks, mask_start = _leaf_masks(packed_nodes, packed_trees)
+    code_start, size = _code_starts(packed_trees, np.ones(len(trees), np.int64))
+    code_value = np.zeros(size)
+    leaf_value = np.asarray(builder.leaf_value, dtype=np.float64)
+    _fill_code_values(packed_trees, packed_nodes, leaf_value, code_start, code_value)
     return TreeEnsemble(
         n_features=n_features,
         trees=_packed(trees, 4),
@@ -302,8 +319,22 @@ def parse_dump(dump: dict[str, Any]) -> TreeEnsemble:
         unique_zero=np.asarray(builder.unique_zero, dtype=np.float64),
         leaf_masks=leaf_masks,
         mask_start=mask_start,
+        code_start=code_start,
+        code_value=code_value,
         expected_value=builder.expected_value,
     )
+
+
+def _code_starts(trees: np.ndarray, width: np.ndarray) -> tuple[np.ndarray, int]:
+    """Where each tree's code table starts (``width`` entries per code), -1 for a
+    tree with more than MAX_CODE_SPLITS splits; and the size of all of them."""
+    starts = np.full(len(trees), -1, dtype=np.int64)
+    size = 0
+    for tree, splits in enumerate(trees[:, N_NODES].tolist()):
+        if splits <= MAX_CODE_SPLITS:
+            starts[tree] = size
+            size += (1 << splits) * int(width[tree])
+    return starts, size
 
 
 def _leaf_masks(nodes: np.ndarray, trees: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -410,12 +441,17 @@ def _build_tables(ensemble: TreeEnsemble, groups: np.ndarray) -> LeafTables:
         tabulated = count <= MAX_TABLE_DEPTH
         table_start.append(size if tabulated else -1)
         size += (1 << count) * len(distinct) if tabulated else 0
+    tree_groups, widths, groups_start = _tree_groups(ensemble, outputs, out_group)
+    code_start, code_size = _code_starts(ensemble.trees, widths)
     tables = LeafTables(
         outputs=_packed(outputs, 2),
         out_group=np.asarray(out_group, np.int32),
         unique_out=np.asarray(unique_out, np.int32),
         table_start=np.asarray(table_start, np.int64),
         table=np.zeros(size),
+        tree_codes=np.column_stack([code_start, widths, groups_start]),
+        tree_groups=tree_groups,
+        tree_table=np.zeros(code_size),
     )
     _fill_tables(
         ensemble.leaf_value,
@@ -426,7 +462,64 @@ def _build_tables(ensemble: TreeEnsemble, groups: np.ndarray) -> LeafTables:
         tables.table_start,
         tables.table,
     )
+    _fill_tree_tables(
+        ensemble.trees,
+        ensemble.nodes,
+        ensemble.leaf_value,
+        ensemble.leaves,
+        ensemble.unique_zero,
+        tables,
+    )
     return tables
+
+
+def _tree_groups(
+    ensemble: TreeEnsemble, outputs: list[tuple[int, int]], out_group: list[int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The groups each tree's leaves feed (ascending, all trees in one array), how
+    many per tree, and where each tree's start."""
+    flat: list[int] = []
+    widths, starts = [], []
+    for _, _, first_leaf, n_leaves in ensemble.trees.tolist():
+        fed = {
+            group
+            for leaf in range(first_leaf, first_leaf + n_leaves)
+            for group in out_group[outputs[leaf][0] : sum(outputs[leaf])]
+        }
+        starts.append(len(flat))
+        widths.append(len(fed))
+        flat += sorted(fed)
+    return (
+        np.asarray(flat, np.int32),
+        np.asarray(widths, np.int64),
+        np.asarray(starts, np.int64),
+    )
+
+
+def _fill_tree_tables(
+    trees: np.ndarray,
+    nodes: np.ndarray,
+    leaf_value: np.ndarray,
+    leaves: np.ndarray,
+    unique_zero: np.ndarray,
+    tables: LeafTables,
+) -> None:
+    """Every code-tabulated tree's contributions per group, for each code."""
+    _fill_tree_kernel(
+        trees,
+        nodes,
+        leaf_value,
+        leaves,
+        unique_zero,
+        tables.outputs,
+        tables.out_group,
+        tables.unique_out,
+        tables.table_start,
+        tables.table,
+        tables.tree_codes,
+        tables.tree_groups,
+        tables.tree_table,
+    )
 
 
 # --- the entry points ---------------------------------------------------------------
@@ -446,6 +539,7 @@ def predict_margin(
     out = np.zeros(len(rows))
     chosen = slice(None) if trees is None else np.asarray(trees, dtype=np.int64)
     packed, mask_start = ensemble.trees[chosen], ensemble.mask_start[chosen]
+    code_start = ensemble.code_start[chosen]
     if len(rows) and len(packed):
         _margin_kernel(
             rows,
@@ -457,6 +551,8 @@ def predict_margin(
             ensemble.leaf_value,
             ensemble.leaf_masks,
             mask_start,
+            code_start,
+            ensemble.code_value,
             out,
         )
     return out
@@ -521,6 +617,9 @@ def contributions(
             tables.unique_out,
             tables.table_start,
             tables.table,
+            tables.tree_codes,
+            tables.tree_groups,
+            tables.tree_table,
             out,
         )
     return out
@@ -602,6 +701,81 @@ def _fill_tables(
             base = table_start[leaf] + pattern * outputs[leaf, N_OUT]
             for k in range(d):
                 table[base + unique_out[first + k]] += phi[k]
+
+
+@_jit()
+def _fill_tree_kernel(
+    trees: np.ndarray,
+    nodes: np.ndarray,
+    leaf_value: np.ndarray,
+    leaves: np.ndarray,
+    unique_zero: np.ndarray,
+    outputs: np.ndarray,
+    out_group: np.ndarray,
+    unique_out: np.ndarray,
+    table_start: np.ndarray,
+    table: np.ndarray,
+    tree_codes: np.ndarray,
+    tree_groups: np.ndarray,
+    tree_table: np.ndarray,
+) -> None:
+    """For each code of a code-tabulated tree, as the kernel would for a row with
+    that code: carry the strayed bits down, then add every leaf's contribution (its
+    table entry, or computed) at its group's place among the tree's groups."""
+    max_nodes, max_leaves = _tree_sizes(trees)
+    strays = np.zeros(max_nodes + max_leaves, dtype=np.int64)
+    size = 1
+    for leaf in range(leaves.shape[0]):
+        size = max(size, leaves[leaf, N_UNIQUE])
+    weights, poly, phi = np.empty(size), np.empty(size), np.empty(size)
+    place = np.full(max(out_group.max() + 1 if out_group.size else 1, 1), -1)
+    for tree in range(trees.shape[0]):
+        start, width, groups_start = (
+            tree_codes[tree, 0],
+            tree_codes[tree, 1],
+            tree_codes[tree, 2],
+        )
+        if start < 0:
+            continue
+        for s in range(width):
+            place[tree_groups[groups_start + s]] = s
+        first_node, first_leaf = trees[tree, NODE_START], trees[tree, LEAF_START]
+        for code in range(1 << trees[tree, N_NODES]):
+            strays[0] = 0
+            for j in range(trees[tree, N_NODES]):
+                node = first_node + j
+                bit = np.int64(1) << nodes[node, SLOT]
+                left = (code >> j) & 1 == 1
+                to_left = _child_position(
+                    nodes[node, LEFT], first_node, first_leaf, max_nodes
+                )
+                to_right = _child_position(
+                    nodes[node, RIGHT], first_node, first_leaf, max_nodes
+                )
+                strayed = strays[j]
+                strays[to_left] = strayed | (0 if left else bit)
+                strays[to_right] = strayed | (bit if left else 0)
+            base = start + code * width
+            for i in range(trees[tree, N_LEAVES]):
+                leaf = first_leaf + i
+                d = leaves[leaf, N_UNIQUE]
+                if d == 0:
+                    continue
+                pattern = ((np.int64(1) << d) - 1) & ~strays[max_nodes + i]
+                out_start, n_out = outputs[leaf, OUT_START], outputs[leaf, N_OUT]
+                if table_start[leaf] >= 0:
+                    entry = table_start[leaf] + pattern * n_out
+                    for s in range(n_out):
+                        group = out_group[out_start + s]
+                        tree_table[base + place[group]] += table[entry + s]
+                    continue
+                first = leaves[leaf, UNIQUE_START]
+                _shapley_weights(d, weights)
+                zero = unique_zero[first : first + d]
+                _leaf_phi(leaf_value[leaf], d, pattern, zero, weights, poly, phi)
+                for k in range(d):
+                    group = out_group[out_start + unique_out[first + k]]
+                    tree_table[base + place[group]] += phi[k]
 
 
 @_jit()
@@ -689,6 +863,58 @@ def _lowest_bit(word: np.uint64) -> int:
     return int(LOWEST_BIT[(lowest * np.uint64(DE_BRUIJN)) >> np.uint64(58)])
 
 
+@_jit()
+def _row_codes(
+    first_node: int,
+    n_splits: int,
+    columns: np.ndarray,
+    codes: np.ndarray,
+    nodes: np.ndarray,
+    threshold: np.ndarray,
+    cat_lut: np.ndarray,
+    left: np.ndarray,
+    path: np.ndarray,
+) -> None:
+    """path[r]: bit j set when row r takes the left branch of the tree's split j."""
+    path[:] = 0
+    for j in range(n_splits):
+        _decide(first_node + j, columns, codes, nodes, threshold, cat_lut, left)
+        for r in range(path.shape[0]):
+            path[r] |= np.int64(left[r]) << j
+
+
+@_jit()
+def _code_leaf(tree: int, code: int, trees: np.ndarray, nodes: np.ndarray) -> int:
+    """The leaf (global number) a row with this code reaches in the tree."""
+    first_node = trees[tree, NODE_START]
+    if trees[tree, N_NODES] == 0:
+        return int(trees[tree, LEAF_START])
+    child = 0  # the root, numbered within the tree
+    while True:
+        node = first_node + child
+        child_ref = nodes[node, LEFT] if (code >> child) & 1 else nodes[node, RIGHT]
+        if child_ref < 0:
+            return int(~child_ref)
+        child = child_ref - first_node
+
+
+@_jit()
+def _fill_code_values(
+    trees: np.ndarray,
+    nodes: np.ndarray,
+    leaf_value: np.ndarray,
+    code_start: np.ndarray,
+    code_value: np.ndarray,
+) -> None:
+    """The leaf value each code reaches, for every tree tabulated by code."""
+    for tree in range(trees.shape[0]):
+        if code_start[tree] < 0:
+            continue
+        for code in range(1 << trees[tree, N_NODES]):
+            leaf = _code_leaf(tree, code, trees, nodes)
+            code_value[code_start[tree] + code] = leaf_value[leaf]
+
+
 @_jit(parallel=True)
 def _margin_kernel(
     rows: np.ndarray,
@@ -700,10 +926,13 @@ def _margin_kernel(
     leaf_value: np.ndarray,
     leaf_masks: np.ndarray,
     mask_start: np.ndarray,
+    code_start: np.ndarray,
+    code_value: np.ndarray,
     out: np.ndarray,
 ) -> None:
-    """For a block of rows, tree by tree: decide each split for all rows, clear the
-    leaves a row cannot reach (QuickScorer), add the value of the first one left."""
+    """For a block of rows, tree by tree: decide each split for all rows; add the
+    leaf value of each row's code (small trees), or clear the leaves a row cannot
+    reach (QuickScorer) and add the value of the first one left."""
     _, max_leaves = _tree_sizes(trees)
     n_rows = rows.shape[0]
     for block in prange((n_rows + BLOCK_ROWS - 1) // BLOCK_ROWS):
@@ -713,8 +942,24 @@ def _margin_kernel(
         left = np.empty(n, dtype=np.bool_)
         alive = np.empty(((max_leaves + 63) // 64, n), dtype=np.uint64)
         total = np.zeros(n)
+        path = np.empty(n, dtype=np.int64)
         for tree in range(trees.shape[0]):
             first_node, first_leaf = trees[tree, NODE_START], trees[tree, LEAF_START]
+            if code_start[tree] >= 0:
+                _row_codes(
+                    first_node,
+                    trees[tree, N_NODES],
+                    columns,
+                    codes,
+                    nodes,
+                    threshold,
+                    cat_lut,
+                    left,
+                    path,
+                )
+                for r in range(n):
+                    total[r] += code_value[code_start[tree] + path[r]]
+                continue
             words = (trees[tree, N_LEAVES] + 63) // 64
             alive[:words] = ALL_BITS
             for j in range(trees[tree, N_NODES]):
@@ -749,11 +994,15 @@ def _shap_kernel(
     unique_out: np.ndarray,
     table_start: np.ndarray,
     table: np.ndarray,
+    tree_codes: np.ndarray,
+    tree_groups: np.ndarray,
+    tree_table: np.ndarray,
     out: np.ndarray,
 ) -> None:
-    """For a block of rows, tree by tree: decide each split for all rows and carry
-    down, to each leaf, the bits of the path features a row strays from; then add
-    each leaf's table entry for each row's pattern (or compute it, untabulated)."""
+    """For a block of rows, tree by tree: decide each split for all rows; for a small
+    tree add its table entry for each row's code; otherwise carry down, to each leaf,
+    the bits of the path features a row strays from, and add each leaf's table entry
+    for each row's pattern (or compute it, untabulated)."""
     max_nodes, max_leaves = _tree_sizes(trees)
     size = 1
     for leaf in range(leaves.shape[0]):
@@ -767,8 +1016,28 @@ def _shap_kernel(
         strays = np.zeros((max_nodes + max_leaves, n), dtype=np.int64)
         left = np.empty(n, dtype=np.bool_)
         weights, poly, phi = np.empty(size), np.empty(size), np.empty(size)
+        path = np.empty(n, dtype=np.int64)
         for tree in range(trees.shape[0]):
             first_node, first_leaf = trees[tree, NODE_START], trees[tree, LEAF_START]
+            start, width = tree_codes[tree, 0], tree_codes[tree, 1]
+            if start >= 0:
+                _row_codes(
+                    first_node,
+                    trees[tree, N_NODES],
+                    columns,
+                    codes,
+                    nodes,
+                    threshold,
+                    cat_lut,
+                    left,
+                    path,
+                )
+                fed = tree_groups[tree_codes[tree, 2] : tree_codes[tree, 2] + width]
+                for r in range(n):
+                    entry = start + path[r] * width
+                    for s in range(width):
+                        out[low + r, fed[s]] += tree_table[entry + s]
+                continue
             for j in range(trees[tree, N_NODES]):
                 node = first_node + j
                 _decide(node, columns, codes, nodes, threshold, cat_lut, left)
