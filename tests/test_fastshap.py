@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -338,14 +339,17 @@ ensemble = fastshap.parse_dump({"tree_info": [tree], "max_feature_idx": 0})
 values = fastshap.contributions(ensemble, np.array([[0.0], [1.0]])).tolist()
 stats = fastshap._shap_kernel.stats
 print(json.dumps({"values": values, "hits": sum(stats.cache_hits.values()),
-                  "misses": sum(stats.cache_misses.values())}))
+                  "misses": sum(stats.cache_misses.values()),
+                  "file": fastshap.__file__}))
 """
 
 
-def run_probe(env: dict[str, str]) -> dict[str, Any]:
+def run_probe(
+    env: dict[str, str], base: dict[str, str] | None = None
+) -> dict[str, Any]:
     done = subprocess.run(
         [sys.executable, "-c", PROBE],
-        env={**os.environ, **env},
+        env={**(os.environ if base is None else base), **env},
         capture_output=True,
         text=True,
         check=True,
@@ -363,3 +367,36 @@ def test_jit_cache_is_reused_and_optional(tmp_path: Path) -> None:
     # runs, compiled in the process.
     nowhere = run_probe({"NUMBA_CACHE_LOCATOR_CLASSES": "IPythonCacheLocator"})
     assert nowhere["values"] == first["values"]
+
+
+@pytest.mark.slow
+def test_a_copy_of_the_code_elsewhere_reuses_the_compiled_kernels(
+    tmp_path: Path,
+) -> None:
+    """MLflow copies a model's code into a fresh folder for every job: the kernels
+    compiled from one copy serve any other copy of the same source."""
+    package = Path(fastshap.__file__).parent
+    copies = []
+    for name in ("job1", "job2"):
+        shutil.copytree(
+            package,
+            tmp_path / name / "lead_ml",
+            ignore=shutil.ignore_patterns("__pycache__"),
+        )
+        copies.append(tmp_path / name)
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("NUMBA_CACHE_DIR", "NUMBA_CACHE_LOCATOR_CLASSES")
+    }
+    home = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    first, second = (
+        run_probe({**home, "PYTHONPATH": str(copy)}, base=clean) for copy in copies
+    )
+    assert first["file"].startswith(str(copies[0]))
+    assert second["file"].startswith(str(copies[1]))
+    assert first["misses"] >= 1
+    assert second["hits"] >= 1 and second["misses"] == 0
+    assert first["values"] == second["values"]
+    cached = list((tmp_path / "cache" / "lead-ml" / "numba").iterdir())
+    assert [folder.name.split("-")[0] for folder in cached] == ["fastshap"]

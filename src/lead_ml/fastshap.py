@@ -39,15 +39,19 @@ to ``Booster.predict(raw_score=True)`` to the last bit, about 3x faster on 2 cor
 
 from __future__ import annotations
 
+import hashlib
+import os
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numba
 import numpy as np
 import pandas as pd
 from numba import prange
+from numba.core.caching import UserWideCacheLocator
 
 #: Leaves with more distinct path features than this are not tabulated (2^d entries
 #: would outgrow the caches) but computed per row.
@@ -76,19 +80,55 @@ class TreeModelError(ValueError):
     """The model cannot be explained by this module (e.g. multiclass, linear trees)."""
 
 
+class SourceHashCacheLocator(UserWideCacheLocator):
+    """numba cache locator: the user's cache folder, under a hash of this file's
+    source rather than of the folder it lies in.
+
+    MLflow copies a model's code into a fresh temporary folder for every job (a
+    Spark executor, a pyfunc load), where numba's own locators would compile every
+    kernel again (~12 s a process); any copy of the same source finds these.
+    ``NUMBA_CACHE_DIR`` and ``NUMBA_CACHE_LOCATOR_CLASSES`` still take precedence.
+    """
+
+    def __init__(self, py_func: Any, py_file: str) -> None:
+        super().__init__(py_func, py_file)
+        digest = hashlib.sha256(Path(py_file).read_bytes()).hexdigest()[:16]
+        home = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+        self._cache_path = os.path.join(
+            home, "lead-ml", "numba", f"{Path(py_file).stem}-{digest}"
+        )
+
+
+#: Where the kernels are cached, first that can be written: NUMBA_CACHE_DIR when
+#: set, the content-keyed folder above, then numba's usual places.
+CACHE_LOCATORS = (
+    "UserProvidedCacheLocator",
+    f"{__name__}.SourceHashCacheLocator",
+    "InTreeCacheLocator",
+    "UserWideCacheLocator",
+)
+
+
 def _jit(**options: Any) -> Callable[[Any], Any]:
     """numba.njit with an on-disk cache where one can be written, without otherwise.
 
-    The cache sits in __pycache__ beside this file, else in the user's cache folder;
-    when neither is writable (a read-only install and home) numba refuses to cache, and
-    the functions are compiled once per process instead of failing to import.
+    The cache is found by :data:`CACHE_LOCATORS` unless NUMBA_CACHE_LOCATOR_CLASSES
+    says otherwise; when no place is writable (a read-only install and home) numba
+    refuses to cache, and the functions are compiled once per process instead of
+    failing to import.
     """
 
     def decorate(function: Any) -> Any:
+        config: Any = numba.config  # its settings are set at import: no stubs
+        chosen = config.CACHE_LOCATOR_CLASSES
+        # numba reads the setting when a function is decorated: set it for ours only
+        config.CACHE_LOCATOR_CLASSES = chosen or ",".join(CACHE_LOCATORS)
         try:
             return numba.njit(cache=True, **options)(function)
         except RuntimeError:  # "cannot cache function ...: no locator available"
             return numba.njit(cache=False, **options)(function)
+        finally:
+            config.CACHE_LOCATOR_CLASSES = chosen
 
     return decorate
 
