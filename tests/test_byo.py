@@ -306,6 +306,54 @@ def test_score_cli_on_a_crm_scorer(exported: Path, tmp_path: Path) -> None:
     assert rejects["row"].tolist() == [5]
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_crm_file_is_streamed_in_chunks_like_one_frame(
+    exported: Path, tmp_path: Path, suffix: str
+) -> None:
+    from lead_ml.byo import CrmScorer, score_crm_file
+    from lead_ml.scorer import load_scorer
+
+    leads = pd.read_csv(exported / "open_leads.csv", dtype=str)
+    ids = leads["Opportunity ID"].copy()
+    leads.loc[7, "Opportunity ID"] = ids[3]  # same chunk of 40 as its first copy
+    leads.loc[95, "Opportunity ID"] = ids[10]  # a later chunk
+    leads.loc[130, "Web Visits"] = "lots"  # invalid: row 170 keeps its id
+    leads.loc[170, "Opportunity ID"] = str(ids[130])
+    source = tmp_path / f"leads{suffix}"
+    if suffix == ".csv":
+        leads.to_csv(source, index=False)
+    else:
+        leads.to_parquet(source, index=False)
+    scorer = load_scorer(exported / "scorer")
+    assert isinstance(scorer, CrmScorer)
+    out = tmp_path / "out"
+    out.mkdir()
+    done = score_crm_file(
+        scorer, source, out / "s.parquet", out / "r.csv", chunk_rows=40
+    )
+    assert (done["rows_in"], done["scored"], done["rejected"]) == (300, 297, 3)
+    rejects = pd.read_csv(out / "r.csv", dtype=str)
+    assert list(rejects.columns[:3]) == ["table", "row", "reason"]
+    reasons = dict(zip(rejects["row"].astype(int), rejects["reason"], strict=True))
+    assert reasons[7] == f"duplicate Opportunity ID '{ids[3]}' (first at row 3)"
+    assert reasons[95] == (
+        f"duplicate Opportunity ID '{ids[10]}' (already scored at an earlier row)"
+    )
+    assert reasons[130].startswith("Web Visits is not a number")
+    assert sorted(p.name for p in out.iterdir()) == ["r.csv", "s.parquet"]
+    # the same scores as the whole file in one frame
+    whole = scorer.score(
+        pd.read_csv(source, dtype=str) if suffix == ".csv" else pd.read_parquet(source)
+    )
+    kept = whole[whole["reject_reason"].isna()].reset_index(drop=True)
+    streamed = pd.read_parquet(out / "s.parquet")
+    assert streamed["Opportunity ID"].tolist() == kept["Opportunity ID"].tolist()
+    np.testing.assert_array_equal(
+        streamed["probability"].to_numpy(float), kept["probability"].to_numpy(float)
+    )
+    assert streamed["top_reasons"].tolist() == kept["top_reasons"].tolist()
+
+
 @needs_data
 @pytest.mark.realdata
 def test_maven_scorer_scores_the_open_deals(tmp_path: Path) -> None:

@@ -222,15 +222,18 @@ class IdIndex:
         self._reader: Any = None
 
     @classmethod
-    def build(cls, path: Path, chunk_rows: int, folder: Path) -> IdIndex:
-        """Hash every id of the file at ``path`` into files in ``folder``."""
+    def build(
+        cls, path: Path, chunk_rows: int, folder: Path, id_column: str = ID_COLUMN
+    ) -> IdIndex:
+        """Hash every id (column ``id_column``) of the file at ``path`` into files
+        in ``folder``."""
         index = cls(folder)
         shift = np.uint64(64 - ID_BUCKET_BITS)
         buckets = [open(folder / f"bucket{b}.u64", "wb") for b in range(ID_BUCKETS)]
         try:
             with open(folder / HASH_FILE, "wb") as out:
-                for chunk in read_chunks(path, [ID_COLUMN], chunk_rows):
-                    hashes = SeenIds.hash(chunk[ID_COLUMN])
+                for chunk in read_chunks(path, [id_column], chunk_rows):
+                    hashes = SeenIds.hash(chunk[id_column])
                     out.write(hashes.tobytes())
                     index.rows += len(hashes)
                     bucket = hashes >> shift

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,14 @@ from lead_ml.crm import (
     load_crm,
 )
 from lead_ml.features import FeatureSpec
-from lead_ml.model import Split, TrainedModel, predict_proba, save_model, train_model
+from lead_ml.model import (
+    Split,
+    TrainedModel,
+    model_matrix,
+    predict_proba,
+    save_model,
+    train_model,
+)
 
 #: Activity types counted one by one; rarer types count only in the total.
 MAX_ACTIVITY_TYPES = 20
@@ -595,13 +603,29 @@ class CrmScorer:
             for name, levels in self.model.info.categories.items()
         }
 
+    def empty_output(self, explain_reasons: bool = True) -> pd.DataFrame:
+        """An output frame with no rows: the columns and dtypes of scored rows."""
+        numbers = {"probability", "score", "base_value"}
+        return pd.DataFrame(
+            {
+                column: pd.Series(
+                    dtype="float64"
+                    if column in numbers or column.startswith("contrib_")
+                    else "string"
+                )
+                for column in self.output_columns(explain_reasons)
+            }
+        )
+
     def score_frame(
         self,
         leads: pd.DataFrame,
         activities: pd.DataFrame | None = None,
         explain_reasons: bool = True,
+        rows: np.ndarray | None = None,
     ) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """:meth:`score`, and the features of the rows that were scored."""
+        """:meth:`score`, and the features of the rows that were scored. ``rows``
+        numbers the leads in their file (default 0, 1, ...) for reject reasons."""
         from lead_ml.scorer import quote_value, repeated_ids
 
         self.check_columns(list(leads.columns), "leads")
@@ -618,11 +642,16 @@ class CrmScorer:
         ids = typed[self.id_column]
         no_id = ids.isna().to_numpy() & pd.isna(reasons)
         reasons[no_id] = f"{self.id_column} is missing"
-        first = repeated_ids(ids.fillna(""))
-        again = (first != np.arange(len(raw))) & pd.isna(reasons)
+        # Of rows sharing an id, the first valid one is scored (as the batch job does)
+        valid = np.flatnonzero(pd.isna(reasons))
+        first = repeated_ids(ids.iloc[valid])
+        later = first != np.arange(len(valid))
+        again, first_valid = valid[later], valid[first[later]]
+        row_numbers = np.arange(len(raw)) if rows is None else np.asarray(rows, int)
         reasons[again] = [
-            f"duplicate {self.id_column} {quote_value(v)} (first at row {first[i]})"
-            for i, v in zip(np.flatnonzero(again), ids[again], strict=True)
+            f"duplicate {self.id_column} {quote_value(v)} "
+            f"(first at row {row_numbers[f]})"
+            for f, v in zip(first_valid, ids.iloc[again], strict=True)
         ]
         keep = pd.isna(reasons)
         frame = pd.DataFrame(typed)[keep]
@@ -747,64 +776,96 @@ def score_crm_file(
     output_path: Path,
     rejects_path: Path,
     explain_reasons: bool = True,
+    chunk_rows: int = 50_000,
+    progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Score a CSV or Parquet file of the user's lead rows with a CRM-export scorer.
 
-    The file is scored in memory (CRM exports are thousands to a few million rows);
-    output and rejects are written to temporary files and renamed when complete.
-    Returns the same summary as the batch job (rows in = scored + rejected).
+    The file is streamed in chunks as the built-in batch job streams it (ids repeated
+    across chunks are found by a first pass over the id column); output and rejects
+    go to temporary files renamed into place when complete. Returns the same summary
+    as the batch job (rows in = scored + rejected).
     """
+    import tempfile
     import time
 
-    from lead_ml.batch import AtomicWriter, BatchSummary
-    from lead_ml.model import model_matrix
-    from lead_ml.scorer import DriftMonitor, ScorerError
+    from lead_ml.batch import (
+        AtomicWriter,
+        BatchSummary,
+        IdIndex,
+        SeenIds,
+        file_columns,
+        read_chunks,
+    )
+    from lead_ml.schema import REJECT_COLUMNS
+    from lead_ml.scorer import DriftMonitor, ScorerError, quote_value
 
     started = time.perf_counter()
-    if not input_path.exists():
-        raise FileNotFoundError(f"{input_path}: input file not found")
-    suffix = input_path.suffix.lower()
-    if suffix not in (".csv", ".parquet"):
-        raise ScorerError(f"{input_path}: the input must be .parquet or .csv")
-    leads = (
-        pd.read_parquet(input_path)
-        if suffix == ".parquet"
-        else pd.read_csv(input_path, dtype=str, keep_default_na=False, na_values=[""])
+    columns = file_columns(input_path)
+    scorer.check_columns(columns, str(input_path))
+    summary = BatchSummary(output=str(output_path), rejects=str(rejects_path))
+    writer = AtomicWriter(output_path, scorer.empty_output(explain_reasons))
+    reject_columns = [*REJECT_COLUMNS, *columns]
+    reject_writer = AtomicWriter(
+        rejects_path, pd.DataFrame(columns=reject_columns, dtype="string")
     )
-    if leads.empty:
-        raise ScorerError(f"{input_path}: no rows to score; check the export")
-    scorer.check_columns(list(leads.columns), str(input_path))
-    out, features = scorer.score_frame(leads, None, explain_reasons)
-    rejected = out["reject_reason"].notna().to_numpy()
-    summary = BatchSummary(
-        rows_in=len(leads),
-        scored=int((~rejected).sum()),
-        rejected=int(rejected.sum()),
-        unseen=scorer.unseen(features),
-        output=str(output_path),
-        rejects=str(rejects_path),
+    monitor, seen = DriftMonitor(scorer.spec["drift_reference"]), SeenIds()
+    scratch = tempfile.TemporaryDirectory(
+        prefix=".lead-ml-ids-", dir=output_path.parent
     )
-    if summary.rows_in != summary.scored + summary.rejected:
-        raise RuntimeError("rows do not reconcile; the output was not written")
-    monitor = DriftMonitor(scorer.spec["drift_reference"])
-    if len(features):
-        info = scorer.model.info
-        matrix = model_matrix(features, info.categories, info.feature_names)
-        monitor.add(matrix, out.loc[~rejected, "probability"].to_numpy(float))
-    reject_rows = leads[rejected].astype("string").reset_index(names="row")
-    reject_rows.insert(0, "reason", out.loc[rejected, "reject_reason"].to_numpy())
-    reject_rows.insert(0, "table", "leads")
-    for path, frame in (
-        (output_path, out[~rejected].drop(columns="reject_reason")),
-        (rejects_path, reject_rows),
-    ):
-        writer = AtomicWriter(path, frame.iloc[:0])
-        try:
-            writer.write(frame.reset_index(drop=True))
-            writer.commit()
-        except BaseException:
-            writer.abort()
-            raise
+    index = IdIndex(Path(scratch.name))
+    id_column = scorer.id_column
+    try:
+        index = IdIndex.build(input_path, chunk_rows, index.folder, id_column)
+        for chunk in read_chunks(input_path, columns, chunk_rows):
+            first_row = summary.rows_in
+            hashes = index.hashes(len(chunk))
+            earlier = seen.contains(hashes) & chunk[id_column].notna().to_numpy()
+            fresh = np.flatnonzero(~earlier)
+            out, features = scorer.score_frame(
+                chunk.iloc[fresh], None, explain_reasons, first_row + fresh
+            )
+            rejected = out["reject_reason"].notna().to_numpy()
+            seen.add(hashes[fresh[~rejected]])
+            reasons = pd.Series(pd.NA, index=range(len(chunk)), dtype="string")
+            reasons.iloc[fresh] = out["reject_reason"].to_numpy()
+            reasons.iloc[np.flatnonzero(earlier)] = [
+                f"duplicate {id_column} {quote_value(v)} (already scored at an "
+                "earlier row)"
+                for v in chunk[id_column].iloc[earlier]
+            ]
+            refused = np.flatnonzero(reasons.notna().to_numpy())
+            if len(features):
+                info = scorer.model.info
+                matrix = model_matrix(features, info.categories, info.feature_names)
+                monitor.add(matrix, out.loc[~rejected, "probability"].to_numpy(float))
+            writer.write(out[~rejected].drop(columns="reject_reason"))
+            if refused.size:
+                bad = chunk.iloc[refused].astype("string").reset_index(drop=True)
+                bad.insert(0, "reason", reasons.iloc[refused].to_numpy())
+                bad.insert(0, "row", first_row + refused)
+                bad.insert(0, "table", "leads")
+                reject_writer.write(bad)
+            summary.rows_in += len(chunk)
+            summary.scored += int((~rejected).sum())
+            summary.rejected += len(refused)
+            for name, n in scorer.unseen(features).items():
+                summary.unseen[name] = summary.unseen.get(name, 0) + n
+            if progress is not None:
+                progress(len(chunk))
+        if summary.rows_in == 0:
+            raise ScorerError(f"{input_path}: no rows to score; check the export")
+        if summary.rows_in != summary.scored + summary.rejected:
+            raise RuntimeError("rows do not reconcile; the output was not written")
+        writer.commit()
+        reject_writer.commit()
+    except BaseException:
+        writer.abort()
+        reject_writer.abort()
+        raise
+    finally:
+        index.close()
+        scratch.cleanup()
     summary.drift = monitor.psi()
     summary.seconds = time.perf_counter() - started
     return summary.as_dict()

@@ -520,28 +520,33 @@ def score(
     rejects = rejects or output.with_name(f"{output.stem}.rejects.csv")
     from lead_ml.byo import CrmScorer, score_crm_file
 
-    if isinstance(scorer, CrmScorer):  # a scorer of your own CRM export
-        done = score_crm_file(scorer, input, output, rejects, explain)
-        _print_batch(done)
-        if summary_json is not None:
-            summary_json.write_text(json.dumps(done, indent=2) + "\n")
-        return
     total = count_rows(input) if input.exists() else None
     with Progress(console=errors, transient=True) as bar:
         task = bar.add_task("scoring", total=total)
-        result = score_file(
-            scorer,
-            input,
-            output,
-            rejects,
-            activities,
-            explain,
-            chunk_rows,
-            progress=lambda n: bar.advance(task, n),
-        )
-    _print_batch(result.as_dict())
+        if isinstance(scorer, CrmScorer):  # a scorer of your own CRM export
+            done = score_crm_file(
+                scorer,
+                input,
+                output,
+                rejects,
+                explain,
+                chunk_rows,
+                progress=lambda n: bar.advance(task, n),
+            )
+        else:
+            done = score_file(
+                scorer,
+                input,
+                output,
+                rejects,
+                activities,
+                explain,
+                chunk_rows,
+                progress=lambda n: bar.advance(task, n),
+            ).as_dict()
+    _print_batch(done)
     if summary_json is not None:
-        summary_json.write_text(json.dumps(result.as_dict(), indent=2) + "\n")
+        summary_json.write_text(json.dumps(done, indent=2) + "\n")
 
 
 def _score_on_spark(
