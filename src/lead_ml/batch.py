@@ -470,6 +470,70 @@ def _score_one(
     return result, rejects.sort_values("row", kind="stable", ignore_index=True)
 
 
+@dataclass
+class BatchJob:
+    """What a chunk loop writes to and reads from: the output and rejects writers,
+    the id index, the ids scored (of those the file repeats), and the summary."""
+
+    writer: AtomicWriter
+    reject_writer: AtomicWriter
+    index: IdIndex
+    summary: BatchSummary
+    seen: SeenIds = field(default_factory=SeenIds)
+
+    def count(self, rows_in: int, scored: int, rejected: int) -> None:
+        """Add one chunk's counts to the summary."""
+        self.summary.rows_in += rows_in
+        self.summary.scored += scored
+        self.summary.rejected += rejected
+
+
+@contextmanager
+def batch_job(
+    input_path: Path,
+    output_path: Path,
+    rejects_path: Path,
+    outputs: tuple[pd.DataFrame, list[str]],
+    id_column: str,
+    chunk_rows: int,
+) -> Iterator[BatchJob]:
+    """Open a batch job over a file: writers of the output (``outputs[0]``: its
+    empty frame) and rejects (``outputs[1]``: its columns), and the id index. On
+    leaving, the counts must reconcile and both files are moved into place; on any
+    error neither is, and the scratch files go either way."""
+    output, reject_columns = outputs
+    summary = BatchSummary(output=str(output_path), rejects=str(rejects_path))
+    writer = AtomicWriter(output_path, output)
+    reject_writer = AtomicWriter(
+        rejects_path, pd.DataFrame(columns=reject_columns, dtype="string")
+    )
+    # Beside the output: a big job's id hashes may not fit a small /tmp.
+    scratch = tempfile.TemporaryDirectory(
+        prefix=".lead-ml-ids-", dir=output_path.parent
+    )
+    index = IdIndex(Path(scratch.name))
+    try:
+        index = IdIndex.build(input_path, chunk_rows, index.folder, id_column)
+        yield BatchJob(writer, reject_writer, index, summary)
+        if summary.rows_in == 0:
+            raise ContractError(f"{input_path}: no rows to score; check the export")
+        if summary.rows_in != summary.scored + summary.rejected:
+            raise RuntimeError(
+                f"rows do not reconcile: {summary.rows_in} in, "
+                f"{summary.scored} scored, "
+                f"{summary.rejected} rejected; the output was not written"
+            )
+        writer.commit()
+        reject_writer.commit()
+    except BaseException:
+        writer.abort()
+        reject_writer.abort()
+        raise
+    finally:
+        index.close()
+        scratch.cleanup()
+
+
 def score_file(
     scorer: Scorer,
     input_path: Path,
@@ -493,27 +557,20 @@ def score_file(
                 f"{', '.join(sorted(missing))}; an activity row needs "
                 f"{', '.join(ACTIVITY_COLUMNS)}"
             )
-    summary = BatchSummary(output=str(output_path), rejects=str(rejects_path))
     wanted = list(scorer.spec["input_columns"])
-    writer = AtomicWriter(output_path, scorer.empty_output(explain_reasons))
-    reject_writer = AtomicWriter(
-        rejects_path, pd.DataFrame(columns=[*REJECT_COLUMNS, *wanted], dtype="string")
-    )
-    monitor, seen = DriftMonitor(scorer.spec["drift_reference"]), SeenIds()
-    # Beside the output: a big job's id hashes may not fit a small /tmp.
-    scratch = tempfile.TemporaryDirectory(
-        prefix=".lead-ml-ids-", dir=output_path.parent
-    )
-    index = IdIndex(Path(scratch.name))
-    try:
-        index = IdIndex.build(input_path, chunk_rows, Path(scratch.name))
+    monitor = DriftMonitor(scorer.spec["drift_reference"])
+    outputs = (scorer.empty_output(explain_reasons), [*REJECT_COLUMNS, *wanted])
+    with batch_job(
+        input_path, output_path, rejects_path, outputs, ID_COLUMN, chunk_rows
+    ) as job:
+        summary = job.summary
         for chunk in read_chunks(input_path, wanted, chunk_rows):
             activities, bad = _chunk_activities(activities_path, chunk[ID_COLUMN])
             result, rejects = _score_one(
                 scorer,
                 chunk,
                 summary.rows_in,
-                (index, seen),
+                (job.index, job.seen),
                 activities,
                 (explain_reasons, str(input_path)),
             )
@@ -524,34 +581,15 @@ def score_file(
                     scorer.model.info.feature_names,
                     output["probability"].to_numpy(float),
                 )
-            writer.write(output)
+            job.writer.write(output)
             if len(rejects):
-                reject_writer.write(rejects[[*REJECT_COLUMNS, *wanted]])
-            summary.rows_in += len(chunk)
-            summary.scored += len(output)
-            summary.rejected += len(rejects)
+                job.reject_writer.write(rejects[[*REJECT_COLUMNS, *wanted]])
+            job.count(len(chunk), len(output), len(rejects))
             summary.activities_rejected += bad
             for name, n in result.unseen.items():
                 summary.unseen[name] = summary.unseen.get(name, 0) + n
             if progress is not None:
                 progress(len(chunk))
-        if summary.rows_in == 0:
-            raise ContractError(f"{input_path}: no rows to score; check the export")
-        if summary.rows_in != summary.scored + summary.rejected:
-            raise RuntimeError(
-                f"rows do not reconcile: {summary.rows_in} in, "
-                f"{summary.scored} scored, "
-                f"{summary.rejected} rejected; the output was not written"
-            )
-        writer.commit()
-        reject_writer.commit()
-    except BaseException:
-        writer.abort()
-        reject_writer.abort()
-        raise
-    finally:
-        index.close()
-        scratch.cleanup()
     summary.drift = monitor.psi()
     summary.seconds = time.perf_counter() - started
     return summary

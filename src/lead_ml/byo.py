@@ -786,47 +786,32 @@ def score_crm_file(
     go to temporary files renamed into place when complete. Returns the same summary
     as the batch job (rows in = scored + rejected).
     """
-    import tempfile
     import time
 
-    from lead_ml.batch import (
-        AtomicWriter,
-        BatchSummary,
-        IdIndex,
-        SeenIds,
-        file_columns,
-        read_chunks,
-    )
+    from lead_ml.batch import batch_job, file_columns, read_chunks
     from lead_ml.schema import REJECT_COLUMNS
-    from lead_ml.scorer import DriftMonitor, ScorerError, quote_value
+    from lead_ml.scorer import DriftMonitor, quote_value
 
     started = time.perf_counter()
     columns = file_columns(input_path)
     scorer.check_columns(columns, str(input_path))
-    summary = BatchSummary(output=str(output_path), rejects=str(rejects_path))
-    writer = AtomicWriter(output_path, scorer.empty_output(explain_reasons))
-    reject_columns = [*REJECT_COLUMNS, *columns]
-    reject_writer = AtomicWriter(
-        rejects_path, pd.DataFrame(columns=reject_columns, dtype="string")
-    )
-    monitor, seen = DriftMonitor(scorer.spec["drift_reference"]), SeenIds()
-    scratch = tempfile.TemporaryDirectory(
-        prefix=".lead-ml-ids-", dir=output_path.parent
-    )
-    index = IdIndex(Path(scratch.name))
+    monitor = DriftMonitor(scorer.spec["drift_reference"])
     id_column = scorer.id_column
-    try:
-        index = IdIndex.build(input_path, chunk_rows, index.folder, id_column)
+    outputs = (scorer.empty_output(explain_reasons), [*REJECT_COLUMNS, *columns])
+    with batch_job(
+        input_path, output_path, rejects_path, outputs, id_column, chunk_rows
+    ) as job:
         for chunk in read_chunks(input_path, columns, chunk_rows):
-            first_row = summary.rows_in
-            hashes = index.hashes(len(chunk))
-            earlier = seen.contains(hashes) & chunk[id_column].notna().to_numpy()
+            first_row = job.summary.rows_in
+            hashes = job.index.hashes(len(chunk))
+            earlier = job.seen.contains(hashes) & chunk[id_column].notna().to_numpy()
             fresh = np.flatnonzero(~earlier)
             out, features = scorer.score_frame(
                 chunk.iloc[fresh], None, explain_reasons, first_row + fresh
             )
             rejected = out["reject_reason"].notna().to_numpy()
-            seen.add(hashes[fresh[~rejected]])
+            scored = hashes[fresh[~rejected]]
+            job.seen.add(scored[job.index.is_repeated(scored)])
             reasons = pd.Series(pd.NA, index=range(len(chunk)), dtype="string")
             reasons.iloc[fresh] = out["reject_reason"].to_numpy()
             reasons.iloc[np.flatnonzero(earlier)] = [
@@ -839,33 +824,18 @@ def score_crm_file(
                 info = scorer.model.info
                 matrix = model_matrix(features, info.categories, info.feature_names)
                 monitor.add(matrix, out.loc[~rejected, "probability"].to_numpy(float))
-            writer.write(out[~rejected].drop(columns="reject_reason"))
+            job.writer.write(out[~rejected].drop(columns="reject_reason"))
             if refused.size:
                 bad = chunk.iloc[refused].astype("string").reset_index(drop=True)
                 bad.insert(0, "reason", reasons.iloc[refused].to_numpy())
                 bad.insert(0, "row", first_row + refused)
                 bad.insert(0, "table", "leads")
-                reject_writer.write(bad)
-            summary.rows_in += len(chunk)
-            summary.scored += int((~rejected).sum())
-            summary.rejected += len(refused)
+                job.reject_writer.write(bad)
+            job.count(len(chunk), int((~rejected).sum()), len(refused))
             for name, n in scorer.unseen(features).items():
-                summary.unseen[name] = summary.unseen.get(name, 0) + n
+                job.summary.unseen[name] = job.summary.unseen.get(name, 0) + n
             if progress is not None:
                 progress(len(chunk))
-        if summary.rows_in == 0:
-            raise ScorerError(f"{input_path}: no rows to score; check the export")
-        if summary.rows_in != summary.scored + summary.rejected:
-            raise RuntimeError("rows do not reconcile; the output was not written")
-        writer.commit()
-        reject_writer.commit()
-    except BaseException:
-        writer.abort()
-        reject_writer.abort()
-        raise
-    finally:
-        index.close()
-        scratch.cleanup()
-    summary.drift = monitor.psi()
-    summary.seconds = time.perf_counter() - started
-    return summary.as_dict()
+    job.summary.drift = monitor.psi()
+    job.summary.seconds = time.perf_counter() - started
+    return job.summary.as_dict()

@@ -716,6 +716,16 @@ def _leaf_phi(
 
 
 @_jit()
+def _leaf_scratch(leaves: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weights, polynomial and phi buffers for the leaf with the most distinct
+    path features (at least one entry each)."""
+    size = 1
+    for leaf in range(leaves.shape[0]):
+        size = max(size, leaves[leaf, N_UNIQUE])
+    return np.empty(size), np.empty(size), np.empty(size)
+
+
+@_jit()
 def _fill_tables(
     leaf_value: np.ndarray,
     leaves: np.ndarray,
@@ -726,10 +736,7 @@ def _fill_tables(
     table: np.ndarray,
 ) -> None:
     """Every tabulated leaf's grouped contributions, for each of its patterns."""
-    size = 1
-    for leaf in range(leaves.shape[0]):
-        size = max(size, leaves[leaf, N_UNIQUE])
-    weights, poly, phi = np.empty(size), np.empty(size), np.empty(size)
+    weights, poly, phi = _leaf_scratch(leaves)
     for leaf in range(leaves.shape[0]):
         first, d = leaves[leaf, UNIQUE_START], leaves[leaf, N_UNIQUE]
         if table_start[leaf] < 0 or d == 0:
@@ -763,11 +770,9 @@ def _fill_tree_kernel(
     that code: carry the strayed bits down, then add every leaf's contribution (its
     table entry, or computed) at its group's place among the tree's groups."""
     max_nodes, max_leaves = _tree_sizes(trees)
-    strays = np.zeros(max_nodes + max_leaves, dtype=np.int64)
-    size = 1
-    for leaf in range(leaves.shape[0]):
-        size = max(size, leaves[leaf, N_UNIQUE])
-    weights, poly, phi = np.empty(size), np.empty(size), np.empty(size)
+    strays = np.zeros((max_nodes + max_leaves, 1), dtype=np.int64)  # one "row"
+    left = np.empty(1, dtype=np.bool_)
+    weights, poly, phi = _leaf_scratch(leaves)
     place = np.full(max(out_group.max() + 1 if out_group.size else 1, 1), -1)
     for tree in range(trees.shape[0]):
         start, width, groups_start = (
@@ -781,27 +786,17 @@ def _fill_tree_kernel(
             place[tree_groups[groups_start + s]] = s
         first_node, first_leaf = trees[tree, NODE_START], trees[tree, LEAF_START]
         for code in range(1 << trees[tree, N_NODES]):
-            strays[0] = 0
+            strays[0, 0] = 0
             for j in range(trees[tree, N_NODES]):
-                node = first_node + j
-                bit = np.int64(1) << nodes[node, SLOT]
-                left = (code >> j) & 1 == 1
-                to_left = _child_position(
-                    nodes[node, LEFT], first_node, first_leaf, max_nodes
-                )
-                to_right = _child_position(
-                    nodes[node, RIGHT], first_node, first_leaf, max_nodes
-                )
-                strayed = strays[j]
-                strays[to_left] = strayed | (0 if left else bit)
-                strays[to_right] = strayed | (bit if left else 0)
+                left[0] = (code >> j) & 1 == 1
+                _carry_strays(j, first_node, first_leaf, max_nodes, nodes, left, strays)
             base = start + code * width
             for i in range(trees[tree, N_LEAVES]):
                 leaf = first_leaf + i
                 d = leaves[leaf, N_UNIQUE]
                 if d == 0:
                     continue
-                pattern = ((np.int64(1) << d) - 1) & ~strays[max_nodes + i]
+                pattern = ((np.int64(1) << d) - 1) & ~strays[max_nodes + i, 0]
                 out_start, n_out = outputs[leaf, OUT_START], outputs[leaf, N_OUT]
                 if table_start[leaf] >= 0:
                     entry = table_start[leaf] + pattern * n_out
@@ -886,6 +881,28 @@ def _child_position(
     if child >= 0:
         return child - first_node
     return max_nodes + ~child - first_leaf
+
+
+@_jit()
+def _carry_strays(
+    j: int,
+    first_node: int,
+    first_leaf: int,
+    max_nodes: int,
+    nodes: np.ndarray,
+    left: np.ndarray,
+    strays: np.ndarray,
+) -> None:
+    """Pass the strayed bits of the tree's split j (``strays[j, r]`` per row r) to
+    its children, adding the split's feature bit on the side row r does not take."""
+    node = first_node + j
+    bit = np.int64(1) << nodes[node, SLOT]
+    to_left = _child_position(nodes[node, LEFT], first_node, first_leaf, max_nodes)
+    to_right = _child_position(nodes[node, RIGHT], first_node, first_leaf, max_nodes)
+    for r in range(left.shape[0]):
+        strayed = strays[j, r]
+        strays[to_left, r] = strayed | (0 if left[r] else bit)
+        strays[to_right, r] = strayed | (bit if left[r] else 0)
 
 
 #: Multiplying a 64-bit word's lowest set bit by this de Bruijn constant puts a
@@ -1044,9 +1061,7 @@ def _shap_kernel(
     the bits of the path features a row strays from, and add each leaf's table entry
     for each row's pattern (or compute it, untabulated)."""
     max_nodes, max_leaves = _tree_sizes(trees)
-    size = 1
-    for leaf in range(leaves.shape[0]):
-        size = max(size, leaves[leaf, N_UNIQUE])
+    size = _leaf_scratch(leaves)[0].shape[0]
     n_rows = rows.shape[0]
     for block in prange((n_rows + BLOCK_ROWS - 1) // BLOCK_ROWS):
         low = block * BLOCK_ROWS
@@ -1081,17 +1096,7 @@ def _shap_kernel(
             for j in range(trees[tree, N_NODES]):
                 node = first_node + j
                 _decide(node, columns, codes, nodes, threshold, cat_lut, left)
-                bit = np.int64(1) << nodes[node, SLOT]
-                to_left = _child_position(
-                    nodes[node, LEFT], first_node, first_leaf, max_nodes
-                )
-                to_right = _child_position(
-                    nodes[node, RIGHT], first_node, first_leaf, max_nodes
-                )
-                for r in range(n):
-                    strayed = strays[j, r]
-                    strays[to_left, r] = strayed | (0 if left[r] else bit)
-                    strays[to_right, r] = strayed | (bit if left[r] else 0)
+                _carry_strays(j, first_node, first_leaf, max_nodes, nodes, left, strays)
             for i in range(trees[tree, N_LEAVES]):
                 leaf = first_leaf + i
                 d = leaves[leaf, N_UNIQUE]
