@@ -39,19 +39,16 @@ to ``Booster.predict(raw_score=True)`` to the last bit, about 3x faster on 2 cor
 
 from __future__ import annotations
 
-import hashlib
-import os
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import numba
 import numpy as np
 import pandas as pd
 from numba import prange
-from numba.core.caching import UserWideCacheLocator
+
+from lead_ml.jit import jit
 
 #: Leaves with more distinct path features than this are not tabulated (2^d entries
 #: would outgrow the caches) but computed per row.
@@ -78,59 +75,6 @@ OUT_START, N_OUT = range(2)  # LeafTables.outputs
 
 class TreeModelError(ValueError):
     """The model cannot be explained by this module (e.g. multiclass, linear trees)."""
-
-
-class SourceHashCacheLocator(UserWideCacheLocator):
-    """numba cache locator: the user's cache folder, under a hash of this file's
-    source rather than of the folder it lies in.
-
-    MLflow copies a model's code into a fresh temporary folder for every job (a
-    Spark executor, a pyfunc load), where numba's own locators would compile every
-    kernel again (~12 s a process); any copy of the same source finds these.
-    ``NUMBA_CACHE_DIR`` and ``NUMBA_CACHE_LOCATOR_CLASSES`` still take precedence.
-    """
-
-    def __init__(self, py_func: Any, py_file: str) -> None:
-        super().__init__(py_func, py_file)
-        digest = hashlib.sha256(Path(py_file).read_bytes()).hexdigest()[:16]
-        home = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
-        self._cache_path = os.path.join(
-            home, "lead-ml", "numba", f"{Path(py_file).stem}-{digest}"
-        )
-
-
-#: Where the kernels are cached, first that can be written: NUMBA_CACHE_DIR when
-#: set, the content-keyed folder above, then numba's usual places.
-CACHE_LOCATORS = (
-    "UserProvidedCacheLocator",
-    f"{__name__}.SourceHashCacheLocator",
-    "InTreeCacheLocator",
-    "UserWideCacheLocator",
-)
-
-
-def _jit(**options: Any) -> Callable[[Any], Any]:
-    """numba.njit with an on-disk cache where one can be written, without otherwise.
-
-    The cache is found by :data:`CACHE_LOCATORS` unless NUMBA_CACHE_LOCATOR_CLASSES
-    says otherwise; when no place is writable (a read-only install and home) numba
-    refuses to cache, and the functions are compiled once per process instead of
-    failing to import.
-    """
-
-    def decorate(function: Any) -> Any:
-        config: Any = numba.config  # its settings are set at import: no stubs
-        chosen = config.CACHE_LOCATOR_CLASSES
-        # numba reads the setting when a function is decorated: set it for ours only
-        config.CACHE_LOCATOR_CLASSES = chosen or ",".join(CACHE_LOCATORS)
-        try:
-            return numba.njit(cache=True, **options)(function)
-        except RuntimeError:  # "cannot cache function ...: no locator available"
-            return numba.njit(cache=False, **options)(function)
-        finally:
-            config.CACHE_LOCATOR_CLASSES = chosen
-
-    return decorate
 
 
 # --- the model as packed arrays ------------------------------------------------------
@@ -668,7 +612,7 @@ def contributions(
 # --- compiled kernels (numba ignores the annotations; mypy reads them) -------------
 
 
-@_jit()
+@jit()
 def _shapley_weights(n_unique: int, weights: np.ndarray) -> None:
     """weights[m] = m! (d - m - 1)! / d! for m = 0 .. d-1 (d = n_unique)."""
     for m in range(n_unique):
@@ -678,7 +622,7 @@ def _shapley_weights(n_unique: int, weights: np.ndarray) -> None:
         weights[m] = weight
 
 
-@_jit()
+@jit()
 def _leaf_phi(
     value: float,
     n_unique: int,
@@ -715,7 +659,7 @@ def _leaf_phi(
         phi[k] = value * (one - zero[k]) * total
 
 
-@_jit()
+@jit()
 def _leaf_scratch(leaves: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Weights, polynomial and phi buffers for the leaf with the most distinct
     path features (at least one entry each)."""
@@ -725,7 +669,7 @@ def _leaf_scratch(leaves: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return np.empty(size), np.empty(size), np.empty(size)
 
 
-@_jit()
+@jit()
 def _fill_tables(
     leaf_value: np.ndarray,
     leaves: np.ndarray,
@@ -750,7 +694,7 @@ def _fill_tables(
                 table[base + unique_out[first + k]] += phi[k]
 
 
-@_jit()
+@jit()
 def _fill_tree_kernel(
     trees: np.ndarray,
     nodes: np.ndarray,
@@ -813,7 +757,7 @@ def _fill_tree_kernel(
                     tree_table[base + place[group]] += phi[k]
 
 
-@_jit()
+@jit()
 def _block_columns(
     rows: np.ndarray, cat_size: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -832,7 +776,7 @@ def _block_columns(
     return columns, codes
 
 
-@_jit()
+@jit()
 def _decide(
     node: int,
     columns: np.ndarray,
@@ -863,7 +807,7 @@ def _decide(
             left[r] = values[r] <= limit
 
 
-@_jit()
+@jit()
 def _tree_sizes(trees: np.ndarray) -> tuple[int, int]:
     """Internal nodes and leaves of the largest tree (at least 1 each)."""
     max_nodes, max_leaves = 1, 1
@@ -873,7 +817,7 @@ def _tree_sizes(trees: np.ndarray) -> tuple[int, int]:
     return max_nodes, max_leaves
 
 
-@_jit()
+@jit()
 def _child_position(
     child: int, first_node: int, first_leaf: int, max_nodes: int
 ) -> int:
@@ -883,7 +827,7 @@ def _child_position(
     return max_nodes + ~child - first_leaf
 
 
-@_jit()
+@jit()
 def _carry_strays(
     j: int,
     first_node: int,
@@ -913,14 +857,14 @@ LOWEST_BIT[[((1 << bit) * DE_BRUIJN) % 2**64 >> 58 for bit in range(64)]] = rang
 ALL_BITS = np.uint64(2**64 - 1)
 
 
-@_jit()
+@jit()
 def _lowest_bit(word: np.uint64) -> int:
     """Index of the lowest set bit of a non-zero word."""
     lowest = word & (~word + np.uint64(1))
     return int(LOWEST_BIT[(lowest * np.uint64(DE_BRUIJN)) >> np.uint64(58)])
 
 
-@_jit()
+@jit()
 def _row_codes(
     first_node: int,
     n_splits: int,
@@ -940,7 +884,7 @@ def _row_codes(
             path[r] |= np.int64(left[r]) << j
 
 
-@_jit()
+@jit()
 def _code_leaf(tree: int, code: int, trees: np.ndarray, nodes: np.ndarray) -> int:
     """The leaf (global number) a row with this code reaches in the tree."""
     first_node = trees[tree, NODE_START]
@@ -955,7 +899,7 @@ def _code_leaf(tree: int, code: int, trees: np.ndarray, nodes: np.ndarray) -> in
         child = child_ref - first_node
 
 
-@_jit()
+@jit()
 def _fill_code_values(
     trees: np.ndarray,
     nodes: np.ndarray,
@@ -972,7 +916,7 @@ def _fill_code_values(
             code_value[code_start[tree] + code] = leaf_value[leaf]
 
 
-@_jit(parallel=True)
+@jit(parallel=True)
 def _margin_kernel(
     rows: np.ndarray,
     trees: np.ndarray,
@@ -1035,7 +979,7 @@ def _margin_kernel(
         out[low : low + n] = total
 
 
-@_jit(parallel=True)
+@jit(parallel=True)
 def _shap_kernel(
     rows: np.ndarray,
     trees: np.ndarray,

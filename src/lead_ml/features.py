@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from lead_ml.config import FeaturizeConfig
+from lead_ml.jit import jit
 from lead_ml.synthetic import ACTIVITY_TYPES, POST_QUALIFICATION_COLUMNS
 
 Kind = Literal["category", "number", "log", "evidence"]
@@ -219,8 +220,9 @@ def _encode(raw: pd.Series, kind: Kind) -> np.ndarray:
     return np.log1p(np.clip(values, 0, None)) if kind == "log" else values
 
 
-def text_codes(text: pd.Series, levels: Sequence[str]) -> np.ndarray:
-    """The position of each text value among ``levels``; -1 if missing or not one.
+def text_codes(text: pd.Series, levels: Sequence[str] | pd.Series) -> np.ndarray:
+    """The position of each text value among ``levels`` (distinct); -1 if missing
+    or not one of them.
 
     >>> text_codes(pd.Series(["b", None, "z"], dtype="string"), ["a", "b"]).tolist()
     [1, -1, -1]
@@ -229,10 +231,14 @@ def text_codes(text: pd.Series, levels: Sequence[str]) -> np.ndarray:
         import pyarrow as pa
         import pyarrow.compute as pc
 
+        if isinstance(levels, pd.Series) and isinstance(
+            levels.array, pd.arrays.ArrowStringArray
+        ):
+            value_set = pa.array(levels.array)
+        else:
+            value_set = pa.array([str(v) for v in levels], pa.string())
         # Arrow looks the strings up where they lie: ~10x pandas on Python objects.
-        found = pc.index_in(
-            pa.array(text.array), value_set=pa.array(list(levels), pa.string())
-        )
+        found = pc.index_in(pa.array(text.array), value_set=value_set)
         return np.asarray(found.fill_null(-1).to_numpy(zero_copy_only=False), np.int64)
     return pd.Index(levels).get_indexer(pd.Index(text.astype(object)))
 
@@ -248,6 +254,60 @@ def empty_activities() -> pd.DataFrame:
     )
 
 
+_HIGH_INTENT_CODES = [ACTIVITY_TYPES.index(t) for t in HIGH_INTENT_TYPES]
+
+
+@jit()
+def _ages(
+    position: np.ndarray, stamp_ms: np.ndarray, snapshot_ms: np.ndarray
+) -> np.ndarray:
+    """Per activity, its age in days at its deal's snapshot; NaN for an activity of
+    no deal here (``position`` -1) or after the snapshot."""
+    age = np.full(position.shape[0], np.nan)
+    for i in range(position.shape[0]):
+        deal = position[i]
+        if deal >= 0 and stamp_ms[i] <= snapshot_ms[deal]:
+            age[i] = (snapshot_ms[deal] - stamp_ms[i]) / 86_400_000.0
+    return age
+
+
+@jit()
+def _engagement(
+    position: np.ndarray,
+    age: np.ndarray,
+    weight: np.ndarray,
+    type_code: np.ndarray,
+    intent: np.ndarray,
+    counts: np.ndarray,
+    totals: np.ndarray,
+) -> None:
+    """Add activities with an age (see :func:`_ages`), in file order, to their
+    deals: the count of each type, and (``totals`` columns) all activities,
+    recency-weighted engagement, recency-weighted intent and the age in days of the
+    youngest (start it at inf).
+
+    Sums run in file order, as ``np.bincount`` adds, so the values are the same to
+    the bit.
+    """
+    for i in range(position.shape[0]):
+        if np.isnan(age[i]):
+            continue
+        deal, kind = position[i], type_code[i]
+        if kind >= 0:
+            counts[deal, kind] += 1.0
+            if intent[kind]:
+                totals[deal, 2] += weight[i]
+        totals[deal, 0] += 1.0
+        totals[deal, 1] += weight[i]
+        totals[deal, 3] = min(totals[deal, 3], age[i])
+
+
+#: Activities aggregated at a time: their temporaries (8 MB each) are reused from
+#: block to block, where whole-log arrays (128 MB each at 16 million activities)
+#: were fresh memory every time and made featurizing grow faster than the data.
+ACTIVITY_BLOCK = 1 << 20
+
+
 def activity_features(
     deals: pd.DataFrame,
     activities: pd.DataFrame,
@@ -255,39 +315,33 @@ def activity_features(
     half_life_days: float,
 ) -> pd.DataFrame:
     """Engagement up to each deal's snapshot: counts, recency-weighted, last touch."""
-    n = len(deals)
     deal_ids = pd.Index(deals["deal_id"])
     if not deal_ids.is_unique:
         raise ValueError(
             "deal_id must be unique before featurizing: run validate first"
         )
-    position = deal_ids.get_indexer(activities["deal_id"])
+    # Looked up as Arrow text where it is: Python string objects for every activity
+    # made featurizing grow faster than the data (exponent 1.17 from 1x to 16x).
+    position = text_codes(activities["deal_id"], deals["deal_id"])
     snapshot_ms = snapshot_at.to_numpy("datetime64[ms]").astype("int64")
-    stamp_ms = activities["timestamp"].to_numpy("datetime64[ms]").astype("int64")
-    known = position >= 0
-    known[known] &= stamp_ms[known] <= snapshot_ms[position[known]]
-    position, stamp_ms = position[known], stamp_ms[known]
-    type_code = pd.Categorical(
-        activities["activity_type"].to_numpy()[known], categories=ACTIVITY_TYPES
-    ).codes
-    age_days = (snapshot_ms[position] - stamp_ms) / 86_400_000.0
-    weight = 0.5 ** (age_days / half_life_days)
-    typed = type_code >= 0
-    counts = np.bincount(
-        position[typed] * len(ACTIVITY_TYPES) + type_code[typed],
-        minlength=n * len(ACTIVITY_TYPES),
-    ).reshape(n, len(ACTIVITY_TYPES))
-    intent = np.isin(type_code, [ACTIVITY_TYPES.index(t) for t in HIGH_INTENT_TYPES])
-    youngest = np.full(n, np.inf)
-    np.minimum.at(youngest, position, age_days)
-    frame = pd.DataFrame(
-        counts.astype(float), columns=[f"n_{t}" for t in ACTIVITY_TYPES]
-    )
-    frame["n_activities"] = np.bincount(position, minlength=n).astype(float)
-    frame["engagement_recent"] = np.bincount(position, weights=weight, minlength=n)
-    frame["intent_recent"] = np.bincount(
-        position[intent], weights=weight[intent], minlength=n
-    )
+    intent = np.isin(np.arange(len(ACTIVITY_TYPES)), _HIGH_INTENT_CODES)
+    counts = np.zeros((len(deals), len(ACTIVITY_TYPES)))
+    totals = np.zeros((len(deals), 4))
+    totals[:, 3] = np.inf
+    for start in range(0, len(activities), ACTIVITY_BLOCK):
+        block = activities.iloc[start : start + ACTIVITY_BLOCK]
+        where = position[start : start + ACTIVITY_BLOCK]
+        stamp_ms = block["timestamp"].to_numpy("datetime64[ms]").astype("int64")
+        age = _ages(where, stamp_ms, snapshot_ms)
+        # numpy's power, as before: numba's differs in the last bit for some ages
+        weight = 0.5 ** (age / half_life_days)
+        kinds = text_codes(block["activity_type"], ACTIVITY_TYPES)
+        _engagement(where, age, weight, kinds, intent, counts, totals)
+    frame = pd.DataFrame(counts, columns=[f"n_{t}" for t in ACTIVITY_TYPES])
+    frame["n_activities"] = totals[:, 0]
+    frame["engagement_recent"] = totals[:, 1]
+    frame["intent_recent"] = totals[:, 2]
+    youngest = totals[:, 3]
     frame["days_since_last_touch"] = np.where(np.isfinite(youngest), youngest, np.nan)
     frame.index = deals.index
     return frame
