@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -191,7 +191,7 @@ def _column_features(
     else:
         firmographics = accounts.drop_duplicates("account_id").set_index("account_id")
         joined = firmographics.reindex(deals["account_id"].to_numpy())
-    columns: dict[str, np.ndarray | pd.Series] = {}
+    columns: dict[str, np.ndarray | pd.api.extensions.ExtensionArray] = {}
     for spec in REGISTRY:
         table, _, column = spec.source.partition(".")
         if table == "activities":
@@ -205,16 +205,20 @@ def _column_features(
 _EVIDENCE_VALUES = np.append(np.fromiter(EVIDENCE_CODES.values(), float), np.nan)
 
 
-def _encode(raw: pd.Series, kind: Kind) -> np.ndarray:
+#: Categories are pandas' default text (Arrow storage, NaN for missing).
+CATEGORY_DTYPE = pd.StringDtype("pyarrow", na_value=np.nan)
+
+
+def _encode(
+    raw: pd.Series, kind: Kind
+) -> np.ndarray | pd.api.extensions.ExtensionArray:
     """A raw column as its feature values (index dropped: the caller aligns them)."""
     if kind in ("category", "evidence"):
         # Arrow-backed text is read where it lies: going through Python objects
         # (and back) cost a third of a batch job's featurizing.
         text = raw if isinstance(raw.dtype, pd.StringDtype) else raw.astype("string")
         if kind == "category":
-            # None for missing (pandas takes it; its stubs do not list it)
-            missing: Any = None
-            return np.asarray(text.array.to_numpy(dtype=object, na_value=missing))
+            return text.astype(CATEGORY_DTYPE).array
         return _EVIDENCE_VALUES[text_codes(text, list(EVIDENCE_CODES))]
     values = pd.to_numeric(raw, errors="coerce").to_numpy(float)
     return np.log1p(np.clip(values, 0, None)) if kind == "log" else values
