@@ -369,3 +369,122 @@ def test_maven_scorer_scores_the_open_deals(tmp_path: Path) -> None:
     assert out["reject_reason"].isna().all()
     assert out["probability"].between(0, 1).all()
     assert out["top_reasons"].str.len().gt(0).all()
+
+
+def _activity_log(export: pd.DataFrame, seed: int = 9) -> pd.DataFrame:
+    """Demos and emails in the first days of each deal; won deals saw more demos."""
+    rng = np.random.default_rng(seed)
+    won = export["Stage"].eq("Closed Won").to_numpy()
+    rows = []
+    for i, (deal, created) in enumerate(
+        zip(export["Opportunity ID"], export["Created Date"], strict=True)
+    ):
+        demos = rng.poisson(2.0 if won[i] else 0.8)
+        emails = rng.poisson(3)
+        for day, kind in enumerate(["Demo"] * demos + ["Email"] * emails):
+            stamp = pd.Timestamp(created) + pd.Timedelta(hours=6 * day + 1)
+            rows.append((deal, stamp.strftime("%Y-%m-%d %H:%M"), kind))
+    return pd.DataFrame(rows, columns=["Opp", "When", "Kind"])
+
+
+@pytest.fixture(scope="module")
+def with_activities(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A CRM-export run whose export has an activity log; the run and the log."""
+    tmp_path = tmp_path_factory.mktemp("crm_log")
+    log = tmp_path / "activities.csv"
+    _activity_log(_export(3000)).to_csv(log, index=False)
+    raw = _params(
+        tmp_path,
+        3000,
+        forbidden=["Close Reason"],
+        activities={
+            "path": str(log),
+            "key": "Opp",
+            "timestamp": "When",
+            "type": "Kind",
+        },
+    )
+    raw["crm"]["audit"] = {"min_per_outcome": 100}
+    out = tmp_path / "run"
+    run_crm_pipeline(parse_params(raw), out)
+    return out, log
+
+
+def test_crm_scorer_counts_the_exports_activity_log(
+    with_activities: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from lead_ml.byo import CrmScorer, score_crm_file
+    from lead_ml.cli import app
+    from lead_ml.scorer import load_scorer
+
+    run, log = with_activities
+    scorer = load_scorer(run / "scorer")
+    assert isinstance(scorer, CrmScorer) and scorer.counts_activities
+    leads = run / "open_leads.csv"
+    raw_log = pd.read_csv(log, dtype=str)
+    bad = pd.DataFrame(
+        {"Opp": [None, "O-02999"], "When": ["2024-05-01", "soon"], "Kind": ["Demo"] * 2}
+    )
+    dirty = tmp_path / "log.csv"
+    pd.concat([raw_log, bad], ignore_index=True).to_csv(dirty, index=False)
+    done = score_crm_file(
+        scorer,
+        leads,
+        tmp_path / "a.parquet",
+        tmp_path / "a.csv",
+        chunk_rows=70,
+        activities_path=dirty,
+    )
+    assert done["activities_rejected"] == 2
+    counted = pd.read_parquet(tmp_path / "a.parquet")
+    in_memory = scorer.score(pd.read_csv(leads, dtype=str), raw_log)
+    np.testing.assert_array_equal(
+        counted["probability"].to_numpy(float),
+        in_memory["probability"].to_numpy(float),
+    )
+    blind = score_crm_file(scorer, leads, tmp_path / "b.parquet", tmp_path / "b.csv")
+    assert blind["scored"] == done["scored"]
+    without = pd.read_parquet(tmp_path / "b.parquet")
+    moved = counted["probability"].to_numpy(float) != without["probability"].to_numpy(
+        float
+    )
+    assert moved.mean() > 0.5  # the log reaches the model
+    # the CLI says when a model that counts activities is given none
+    result = CliRunner().invoke(
+        app,
+        [
+            "score",
+            "--model",
+            str(run / "scorer"),
+            "--input",
+            str(leads),
+            "--output",
+            str(tmp_path / "c.parquet"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())  # rich wraps long lines
+    assert "without --activities every lead is scored as having none" in said
+
+
+def test_crm_scorer_without_a_log_refuses_one(exported: Path, tmp_path: Path) -> None:
+    from lead_ml.byo import CrmScorer, score_crm_file
+    from lead_ml.scorer import ScorerError, load_scorer
+
+    scorer = load_scorer(exported / "scorer")
+    assert isinstance(scorer, CrmScorer) and not scorer.counts_activities
+    log = tmp_path / "log.csv"
+    pd.DataFrame({"Opp": ["O-00001"], "When": ["2024-01-02"], "Kind": ["Demo"]}).to_csv(
+        log, index=False
+    )
+    with pytest.raises(ScorerError, match="trained without an activity log"):
+        score_crm_file(
+            scorer,
+            exported / "open_leads.csv",
+            tmp_path / "s.parquet",
+            tmp_path / "r.csv",
+            activities_path=log,
+        )
+    assert not (tmp_path / "s.parquet").exists()

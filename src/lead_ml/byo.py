@@ -593,8 +593,46 @@ class CrmScorer:
         explain_reasons: bool = True,
     ) -> pd.DataFrame:
         """One output row per input row, input order kept; rejected rows carry
-        empty scores and their reason in ``reject_reason``."""
-        return self.score_frame(leads, activities, explain_reasons)[0]
+        empty scores and their reason in ``reject_reason``. ``activities``: rows of
+        the activity log in the export's own columns, as in training."""
+        log = None if activities is None else self.activity_log(activities)[0]
+        return self.score_frame(leads, log, explain_reasons)[0]
+
+    @property
+    def counts_activities(self) -> bool:
+        """Whether the model has activity features (scores without a log count
+        no activity for every lead)."""
+        return bool(self.plan.activity_types)
+
+    def activity_log(
+        self, raw: pd.DataFrame, source: str = "activities"
+    ) -> tuple[pd.DataFrame, int]:
+        """The user's activity rows as deal_id, timestamp, activity_type, and how
+        many rows were left out (no id, no readable timestamp or no type)."""
+        from lead_ml.crm import activity_columns
+        from lead_ml.scorer import ScorerError
+
+        log = self.spec.get("crm_activities")
+        if not log:
+            raise ScorerError(
+                f"{source}: this scorer was trained without an activity log (no "
+                "crm.activities in its params); score without activities"
+            )
+        columns = list(log["columns"])
+        missing = [c for c in columns if c not in raw.columns]
+        if missing:
+            raise ScorerError(
+                f"{source}: missing activity column(s) {', '.join(missing)}; the "
+                f"activity log needs {', '.join(columns)}, as in training"
+            )
+        deal, stamp, kind = activity_columns(
+            raw, (columns[0], columns[1], columns[2]), log["missing_values"]
+        )
+        usable = (deal.notna() & stamp.notna() & kind.notna()).to_numpy(bool)
+        frame = pd.DataFrame(
+            {"deal_id": deal, "timestamp": stamp, "activity_type": kind}
+        )
+        return frame[usable].reset_index(drop=True), int((~usable).sum())
 
     def unseen(self, features: pd.DataFrame) -> dict[str, int]:
         """Per categorical feature: non-empty values never seen in training."""
@@ -704,10 +742,18 @@ def crm_bundle_spec(
     spec = bundle_spec(
         model, reference, featurize, plan.registry(), crm.deals.id, user_columns
     )
+    log = crm.activities
+    activities = None
+    if log is not None:
+        activities = {
+            "columns": [log.key, log.timestamp, log.type],
+            "missing_values": list(crm.missing_values),
+        }
     return spec | {
         "created_column": crm.deals.created,
         "crm_columns": user_columns,
         "crm_plan": plan.as_dict(),
+        "crm_activities": activities,
     }
 
 
@@ -778,8 +824,10 @@ def score_crm_file(
     explain_reasons: bool = True,
     chunk_rows: int = 50_000,
     progress: Callable[[int], None] | None = None,
+    activities_path: Path | None = None,
 ) -> dict[str, Any]:
-    """Score a CSV or Parquet file of the user's lead rows with a CRM-export scorer.
+    """Score a CSV or Parquet file of the user's lead rows with a CRM-export scorer
+    (and, when given, the export's activity log, counted up to each snapshot).
 
     The file is streamed in chunks as the built-in batch job streams it (ids repeated
     across chunks are found by a first pass over the id column); output and rejects
@@ -789,12 +837,20 @@ def score_crm_file(
     import time
 
     from lead_ml.batch import batch_job, file_columns, read_chunks
+    from lead_ml.crm import read_table
     from lead_ml.schema import REJECT_COLUMNS
     from lead_ml.scorer import DriftMonitor, quote_value
 
     started = time.perf_counter()
     columns = file_columns(input_path)
     scorer.check_columns(columns, str(input_path))
+    log, left_out = None, 0
+    if activities_path is not None:
+        if not activities_path.exists():
+            raise FileNotFoundError(f"{activities_path}: activities file not found")
+        raw_log = read_table(activities_path, "--activities")
+        log, left_out = scorer.activity_log(raw_log, str(activities_path))
+        del raw_log
     monitor = DriftMonitor(scorer.spec["drift_reference"])
     id_column = scorer.id_column
     outputs = (scorer.empty_output(explain_reasons), [*REJECT_COLUMNS, *columns])
@@ -807,7 +863,7 @@ def score_crm_file(
             earlier = job.seen.contains(hashes) & chunk[id_column].notna().to_numpy()
             fresh = np.flatnonzero(~earlier)
             out, features = scorer.score_frame(
-                chunk.iloc[fresh], None, explain_reasons, first_row + fresh
+                chunk.iloc[fresh], log, explain_reasons, first_row + fresh
             )
             rejected = out["reject_reason"].notna().to_numpy()
             scored = hashes[fresh[~rejected]]
@@ -836,6 +892,7 @@ def score_crm_file(
                 job.summary.unseen[name] = job.summary.unseen.get(name, 0) + n
             if progress is not None:
                 progress(len(chunk))
+    job.summary.activities_rejected = left_out
     job.summary.drift = monitor.psi()
     job.summary.seconds = time.perf_counter() - started
     return job.summary.as_dict()

@@ -524,6 +524,11 @@ def score(
     with Progress(console=errors, transient=True) as bar:
         task = bar.add_task("scoring", total=total)
         if isinstance(scorer, CrmScorer):  # a scorer of your own CRM export
+            if scorer.counts_activities and activities is None:
+                errors.print(
+                    "note: this model counts activities; without --activities every "
+                    "lead is scored as having none"
+                )
             done = score_crm_file(
                 scorer,
                 input,
@@ -532,6 +537,7 @@ def score(
                 explain,
                 chunk_rows,
                 progress=lambda n: bar.advance(task, n),
+                activities_path=activities,
             )
         else:
             done = score_file(

@@ -843,6 +843,20 @@ def _not_read(
     return messages
 
 
+def activity_columns(
+    raw: pd.DataFrame, columns: tuple[str, str, str], missing_values: list[str]
+) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """A user's activity rows read as deal id (text), timestamp (date) and activity
+    type (text); ``columns`` names the user's key, timestamp and type columns.
+    Values that do not read are missing."""
+    key, timestamp, kind = columns
+    return (
+        _as_text(raw[key]),
+        convert(raw[timestamp], "date"),
+        _as_text(raw[kind], missing_values),
+    )
+
+
 def _load_activities(
     crm: CrmConfig, deal_ids: pd.Series
 ) -> tuple[pd.DataFrame | None, pd.DataFrame]:
@@ -851,9 +865,9 @@ def _load_activities(
         return None, pd.DataFrame()
     log = crm.activities
     raw = read_table(log.path, "crm.activities.path")
-    deal = _as_text(raw[log.key])
-    stamp = convert(raw[log.timestamp], "date")
-    kind = _as_text(raw[log.type], crm.missing_values)
+    deal, stamp, kind = activity_columns(
+        raw, (log.key, log.timestamp, log.type), crm.missing_values
+    )
     reasons = np.full(len(raw), None, dtype=object)
     _first_reason(reasons, deal.isna().to_numpy(), f"{log.key} is missing")
     known = deal.isin(deal_ids.dropna().tolist()).fillna(False).to_numpy(dtype=bool)
