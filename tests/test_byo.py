@@ -488,3 +488,27 @@ def test_crm_scorer_without_a_log_refuses_one(exported: Path, tmp_path: Path) ->
             activities_path=log,
         )
     assert not (tmp_path / "s.parquet").exists()
+
+
+def test_crm_job_drift_counts_what_it_scored(exported: Path, tmp_path: Path) -> None:
+    """The streamed job's PSI equals binning the scored leads' model matrix at once."""
+    from lead_ml.byo import CrmScorer, score_crm_file
+    from lead_ml.model import model_matrix
+    from lead_ml.scorer import DriftMonitor, load_scorer
+
+    scorer = load_scorer(exported / "scorer")
+    assert isinstance(scorer, CrmScorer)
+    leads = exported / "open_leads.csv"
+    done = score_crm_file(
+        scorer, leads, tmp_path / "s.parquet", tmp_path / "r.csv", chunk_rows=64
+    )
+    out, features = scorer.score_frame(pd.read_csv(leads, dtype=str))
+    info = scorer.model.info
+    monitor = DriftMonitor(scorer.spec["drift_reference"])
+    monitor.add(
+        model_matrix(features, info.categories, info.feature_names),
+        out["probability"].dropna().to_numpy(float),
+    )
+    expected = {k: round(v, 4) for k, v in monitor.psi().items()}
+    assert done["drift_psi"] == expected
+    assert len(expected) == len(info.feature_names) + 1  # every feature and the score

@@ -407,9 +407,10 @@ def _overlap(held: np.ndarray, hashes: np.ndarray) -> bool:
 
 
 def _chunk_activities(
-    path: Path | None, ids: pd.Series
+    path: Path | None, ids: pd.Series, hashes: np.ndarray | None = None
 ) -> tuple[pd.DataFrame | None, int]:
     """The activities of these leads, validated; and how many of them were rejected.
+    ``hashes``: the ids' hashes (:meth:`SeenIds.hash`), when the caller has them.
 
     The file is split into parts once (see :func:`_activity_parts`) rather than
     scanned whole for every chunk, which made a job quadratic in its size.
@@ -419,9 +420,12 @@ def _chunk_activities(
     import pyarrow.compute as pc
 
     split = _activity_parts(path)
-    present = ids.dropna()
+    notna = ids.notna().to_numpy()
+    present = ids[notna]
     wanted = pa.array(present.astype(str).tolist(), type=pa.string())
-    hashes = np.unique(SeenIds.hash(present))
+    hashes = np.unique(
+        SeenIds.hash(present) if hashes is None else np.asarray(hashes)[notna]
+    )
     tables = []
     for name, held in split.parts:
         if held is not None and not _overlap(held, hashes):
@@ -439,15 +443,15 @@ def _score_one(
     scorer: Scorer,
     chunk: pd.DataFrame,
     first_row: int,
-    ids: tuple[IdIndex, SeenIds],
+    ids: tuple[np.ndarray, IdIndex, SeenIds],
     activities: pd.DataFrame | None,
     options: tuple[bool, str],
 ) -> tuple[Scored, pd.DataFrame]:
     """Score a chunk whose first row is row ``first_row`` of the file; its rejects
-    (numbered in the file) include ids already scored in an earlier chunk."""
+    (numbered in the file) include ids already scored in an earlier chunk. ``ids``:
+    the chunk's id hashes, the file's id index and the repeated ids scored so far."""
     explain_reasons, source = options
-    index, seen = ids
-    hashes = index.hashes(len(chunk))
+    hashes, index, seen = ids
     earlier = seen.contains(hashes) & chunk[ID_COLUMN].notna().to_numpy()
     fresh = np.flatnonzero(~earlier)
     result = scorer.score_chunk(
@@ -565,12 +569,15 @@ def score_file(
     ) as job:
         summary = job.summary
         for chunk in read_chunks(input_path, wanted, chunk_rows):
-            activities, bad = _chunk_activities(activities_path, chunk[ID_COLUMN])
+            hashes = job.index.hashes(len(chunk))
+            activities, bad = _chunk_activities(
+                activities_path, chunk[ID_COLUMN], hashes
+            )
             result, rejects = _score_one(
                 scorer,
                 chunk,
                 summary.rows_in,
-                (job.index, job.seen),
+                (hashes, job.index, job.seen),
                 activities,
                 (explain_reasons, str(input_path)),
             )

@@ -48,7 +48,7 @@ from lead_ml.features import FeatureSpec
 from lead_ml.model import (
     Split,
     TrainedModel,
-    model_matrix,
+    feature_rows,
     predict_proba,
     save_model,
     train_model,
@@ -877,9 +877,11 @@ def score_crm_file(
             ]
             refused = np.flatnonzero(reasons.notna().to_numpy())
             if len(features):
-                info = scorer.model.info
-                matrix = model_matrix(features, info.categories, info.feature_names)
-                monitor.add(matrix, out.loc[~rejected, "probability"].to_numpy(float))
+                monitor.add_rows(
+                    feature_rows(scorer.model, features),
+                    scorer.model.info.feature_names,
+                    out.loc[~rejected, "probability"].to_numpy(float),
+                )
             job.writer.write(out[~rejected].drop(columns="reject_reason"))
             if refused.size:
                 bad = chunk.iloc[refused].astype("string").reset_index(drop=True)
