@@ -584,11 +584,7 @@ def _warnings(report: dict[str, Any], flags: list[Flag]) -> list[str]:
     if report["data"]["rejected"]:
         said.append(f"{report['data']['rejected']:,} deal rows rejected (see rejects)")
     for flag in flags:
-        state = (
-            "allowed by crm.allowed"
-            if flag.allowed
-            else ("refused" if flag.blocking else flag.severity)
-        )
+        state = _outcome(flag, "allowed by crm.allowed")
         said.append(f"{flag.column} ({flag.check}, {state}): {flag.reason}")
     return said
 
@@ -675,16 +671,20 @@ def summary_markdown(report: AuditReport) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _outcome(flag: Flag, allowed: str) -> str:
+    """What became of a flag: ``allowed`` (the user's words for it), refused, or
+    its severity."""
+    if flag.allowed:
+        return allowed
+    return "refused" if flag.blocking else flag.severity
+
+
 def _flag_lines(flags: list[Flag]) -> list[str]:
     if not flags:
         return ["None."]
     lines = ["| column | check | outcome | reason |", "|---|---|---|---|"]
     for flag in flags:
-        outcome = (
-            "allowed"
-            if flag.allowed
-            else ("refused" if flag.blocking else flag.severity)
-        )
+        outcome = _outcome(flag, "allowed")
         lines.append(f"| {flag.column} | {flag.check} | {outcome} | {flag.reason} |")
     return lines
 

@@ -348,8 +348,7 @@ def run_crm_pipeline(params: Params, out_dir: Path) -> dict[str, Any]:
     ``model/``, ``metrics.json``, ``plots/`` and ``scorer/`` (a bundle that scores the
     user's own columns); raises LeakageError when the audit refuses a column.
     """
-    from lead_ml.evaluate import plot_data
-    from lead_ml.pipeline import write_plot_data
+    from lead_ml.pipeline import write_score_plots
 
     if params.crm is None:
         raise ValueError("params have no crm: section; this runs a CRM export")
@@ -385,14 +384,7 @@ def run_crm_pipeline(params: Params, out_dir: Path) -> dict[str, Any]:
         "warnings": audit.report["warnings"],
     }
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    plots = plot_data(
-        scores["won"].to_numpy(),
-        scores["probability"].to_numpy(),
-        scores["bant_points"].to_numpy(),
-        params.evaluate.calibration_bins,
-        params.evaluate.score_bands,
-    )
-    write_plot_data(plots, out_dir / "plots")
+    write_score_plots(scores, params.evaluate, out_dir / "plots")
     leads = open_lead_rows(crm, deals.frame, list(plan.columns))
     leads.to_csv(out_dir / "open_leads.csv", index=False)
     spec = crm_bundle_spec(model, plan, crm, split.train, params.featurize)
@@ -580,11 +572,9 @@ class CrmScorer:
 
     def bands(self, probability: np.ndarray) -> np.ndarray:
         """Band A-D of each probability (thresholds from the validation window)."""
-        from lead_ml.scorer import BANDS
+        from lead_ml.scorer import band_letters
 
-        cuts = [self.thresholds[b] for b in BANDS[:3]]
-        position = np.searchsorted(-np.asarray(cuts), -probability, side="right")
-        return np.asarray(BANDS, dtype=object)[position]
+        return band_letters(self.thresholds, probability)
 
     def score(
         self,

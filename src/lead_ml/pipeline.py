@@ -16,7 +16,7 @@ import pandas as pd
 
 from lead_ml import schema, tracking
 from lead_ml.baseline import BantRule
-from lead_ml.config import Params
+from lead_ml.config import EvaluateConfig, Params
 from lead_ml.evaluate import evaluate_scores, plot_data
 from lead_ml.features import build_features
 from lead_ml.model import (
@@ -160,14 +160,7 @@ def run_evaluate(
     scores, metrics = score_test_window(params, pd.read_parquet(features_path), model)
     metrics_path.parent.mkdir(parents=True, exist_ok=True)
     metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
-    plots = plot_data(
-        scores["won"].to_numpy(),
-        scores["probability"].to_numpy(),
-        scores["bant_points"].to_numpy(),
-        params.evaluate.calibration_bins,
-        params.evaluate.score_bands,
-    )
-    write_plot_data(plots, plots_dir)
+    write_score_plots(scores, params.evaluate, plots_dir)
     run_id = json.loads((model_dir / RUN_FILE).read_text())["run_id"]
     with tracking.resumed_run(params.tracking.experiment, run_id):
         tracking.log_metrics(metrics)
@@ -216,6 +209,21 @@ def run_export(
     record_path.parent.mkdir(parents=True, exist_ok=True)
     record_path.write_text(json.dumps(record, indent=2) + "\n")
     return record
+
+
+def write_score_plots(
+    scores: pd.DataFrame, cfg: EvaluateConfig, plots_dir: Path
+) -> list[Path]:
+    """The plot data of a scored test window (won, probability, bant_points) as
+    CSVs in plots_dir (see :func:`write_plot_data`)."""
+    plots = plot_data(
+        scores["won"].to_numpy(),
+        scores["probability"].to_numpy(),
+        scores["bant_points"].to_numpy(),
+        cfg.calibration_bins,
+        cfg.score_bands,
+    )
+    return write_plot_data(plots, plots_dir)
 
 
 def write_plot_data(plots: dict[str, pd.DataFrame], plots_dir: Path) -> list[Path]:

@@ -474,6 +474,19 @@ def prepare_activities(
     return checked.valid, len(checked.rejects)
 
 
+def band_letters(thresholds: dict[str, float], probability: np.ndarray) -> np.ndarray:
+    """Band A-D of each probability: A above ``thresholds["A"]``, B above B, C above
+    C, D the rest (a probability equal to a threshold falls in the band below).
+
+    >>> cuts = {"A": 0.6, "B": 0.3, "C": 0.1}
+    >>> band_letters(cuts, np.array([0.7, 0.35, 0.3, 0.05])).tolist()
+    ['A', 'B', 'C', 'D']
+    """
+    cuts = [thresholds[b] for b in BANDS[:3]]
+    position = np.searchsorted(-np.asarray(cuts), -probability, side="right")
+    return np.asarray(BANDS, dtype=object)[position]
+
+
 class Scorer:
     """A loaded bundle: score raw lead rows (plus optional activities) with reasons."""
 
@@ -595,9 +608,7 @@ class Scorer:
 
     def bands(self, probability: np.ndarray) -> np.ndarray:
         """Band A-D of each probability, by thresholds from the validation window."""
-        cuts = [self.thresholds[b] for b in BANDS[:3]]
-        position = np.searchsorted(-np.asarray(cuts), -probability, side="right")
-        return np.asarray(BANDS, dtype=object)[position]
+        return band_letters(self.thresholds, probability)
 
     def unseen(
         self, features: pd.DataFrame, rows: np.ndarray | None = None
