@@ -1,4 +1,5 @@
-"""The BANT rule estimator on deals where the points can be counted by hand."""
+"""The BANT rule: a scikit-learn estimator on deals whose points are counted by hand,
+checked against the data before it is used, and scored on every source."""
 
 from __future__ import annotations
 
@@ -7,16 +8,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from projects import Project
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
-from lead_ml.baseline import BantRule
+from lead_ml.baseline import LETTERS, BantRule, bant_scores, check_rule
 from lead_ml.config import BantConfig
+from lead_ml.sources import lead_rows
+from lead_ml.vocab import ConfigError
 
 
 @pytest.fixture
 def deals() -> pd.DataFrame:
-    """Four leads passing 4, 3, 2 and 0 letters under the default rule."""
+    """Four leads passing 4, 3, 2 and 0 letters of the synthetic CRM's rule."""
     return pd.DataFrame(
         {
             "bant_budget": ["yes", "yes", "no", "unknown"],
@@ -29,11 +33,8 @@ def deals() -> pd.DataFrame:
     )
 
 
-def test_default_rule_passes_leads_with_three_or_more_letters(
-    deals: pd.DataFrame,
-) -> None:
-    rule = BantRule().fit(deals)
-
+def test_three_of_four_letters_qualify_a_lead(deals: pd.DataFrame) -> None:
+    rule = BantRule(LETTERS).fit(deals)
     np.testing.assert_array_equal(rule.decision_function(deals), [4, 3, 2, 0])
     np.testing.assert_array_equal(rule.predict(deals), [1, 1, 0, 0])
 
@@ -41,8 +42,7 @@ def test_default_rule_passes_leads_with_three_or_more_letters(
 def test_letter_passes_has_one_column_per_letter_and_keeps_the_index(
     deals: pd.DataFrame,
 ) -> None:
-    passes = BantRule().fit(deals).letter_passes(deals)
-
+    passes = BantRule(LETTERS).fit(deals).letter_passes(deals)
     assert list(passes.columns) == ["budget", "authority", "need", "timeline"]
     assert passes.index.equals(deals.index)
     assert list(passes.loc[205]) == [True, True, False, True]
@@ -50,10 +50,8 @@ def test_letter_passes_has_one_column_per_letter_and_keeps_the_index(
 
 
 def test_predict_proba_is_points_over_max_points(deals: pd.DataFrame) -> None:
-    rule = BantRule().fit(deals)
-
+    rule = BantRule(LETTERS).fit(deals)
     proba = rule.predict_proba(deals)
-
     np.testing.assert_allclose(proba[:, 1], [1.0, 0.75, 0.5, 0.0])
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
     np.testing.assert_array_equal(rule.classes_, [0, 1])
@@ -62,16 +60,37 @@ def test_predict_proba_is_points_over_max_points(deals: pd.DataFrame) -> None:
 
 def test_custom_weights_and_threshold(deals: pd.DataFrame) -> None:
     weights = {"budget": 2.0, "authority": 1.0, "need": 1.0, "timeline": 0.5}
-    rule = BantRule(weights=weights, threshold=3.5).fit(deals)
-
+    rule = BantRule(LETTERS, weights=weights, threshold=3.5).fit(deals)
     np.testing.assert_array_equal(rule.decision_function(deals), [4.5, 3.5, 2.0, 0.0])
     np.testing.assert_array_equal(rule.predict(deals), [1, 1, 0, 0])
+
+
+def test_weights_left_out_count_one(deals: pd.DataFrame) -> None:
+    rule = BantRule(LETTERS, weights={"budget": 3.0}, threshold=4.0).fit(deals)
+    assert rule.weights_ == {
+        "budget": 3.0,
+        "authority": 1.0,
+        "need": 1.0,
+        "timeline": 1.0,
+    }
+    np.testing.assert_array_equal(rule.decision_function(deals), [6, 5, 2, 0])
+
+
+def test_points_that_sum_to_the_threshold_in_floats_reach_it() -> None:
+    # 0.3 + 0.6 is 0.8999999999999999 in floats: both letters must still reach 0.9.
+    frame = pd.DataFrame({"a": ["yes", "yes", "no"], "b": ["yes", "no", "yes"]})
+    letters = {"budget": "a == 'yes'", "need": "b == 'yes'"}
+    rule = BantRule(letters, weights={"budget": 0.3, "need": 0.6}, threshold=0.9)
+    np.testing.assert_array_equal(rule.fit(frame).predict(frame), [1, 0, 0])
+    cfg = BantConfig(
+        letters=letters, weights={"budget": 0.3, "need": 0.6}, threshold=0.9
+    )
+    np.testing.assert_array_equal(check_rule(cfg, frame).predict(frame), [1, 0, 0])
 
 
 def test_custom_letters_on_a_numeric_column(deals: pd.DataFrame) -> None:
     letters = {"budget": "annual_revenue >= 1e6", "need": "bant_need == 'yes'"}
     rule = BantRule(letters=letters, threshold=2.0).fit(deals)
-
     # Lead 205 has no revenue recorded: missing is never evidence.
     np.testing.assert_array_equal(rule.decision_function(deals), [2, 0, 2, 0])
     assert rule.max_points_ == 2.0
@@ -80,43 +99,36 @@ def test_custom_letters_on_a_numeric_column(deals: pd.DataFrame) -> None:
 def test_unknown_and_missing_never_pass_even_under_a_negated_condition() -> None:
     deals = pd.DataFrame({"bant_budget": ["unknown", None, np.nan, "no", "yes"]})
     rule = BantRule(letters={"budget": "bant_budget != 'no'"}, threshold=1.0)
-
     passes = rule.fit(deals).letter_passes(deals)
-
     assert passes["budget"].tolist() == [False, False, False, False, True]
 
 
 def test_backticked_column_names_are_read(deals: pd.DataFrame) -> None:
     renamed = deals.rename(columns={"annual_revenue": "annual revenue"})
     rule = BantRule(letters={"budget": "`annual revenue` > 1e6"}, threshold=1.0)
-
     np.testing.assert_array_equal(rule.fit(renamed).predict(renamed), [1, 0, 1, 0])
 
 
 def test_missing_column_is_named_with_its_letter(deals: pd.DataFrame) -> None:
     rule = BantRule(letters={"need": "pain_level >= 3"}, threshold=1.0)
-
     with pytest.raises(ValueError, match=r"'need'.*pain_level >= 3.*\['pain_level'\]"):
         rule.fit(deals)
 
 
 def test_missing_column_at_predict_time_is_named(deals: pd.DataFrame) -> None:
-    rule = BantRule().fit(deals)
-
+    rule = BantRule(LETTERS).fit(deals)
     with pytest.raises(ValueError, match="bant_need"):
         rule.predict(deals.drop(columns="bant_need"))
 
 
 def test_bad_expression_names_the_letter_and_expression(deals: pd.DataFrame) -> None:
     rule = BantRule(letters={"timeline": "bant_timeline =="}, threshold=1.0)
-
     with pytest.raises(ValueError, match=r"'timeline'.*bant_timeline =="):
         rule.fit(deals)
 
 
 def test_non_boolean_condition_is_rejected(deals: pd.DataFrame) -> None:
     rule = BantRule(letters={"budget": "annual_revenue * 2"}, threshold=1.0).fit(deals)
-
     with pytest.raises(ValueError, match="'budget'.*true/false"):
         rule.predict(deals)
 
@@ -126,11 +138,8 @@ def test_non_boolean_condition_is_rejected(deals: pd.DataFrame) -> None:
     [
         ({"letters": {"bogus": "x == 1"}}, "subset"),
         ({"letters": {}}, "subset"),
-        ({"weights": {"budget": 1.0}}, "'authority' needs a finite weight"),
-        (
-            {"weights": dict.fromkeys(["budget", "authority", "need", "timeline"], -1)},
-            ">= 0",
-        ),
+        ({"weights": {"budget": float("nan")}}, "'budget' needs a finite weight"),
+        ({"weights": dict.fromkeys(LETTERS, -1)}, ">= 0"),
         ({"threshold": 4.5}, "at most the sum"),
         ({"threshold": 0}, "above 0"),
     ],
@@ -139,50 +148,103 @@ def test_bad_params_raise_at_fit(
     deals: pd.DataFrame, params: dict[str, Any], message: str
 ) -> None:
     with pytest.raises(ValueError, match=message):
-        BantRule(**params).fit(deals)
+        BantRule(**({"letters": LETTERS} | params)).fit(deals)
 
 
 def test_not_fitted_raises_sklearns_error(deals: pd.DataFrame) -> None:
     with pytest.raises(NotFittedError):
-        BantRule().predict(deals)
+        BantRule(LETTERS).predict(deals)
 
 
 def test_non_frame_input_is_rejected() -> None:
     with pytest.raises(TypeError, match="DataFrame"):
-        BantRule().fit(np.zeros((2, 4)))  # type: ignore[arg-type]
+        BantRule(LETTERS).fit(np.zeros((2, 4)))  # type: ignore[arg-type]
 
 
 def test_input_frame_is_not_mutated(deals: pd.DataFrame) -> None:
     before = deals.copy()
-    rule = BantRule().fit(deals)
-
+    rule = BantRule(LETTERS).fit(deals)
     rule.predict(deals)
     rule.predict_proba(deals)
     rule.letter_passes(deals)
-
     pd.testing.assert_frame_equal(deals, before)
 
 
 def test_init_only_stores_arguments_and_clone_works(deals: pd.DataFrame) -> None:
     letters = {"budget": "bant_budget == 'yes'"}
     rule = BantRule(letters=letters, threshold=1.0)
-
     assert rule.get_params() == {"letters": letters, "weights": None, "threshold": 1.0}
     copy = clone(rule.fit(deals))
     assert copy.get_params() == rule.get_params()
     assert not hasattr(copy, "letters_")
 
 
-def test_from_config_matches_the_default_rule(deals: pd.DataFrame) -> None:
-    cfg = BantConfig(threshold=2.0)
+def test_from_config_is_the_rule_params_describe(deals: pd.DataFrame) -> None:
+    cfg = BantConfig(letters=LETTERS, threshold=2.0)
     rule = BantRule.from_config(cfg).fit(deals)
-
     assert rule.letters_ == dict(cfg.letters)
+    assert rule.weights_ == dict.fromkeys(LETTERS, 1.0)
     np.testing.assert_array_equal(rule.predict(deals), [1, 1, 1, 0])
 
 
 def test_y_is_ignored(deals: pd.DataFrame) -> None:
-    with_y = BantRule().fit(deals, y=[0, 1, 0, 1]).predict(deals)
-    without_y = BantRule().fit(deals).predict(deals)
-
+    with_y = BantRule(LETTERS).fit(deals, y=[0, 1, 0, 1]).predict(deals)
+    without_y = BantRule(LETTERS).fit(deals).predict(deals)
     np.testing.assert_array_equal(with_y, without_y)
+
+
+# --- checked against the data before it is used ---------------------------------
+
+
+def test_check_rule_names_a_missing_column_and_the_closest_one(
+    deals: pd.DataFrame,
+) -> None:
+    cfg = BantConfig(letters={"need": "bant_ned == 'yes'"}, threshold=1)
+    with pytest.raises(ConfigError) as caught:
+        check_rule(cfg, deals)
+    message = str(caught.value)
+    assert message.startswith("bant.letters.need: \"bant_ned == 'yes'\" reads column")
+    assert "(did you mean 'bant_need'?)" in message
+
+
+def test_check_rule_lists_the_values_of_a_letter_no_deal_passes(
+    deals: pd.DataFrame,
+) -> None:
+    cfg = BantConfig(letters={"budget": "bant_budget == 'Yes'"}, threshold=1)
+    with pytest.raises(ConfigError) as caught:
+        check_rule(cfg, deals)
+    message = str(caught.value)
+    assert message.startswith("bant.letters.budget: ")
+    assert "is true for no deal" in message and "case matters" in message
+    assert "bant_budget: 'yes' (2), 'no' (1), 'unknown' (1)" in message
+
+
+def test_check_rule_names_a_letter_that_is_not_true_or_false(
+    deals: pd.DataFrame,
+) -> None:
+    cfg = BantConfig(letters={"budget": "annual_revenue * 2"}, threshold=1)
+    with pytest.raises(ConfigError, match=r"bant.letters: .*'budget'.*true/false"):
+        check_rule(cfg, deals)
+
+
+def test_check_rule_returns_the_fitted_rule(deals: pd.DataFrame) -> None:
+    rule = check_rule(BantConfig(letters=LETTERS, threshold=3), deals)
+    np.testing.assert_array_equal(rule.predict(deals), [1, 1, 0, 0])
+
+
+# --- every source -------------------------------------------------------------------
+
+
+def test_every_source_rule_holds_and_scores_each_deal_by_id(project: Project) -> None:
+    params, deals = project.params, project.deals()
+    rows = lead_rows(deals.frame, params.source)
+    rule = check_rule(params.bant, rows)
+    scores = bant_scores(params.bant, params.source, deals.frame)
+    assert list(scores.index) == deals.frame["deal_id"].tolist()
+    assert list(scores.columns) == ["bant_points", "bant_qualified"]
+    np.testing.assert_array_equal(scores["bant_points"], rule.decision_function(rows))
+    assert scores["bant_points"].between(0, sum(params.bant.weights.values())).all()
+    reached = scores["bant_points"] >= params.bant.threshold
+    assert scores["bant_qualified"].tolist() == reached.tolist()
+    # the rule tells leads apart: some qualify, some do not
+    assert 0 < scores["bant_qualified"].mean() < 1

@@ -1,18 +1,55 @@
-"""The `lead-ml` command: help everywhere, documented, and friendly errors."""
+"""The `lead-ml` command: help everywhere, documented, and friendly errors.
+
+A user's mistake (a misspelt or bad setting, a missing file, a leaky column the
+audit refuses) exits 2 with a message naming what to fix, never a traceback.
+"""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
+from projects import QUICK, ROOT, SOURCES, merged
 from typer.main import get_command
 from typer.testing import CliRunner
 
+from lead_ml import stages
 from lead_ml.cli import app
+from lead_ml.config import load_params, read_params_file
 
-ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
 COMMANDS = sorted(get_command(app).commands)  # type: ignore[attr-defined]
+#: A row of the README's command table: | `lead-ml <command>` | what it does |
+README_ROW = re.compile(r"^\| `lead-ml ([a-z-]+)` \|", re.MULTILINE)
+
+
+def readme_commands() -> list[str]:
+    """The commands the README's command table lists, in its order."""
+    return README_ROW.findall((ROOT / "README.md").read_text())
+
+
+def params_file(folder: Path, changes: dict[str, Any]) -> Path:
+    """The default params.yaml with ``changes`` merged in, written to ``folder``."""
+    path = folder / "params.yaml"
+    raw = merged(read_params_file(SOURCES["synthetic"]), changes)
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def refused(args: list[str], *words: str) -> str:
+    """Run a command that must refuse: exit 2, a message with ``words``, no
+    traceback. Its output."""
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert "Traceback" not in result.output
+    assert re.search(r"^error: ", result.output, re.MULTILINE), result.output
+    for word in words:
+        assert word in result.output
+    return result.output
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -20,49 +57,131 @@ def test_every_command_has_help_with_an_example(command: str) -> None:
     result = runner.invoke(app, [command, "--help"])
     assert result.exit_code == 0, result.output
     assert "Example:" in result.output
-    assert f"lead-ml {command}" in result.output
+    assert f"lead-ml {command}" in result.output.split("Example:", 1)[1]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
-def test_every_command_is_in_the_readme(command: str) -> None:
-    assert f"`lead-ml {command}" in (ROOT / "README.md").read_text()
+def test_every_command_is_in_the_readme_command_table(command: str) -> None:
+    assert command in readme_commands()
 
 
-def test_bad_params_file_is_a_message_not_a_traceback(tmp_path: Path) -> None:
-    params = tmp_path / "params.yaml"
-    params.write_text("train:\n  learning_rate: -3\n")
-    result = runner.invoke(
-        app, ["generate", "--params", str(params), "--out", str(tmp_path)]
+def test_the_readme_command_table_lists_no_other_command() -> None:
+    listed = readme_commands()
+    assert listed and [c for c in listed if c not in COMMANDS] == []
+    assert len(listed) == len(set(listed))
+
+
+def test_a_misspelt_setting_is_named_not_a_traceback(tmp_path: Path) -> None:
+    params = params_file(tmp_path, {"train": {"learning_rat": 0.1}})
+    refused(
+        ["check-config", "--no-data", "--params", str(params)], "train.learning_rat"
     )
-    assert result.exit_code == 2
-    assert "train.learning_rate" in result.output
-    assert "Traceback" not in result.output
+
+
+def test_a_bad_value_is_named_with_what_it_got(tmp_path: Path) -> None:
+    params = params_file(tmp_path, {"train": {"learning_rate": -3}})
+    refused(
+        ["generate", "--params", str(params), "--out", str(tmp_path / "raw")],
+        "train.learning_rate",
+        "-3",
+    )
+    assert not (tmp_path / "raw").exists()
+
+
+def test_a_missing_params_file_says_where_to_run(tmp_path: Path) -> None:
+    missing = tmp_path / "params.yaml"
+    refused(["check-config", "--params", str(missing)], str(missing), "--params")
+
+
+def test_a_missing_export_names_its_setting(tmp_path: Path) -> None:
+    missing = tmp_path / "export.csv"
+    tables = {"deals": {"path": str(missing)}}
+    params = params_file(tmp_path, {"source": {"tables": tables}})
+    out = tmp_path / "deals.parquet"
+    args = ["--params", str(params)]
+    refused(["check-config", *args], str(missing), "source.tables.deals.path")
+    refused(["read", "--table", "deals", *args, "--out", str(out)], str(missing))
+    assert not out.exists()
+
+
+def test_a_table_the_source_lacks_is_refused(tmp_path: Path) -> None:
+    params = ROOT / "examples" / "x_education" / "params.yaml"
+    out = tmp_path / "accounts.parquet"
+    refused(
+        ["read", "--table", "accounts", "--params", str(params), "--out", str(out)],
+        "accounts",
+        "deals",
+    )
 
 
 def test_missing_metrics_says_what_to_run(tmp_path: Path) -> None:
-    result = runner.invoke(
-        app, ["summary", "--metrics", str(tmp_path / "metrics.json")]
+    refused(["summary", "--metrics", str(tmp_path / "metrics.json")], "dvc repro")
+
+
+def test_a_leaky_column_stops_the_audit_with_a_message(tmp_path: Path) -> None:
+    # stage_at_close is filled in at the outcome; without it under source.forbidden
+    # the audit must refuse to go on, naming it and the way to allow it.
+    raw = merged(read_params_file(SOURCES["synthetic"]), QUICK)
+    raw["source"]["forbidden"] = ["discount_pct", "lost_reason"]
+    for table in raw["source"]["tables"].values():
+        table["path"] = str(tmp_path / table["path"])
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    params = load_params(path)
+    stages.run_generate(params, tmp_path / "data/raw")
+    for table in params.source.tables.present():
+        stages.run_read(params, table, tmp_path / f"data/tables/{table}.parquet")
+    stages.run_validate(
+        params,
+        tmp_path / "data/tables",
+        tmp_path / "data/validated",
+        tmp_path / "reports/rejects.csv",
     )
-    assert result.exit_code == 2
-    assert "dvc repro" in result.output
+    report = tmp_path / "reports/audit.json"
+    refused(
+        [
+            "audit",
+            "--params",
+            str(path),
+            "--validated",
+            str(tmp_path / "data/validated"),
+            "--out",
+            str(report),
+            "--summary",
+            str(tmp_path / "reports/audit.md"),
+            "--split",
+            str(tmp_path / "data/audit/split.parquet"),
+        ],
+        "stage_at_close",
+        "source.allowed",
+    )
+    assert report.exists()  # the report is written, so the user can read why
 
 
 def test_generate_writes_csv_on_request(tmp_path: Path) -> None:
-    params = tmp_path / "params.yaml"
-    params.write_text("synthetic:\n  n_deals: 300\n  n_accounts: 50\n")
+    params = params_file(tmp_path, {"synthetic": {"n_deals": 300, "n_accounts": 50}})
+    out = tmp_path / "raw"
     result = runner.invoke(
-        app,
+        app, ["generate", "--params", str(params), "--out", str(out), "--format", "csv"]
+    )
+    assert result.exit_code == 0, result.output
+    accounts = (out / "accounts.csv").read_text().splitlines()
+    assert len(accounts) == 1 + 50
+    assert "deals" in result.output and "activities" in result.output
+
+
+def test_a_bad_format_is_refused(tmp_path: Path) -> None:
+    params = params_file(tmp_path, {})
+    refused(
         [
             "generate",
             "--params",
             str(params),
             "--out",
-            str(tmp_path / "raw"),
+            str(tmp_path),
             "--format",
-            "csv",
+            "xls",
         ],
+        "--format",
+        "xls",
     )
-    assert result.exit_code == 0, result.output
-    accounts = (tmp_path / "raw" / "accounts.csv").read_text().splitlines()
-    assert len(accounts) == 1 + 50
-    assert "deals" in result.output and "activities" in result.output

@@ -1,363 +1,517 @@
-"""Explanations: additive contributions, shap agreement, honest reasons, the next
-question, and recovery of the generator's strongest dimensions."""
+"""Explanations for every source: additive contributions per dimension, agreement with
+SHAP, honest reasons in the source's own columns, and a next question whose gain is
+the real change an answer makes."""
 
 from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import pytest
+from projects import Project
 
-from lead_ml.config import DIMENSIONS, MEDDIC_DIMENSIONS
 from lead_ml.explain import (
     CONTRIBUTION_COLUMNS,
-    EVIDENCE_FIELDS,
-    PHRASES,
-    QUESTION_TOPICS,
-    UNKNOWN,
     dimension_contributions,
     explain,
-    reason_text,
+    feature_contributions,
+    reason_texts,
 )
-from lead_ml.features import feature_dimensions
+from lead_ml.features import (
+    COUNT,
+    LAST_TOUCH,
+    TOTAL,
+    FeatureRegistry,
+    FeatureSpec,
+)
 from lead_ml.model import margin, model_matrix
 from lead_ml.scorer import Scorer, load_scorer
+from lead_ml.vocab import (
+    EVIDENCE_CODES,
+    MEDDIC_DIMENSIONS,
+    OUTPUT_DIMENSIONS,
+    dimension_label,
+)
 
-#: Leads explained per test: enough for every reason and question to occur.
-SAMPLE = 600
-#: The sentence next_question writes, split into its parts.
+#: Leads explained per source: enough for every kind of reason and question.
+SAMPLE = 400
+#: Share of each column blanked in the sample, so that every source has unknowns.
+BLANKED = 0.15
+REASON = re.compile(r"(?P<sign>[+?-]) (?P<dimension>[a-z ]+): (?P<text>.+)")
 QUESTION = re.compile(
     r"Ask about (?P<topic>.+?): (?P<answer>.+) would move the win probability "
     r"from (?P<before>\d+)% to (?P<after>\d+)%"
 )
-#: reason phrase -> (dimension, state), to read a reason back.
-PHRASE_OWNER = {
-    phrase: (dimension, state)
-    for dimension, states in PHRASES.items()
-    for state, (phrase, _) in states.items()
-}
-FIELD_OF_TOPIC = {topic: field for field, topic in QUESTION_TOPICS.items()}
+DIMENSION_OF_LABEL = {dimension_label(d): d for d in OUTPUT_DIMENSIONS}
+
+
+@dataclass(frozen=True)
+class Explained:
+    """A source's scorer, a sample of its leads (some values blanked) and what the
+    scorer makes of them."""
+
+    project: Project
+    scorer: Scorer
+    leads: pd.DataFrame
+    activities: pd.DataFrame | None
+    log: pd.DataFrame | None
+    features: pd.DataFrame
+    rows: np.ndarray
+    explained: pd.DataFrame
+    scores: pd.DataFrame
+
+    @property
+    def registry(self) -> FeatureRegistry:
+        return self.scorer.registry
+
+
+def blanked(scorer: Scorer, leads: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """A sample of lead rows with a scattered index and BLANKED of each feature
+    column's values removed."""
+    rng = np.random.default_rng(seed)
+    sample = leads.sample(min(SAMPLE, len(leads)), random_state=seed)
+    sample = sample.set_axis(pd.Index(np.arange(len(sample)) * 7 + 100))
+    roles = {scorer.id_column, scorer.spec["created_column"]}
+    for column in scorer.contract.columns:
+        if column not in roles:
+            sample.loc[rng.random(len(sample)) < BLANKED, column] = None
+    return sample
 
 
 @pytest.fixture(scope="module")
-def scorer(small_project: Path) -> Scorer:
-    return load_scorer(small_project / "models/scorer")
-
-
-@pytest.fixture(scope="module")
-def activities(small_project: Path) -> pd.DataFrame:
-    return pd.read_parquet(small_project / "data/validated/activities.parquet")
-
-
-@pytest.fixture(scope="module")
-def leads(small_leads: pd.DataFrame) -> pd.DataFrame:
-    """A sample of lead rows with a scattered, non-default index."""
-    sample = small_leads.sample(SAMPLE, random_state=3)
-    return sample.set_axis(pd.Index(np.arange(SAMPLE) * 7 + 100))
-
-
-@pytest.fixture(scope="module")
-def features(
-    scorer: Scorer, leads: pd.DataFrame, activities: pd.DataFrame
-) -> pd.DataFrame:
-    scored = scorer.score_chunk(leads, activities, explain_reasons=False)
+def case(project: Project) -> Explained:
+    scorer = load_scorer(project.path("models/scorer"))
+    leads = blanked(scorer, project.leads(), seed=3)
+    activities = project.activities()
+    log = None if activities is None else scorer.read_activities(activities)[0]
+    scored = scorer.score_chunk(leads, log, explain_reasons=False)
     assert len(scored.rejects) == 0
-    return scored.features
-
-
-@pytest.fixture(scope="module")
-def explained(scorer: Scorer, features: pd.DataFrame) -> pd.DataFrame:
-    return explain(scorer.model, features)
-
-
-@pytest.fixture(scope="module")
-def scores(
-    scorer: Scorer, leads: pd.DataFrame, activities: pd.DataFrame
-) -> pd.DataFrame:
-    return scorer.score(leads, activities)
+    explained = explain(scorer.registry, scorer.model, scorer.answers, scored.features)
+    return Explained(
+        project,
+        scorer,
+        leads,
+        activities,
+        log,
+        scored.features,
+        scored.rows,
+        explained,
+        scorer.score(leads, activities),
+    )
 
 
 def _logit(probability: np.ndarray) -> np.ndarray:
     return np.log(probability) - np.log1p(-probability)
 
 
-def _read_reason(reason: str) -> tuple[str, str, str]:
-    """(sign, dimension, state) of one reason."""
-    sign, _, text = reason.partition(" ")
-    dimension, state = PHRASE_OWNER[text.split(", yet this")[0]]
-    return sign, dimension, state
+def unknown_values(case: Explained, column: str) -> np.ndarray:
+    """Per lead, whether its raw value of a source column is not known (blank, null
+    or one of the source's placeholders)."""
+    values = case.leads[column]
+    text = values.astype("string").str.strip()
+    placeholders = list(case.scorer.contract.missing_values)
+    return (values.isna() | text.eq("") | text.isin(placeholders)).to_numpy(bool)
 
 
-def _unknown_fields(leads: pd.DataFrame) -> pd.DataFrame:
-    """Per lead and question field: is the MEDDIC field unknown (or empty)?"""
-    return pd.DataFrame(
-        {
-            field: leads[field].isna() | leads[field].eq(UNKNOWN)
-            for field in QUESTION_TOPICS
-        },
-        index=leads.index,
+def read_reason(registry: FeatureRegistry, reason: str) -> tuple[str, str, list[str]]:
+    """(sign, dimension, the features it may be about) of one reason."""
+    read = REASON.fullmatch(reason)
+    assert read, reason
+    dimension = DIMENSION_OF_LABEL[read["dimension"]]
+    text = read["text"].split(", yet this")[0]
+    nothing = text == "no activity before the snapshot"
+    about = []
+    for spec in registry.specs:
+        if spec.dimension != dimension:
+            continue
+        if spec.kind != "activity":
+            said = text == f"{spec.words} not yet known" or text.startswith(
+                f"{spec.words} is "
+            )
+        elif spec.activity in (COUNT, TOTAL):
+            said = text.endswith(f" {spec.words}") or (
+                nothing and spec.activity == TOTAL
+            )
+        elif spec.activity == LAST_TOUCH:
+            said = text.startswith("last activity ") or nothing
+        else:
+            said = text.startswith(f"{spec.words} ")
+        if said:
+            about.append(spec.name)
+    assert about, reason
+    if nothing:
+        return read["sign"], dimension, about
+    # the longest name said ("Newspaper Article" rather than "Newspaper")
+    longest = max(len(registry.spec(n).words) for n in about)
+    return (
+        read["sign"],
+        dimension,
+        [n for n in about if len(registry.spec(n).words) == longest],
     )
 
 
-# --- contributions ----------------------------------------------------------------
+def reasons_of(scores: pd.DataFrame) -> list[list[str]]:
+    return [[r for r in text.split("; ") if r] for text in scores["top_reasons"]]
+
+
+# --- contributions ------------------------------------------------------------------
 
 
 def test_contributions_add_up_to_the_calibrated_log_odds_on_every_row(
-    scorer: Scorer, features: pd.DataFrame, scores: pd.DataFrame
+    case: Explained,
 ) -> None:
-    columns = [*CONTRIBUTION_COLUMNS, "base_value"]
-    total = scores[columns].sum(axis=1).to_numpy()
-    log_odds = scorer.model.info.calibration.log_odds(margin(scorer.model, features))
+    scores, model = case.scores, case.scorer.model
+    total = scores[[*CONTRIBUTION_COLUMNS, "base_value"]].sum(axis=1).to_numpy()
+    log_odds = model.info.calibration.log_odds(margin(model, case.features))
     np.testing.assert_allclose(total, log_odds, rtol=0, atol=1e-9)
     np.testing.assert_allclose(
         total, _logit(scores["probability"].to_numpy()), rtol=0, atol=1e-9
     )
     # Not a tautology of a constant: the dimensions move leads apart.
-    assert scores["contrib_champion"].std() > 0.05
+    assert scores[list(CONTRIBUTION_COLUMNS)].std().max() > 0.01
     assert scores["base_value"].nunique() == 1
+    # Dimensions no feature of the source explains stay exactly 0.
+    used = set(case.registry.dimensions().values())
+    for dimension in set(OUTPUT_DIMENSIONS) - used:
+        assert (scores[f"contrib_{dimension}"] == 0).all(), dimension
 
 
 # shap's import reaches matplotlib's pending deprecations; not ours to fix.
 @pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")
 @pytest.mark.filterwarnings("ignore:LightGBM binary classifier:UserWarning")
-def test_contributions_match_the_shap_library(
-    scorer: Scorer, features: pd.DataFrame
-) -> None:
+def test_contributions_match_the_shap_library(case: Explained) -> None:
     import shap
 
-    explainer = shap.TreeExplainer(scorer.model.booster)
-    matrix = model_matrix(features.head(200), scorer.model.info.categories)
-    values = explainer(matrix)
-    calibration = scorer.model.info.calibration
-    dimension_of = feature_dimensions()
+    model = case.scorer.model
+    features = case.features.head(100)
+    matrix = model_matrix(features, model.info.categories, model.info.feature_names)
+    values = shap.TreeExplainer(model.booster)(matrix)
+    slope = model.info.calibration.slope
+    dimension_of = model.info.dimensions
     per_feature = pd.DataFrame(values.values, columns=matrix.columns)
     by_dimension = per_feature.T.groupby(lambda f: dimension_of[f]).sum().T
-    expected = calibration.slope * by_dimension[list(DIMENSIONS)].to_numpy()
-    ours = dimension_contributions(scorer.model, features.head(200))
+    expected = slope * by_dimension.reindex(
+        columns=list(OUTPUT_DIMENSIONS), fill_value=0.0
+    )
+    ours = dimension_contributions(
+        model, feature_contributions(model, case.rows[:100]), features.index
+    )
     np.testing.assert_allclose(
-        ours[list(CONTRIBUTION_COLUMNS)].to_numpy(), expected, rtol=0, atol=1e-9
+        ours[list(CONTRIBUTION_COLUMNS)].to_numpy(),
+        expected.to_numpy(),
+        rtol=0,
+        atol=1e-9,
     )
     np.testing.assert_allclose(
         ours["base_value"].to_numpy(),
-        calibration.log_odds(np.asarray(values.base_values)),
+        model.info.calibration.log_odds(np.asarray(values.base_values)),
         rtol=0,
         atol=1e-9,
     )
 
 
 def test_explain_keeps_the_index_and_does_not_mutate_its_input(
-    scorer: Scorer, features: pd.DataFrame
+    case: Explained,
 ) -> None:
-    before = features.copy()
-    explained = explain(scorer.model, features)
-    pd.testing.assert_frame_equal(features, before)
-    assert explained.index.equals(features.index)
-    empty = explain(scorer.model, features.iloc[:0])
-    assert len(empty) == 0 and "top_reasons" in empty
+    features = case.features.copy()
+    scorer = case.scorer
+    explained = explain(scorer.registry, scorer.model, scorer.answers, features)
+    pd.testing.assert_frame_equal(features, case.features)
+    assert explained.index.equals(case.leads.index)
+    pd.testing.assert_frame_equal(explained, case.explained)
+    empty = explain(scorer.registry, scorer.model, scorer.answers, features.iloc[:0])
+    assert len(empty) == 0 and {"top_reasons", "next_question"} <= set(empty)
 
 
 # --- reasons ----------------------------------------------------------------------
 
 
-def test_an_unknown_meddic_field_is_never_negative_evidence(
-    leads: pd.DataFrame, scores: pd.DataFrame
-) -> None:
+def test_an_unknown_column_is_never_negative_evidence(case: Explained) -> None:
+    """A reason about a column not yet known says "?" and "not yet known", whatever
+    the sign of its dimension's contribution; a known one never does."""
+    registry, scores = case.registry, case.scores
     unknown_and_lowering = 0
-    for dimension, field in EVIDENCE_FIELDS.items():
-        unknown = leads[field].eq(UNKNOWN).to_numpy()
-        lowered = scores[f"contrib_{dimension}"].to_numpy() < 0
-        for reasons in scores["top_reasons"][unknown]:
-            for reason in filter(None, reasons.split("; ")):
-                sign, owner, state = _read_reason(reason)
-                if owner == dimension:
-                    assert sign == "?" and state == UNKNOWN, reason
-        unknown_and_lowering += int((unknown & lowered).sum())
-    for reasons in scores["top_reasons"]:
-        assert "- " + "pain not yet identified" not in reasons
-        assert not re.search(r"(^|; )[-+] [^;]*not yet (known|identified)", reasons)
-    # The case that matters occurs: unknown fields whose contribution is negative.
-    assert unknown_and_lowering > 20
+    unknown = {
+        s.name: unknown_values(case, s.column)
+        for s in registry.specs
+        if s.kind != "activity"
+    }
+    for row, reasons in enumerate(reasons_of(scores)):
+        for reason in reasons:
+            sign, dimension, about = read_reason(registry, reason)
+            if registry.spec(about[0]).kind == "activity":
+                assert sign in "+-" and "not yet known" not in reason
+                continue
+            (name,) = about
+            if unknown[name][row]:
+                assert sign == "?", reason
+                assert reason.endswith(f"{registry.spec(name).words} not yet known")
+                lowered = scores[f"contrib_{dimension}"].iloc[row] < 0
+                unknown_and_lowering += int(lowered)
+            else:
+                assert sign in "+-" and "not yet known" not in reason, reason
+    # The case that matters occurs: unknown columns whose contribution is negative.
+    assert unknown_and_lowering > 0
 
 
-def test_top_reasons_are_the_three_strongest_with_their_signs(
-    leads: pd.DataFrame, scores: pd.DataFrame
+def test_top_reasons_are_the_strongest_dimensions_with_their_signs(
+    case: Explained,
 ) -> None:
+    registry, scores = case.registry, case.scores
     contributions = scores[list(CONTRIBUTION_COLUMNS)].to_numpy()
-    for row, reasons in enumerate(scores["top_reasons"]):
-        read = [_read_reason(r) for r in reasons.split("; ") if r]
+    per_feature = feature_contributions(case.scorer.model, case.rows)[:, :-1]
+    names = case.scorer.model.info.feature_names
+    for row, reasons in enumerate(reasons_of(scores)):
+        read = [read_reason(registry, r) for r in reasons]
         assert 1 <= len(read) <= 3
         strongest = np.argsort(-np.abs(contributions[row]), kind="stable")[:3]
         assert [dimension for _, dimension, _ in read] == [
-            DIMENSIONS[d] for d in strongest if contributions[row, d] != 0
+            OUTPUT_DIMENSIONS[d] for d in strongest if contributions[row, d] != 0
         ]
-        for sign, dimension, state in read:
-            value = contributions[row, DIMENSIONS.index(dimension)]
-            if state == UNKNOWN:
-                assert sign == "?" and dimension in MEDDIC_DIMENSIONS
-            else:
+        for sign, dimension, about in read:
+            value = contributions[row, OUTPUT_DIMENSIONS.index(dimension)]
+            if sign != "?":
                 assert sign == ("+" if value > 0 else "-"), (reasons, value)
+            # the feature named is the one of its dimension that moved it most
+            members = [
+                i
+                for i, n in enumerate(names)
+                if registry.spec(n).dimension == dimension
+                and not (
+                    registry.spec(n).detail_of and pd.isna(case.features[n].iloc[row])
+                )
+            ]
+            most = np.abs(per_feature[row, members]).max()
+            assert any(
+                np.abs(per_feature[row, names.index(n)]) == most for n in about
+            ), (reasons, dimension)
     assert scores["top_reasons"].str.contains(r"^\+ ").any()
     assert scores["top_reasons"].str.contains(r"^- ").any()
 
 
-@pytest.mark.parametrize(
-    ("dimension", "state", "sign", "text"),
-    [
-        ("champion", "strong", "+", "+ champion identified and strong"),
-        ("champion", UNKNOWN, "-", "? champion not yet known"),
-        ("champion", UNKNOWN, "+", "? champion not yet known"),
-        ("economic_buyer", "no", "-", "- no economic buyer access"),
-        (
-            "economic_buyer",
-            "no",
-            "+",
-            "+ no economic buyer access, yet this raised the score",
-        ),
-        ("identify_pain", UNKNOWN, "-", "? pain not yet identified"),
-        (
-            "identify_pain",
-            "productivity 5",
-            "+",
-            "+ clear productivity pain (severity 5/5)",
-        ),
-    ],
-)
-def test_reason_text(dimension: str, state: str, sign: str, text: str) -> None:
-    assert reason_text(dimension, state, sign) == text
+def test_reasons_name_the_sources_own_columns(case: Explained) -> None:
+    registry = case.registry
+    named = set()
+    for reasons in reasons_of(case.scores):
+        for reason in reasons:
+            for name in read_reason(registry, reason)[2]:
+                spec = registry.spec(name)
+                if spec.kind != "activity":
+                    named.add(spec.words)
+                    assert spec.words == spec.column
+    assert named and named <= set(case.scorer.contract.columns)
+    # a column called by its feature's name would not be the source's own
+    renamed = {s.name for s in registry.specs if s.name != s.column and s.column}
+    for name in renamed:
+        assert not case.scores["top_reasons"].str.contains(f": {name} ").any(), name
 
 
-def test_reason_text_refuses_a_sign_it_does_not_know() -> None:
-    with pytest.raises(ValueError, match="sign"):
-        reason_text("champion", "yes", "?")
+EVIDENCE = FeatureSpec("c", "Champion?", "evidence", "champion", 1)
+COUNTED = FeatureSpec("n", "", "activity", "engagement", 0, "demo activities", COUNT)
+TOTALLED = FeatureSpec("t", "", "activity", "engagement", 0, "activities", TOTAL)
+REASONS = [
+    (EVIDENCE, 2.0, 1, "+ champion: Champion? is yes"),
+    (EVIDENCE, 1.0, -1, "? champion: Champion? not yet known"),
+    (EVIDENCE, 1.0, 1, "? champion: Champion? not yet known"),
+    (EVIDENCE, 0.0, -1, "- champion: Champion? is no"),
+    (EVIDENCE, 0.0, 1, "+ champion: Champion? is no, yet this raised the score"),
+    (EVIDENCE, 2.0, -1, "- champion: Champion? is yes, yet this lowered the score"),
+    (
+        FeatureSpec("t", "Trial", "bool", "engagement", -1),
+        1.0,
+        1,
+        "+ engagement: Trial is yes, yet this raised the score",
+    ),
+    (FeatureSpec("s", "Seats", "number", "fit"), 1234.5, -1, "- fit: Seats is 1234"),
+    (
+        FeatureSpec("s", "Seats", "number", "fit"),
+        np.nan,
+        1,
+        "? fit: Seats not yet known",
+    ),
+    (
+        FeatureSpec("d", "Signed", "date", "fit"),
+        3.0,
+        1,
+        "+ fit: Signed is +3 days from the created date",
+    ),
+    (COUNTED, 2.0, 1, "+ engagement: 2 demo activities"),
+    (TOTALLED, 0.0, -1, "- engagement: no activity before the snapshot"),
+]
 
 
-# --- the next question ------------------------------------------------------------
+@pytest.mark.parametrize(("spec", "value", "sign", "text"), REASONS)
+def test_reason_text(spec: FeatureSpec, value: float, sign: int, text: str) -> None:
+    said = reason_texts(spec, np.array([value]), np.array([0.3 * sign]))
+    assert said.tolist() == [text]
 
 
-def test_the_next_question_is_about_an_unknown_field(
-    leads: pd.DataFrame, scores: pd.DataFrame
+def test_a_category_reason_shows_the_value_as_written() -> None:
+    spec = FeatureSpec("r", "Region", "category", "fit")
+    said = reason_texts(spec, np.array(["EMEA", None], dtype=object), np.ones(2))
+    assert said.tolist() == ["+ fit: Region is EMEA", "? fit: Region not yet known"]
+
+
+# --- the next question --------------------------------------------------------------
+
+
+def askable(case: Explained) -> dict[str, np.ndarray]:
+    """Per feature a next question may ask about, which leads do not know it."""
+    return {
+        name: unknown_values(case, case.registry.spec(name).column)
+        for name in case.scorer.answers
+    }
+
+
+def test_questions_are_asked_about_meddic_columns_and_never_about_a_detail(
+    case: Explained,
 ) -> None:
-    unknown = _unknown_fields(leads)
-    for row, question in enumerate(scores["next_question"]):
-        if not unknown.iloc[row].any():
+    registry, answers = case.registry, case.scorer.answers
+    assert answers, "every source maps some column to a MEDDIC dimension"
+    for name, tried in answers.items():
+        spec = registry.spec(name)
+        assert spec.dimension in MEDDIC_DIMENSIONS and not spec.detail_of
+        details = [s.name for s in registry.specs if s.detail_of == name]
+        assert tried
+        for values, words in tried:
+            # an answer fills in the column and, alongside, every detail of it
+            assert set(values) == {name, *details}, (name, values)
+            assert words
+    detailing = {s.name for s in registry.specs if s.detail_of}
+    assert not detailing & set(answers)
+    if case.project.name == "synthetic":
+        assert {"meddic_champion_strength", "meddic_pain_severity"} == detailing
+        champion = {w: v for v, w in answers["meddic_champion"]}
+        yes = next(v for w, v in champion.items() if w.startswith("yes"))
+        assert yes["meddic_champion"] == EVIDENCE_CODES["yes"]
+        assert 1 <= yes["meddic_champion_strength"] <= 5
+
+
+def test_a_next_question_is_offered_for_every_unknown_meddic_column(
+    case: Explained,
+) -> None:
+    registry = case.registry
+    unknown = askable(case)
+    questions = case.scores["next_question"].tolist()
+    for row, question in enumerate(questions):
+        open_columns = [name for name, gaps in unknown.items() if gaps[row]]
+        if not open_columns:
             assert question == ""
             continue
         asked = QUESTION.fullmatch(question)
         assert asked, question
-        assert unknown.iloc[row][FIELD_OF_TOPIC[asked["topic"]]], question
-    assert unknown.any(axis=1).mean() > 0.5  # most leads have something to ask
+        topics = {registry.spec(name).words: name for name in open_columns}
+        assert asked["topic"] in topics, (question, open_columns)
+        tried = [words for _, words in case.scorer.answers[topics[asked["topic"]]]]
+        assert asked["answer"] in tried
+    assert sum(q != "" for q in questions) >= 0.1 * len(questions)
 
 
-def _answers(lead: pd.Series) -> list[tuple[str, dict[str, object]]]:
-    """Every answer to every unknown field of a lead, as (label, raw values)."""
-    unknown = _unknown_fields(lead.to_frame().T).iloc[0]
-    strength = lead["meddic_champion_strength"]
-    strength = strength if 1 <= strength <= 5 else 3.0
-    severity = lead["meddic_pain_severity"]
-    severity = severity if 1 <= severity <= 5 else 3.0
-    answers: list[tuple[str, dict[str, object]]] = []
-    for field in (f for f in EVIDENCE_FIELDS.values() if unknown[f]):
-        yes: dict[str, object] = {field: "yes"}
-        no: dict[str, object] = {field: "no"}
-        label = "a yes"
-        if field == "meddic_champion":
-            yes["meddic_champion_strength"], no["meddic_champion_strength"] = (
-                strength,
-                np.nan,
-            )
-            label = f"a yes (strength {int(strength)}/5)"
-        answers += [(f"{QUESTION_TOPICS[field]}: {label}", yes)]
-        answers += [(f"{QUESTION_TOPICS[field]}: a no", no)]
-    if unknown["meddic_pain_type"]:
-        topic = QUESTION_TOPICS["meddic_pain_type"]
-        for pain in ("productivity", "support", "financial"):
-            answers.append(
-                (
-                    f"{topic}: {pain} pain (severity {int(severity)}/5)",
-                    {"meddic_pain_type": pain, "meddic_pain_severity": severity},
-                )
-            )
-        answers.append(
-            (
-                f"{topic}: a no (no pain we solve)",
-                {"meddic_pain_type": "none", "meddic_pain_severity": 0.0},
-            )
-        )
-    return answers
+def _raw_answer(case: Explained, values: dict[str, float]) -> dict[str, object]:
+    """An answer's model values as a lead row's raw values."""
+    raw: dict[str, object] = {}
+    categories = case.scorer.model.info.categories
+    for name, value in values.items():
+        spec = case.registry.spec(name)
+        if np.isnan(value):
+            raw[spec.column] = None
+        elif spec.kind == "evidence":
+            raw[spec.column] = {
+                EVIDENCE_CODES["yes"]: "yes",
+                EVIDENCE_CODES["no"]: "no",
+            }[value]
+        elif spec.kind == "bool":
+            raw[spec.column] = "yes" if value == 1.0 else "no"
+        elif spec.kind == "category":
+            raw[spec.column] = categories[name][int(value)]
+        else:
+            raw[spec.column] = value
+    return raw
 
 
 def test_the_next_question_gain_is_the_real_change_and_the_largest(
-    scorer: Scorer,
-    leads: pd.DataFrame,
-    activities: pd.DataFrame,
-    scores: pd.DataFrame,
-    explained: pd.DataFrame,
+    case: Explained,
 ) -> None:
-    asked = leads.index[scores["next_question"] != ""][:40]
-    # The k-th answer of every lead goes in the k-th frame: an id once per frame.
-    frames: dict[int, list[pd.Series]] = {}
-    labels: dict[int, list[str]] = {}
-    for index in asked:
-        for k, (label, values) in enumerate(_answers(leads.loc[index])):
-            row = leads.loc[index].copy()
-            for column, value in values.items():
-                row[column] = value
-            frames.setdefault(k, []).append(row)
-            labels.setdefault(k, []).append(label)
-    parts = []
-    for k, rows in frames.items():
-        answered = pd.DataFrame(rows).astype(leads.dtypes.to_dict())
-        after = scorer.score(answered, activities, explain_reasons=False)
-        assert after["reject_reason"].isna().all()
-        parts.append(
-            pd.DataFrame(
-                {
-                    "lead": answered.index,
-                    "label": labels[k],
-                    "after": after["probability"].to_numpy(),
-                }
-            )
-        )
-    gains = pd.concat(parts, ignore_index=True)
-    before = scores["probability"].reindex(gains["lead"]).to_numpy()
-    gains["gain"] = np.abs(gains["after"].to_numpy() - before)
-    for index in asked:
-        options = gains[gains["lead"] == index]
-        best = options.loc[options["gain"].idxmax()]
-        reported = explained.loc[index]
-        # The gain is the real change when the answer is filled in, and the largest.
-        assert reported["next_question_gain"] == pytest.approx(best["gain"], abs=1e-12)
+    """Filling in each answer a question tries and scoring the lead again: the
+    question asked is the answer that moves the probability most, by the gain and to
+    the probability it says."""
+    leads, scores = case.leads, case.scores
+    unknown = askable(case)
+    asked = [i for i, q in enumerate(scores["next_question"]) if q][:30]
+    assert asked
+    id_column = case.scorer.id_column
+    answered: list[pd.Series] = []
+    rows: list[int] = []
+    labels: list[str] = []
+    for row in asked:
+        options = [
+            (name, values, words)
+            for name, gaps in unknown.items()
+            if gaps[row]
+            for values, words in case.scorer.answers[name]
+        ]
+        for name, values, words in options:
+            lead = leads.iloc[row].copy()
+            for column, value in _raw_answer(case, values).items():
+                lead[column] = value
+            # every answered copy of a lead in one frame: ids made distinct
+            lead[id_column] = f"{lead[id_column]}~{len(answered)}"
+            answered.append(lead)
+            rows.append(row)
+            labels.append(f"{case.registry.spec(name).words}: {words}")
+    frame = pd.DataFrame(answered).astype(leads.dtypes.to_dict(), errors="ignore")
+    log = case.log
+    if log is not None:  # and so are those of their activities
+        original = frame[id_column].str.split("~").str[0]
+        copies = pd.DataFrame({"deal_id": original, "copy": frame[id_column]})
+        log = log.merge(copies, on="deal_id").assign(deal_id=lambda f: f["copy"])
+        log = log.drop(columns="copy")
+    after = case.scorer.score_chunk(frame, log, explain_reasons=False)
+    assert after.rejects.empty, after.rejects
+    tried = pd.DataFrame(
+        {"row": rows, "label": labels, "after": after.output["probability"]}
+    )
+    before = scores["probability"].to_numpy()[tried["row"].to_numpy()]
+    tried["gain"] = np.abs(tried["after"].to_numpy() - before)
+    for row in asked:
+        mine = tried[tried["row"] == row]
+        best = mine["gain"].max()
+        reported = case.explained.iloc[row]
+        assert reported["next_question_gain"] == pytest.approx(best, abs=1e-12)
         question = QUESTION.fullmatch(reported["next_question"])
         assert question is not None
-        topic_answer = f"{question['topic']}: {question['answer']}"
-        chosen = options[options["label"] == topic_answer]
-        assert len(chosen) == 1, (topic_answer, options["label"].tolist())
-        assert chosen["gain"].iloc[0] == pytest.approx(best["gain"], abs=1e-12)
+        chosen = mine[mine["label"] == f"{question['topic']}: {question['answer']}"]
+        assert len(chosen) == 1, (question, mine["label"].tolist())
+        assert chosen["gain"].iloc[0] == pytest.approx(best, abs=1e-12)
         assert int(question["after"]) == round(100 * chosen["after"].iloc[0])
-        assert int(question["before"]) == round(100 * scores.loc[index, "probability"])
+        assert int(question["before"]) == round(100 * scores["probability"].iloc[row])
 
 
 # --- recovery of the truth ----------------------------------------------------------
 
 
 def test_the_strongest_true_dimensions_get_the_largest_contributions(
-    small_project: Path,
-    small_leads: pd.DataFrame,
-    scorer: Scorer,
-    activities: pd.DataFrame,
+    synthetic_project: Project,
 ) -> None:
     from scipy.stats import spearmanr
 
-    truth = json.loads((small_project / "data/raw/truth.json").read_text())
+    truth = json.loads(synthetic_project.path("data/raw/truth.json").read_text())
     strength = pd.Series(truth["dimension_strength"])
-    scored = scorer.score_chunk(small_leads, activities, explain_reasons=False)
+    scorer = load_scorer(synthetic_project.path("models/scorer"))
+    log = synthetic_project.activities()
+    assert log is not None
+    activities = scorer.read_activities(log)[0]
+    scored = scorer.score_chunk(synthetic_project.leads(), activities, False)
     assert len(scored.rejects) == 0
-    contributions = dimension_contributions(scorer.model, scored.features)
+    per_feature = feature_contributions(scorer.model, scored.rows)
+    contributions = dimension_contributions(
+        scorer.model, per_feature, scored.features.index
+    )
     mean_abs = pd.Series(
-        {d: contributions[f"contrib_{d}"].abs().mean() for d in DIMENSIONS}
+        {d: contributions[f"contrib_{d}"].abs().mean() for d in strength.index}
     ).sort_values(ascending=False)
     true_top = list(strength.sort_values(ascending=False).index[:2])
     assert set(true_top) <= set(mean_abs.index[:3]), (mean_abs, strength)

@@ -1,87 +1,143 @@
-"""Training: the time split, determinism, calibration, monotone MEDDIC evidence."""
+"""Training on every source: the audit's time split, determinism, calibration, category
+levels, and monotone constraints wherever a direction is declared or known."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from projects import Project
+from sklearn.metrics import roc_auc_score
 
-from lead_ml.config import BandsConfig, SplitConfig, TrainConfig
-from lead_ml.features import EVIDENCE_CODES
+from lead_ml import fastshap
+from lead_ml.config import BandsConfig
+from lead_ml.features import FeatureRegistry, plan_features
 from lead_ml.model import (
+    MODEL_FILE,
     Split,
     TrainedModel,
     band_thresholds,
+    category_levels,
+    feature_rows,
     fit_platt,
+    lightgbm_params,
     load_model,
     margin,
+    model_matrix,
     predict_proba,
     save_model,
-    time_split,
+    split_frames,
     train_model,
 )
+from lead_ml.stages import read_registry
+from lead_ml.vocab import EVIDENCE_CODES
 
-TRAIN = TrainConfig(n_estimators=150, num_leaves=7, max_depth=3, min_child_samples=20)
+#: Directions a user might declare for each source's columns, on top of params.yaml's
+#: (the synthetic CRM declares its own, and its evidence is monotone by kind).
+EXTRA_DIRECTIONS: dict[str, dict[str, int]] = {
+    "synthetic": {},
+    "x_education": {
+        "Total Time Spent on Website": 1,
+        "TotalVisits": 1,
+        "Page Views Per Visit": -1,
+    },
+    "maven": {"revenue": 1, "employees": -1},
+}
+#: The test AUC each source's quick model reaches at least; Maven's fictitious
+#: opportunities carry no signal (its model and BANT both rank at ~0.5).
+MIN_AUC: dict[str, float | None] = {
+    "synthetic": 0.75,
+    "x_education": 0.85,
+    "maven": None,
+}
+
+
+@dataclass(frozen=True)
+class Trained:
+    """A source's features, split, registry and a model trained on them here."""
+
+    project: Project
+    features: pd.DataFrame
+    split: Split
+    registry: FeatureRegistry
+    model: TrainedModel
 
 
 @pytest.fixture(scope="module")
-def split(small_features: pd.DataFrame) -> Split:
-    return time_split(small_features, SplitConfig())
+def trained(project: Project) -> Trained:
+    """The training stage again, in this process, with the project's params."""
+    features = project.features()
+    registry = read_registry(project.path("data/features/registry.json"))
+    split = split_frames(features)
+    params = project.params
+    model = train_model(split, registry, params.train, params.bands, params.seed)
+    return Trained(project, features, split, registry, model)
 
 
-@pytest.fixture(scope="module")
-def model(split: Split) -> TrainedModel:
-    return train_model(split, TRAIN, BandsConfig(), seed=3)
+# --- the split ---------------------------------------------------------------------
 
 
-def test_split_is_ordered_in_time_and_holds_only_closed_deals(
-    small_features: pd.DataFrame, split: Split
+def _time(frame: pd.DataFrame) -> pd.Series:
+    """What orders deals in time: the created date, else the order column."""
+    return frame["created_at"] if frame["created_at"].notna().all() else frame["order"]
+
+
+def test_the_split_is_ordered_in_time_and_holds_only_closed_deals(
+    trained: Trained,
 ) -> None:
-    assert split.train["created_at"].max() <= split.valid["created_at"].min()
-    assert split.valid["created_at"].max() <= split.test["created_at"].min()
-    closed = small_features["won"].notna().sum()
-    assert len(split.train) + len(split.valid) + len(split.test) == closed
-    assert len(split.test) == round(0.2 * closed)
-    assert set(split.test["outcome"]) == {"won", "lost"}
+    split, features = trained.split, trained.features
+    windows = [split.train, split.valid, split.test]
+    for earlier, later in zip(windows, windows[1:], strict=False):
+        assert _time(earlier).max() <= _time(later).min()
+    for window in windows:
+        assert set(window["outcome"]) == {"won", "lost"}
+        assert _time(window).is_monotonic_increasing
+    closed = features["won"].notna()
+    assert sum(len(w) for w in windows) == int(closed.sum())
+    assert features.loc[~closed, "split"].isna().all()
+    assert len(split.test) == pytest.approx(0.2 * closed.sum(), abs=2)
 
 
-def test_split_refuses_too_few_deals(small_features: pd.DataFrame) -> None:
-    with pytest.raises(ValueError, match="too few"):
-        time_split(small_features.head(3), SplitConfig())
+def test_a_window_without_both_outcomes_is_refused(trained: Trained) -> None:
+    features = trained.features.copy()
+    features.loc[features["split"] == "test", "won"] = 1
+    with pytest.raises(ValueError, match="the test window .* not both outcomes"):
+        split_frames(features)
 
 
-def test_same_seed_same_model(
-    split: Split, model: TrainedModel, tmp_path: Path
+# --- the model ---------------------------------------------------------------------
+
+
+def test_same_params_same_model_as_the_training_stage(
+    trained: Trained, tmp_path: Path
 ) -> None:
-    again = train_model(split, TRAIN, BandsConfig(), seed=3)
-    save_model(model, tmp_path / "a")
-    save_model(again, tmp_path / "b")
-    for name in ("booster.txt", "model.json"):
-        assert (tmp_path / "a" / name).read_bytes() == (
-            tmp_path / "b" / name
-        ).read_bytes()
+    save_model(trained.model, tmp_path)
+    stage = trained.project.path("models/model")
+    for name in (MODEL_FILE, "model.json"):
+        assert (tmp_path / name).read_bytes() == (stage / name).read_bytes(), name
 
 
-def test_save_and_load_give_the_same_scores(
-    split: Split, model: TrainedModel, tmp_path: Path
-) -> None:
-    save_model(model, tmp_path)
+def test_save_and_load_give_the_same_scores(trained: Trained, tmp_path: Path) -> None:
+    save_model(trained.model, tmp_path)
     loaded = load_model(tmp_path)
+    test = trained.split.test
     np.testing.assert_array_equal(
-        predict_proba(model, split.test), predict_proba(loaded, split.test)
+        predict_proba(trained.model, test), predict_proba(loaded, test)
     )
-    assert loaded.info == model.info
+    assert loaded.info == trained.model.info
+    assert loaded.info.dimensions == trained.registry.dimensions()
 
 
-def test_model_ranks_better_than_chance(split: Split, model: TrainedModel) -> None:
-    from sklearn.metrics import roc_auc_score
-
-    assert (
-        roc_auc_score(split.test["won"].astype(int), predict_proba(model, split.test))
-        > 0.7
-    )
+def test_the_model_ranks_better_than_chance(trained: Trained) -> None:
+    floor = MIN_AUC[trained.project.name]
+    if floor is None:
+        pytest.skip(f"{trained.project.name}: no signal in the data to rank by")
+    test = trained.split.test
+    auc = roc_auc_score(test["won"].astype(int), predict_proba(trained.model, test))
+    assert auc > floor
 
 
 def test_platt_recovers_a_known_calibration() -> None:
@@ -99,34 +155,137 @@ def test_band_thresholds_cut_the_configured_shares() -> None:
     assert cuts == pytest.approx({"A": 0.9, "B": 0.7, "C": 0.4})
 
 
-@pytest.mark.parametrize(
-    "column",
-    [
-        "meddic_metrics",
-        "meddic_economic_buyer",
-        "meddic_champion",
-        "meddic_decision_process",
-    ],
-)
-def test_more_meddic_evidence_never_lowers_the_score(
-    split: Split, model: TrainedModel, column: str
-) -> None:
-    leads = split.test
-    scores = [
-        margin(model, leads.assign(**{column: code}))
-        for code in sorted(EVIDENCE_CODES.values())
-    ]
-    assert (np.diff(np.vstack(scores), axis=0) >= -1e-12).all()
-
-
-def test_changing_the_deal_id_does_not_change_the_score(
-    split: Split, model: TrainedModel
-) -> None:
-    leads = split.test
+def test_changing_the_deal_id_does_not_change_the_score(trained: Trained) -> None:
+    leads = trained.split.test
     renamed = leads.assign(deal_id="X" + leads["deal_id"].astype(str))
-    np.testing.assert_array_equal(margin(model, leads), margin(model, renamed))
+    np.testing.assert_array_equal(
+        margin(trained.model, leads), margin(trained.model, renamed)
+    )
 
 
-def test_unseen_categories_score_as_missing(split: Split, model: TrainedModel) -> None:
-    leads = split.test.head(50).assign(industry="space mining")
-    assert np.isfinite(predict_proba(model, leads)).all()
+def test_unseen_categories_score_as_missing(trained: Trained) -> None:
+    names = trained.registry.categorical
+    assert names
+    leads = trained.split.test.head(200)
+    for name in names:
+        unseen = leads.assign(**{name: "space mining"})
+        missing = leads.copy()
+        missing[name] = pd.Series(pd.NA, index=leads.index, dtype=leads[name].dtype)
+        np.testing.assert_array_equal(
+            margin(trained.model, unseen), margin(trained.model, missing)
+        )
+        assert np.isfinite(predict_proba(trained.model, unseen)).all()
+
+
+# --- category levels ---------------------------------------------------------------
+
+
+def test_category_levels_are_one_per_spelling_without_case_or_spaces() -> None:
+    train = pd.DataFrame(
+        {"source": ["Google", "google", " Google", "Google ", "bing", None, "GOOGLE"]}
+    )
+    # "Google" (3 times once trimmed) is the most common spelling of its key.
+    assert category_levels(train, ["source"]) == {"source": ["bing", "Google"]}
+    leads = pd.DataFrame(
+        {"source": pd.array(["google ", "BING", "Google", None, "yahoo"], "string")}
+    )
+    matrix = model_matrix(leads, {"source": ["bing", "Google"]}, ["source"])
+    assert matrix["source"].astype(object).tolist()[:3] == ["Google", "bing", "Google"]
+    assert matrix["source"].isna().tolist() == [False, False, False, True, True]
+
+
+def test_every_models_levels_are_distinct_without_case_or_spaces(
+    trained: Trained,
+) -> None:
+    for name, levels in trained.model.info.categories.items():
+        folded = [level.strip().lower() for level in levels]
+        assert len(set(folded)) == len(folded), name
+        assert levels == sorted(levels, key=lambda level: level.strip().lower())
+
+
+def test_google_and_google_are_one_lead_source(x_education_project: Project) -> None:
+    model = load_model(x_education_project.path("models/model"))
+    levels = model.info.categories["lead_source"]
+    assert "Google" in levels and "google" not in levels
+    features = x_education_project.features()
+    spelled = features[features["lead_source"].isin(["google", "Google"])]
+    assert set(spelled["lead_source"]) == {"google", "Google"}
+    rows = feature_rows(model, spelled)
+    column = model.info.feature_names.index("lead_source")
+    assert set(rows[:, column]) == {float(levels.index("Google"))}
+
+
+# --- monotone constraints ----------------------------------------------------------
+
+
+def _declared(project: Project, registry: FeatureRegistry) -> FeatureRegistry:
+    """The project's features planned again with EXTRA_DIRECTIONS declared."""
+    params, deals = project.params, project.deals()
+    directions = params.source.directions | EXTRA_DIRECTIONS[project.name]
+    source = params.source.model_copy(update={"directions": directions})
+    columns = [s.column for s in registry.specs if s.kind != "activity"]
+    features = project.features()
+    planned = plan_features(
+        columns,
+        {s.column: s.kind for s in registry.specs if s.kind != "activity"},
+        source,
+        params.featurize,
+        deals.activities,
+        features.loc[features["split"].eq("train").fillna(False), "deal_id"],
+        has_created=bool(deals.frame["created_at"].notna().any()),
+    )
+    assert planned.names == registry.names
+    return planned
+
+
+@pytest.fixture(scope="module")
+def constrained(trained: Trained) -> Trained:
+    """A model of the source with directions declared on some of its columns."""
+    registry = _declared(trained.project, trained.registry)
+    params = trained.project.params
+    model = train_model(trained.split, registry, params.train, params.bands, 3)
+    return Trained(trained.project, trained.features, trained.split, registry, model)
+
+
+def test_the_training_stage_passes_the_registrys_directions_to_lightgbm(
+    trained: Trained,
+) -> None:
+    expected = [spec.monotone for spec in trained.registry.specs]
+    params = trained.project.params
+    assert (
+        lightgbm_params(params.train, 0, trained.registry)["monotone_constraints"]
+        == expected
+    )
+    booster = trained.project.path(f"models/model/{MODEL_FILE}").read_text()
+    line = next(x for x in booster.splitlines() if x.startswith("[monotone_constr"))
+    assert line == f"[monotone_constraints: {','.join(map(str, expected))}]"
+
+
+def _grid(spec_kind: str, values: pd.Series) -> np.ndarray:
+    if spec_kind == "evidence":
+        return np.array(sorted(EVIDENCE_CODES.values()))
+    known = values.dropna().astype(float)
+    return np.unique(np.quantile(known, np.linspace(0, 1, 11)))
+
+
+def test_the_model_honours_every_declared_or_known_direction(
+    constrained: Trained,
+) -> None:
+    """Raising a monotone feature (a declared direction, or evidence: no, unknown,
+    yes) never moves the score against its direction, for any lead."""
+    model, registry = constrained.model, constrained.registry
+    monotone = [spec for spec in registry.specs if spec.monotone]
+    assert monotone, "every source has a direction declared or known"
+    ensemble = fastshap.compile_booster(model.booster, model.info.best_iteration)
+    used = fastshap.trees_using(
+        ensemble, [registry.names.index(spec.name) for spec in monotone]
+    )
+    assert len(used), "the constrained features are split on"
+    leads = constrained.split.test.head(300)
+    for spec in monotone:
+        grid = _grid(spec.kind, constrained.split.train[spec.name])
+        scores = np.vstack(
+            [margin(model, leads.assign(**{spec.name: value})) for value in grid]
+        )
+        steps = spec.monotone * np.diff(scores, axis=0)
+        assert (steps >= -1e-12).all(), spec.name

@@ -1,30 +1,35 @@
-"""notebooks/explore.ipynb runs top to bottom (nbclient) on a small generated CRM.
+"""notebooks/explore.ipynb runs top to bottom (nbclient) on a finished project of
+any source, and shows the project's own numbers, leads and column names.
 
 The notebook reads the project folder named by ``LEAD_ML_PROJECT``; here that is
-conftest's ``small_project``: the pipeline up to export on 3,000 generated deals.
+the session's finished project (tests/projects.py) of the synthetic CRM and of the
+X Education export (skipped without ../shared/data).
 """
 
 from __future__ import annotations
 
+import html
 import json
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pytest
+from projects import Project
 
 from lead_ml import report
-from lead_ml.config import load_params
-from lead_ml.model import time_split
+from lead_ml.model import split_frames
 from lead_ml.scorer import load_scorer
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "explore.ipynb"
+#: The sources the notebook runs on: the built-in CRM and an export without dates.
+SOURCES = ("synthetic", "x_education")
 
 
 def code_cells(notebook: Any) -> list[Any]:
+    """The notebook's code cells, in order."""
     return [cell for cell in notebook.cells if cell.cell_type == "code"]
 
 
@@ -38,26 +43,32 @@ def text_of(cell: Any) -> str:
     return "\n".join(parts)
 
 
-@pytest.fixture(scope="module")
-def executed(small_project: Path) -> Any:
-    """The notebook after running every cell against the small project."""
+def shown(notebook: Any) -> str:
+    """Everything the notebook showed."""
+    return "\n".join(text_of(cell) for cell in code_cells(notebook))
+
+
+@pytest.fixture(scope="module", params=SOURCES)
+def run(request: pytest.FixtureRequest) -> tuple[Project, Any]:
+    """A source's finished project and the notebook after running every cell on it."""
     import nbformat
     from nbclient import NotebookClient
 
+    project: Project = request.getfixturevalue(f"{request.param}_project")
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     client = NotebookClient(
         notebook,
-        timeout=300,
+        timeout=600,
         kernel_name="python3",
         resources={"metadata": {"path": str(NOTEBOOK.parent)}},
     )
     with pytest.MonkeyPatch.context() as env:
         # The kernel inherits this environment: the project, and its own MLflow store.
-        env.setenv("LEAD_ML_PROJECT", str(small_project))
-        env.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{small_project / 'mlflow.db'}")
+        env.setenv("LEAD_ML_PROJECT", str(project.root))
+        env.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{project.root / 'mlflow.db'}")
         env.setenv("JUPYTER_PLATFORM_DIRS", "1")
         client.execute()
-    return notebook
+    return project, notebook
 
 
 def test_notebook_is_stored_without_outputs() -> None:
@@ -71,30 +82,37 @@ def test_notebook_uses_lead_ml_instead_of_copying_its_logic() -> None:
     source = "\n".join("".join(c["source"]) for c in stored["cells"])
     assert "from lead_ml" in source
     assert "def " not in source and "lambda" not in source
+    # Nothing names one source: the same cells serve every export.
+    assert '"meddic_' not in source and "'meddic_" not in source
 
 
-def test_every_cell_runs_without_error(executed: Any, small_project: Path) -> None:
-    cells = code_cells(executed)
+def test_every_cell_runs_without_error(run: tuple[Project, Any]) -> None:
+    project, notebook = run
+    cells = code_cells(notebook)
     assert all(cell.execution_count for cell in cells)
     errors = [o for c in cells for o in c.outputs if o.output_type == "error"]
     assert errors == []
-    assert f"project: {small_project}" in text_of(cells[0])
+    first = text_of(cells[0])
+    assert f"project: {project.root}" in first
+    assert f"source: {project.params.source.name}" in first
 
 
 def test_bant_versus_model_shows_the_evaluated_metrics(
-    executed: Any, small_project: Path
+    run: tuple[Project, Any],
 ) -> None:
-    metrics = json.loads((small_project / "reports/metrics.json").read_text())
-    shown = "\n".join(text_of(cell) for cell in code_cells(executed))
-    assert f"{metrics['model']['roc_auc']:.3f}" in shown
-    assert f"{metrics['bant']['roc_auc']:.3f}" in shown
-    assert f"{metrics['capacity']['model_wins']} (" in shown
+    project, notebook = run
+    metrics = json.loads(project.path("reports/metrics.json").read_text())
+    text = shown(notebook)
+    assert f"{metrics['model']['roc_auc']:.3f}" in text
+    assert f"{metrics['bant']['roc_auc']:.3f}" in text
+    assert f"{metrics['capacity']['model_wins']} (" in text
 
 
-def test_charts_are_drawn_as_svg(executed: Any) -> None:
+def test_charts_are_drawn_as_svg(run: tuple[Project, Any]) -> None:
+    _, notebook = run
     svgs = [
         output["data"]["image/svg+xml"]
-        for cell in code_cells(executed)
+        for cell in code_cells(notebook)
         for output in cell.outputs
         if "image/svg+xml" in output.get("data", {})
     ]
@@ -102,14 +120,28 @@ def test_charts_are_drawn_as_svg(executed: Any) -> None:
     assert all('class="series"' in s or 'class="bar"' in s for s in svgs)
 
 
-def test_example_leads_are_explained(executed: Any, small_project: Path) -> None:
-    params = load_params(small_project / "params.yaml")
-    paths = report.ReportPaths.under(small_project)
-    test = time_split(pd.read_parquet(paths.features), params.split).test
-    scored = report.score_window(
-        load_scorer(paths.scorer), test, paths.validated, params
-    )
-    shown = "\n".join(text_of(cell) for cell in code_cells(executed))
-    for deal_id in report.example_leads(scored)["deal_id"]:
-        assert deal_id in shown
-    assert "Ask about" in shown
+def test_example_leads_are_explained(run: tuple[Project, Any]) -> None:
+    project, notebook = run
+    params = project.params
+    scorer = load_scorer(project.path("models/scorer"))
+    test = split_frames(project.features()).test
+    window = report.score_window(scorer, test, project.deals(), params)
+    text = shown(notebook)
+    for deal_id in report.example_leads(window.scored)["deal_id"]:
+        assert deal_id in text
+    assert "Ask about" in text
+
+
+def test_the_sources_own_column_names_are_shown(run: tuple[Project, Any]) -> None:
+    project, notebook = run
+    specs = load_scorer(project.path("models/scorer")).registry.specs
+    text = shown(notebook)
+    assert [
+        s.column for s in specs if s.column and html.escape(s.column) not in text
+    ] == []
+    # A feature's internal name (total_time_spent_on_website for "Total Time Spent
+    # on Website") is not the user's.
+    internal = [
+        s.name for s in specs if s.column and s.name != s.column and "_" in s.name
+    ]
+    assert [name for name in internal if name in text] == []

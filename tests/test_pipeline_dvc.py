@@ -1,24 +1,36 @@
-"""The DVC pipeline end to end on a real repository: issue 3's "Done when".
+"""The DVC pipeline end to end on real repositories, one per source (issue 12).
 
-A git + DVC repository is built in a tmp dir from the project's dvc.yaml, .dvc/config,
-ignore files and sources, with params.yaml shrunk to a 3,000-deal CRM, and the real
-`dvc repro` runs the `lead-ml` commands of this venv against a sqlite MLflow store in
-that repository. One run is shared by the module (module-scoped fixtures, in this
-order): the first `dvc repro`, a second one that must be a no-op, then
-`dvc exp run -S train.learning_rate=0.1`. A second repository built from scratch with
-the same params checks determinism, then what `make clean` followed by `dvc repro`
-does. Fixtures snapshot what the tests read, because later steps change the workspace.
+For each source a git + DVC repository is built in a tmp dir from the project's
+dvc.yaml, data/dvc.yaml, .dvc/config, ignore files and sources, and the source's
+params file is put in place of params.yaml as the README says: the synthetic CRM at
+the size the tests use (projects.QUICK), and examples/x_education and
+examples/maven_crm byte for byte, their data reached as ``../shared/data`` from the
+repository (a link to the real folder sits beside it, so the paths resolve as they
+do in the project). The real `dvc repro` and `dvc exp run -S` run this venv's
+`lead-ml` commands against a sqlite MLflow store in the repository.
+
+Each source is a class, so `make test` (``--dist loadscope``) runs the sources on
+different workers. Class-scoped fixtures run in this order: the first `dvc repro`, a
+second one that must be a no-op, then the source's experiments, each after a commit
+(`dvc exp run` needs one). Fixtures snapshot what the tests read, because later
+steps change the workspace. Which stages an experiment must rerun comes from the
+resolved pipeline in dvc.lock: the stages reading the changed parameter, and every
+stage downstream of their outputs. The synthetic CRM also runs in a twin repository
+built from scratch alongside, for determinism and for what `make clean` does.
 """
 
 from __future__ import annotations
 
 import csv
+import html
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,39 +39,32 @@ from typing import Any
 import pandas as pd
 import pytest
 import yaml
+from projects import QUICK, ROOT, SHARED, SOURCES, merged, require_source
 
-from lead_ml.config import load_params
+from lead_ml.config import load_params, read_params_file
+from lead_ml.features import FeatureRegistry
+from lead_ml.tables import read_table
 from lead_ml.tracking import file_md5, flatten, numeric_metrics
 
-# `make test` runs with `--dist loadscope`: one worker runs this module, so the
-# module-scoped pipeline runs once.
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
-# The stages issue 3 names; dvc.yaml may hold more (each is checked as declared).
-STAGES = ("generate", "validate", "featurize", "train", "evaluate", "export")
-UPSTREAM = ("generate", "validate", "featurize")
-# The determinism twin runs `dvc repro evaluate`: these stages.
-TWIN_STAGES = (*UPSTREAM, "train", "evaluate")
-TABLES = ("accounts", "deals", "activities")
 PROJECT_FILES = (
     "dvc.yaml",
+    "data/dvc.yaml",
     ".gitignore",
     ".dvcignore",
     ".dvc/config",
     ".dvc/.gitignore",
     "data/.gitignore",
-    "data/features/.gitignore",
     "models/.gitignore",
     "reports/.gitignore",
 )
-# About 50 s of CPU per full `dvc repro`, most of it each stage's process start-up.
-SMALL: dict[str, dict[str, Any]] = {
-    "synthetic": {"n_deals": 3000, "n_accounts": 600, "activities_per_deal": 20.0},
-    "train": {"n_estimators": 150},
-    "evaluate": {"n_bootstrap": 200},
-}
+GENERATE = "data/dvc.yaml:generate"
+#: Stages of dvc.yaml besides one read@<table> per table of the source.
+PIPELINE = ("validate", "audit", "featurize", "train", "evaluate", "export", "report")
+#: The twin repository stops here: what determinism and `make clean` need.
+TWIN_TARGET = "evaluate"
 METRIC_KEYS = (
     "model.roc_auc",
     "model.pr_auc",
@@ -75,34 +80,37 @@ METRIC_KEYS = (
     "capacity.bant_win_rate",
     "capacity.model_wins",
     "capacity.bant_wins",
+    "evaluation",
+    "source",
+    "split",
     "n_train",
     "n_valid",
     "n_test",
     "test_start",
     "test_end",
+    "features",
 )
-# A hung command fails the test instead of hanging it.
-TIMEOUT_SECONDS = 600
+# A hung command fails the test instead of hanging it (the box is shared: generous).
+TIMEOUT_SECONDS = 1200
 FEATURES = "data/features/features.parquet"
+REGISTRY = "data/features/registry.json"
 BOOSTER = "models/model/booster.txt"
 RUN_FILE = "models/model/run.json"
-# What `make clean` removes besides the venv; DVC's cache (and run cache) stay.
-CLEANED = (
-    "data/raw",
-    "data/validated",
-    "data/features",
-    "models/model",
-    "models/scorer",
-    "reports/rejects.csv",
-    "mlruns",
-    "mlflow.db",
-)
+METRICS = "reports/metrics.json"
+EXPORT = "reports/export.json"
+REPORT = "reports/report.html"
+#: X Education's path experiment: an export of its first leads only.
+SHORTER_EXPORT_LEADS = 8000
+
+
+# --- a repository ------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Repo:
     """A tmp git + DVC repository of the project, with its own MLflow store."""
 
+    source: str
     root: Path
 
     @property
@@ -118,6 +126,8 @@ class Repo:
             "MLFLOW_TRACKING_URI": self.tracking_uri,
             "MLFLOW_DISABLE_TELEMETRY": "true",
             "DO_NOT_TRACK": "1",
+            # As the Makefile: cached bytecode, or every stage recompiles its imports.
+            "PYTHONDONTWRITEBYTECODE": "",
         }
         return subprocess.Popen(
             command,
@@ -129,7 +139,7 @@ class Repo:
         )
 
     @staticmethod
-    def finish(process: subprocess.Popen[str]) -> str:
+    def finish(process: subprocess.Popen[str], expect: int = 0) -> str:
         """Wait for a started command; its output, or fail with it."""
         try:
             output, _ = process.communicate(timeout=TIMEOUT_SECONDS)
@@ -137,44 +147,45 @@ class Repo:
             if process.poll() is None:
                 process.kill()
                 process.wait()
-        assert process.returncode == 0, (
+        assert process.returncode == expect, (
             f"{process.args!r} exited {process.returncode}:\n{output}"
         )
         return output
 
-    def run(self, *command: str) -> str:
+    def run(self, *command: str, expect: int = 0) -> str:
         """Run a command in the repository; its output, or fail with it."""
-        return self.finish(self.start(*command))
+        return self.finish(self.start(*command), expect)
 
     def dvc(self, *args: str) -> str:
         """Run this venv's dvc in the repository."""
         return self.run(str(VENV_BIN / "dvc"), *args)
 
+    def lead_ml(self, *args: str, expect: int = 0) -> str:
+        """Run this venv's lead-ml in the repository."""
+        return self.run(str(VENV_BIN / "lead-ml"), *args, expect=expect)
+
     def commit(self, message: str) -> str:
         """Commit everything git does not ignore; the new commit's hash."""
         self.run("git", "add", "-A")
         self.run("git", "commit", "-q", "-m", message)
+        return self.head()
+
+    def head(self) -> str:
+        """The current commit."""
         return self.run("git", "rev-parse", "HEAD").strip()
 
     def json(self, path: str) -> Any:
         """A JSON file of the repository, parsed."""
         return json.loads((self.root / path).read_text())
 
-    def lock(self) -> dict[str, Any]:
-        """dvc.lock, parsed."""
-        return yaml.safe_load((self.root / "dvc.lock").read_text())
+    def pipeline_stages(self) -> list[str]:
+        """The stages of dvc.yaml as DVC resolves them (foreach expanded)."""
+        return self.dvc("stage", "list", "dvc.yaml", "--name-only").split()
 
-    def stages(self) -> dict[str, dict[str, Any]]:
-        """The stages of the repository's dvc.yaml."""
-        stages: dict[str, dict[str, Any]] = yaml.safe_load(
-            (self.root / "dvc.yaml").read_text()
-        )["stages"]
-        return stages
-
-    def files(self, paths: Iterable[str] | None = None) -> dict[str, tuple[str, int]]:
-        """Every file under paths (default: all outputs) as {path: (md5, mtime ns)}."""
+    def files(self, paths: Iterable[str]) -> dict[str, tuple[str, int]]:
+        """Every file under paths as {path: (md5, mtime ns)}."""
         found: dict[str, tuple[str, int]] = {}
-        for top in outputs(self.stages()) if paths is None else paths:
+        for top in paths:
             start = self.root / top
             for path in sorted(start.rglob("*")) if start.is_dir() else [start]:
                 if path.is_file():
@@ -183,20 +194,72 @@ class Repo:
         return found
 
 
-def entry_paths(entries: list[Any]) -> list[str]:
-    """Paths of a dvc.yaml list: plain strings or one-key {path: options} maps."""
-    return [e if isinstance(e, str) else next(iter(e)) for e in entries]
+def build_repo(source: str, folder: Path) -> Repo:
+    """Copy what the pipeline needs into ``folder/project`` with the source's params
+    file as params.yaml, and make it a committed git + DVC repository."""
+    root = folder / "project"
+    for name in PROJECT_FILES:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, root / name)
+    shutil.copytree(
+        ROOT / "src" / "lead_ml",
+        root / "src" / "lead_ml",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    if source == "synthetic":
+        raw = merged(read_params_file(SOURCES[source]), QUICK)
+        (root / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    else:
+        # As a user does: the example in place of params.yaml, unchanged; its paths
+        # name ../shared/data from the project root.
+        shutil.copy2(SOURCES[source], root / "params.yaml")
+        (folder / "shared").mkdir()
+        (folder / "shared" / "data").symlink_to(SHARED, target_is_directory=True)
+    # DVC keeps a per-repository index under /var/tmp by default: keep it in here.
+    (root / ".dvc/config.local").write_text(
+        f"[core]\n    site_cache_dir = {root / '.dvc/tmp/site'}\n"
+    )
+    repo = Repo(source, root)
+    repo.run("git", "init", "-q")
+    repo.run("git", "config", "user.name", "lead-ml tests")
+    repo.run("git", "config", "user.email", "tests@lead-ml.invalid")
+    repo.commit(f"project on the {source} source")
+    return repo
 
 
-def outputs(stages: dict[str, dict[str, Any]], names: Iterable[str] = ()) -> list[str]:
-    """What the named stages (default: all) write: outs, metrics and plots."""
-    chosen = [stages[name] for name in names] if names else list(stages.values())
-    return [
-        path
-        for stage in chosen
-        for kind in ("outs", "metrics", "plots")
-        for path in entry_paths(stage.get(kind, []))
-    ]
+# --- the resolved pipeline ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Locked:
+    """One stage as dvc.lock resolved it: what it read and wrote."""
+
+    deps: tuple[str, ...]
+    outs: tuple[str, ...]
+    params: tuple[str, ...]
+
+
+def read_lock(root: Path) -> dict[str, Any]:
+    """Both lock files, parsed, by stage name (data/dvc.yaml's as DVC names them)."""
+    entries: dict[str, Any] = {}
+    for lock, prefix in ((root / "dvc.lock", ""), (root / "data/dvc.lock", "data/")):
+        if lock.exists():
+            for name, entry in yaml.safe_load(lock.read_text())["stages"].items():
+                entries[f"{prefix}dvc.yaml:{name}" if prefix else name] = entry
+    return entries
+
+
+def locked_stages(lock: dict[str, Any]) -> dict[str, Locked]:
+    """The resolved stages of a lock (data/dvc.yaml's paths are from the project
+    root: its stage runs with wdir ``..``)."""
+    return {
+        name: Locked(
+            deps=tuple(dep["path"] for dep in entry.get("deps", [])),
+            outs=tuple(out["path"] for out in entry.get("outs", [])),
+            params=tuple(entry.get("params", {}).get("params.yaml", {})),
+        )
+        for name, entry in lock.items()
+    }
 
 
 def overlaps(path: str, other: str) -> bool:
@@ -204,23 +267,201 @@ def overlaps(path: str, other: str) -> bool:
     return path == other or path.startswith(f"{other}/") or other.startswith(f"{path}/")
 
 
-def affected_by(stages: dict[str, dict[str, Any]], section: str) -> set[str]:
-    """Stages that read a params section, and every stage downstream of them."""
-    affected = {name for name, s in stages.items() if section in s.get("params", [])}
+def reads(stage: Locked, key: str) -> bool:
+    """Whether a stage reads a params key (the key, a section above it or below)."""
+    return any(
+        key == p or key.startswith(f"{p}.") or p.startswith(f"{key}.")
+        for p in stage.params
+    )
+
+
+def affected_by(stages: dict[str, Locked], key: str) -> set[str]:
+    """Stages that read a params key, and every stage downstream of them."""
+    affected = {name for name, stage in stages.items() if reads(stage, key)}
     while True:
-        written = outputs(stages, affected)
+        written = [out for name in affected for out in stages[name].outs]
         downstream = {
             name
             for name, stage in stages.items()
-            if any(
-                overlaps(dep, out)
-                for dep in entry_paths(stage.get("deps", []))
-                for out in written
-            )
+            if any(overlaps(dep, out) for dep in stage.deps for out in written)
         }
         if downstream <= affected:
             return affected
         affected |= downstream
+
+
+def outputs(stages: dict[str, Locked], names: Iterable[str] | None = None) -> list[str]:
+    """What the named stages (default: all) write."""
+    chosen = stages if names is None else {n: stages[n] for n in names}
+    return [out for stage in chosen.values() for out in stage.outs]
+
+
+def ran(output: str) -> set[str]:
+    """The stages a dvc repro / exp run output says it ran."""
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+def skipped(output: str) -> set[str]:
+    """The stages a dvc output says did not change."""
+    return set(re.findall(r"Stage '([^']+)' didn't change, skipping", output))
+
+
+def restored(output: str) -> set[str]:
+    """The stages a dvc output says it checked out from the run cache."""
+    return set(re.findall(r"Stage '([^']+)' is cached", output))
+
+
+def reads_generated_tables(params: dict[str, Any]) -> bool:
+    """Whether the source reads the tables `lead-ml generate` writes (data/raw)."""
+    return any(
+        overlaps(table["path"], "data/raw")
+        for table in params["source"]["tables"].values()
+        if table is not None
+    )
+
+
+# --- MLflow ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Store:
+    """A repository's MLflow store, read through a client of its own (no global
+    MLflow state is touched)."""
+
+    uri: str
+
+    def client(self) -> Any:
+        """A client of the store."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # MLflow's own import-time warnings
+            from mlflow import MlflowClient
+
+        return MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+
+    def run_ids(self, experiment: str) -> set[str]:
+        """Ids of every run in the experiment."""
+        client = self.client()
+        found = client.get_experiment_by_name(experiment)
+        if found is None:
+            return set()
+        runs = client.search_runs([found.experiment_id], max_results=1000)
+        return {run.info.run_id for run in runs}
+
+    def versions(self, name: str) -> set[int]:
+        """Versions of the registered scorer model."""
+        found = self.client().search_model_versions(f"name='{name}'")
+        return {int(version.version) for version in found}
+
+
+# --- snapshots ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What a dvc command did and left in the repository, read right after it."""
+
+    repo: Repo
+    output: str
+    commit: str
+    params: dict[str, Any]
+    lock: dict[str, Any]
+    stages: dict[str, Locked]
+    files: dict[str, tuple[str, int]]
+    metrics: dict[str, Any]
+    run: dict[str, Any]
+    export: dict[str, Any]
+    registry: FeatureRegistry
+    report: str
+    runs: set[str]
+    versions: set[int]
+    #: Per source table: rows of the file as exported, rows `lead-ml read` copied.
+    table_rows: dict[str, tuple[int, int]]
+    #: validate's counts (data/validated/source.json) and what it wrote.
+    summary: dict[str, Any]
+    validated_rows: dict[str, int]
+    rejected: dict[str, int]
+    plot_rows: dict[str, int]
+    calibration: list[tuple[int, float, float]]
+    has_raw: bool
+
+    def md5(self, path: str) -> str:
+        """The md5 of an output file."""
+        return self.files[path][0]
+
+
+def snapshot(repo: Repo, output: str, new_store: bool = False) -> Snapshot:
+    """What a `dvc repro` or `dvc exp run` wrote, read before anything changes it.
+
+    ``new_store``: the MLflow store was deleted and created again since the last
+    snapshot. MLflow keeps one store per URI in a process, its sqlite file open, so
+    the same URI would still read the deleted file: another spelling of the path
+    reaches the new one.
+    """
+    root = repo.root
+    params = load_params(root / "params.yaml")
+    lock = read_lock(root)
+    stages = locked_stages(lock)
+    store = Store(f"sqlite:///{root}/./mlflow.db" if new_store else repo.tracking_uri)
+    tables = params.source.tables.present()
+    rejects = pd.read_csv(root / "reports/rejects.csv", dtype=str)
+    assert rejects["reason"].notna().all()
+    plots = root / "reports/plots"
+    optional = {
+        path: repo.json(path) if (root / path).exists() else {}
+        for path in (EXPORT, RUN_FILE, METRICS)
+    }
+    return Snapshot(
+        repo=repo,
+        output=output,
+        commit=repo.head(),
+        params=params.model_dump(mode="json"),
+        lock=lock,
+        stages=stages,
+        files=repo.files(outputs(stages)),
+        metrics=optional[METRICS],
+        run=optional[RUN_FILE],
+        export=optional[EXPORT],
+        registry=FeatureRegistry.from_dict(repo.json(REGISTRY)),
+        report=(root / REPORT).read_text() if (root / REPORT).exists() else "",
+        runs=store.run_ids(params.tracking.experiment),
+        versions=store.versions(params.tracking.registered_model),
+        table_rows={
+            name: (
+                len(read_table(root / table.path, name)),
+                len(pd.read_parquet(root / f"data/tables/{name}.parquet")),
+            )
+            for name, table in tables.items()
+        },
+        summary=repo.json("data/validated/source.json")["summary"],
+        validated_rows={
+            name: len(pd.read_parquet(root / f"data/validated/{name}.parquet"))
+            for name in ("deals", "activities")
+        },
+        rejected={str(k): int(v) for k, v in rejects["table"].value_counts().items()},
+        plot_rows={
+            path: len(pd.read_csv(root / path))
+            for path in declared_plots()
+            if (root / path).exists()
+        },
+        calibration=calibration_bins(plots / "calibration.csv")
+        if (plots / "calibration.csv").exists()
+        else [],
+        has_raw=(root / "data/raw").exists(),
+    )
+
+
+def experiment(repo: Repo, message: str, *settings: str) -> Snapshot:
+    """Commit the workspace as the baseline, then `dvc exp run -S` each setting."""
+    repo.commit(message)
+    output = repo.dvc("exp", "run", *(part for s in settings for part in ("-S", s)))
+    return snapshot(repo, output)
+
+
+def experiment_name(output: str) -> str:
+    """The name `dvc exp run` gave its experiment."""
+    found = re.search(r"Ran experiment\(s\): (\S+)", output)
+    assert found, output
+    return found.group(1)
 
 
 def calibration_bins(path: Path) -> list[tuple[int, float, float]]:
@@ -234,310 +475,6 @@ def calibration_bins(path: Path) -> list[tuple[int, float, float]]:
     ]
 
 
-def small_params() -> dict[str, Any]:
-    """The project's params.yaml with the SMALL sizes put in."""
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    for section, values in SMALL.items():
-        params[section] = {**params[section], **values}
-    return params
-
-
-def build_repo(root: Path) -> Repo:
-    """Copy what the pipeline needs into root and make it a committed git+DVC repo."""
-    for name in PROJECT_FILES:
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / name, root / name)
-    shutil.copytree(
-        ROOT / "src" / "lead_ml",
-        root / "src" / "lead_ml",
-        ignore=shutil.ignore_patterns("__pycache__"),
-    )
-    (root / "params.yaml").write_text(yaml.safe_dump(small_params(), sort_keys=False))
-    # DVC keeps a per-repository index under /var/tmp by default: keep it in here.
-    (root / ".dvc/config.local").write_text(
-        f"[core]\n    site_cache_dir = {root / '.dvc/tmp/site'}\n"
-    )
-    repo = Repo(root)
-    repo.run("git", "init", "-q")
-    repo.run("git", "config", "user.name", "lead-ml tests")
-    repo.run("git", "config", "user.email", "tests@lead-ml.invalid")
-    repo.commit("project at the size the tests use")
-    return repo
-
-
-def mlflow_client(repo: Repo) -> Any:
-    """A client of the repository's store (no global MLflow state is touched)."""
-    from mlflow import MlflowClient
-
-    return MlflowClient(tracking_uri=repo.tracking_uri, registry_uri=repo.tracking_uri)
-
-
-def run_ids(repo: Repo) -> set[str]:
-    """Ids of every run in the repository's lead-ml experiment."""
-    client = mlflow_client(repo)
-    experiment = client.get_experiment_by_name(
-        load_params(repo.root / "params.yaml").tracking.experiment
-    )
-    runs = client.search_runs([experiment.experiment_id], max_results=1000)
-    return {run.info.run_id for run in runs}
-
-
-def scorer_versions(repo: Repo) -> set[str]:
-    """Versions of the registered scorer model in the repository's store."""
-    name = load_params(repo.root / "params.yaml").tracking.registered_model
-    found = mlflow_client(repo).search_model_versions(f"name='{name}'")
-    return {str(version.version) for version in found}
-
-
-def lock_entry(lock: dict[str, Any], stage: str) -> dict[str, Any]:
-    """One stage of dvc.lock."""
-    entry: dict[str, Any] = lock["stages"][stage]
-    return entry
-
-
-def features_md5_in_lock(lock: dict[str, Any]) -> str:
-    """The hash dvc.lock records for the features file."""
-    outs = lock_entry(lock, "featurize")["outs"]
-    return str(next(out["md5"] for out in outs if out["path"] == FEATURES))
-
-
-@dataclass(frozen=True)
-class Built:
-    """The first `dvc repro` from scratch, as it was right after it finished."""
-
-    repo: Repo
-    output: str
-    commit: str
-    params: dict[str, Any]
-    files: dict[str, tuple[str, int]]
-    metrics: dict[str, Any]
-    run: dict[str, Any]
-    export: dict[str, Any]
-    lock: dict[str, Any]
-    calibration: list[tuple[int, float, float]]
-    feature_names: list[str]
-
-
-@dataclass(frozen=True)
-class Rerun:
-    """A second `dvc repro` straight after the first."""
-
-    output: str
-    status: Any
-    runs_before: set[str]
-    runs_after: set[str]
-    versions_before: set[str]
-    versions_after: set[str]
-    files_after: dict[str, tuple[str, int]]
-
-
-@dataclass(frozen=True)
-class Experiment:
-    """`dvc exp run -S train.learning_rate=0.1` after the first run was committed."""
-
-    output: str
-    files_before: dict[str, tuple[str, int]]
-    files_after: dict[str, tuple[str, int]]
-    lock_after: dict[str, Any]
-    metrics_after: dict[str, Any]
-    run_after: dict[str, Any]
-    runs_before: set[str]
-    runs_after: set[str]
-
-
-def snapshot(repo: Repo, output: str, commit: str) -> Built:
-    """What a `dvc repro` wrote, read before anything else changes it."""
-    export = repo.root / "reports/export.json"
-    return Built(
-        repo=repo,
-        output=output,
-        commit=commit,
-        params=load_params(repo.root / "params.yaml").model_dump(mode="json"),
-        files=repo.files(),
-        metrics=repo.json("reports/metrics.json"),
-        run=repo.json(RUN_FILE),
-        export=repo.json("reports/export.json") if export.exists() else {},
-        lock=repo.lock(),
-        calibration=calibration_bins(repo.root / "reports/plots/calibration.csv"),
-        feature_names=repo.json("models/model/model.json")["feature_names"],
-    )
-
-
-def first_repro(repo: Repo) -> Built:
-    """Run the whole pipeline once and snapshot what it wrote."""
-    commit = repo.run("git", "rev-parse", "HEAD").strip()
-    return snapshot(repo, repo.dvc("repro"), commit)
-
-
-@pytest.fixture(scope="module")
-def twin_started(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[Repo, subprocess.Popen[str]]]:
-    """A second repository from scratch, its `dvc repro` (up to evaluate) started.
-
-    It runs while the first repository's pipeline runs: most of a stage's time is one
-    process importing its libraries, so the two share the 2 cores well.
-    """
-    repo = build_repo(tmp_path_factory.mktemp("twin"))
-    process = repo.start(str(VENV_BIN / "dvc"), "repro", TWIN_STAGES[-1])
-    yield repo, process
-    if process.poll() is None:  # the twin was not needed: stop it
-        process.kill()
-    process.communicate()  # closes the pipe
-
-
-@pytest.fixture(scope="module")
-def built(
-    tmp_path_factory: pytest.TempPathFactory,
-    twin_started: tuple[Repo, subprocess.Popen[str]],
-) -> Built:
-    """The pipeline run from scratch in a new repository (alongside the twin)."""
-    return first_repro(build_repo(tmp_path_factory.mktemp("first")))
-
-
-@pytest.fixture(scope="module")
-def rerun(built: Built) -> Rerun:
-    """`dvc repro` again, with nothing changed."""
-    repo = built.repo
-    runs_before, versions_before = run_ids(repo), scorer_versions(repo)
-    output = repo.dvc("repro")
-    return Rerun(
-        output=output,
-        status=json.loads(repo.dvc("status", "--json")),
-        runs_before=runs_before,
-        runs_after=run_ids(repo),
-        versions_before=versions_before,
-        versions_after=scorer_versions(repo),
-        files_after=repo.files(),
-    )
-
-
-@pytest.fixture(scope="module")
-def experiment(built: Built, rerun: Rerun) -> Experiment:
-    """One parameter changed through `dvc exp run` (which needs a commit first)."""
-    repo = built.repo
-    repo.commit("first pipeline run")
-    files_before, runs_before = repo.files(), run_ids(repo)
-    output = repo.dvc("exp", "run", "-S", "train.learning_rate=0.1")
-    return Experiment(
-        output=output,
-        files_before=files_before,
-        files_after=repo.files(),
-        lock_after=repo.lock(),
-        metrics_after=repo.json("reports/metrics.json"),
-        run_after=repo.json(RUN_FILE),
-        runs_before=runs_before,
-        runs_after=run_ids(repo),
-    )
-
-
-@pytest.fixture(scope="module")
-def twin(twin_started: tuple[Repo, subprocess.Popen[str]]) -> Built:
-    """The same pipeline from scratch in the second repository, up to evaluate."""
-    repo, process = twin_started
-    output = Repo.finish(process)
-    return snapshot(repo, output, repo.run("git", "rev-parse", "HEAD").strip())
-
-
-@pytest.fixture(scope="module")
-def cleaned(twin: Built) -> Built:
-    """The twin after what `make clean` removes (outputs and MLflow store), rerun."""
-    for name in CLEANED:
-        path = twin.repo.root / name
-        if path.is_dir():
-            shutil.rmtree(path)
-        else:
-            path.unlink(missing_ok=True)
-    output = twin.repo.dvc("repro", TWIN_STAGES[-1])
-    return snapshot(twin.repo, output, twin.commit)
-
-
-def ran(output: str, stage: str) -> bool:
-    """Whether a dvc repro/exp output says the stage's command ran."""
-    return f"Running stage '{stage}'" in output
-
-
-# --- the first run -----------------------------------------------------------------
-
-
-def test_every_stage_runs_and_writes_its_outputs(built: Built) -> None:
-    stages = built.repo.stages()
-    assert set(STAGES) <= set(stages)
-    assert [s for s in stages if not ran(built.output, s)] == []
-    assert sorted(built.lock["stages"]) == sorted(stages)
-    missing = [
-        p for p in outputs(stages) if not any(overlaps(p, f) for f in built.files)
-    ]
-    assert missing == [], "declared outputs not written"
-    expected = [
-        *(f"data/raw/{t}.parquet" for t in TABLES),
-        "data/raw/truth.json",
-        *(f"data/validated/{t}.parquet" for t in TABLES),
-        "reports/rejects.csv",
-        FEATURES,
-        BOOSTER,
-        "models/model/model.json",
-        RUN_FILE,
-        "reports/metrics.json",
-        "models/scorer/MLmodel",
-        "models/scorer/artifacts/bundle/booster.txt",
-        "models/scorer/artifacts/bundle/scorer.json",
-        "models/scorer/artifacts/bundle/checksums.json",
-        "reports/export.json",
-    ]
-    assert [path for path in expected if path not in built.files] == []
-
-
-def test_every_declared_plot_file_is_written(built: Built) -> None:
-    declared = {
-        path
-        for plot in yaml.safe_load((built.repo.root / "dvc.yaml").read_text())["plots"]
-        for spec in plot.values()
-        for path in spec["y"]
-    }
-    written = {p for p in built.files if p.startswith("reports/plots/")}
-    assert declared and declared <= written
-    for path in declared:
-        with (built.repo.root / path).open() as handle:
-            assert len(list(csv.reader(handle))) > 2, f"{path} has no data rows"
-
-
-def test_metrics_json_has_every_key_the_issue_lists(built: Built) -> None:
-    flat = flatten(built.metrics)
-    assert [key for key in METRIC_KEYS if key not in flat] == []
-    low, high = flat["delta_roc_auc_ci95"]
-    assert low <= flat["delta_roc_auc"] <= high
-    assert flat["n_test"] > 0 and flat["n_train"] > flat["n_test"]
-    assert flat["test_start"] <= flat["test_end"]
-
-
-def test_validate_reconciles_raw_rows_with_valid_and_rejected(built: Built) -> None:
-    root = built.repo.root
-    rejects = pd.read_csv(root / "reports/rejects.csv", low_memory=False)
-    assert len(rejects) > 0 and rejects["reason"].notna().all()
-    for table in TABLES:
-        raw = len(pd.read_parquet(root / f"data/raw/{table}.parquet"))
-        valid = len(pd.read_parquet(root / f"data/validated/{table}.parquet"))
-        assert raw == valid + int((rejects["table"] == table).sum()), table
-
-
-def test_export_bundles_the_trained_booster(built: Built) -> None:
-    bundled = built.files["models/scorer/artifacts/bundle/booster.txt"][0]
-    assert bundled == built.files[BOOSTER][0]
-    assert built.export["run_id"] == built.run["run_id"]
-
-
-# --- targets at this size ----------------------------------------------------------
-
-
-def test_model_beats_bant_with_a_ci_above_zero(built: Built) -> None:
-    # Robust even on 560 test deals: the default run shows a gap of ~0.3 AUC.
-    metrics = built.metrics
-    assert metrics["model"]["roc_auc"] > metrics["bant"]["roc_auc"]
-    assert metrics["delta_roc_auc_ci95"][0] > 0
-    assert metrics["capacity"]["model_wins"] > metrics["capacity"]["bant_wins"]
-
-
 def calibration_noise_floor(bins: list[tuple[int, float, float]]) -> float:
     """The ECE a perfectly calibrated model shows on average with these bins.
 
@@ -548,171 +485,528 @@ def calibration_noise_floor(bins: list[tuple[int, float, float]]) -> float:
     return sum(n / total * math.sqrt(2 / math.pi * p * (1 - p) / n) for n, p, _ in bins)
 
 
-def test_calibration_is_within_sampling_noise_at_this_size(built: Built) -> None:
-    # The issue's ECE < 0.05 is a target for the default 40k-deal CRM (0.028 there).
-    # On 560 test deals a perfectly calibrated model already shows an ECE of ~0.04
-    # from sampling alone, so 0.05 would be a coin toss here; what is honest is
-    # "within twice the noise floor", and the ECE must agree with the plot data.
-    bins = built.calibration
-    total = sum(n for n, _, _ in bins)
-    gap = sum(n / total * abs(predicted - observed) for n, predicted, observed in bins)
-    ece = built.metrics["model"]["ece"]
-    assert total == built.metrics["n_test"]
-    assert ece == pytest.approx(gap, abs=1e-4)
-    assert ece < 2 * calibration_noise_floor(bins)
+def declared_plots() -> set[str]:
+    """The plot files dvc.yaml draws."""
+    plots = yaml.safe_load((ROOT / "dvc.yaml").read_text())["plots"]
+    return {path for plot in plots for spec in plot.values() for path in spec["y"]}
 
 
-# --- MLflow ------------------------------------------------------------------------
+def make_clean_paths() -> list[str]:
+    """What `make clean` removes besides the venv (DVC's cache and run cache stay)."""
+    recipe = (ROOT / "Makefile").read_text().split("\nclean:", 1)[1]
+    command = next(line for line in recipe.splitlines() if "rm -rf" in line)
+    return [p for p in command.split("rm -rf", 1)[1].split() if not p.startswith("$(")]
 
 
-def test_mlflow_run_logs_flattened_params_and_data_tags(built: Built) -> None:
-    run = mlflow_client(built.repo).get_run(built.run["run_id"])
-    expected = {key: str(value) for key, value in flatten(built.params).items()}
-    assert run.data.params == expected
-    assert run.data.params["train.learning_rate"] == "0.05"
-    assert run.data.params["synthetic.n_deals"] == "3000"
-    features_md5 = built.files[FEATURES][0]
-    assert run.data.tags["data_version"] == features_md5
-    assert features_md5_in_lock(built.lock) == features_md5
-    assert run.data.tags["git_commit"] == built.commit
+# --- fixtures: one chain per source class ------------------------------------------
 
 
-def test_mlflow_run_logs_every_numeric_metric(built: Built) -> None:
-    logged = mlflow_client(built.repo).get_run(built.run["run_id"]).data.metrics
-    expected = numeric_metrics(built.metrics)
-    assert {"model.roc_auc", "delta_roc_auc_ci95_low", "capacity.k"} <= set(expected)
-    assert {key: logged.get(key) for key in expected} == pytest.approx(expected)
-    assert logged["best_iteration"] >= 1
+@pytest.fixture(scope="class")
+def source(request: pytest.FixtureRequest) -> str:
+    """The source of the test class (skipped, saying why, without its data)."""
+    name: str = request.cls.SOURCE
+    require_source(name)
+    return name
 
 
-def test_mlflow_run_holds_metrics_and_plots_as_artifacts(
-    built: Built, tmp_path: Path
-) -> None:
-    client = mlflow_client(built.repo)
-    run_id = built.run["run_id"]
-    plots = {a.path for a in client.list_artifacts(run_id, "plots")}
-    written = {p for p in built.files if p.startswith("reports/plots/")}
-    assert plots == {p.removeprefix("reports/") for p in written}
-    copy = client.download_artifacts(run_id, "metrics.json", str(tmp_path))
-    assert json.loads(Path(copy).read_text()) == built.metrics
+@pytest.fixture(scope="class")
+def built(source: str, tmp_path_factory: pytest.TempPathFactory) -> Snapshot:
+    """The pipeline run from scratch in a new repository."""
+    repo = build_repo(source, tmp_path_factory.mktemp(source))
+    return snapshot(repo, repo.dvc("repro"))
 
 
-def test_mlflow_booster_model_has_the_feature_signature(built: Built) -> None:
-    from mlflow.models import Model
-
-    client = mlflow_client(built.repo)
-    run = client.get_run(built.run["run_id"])
-    logged = client.search_logged_models(
-        [run.info.experiment_id],
-        filter_string=f"source_run_id='{run.info.run_id}'",
-    )
-    assert sorted(model.name for model in logged) == ["booster", "scorer"]
-    booster = next(model for model in logged if model.name == "booster")
-    signature = Model.load(booster.artifact_location).signature
-    assert signature is not None
-    assert signature.inputs.input_names() == built.feature_names
+@pytest.fixture(scope="class")
+def rerun(built: Snapshot) -> tuple[Snapshot, Any]:
+    """`dvc repro` again with nothing changed, and `dvc status` after it."""
+    after = snapshot(built.repo, built.repo.dvc("repro"))
+    status = json.loads(built.repo.dvc("status", "dvc.yaml", "--with-deps", "--json"))
+    return after, status
 
 
-def test_export_registers_the_scorer_as_a_model_version(built: Built) -> None:
-    record = built.export
-    assert record["registered_model"] == built.params["tracking"]["registered_model"]
-    version = mlflow_client(built.repo).get_model_version(
-        record["registered_model"], str(record["registered_version"])
-    )
-    assert record["registered_version"] == 1
-    assert version.run_id == built.run["run_id"]
-    assert version.source == record["model_uri"]
+# --- what every source's pipeline does ---------------------------------------------
 
 
-# --- a second repro ----------------------------------------------------------------
+class Checks:
+    """The pipeline's guarantees for any source; a Test class per source sets
+    SOURCE and adds the source's own checks."""
+
+    SOURCE = ""
+
+    def test_every_stage_runs_and_writes_its_outputs(self, built: Snapshot) -> None:
+        tables = [n for n, t in built.params["source"]["tables"].items() if t]
+        stages = built.repo.pipeline_stages()
+        assert sorted(stages) == sorted([*(f"read@{t}" for t in tables), *PIPELINE])
+        generated = reads_generated_tables(built.params)
+        assert ran(built.output) == set(stages) | ({GENERATE} if generated else set())
+        assert set(built.stages) == ran(built.output)
+        missing = [
+            p
+            for p in outputs(built.stages)
+            if not any(overlaps(p, f) for f in built.files)
+        ]
+        assert missing == [], "declared outputs not written"
+        expected = [
+            *(f"data/tables/{t}.parquet" for t in tables),
+            "data/validated/deals.parquet",
+            "data/validated/source.json",
+            "reports/rejects.csv",
+            "reports/audit.json",
+            "data/audit/split.parquet",
+            FEATURES,
+            REGISTRY,
+            BOOSTER,
+            "models/model/model.json",
+            RUN_FILE,
+            METRICS,
+            "models/scorer/MLmodel",
+            "models/scorer/artifacts/bundle/booster.txt",
+            "models/scorer/artifacts/bundle/scorer.json",
+            "models/scorer/artifacts/bundle/checksums.json",
+            EXPORT,
+            REPORT,
+        ]
+        assert [path for path in expected if path not in built.files] == []
+
+    def test_the_generator_runs_only_when_the_source_reads_its_tables(
+        self, built: Snapshot
+    ) -> None:
+        generated = reads_generated_tables(built.params)
+        assert (GENERATE in ran(built.output)) == generated
+        assert built.has_raw == generated
+        assert (GENERATE in built.stages) == generated
+
+    def test_read_copies_every_row_and_validate_reconciles_them(
+        self, built: Snapshot
+    ) -> None:
+        summary, rejected = built.summary, built.rejected
+        counted = {"deals": "rows_in", "accounts": "accounts_in"}
+        for name, (exported, copied) in built.table_rows.items():
+            assert copied == exported == summary[counted.get(name, f"{name}_in")]
+        deals = built.validated_rows["deals"]
+        assert summary["rows_in"] == deals + rejected.get("deals", 0)
+        assert summary["won"] + summary["lost"] + summary["open"] == deals
+        log = built.validated_rows["activities"]
+        assert summary["activities_in"] == log + rejected.get("activities", 0)
+        assert summary["accounts_rejected"] == rejected.get("accounts", 0)
+        assert set(rejected) <= set(built.table_rows)
+
+    def test_metrics_json_has_every_key_the_issue_lists(self, built: Snapshot) -> None:
+        flat = flatten(built.metrics)
+        assert [key for key in METRIC_KEYS if key not in flat] == []
+        low, high = flat["delta_roc_auc_ci95"]
+        assert low <= flat["delta_roc_auc"] <= high
+        assert flat["source"] == built.params["source"]["name"]
+        assert flat["features"] == built.registry.names
+        assert flat["n_test"] > 0 and flat["n_train"] > flat["n_test"]
+
+    def test_every_declared_plot_file_is_written(self, built: Snapshot) -> None:
+        declared = declared_plots()
+        written = {p for p in built.files if p.startswith("reports/plots/")}
+        assert declared and declared <= written
+        # A curve needs two points; calibration one non-empty bin (a model that
+        # finds nothing to tell leads apart puts every lead in one).
+        short = {
+            path: rows
+            for path, rows in built.plot_rows.items()
+            if rows < (1 if path.endswith("calibration.csv") else 2)
+        }
+        assert set(built.plot_rows) == declared and short == {}
+
+    def test_calibration_error_agrees_with_its_plot_data(self, built: Snapshot) -> None:
+        bins = built.calibration
+        total = sum(n for n, _, _ in bins)
+        gap = sum(n / total * abs(pred - seen) for n, pred, seen in bins)
+        assert total == built.metrics["n_test"]
+        assert built.metrics["model"]["ece"] == pytest.approx(gap, abs=1e-4)
+
+    def test_export_bundles_the_trained_booster(self, built: Snapshot) -> None:
+        bundled = built.md5("models/scorer/artifacts/bundle/booster.txt")
+        assert bundled == built.md5(BOOSTER)
+        assert built.export["run_id"] == built.run["run_id"]
+
+    def test_mlflow_run_logs_flattened_params_and_data_tags(
+        self, built: Snapshot
+    ) -> None:
+        run = Store(built.repo.tracking_uri).client().get_run(built.run["run_id"])
+        expected = {key: str(value) for key, value in flatten(built.params).items()}
+        assert run.data.params == expected
+        features_md5 = built.md5(FEATURES)
+        assert run.data.tags["data_version"] == features_md5
+        featurize = built.lock["featurize"]["outs"]
+        assert (
+            next(o["md5"] for o in featurize if o["path"] == FEATURES) == features_md5
+        )
+        assert run.data.tags["git_commit"] == built.commit
+        assert run.data.tags["source"] == built.params["source"]["name"]
+
+    def test_mlflow_run_logs_every_numeric_metric(self, built: Snapshot) -> None:
+        client = Store(built.repo.tracking_uri).client()
+        logged = client.get_run(built.run["run_id"]).data.metrics
+        expected = numeric_metrics(built.metrics)
+        assert {"model.roc_auc", "delta_roc_auc_ci95_low", "capacity.k"} <= set(
+            expected
+        )
+        assert {key: logged.get(key) for key in expected} == pytest.approx(expected)
+        assert logged["best_iteration"] >= 1
+
+    def test_mlflow_run_holds_metrics_plots_and_report(
+        self, built: Snapshot, tmp_path: Path
+    ) -> None:
+        client = Store(built.repo.tracking_uri).client()
+        run_id = built.run["run_id"]
+        plots = {a.path for a in client.list_artifacts(run_id, "plots")}
+        written = {p for p in built.files if p.startswith("reports/plots/")}
+        assert plots == {p.removeprefix("reports/") for p in written}
+        copy = client.download_artifacts(run_id, "metrics.json", str(tmp_path))
+        assert json.loads(Path(copy).read_text()) == built.metrics
+        report = client.download_artifacts(run_id, "report.html", str(tmp_path))
+        assert Path(report).read_text() == built.report
+
+    def test_mlflow_holds_the_booster_with_its_feature_signature(
+        self, built: Snapshot
+    ) -> None:
+        from mlflow.models import Model
+
+        client = Store(built.repo.tracking_uri).client()
+        run = client.get_run(built.run["run_id"])
+        logged = client.search_logged_models(
+            [run.info.experiment_id],
+            filter_string=f"source_run_id='{run.info.run_id}'",
+        )
+        assert sorted(model.name for model in logged) == ["booster", "scorer"]
+        booster = next(model for model in logged if model.name == "booster")
+        signature = Model.load(booster.artifact_location).signature
+        assert signature is not None
+        assert signature.inputs.input_names() == built.registry.names
+
+    def test_export_registers_the_scorer_as_a_model_version(
+        self, built: Snapshot
+    ) -> None:
+        record = built.export
+        assert (
+            record["registered_model"] == built.params["tracking"]["registered_model"]
+        )
+        version = (
+            Store(built.repo.tracking_uri)
+            .client()
+            .get_model_version(
+                record["registered_model"], str(record["registered_version"])
+            )
+        )
+        assert record["registered_version"] == 1 and built.versions == {1}
+        assert built.runs == {built.run["run_id"]}
+        assert version.run_id == built.run["run_id"]
+        assert version.source == record["model_uri"]
+
+    def test_report_names_the_sources_own_columns(self, built: Snapshot) -> None:
+        shown = built.report
+        assert shown.lower().startswith("<!doctype html>")
+        assert html.escape(built.params["source"]["name"]) in shown
+        columns = [s.column for s in built.registry.specs if s.column]
+        assert columns and [c for c in columns if html.escape(c) not in shown] == []
+        # A feature's internal name (lead_origin for "Lead Origin") is not the user's.
+        internal = [
+            s.name
+            for s in built.registry.specs
+            if s.column and s.name != s.column and "_" in s.name
+        ]
+        assert [name for name in internal if name in shown] == []
+
+    def test_second_repro_is_a_no_op(
+        self, built: Snapshot, rerun: tuple[Snapshot, Any]
+    ) -> None:
+        after, status = rerun
+        assert ran(after.output) == set()
+        assert "Data and pipelines are up to date." in after.output
+        assert status == {}
+        assert after.files == built.files
+        assert after.runs == built.runs and after.versions == built.versions
 
 
-def test_second_repro_is_a_no_op(built: Built, rerun: Rerun) -> None:
-    assert [s for s in built.repo.stages() if ran(rerun.output, s)] == []
-    assert "Data and pipelines are up to date." in rerun.output
-    assert rerun.status == {}
-    assert rerun.files_after == built.files
-    assert rerun.runs_after == rerun.runs_before == {built.run["run_id"]}
-    assert rerun.versions_after == rerun.versions_before == {"1"}
+class LearningRateChecks:
+    """`dvc exp run -S train.learning_rate=0.1` on the run so far (the fixture
+    ``learning_rate``, (before, after)): only train and what follows rerun."""
 
+    def test_learning_rate_experiment_reruns_only_what_depends_on_it(
+        self, learning_rate: tuple[Snapshot, Snapshot]
+    ) -> None:
+        before, after = learning_rate
+        dependent = affected_by(before.stages, "train.learning_rate")
+        assert dependent == {"train", "evaluate", "export", "report"}
+        assert ran(after.output) == dependent
+        assert skipped(after.output) == set(before.stages) - dependent
 
-# --- one parameter changed ---------------------------------------------------------
+    def test_experiment_leaves_upstream_outputs_untouched(
+        self, learning_rate: tuple[Snapshot, Snapshot]
+    ) -> None:
+        before, after = learning_rate
+        upstream = set(before.stages) - affected_by(
+            before.stages, "train.learning_rate"
+        )
+        written = outputs(before.stages, upstream)
 
+        def of(files: dict[str, tuple[str, int]]) -> dict[str, tuple[str, int]]:
+            return {
+                p: v for p, v in files.items() if any(overlaps(p, w) for w in written)
+            }
 
-def test_learning_rate_experiment_reruns_only_what_depends_on_it(
-    built: Built, experiment: Experiment
-) -> None:
-    stages = built.repo.stages()
-    dependent = affected_by(stages, "train")
-    assert {"train", "evaluate", "export"} <= dependent
-    assert dependent.isdisjoint(UPSTREAM)
-    assert {s for s in stages if ran(experiment.output, s)} == dependent
-    for stage in set(stages) - dependent:
-        assert f"Stage '{stage}' didn't change, skipping" in experiment.output
-
-
-def test_experiment_leaves_upstream_outputs_untouched(
-    built: Built, experiment: Experiment
-) -> None:
-    written = outputs(built.repo.stages(), UPSTREAM)
-
-    def upstream(files: dict[str, tuple[str, int]]) -> dict[str, tuple[str, int]]:
-        return {p: v for p, v in files.items() if any(overlaps(p, w) for w in written)}
-
-    assert FEATURES in upstream(experiment.files_before)
-    assert upstream(experiment.files_after) == upstream(experiment.files_before)
-    for stage in UPSTREAM:
-        assert lock_entry(experiment.lock_after, stage) == lock_entry(built.lock, stage)
-
-
-def test_experiment_retrains_with_the_new_learning_rate(
-    built: Built, experiment: Experiment
-) -> None:
-    assert experiment.files_after[BOOSTER][0] != experiment.files_before[BOOSTER][0]
-    params = lock_entry(experiment.lock_after, "train")["params"]["params.yaml"]
-    assert params["train"]["learning_rate"] == 0.1
-    assert experiment.metrics_after["model"] != built.metrics["model"]
-    new_runs = experiment.runs_after - experiment.runs_before
-    assert new_runs == {experiment.run_after["run_id"]}
-    run = mlflow_client(built.repo).get_run(experiment.run_after["run_id"])
-    assert run.data.params["train.learning_rate"] == "0.1"
-    assert run.data.metrics["model.roc_auc"] == pytest.approx(
-        experiment.metrics_after["model"]["roc_auc"]
-    )
-
-
-# --- determinism -------------------------------------------------------------------
-
-
-def test_same_params_give_identical_data_model_and_metrics(
-    built: Built, twin: Built
-) -> None:
-    # The twin stops after evaluate; run.json holds the (different) MLflow run id.
-    written = outputs(built.repo.stages(), TWIN_STAGES)
-
-    def hashes(run: Built) -> dict[str, str]:
-        return {
-            path: md5
-            for path, (md5, _) in run.files.items()
-            if any(overlaps(path, w) for w in written) and path != RUN_FILE
+        assert FEATURES in of(before.files)
+        assert of(after.files) == of(before.files)  # hashes and mtimes
+        assert {s: after.lock[s] for s in upstream} == {
+            s: before.lock[s] for s in upstream
         }
 
-    assert {FEATURES, BOOSTER, "reports/metrics.json"} <= set(hashes(twin))
-    assert hashes(twin) == hashes(built)
-    assert twin.metrics == built.metrics
-    assert twin.run["run_id"] != built.run["run_id"]
-    assert twin.run["data_version"] == built.run["data_version"]
+    def test_experiment_retrains_registers_and_logs_the_new_learning_rate(
+        self, learning_rate: tuple[Snapshot, Snapshot]
+    ) -> None:
+        before, after = learning_rate
+        assert after.md5(BOOSTER) != before.md5(BOOSTER)
+        assert (
+            after.lock["train"]["params"]["params.yaml"]["train"]["learning_rate"]
+            == 0.1
+        )
+        assert after.metrics["model"] != before.metrics["model"]
+        assert after.runs - before.runs == {after.run["run_id"]}
+        assert after.versions - before.versions == {max(before.versions) + 1}
+        assert after.export["registered_version"] == max(before.versions) + 1
+        run = Store(after.repo.tracking_uri).client().get_run(after.run["run_id"])
+        assert run.data.params["train.learning_rate"] == "0.1"
+        assert run.data.metrics["model.roc_auc"] == pytest.approx(
+            after.metrics["model"]["roc_auc"]
+        )
 
 
-def test_after_make_clean_train_reruns_into_the_new_store(
-    twin: Built, cleaned: Built
-) -> None:
-    # DVC restores pure stages from its cache; a restored model would name an MLflow
-    # run the new store does not hold, and evaluate could not log to it.
-    for stage in UPSTREAM:
-        assert f"Stage '{stage}' is cached" in cleaned.output
-    assert ran(cleaned.output, "train") and ran(cleaned.output, "evaluate")
-    assert run_ids(cleaned.repo) == {cleaned.run["run_id"]}
-    assert cleaned.run["run_id"] != twin.run["run_id"]
-    assert cleaned.files[BOOSTER][0] == twin.files[BOOSTER][0]
-    assert cleaned.metrics == twin.metrics
+# --- the synthetic CRM -------------------------------------------------------------
+
+
+class TestSynthetic(LearningRateChecks, Checks):
+    """The built-in synthetic CRM at the tests' size: generate runs upstream."""
+
+    SOURCE = "synthetic"
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def twin_started(
+        cls, source: str, tmp_path_factory: pytest.TempPathFactory
+    ) -> Iterator[tuple[Repo, subprocess.Popen[str]]]:
+        """A second repository from scratch, its `dvc repro` (up to evaluate) started.
+
+        It runs while the first repository's pipeline runs: most of a stage's time
+        is one process importing its libraries, so the two share the cores well.
+        """
+        repo = build_repo(source, tmp_path_factory.mktemp("twin"))
+        process = repo.start(str(VENV_BIN / "dvc"), "repro", TWIN_TARGET)
+        yield repo, process
+        if process.poll() is None:  # the twin was not needed: stop it
+            process.kill()
+        process.communicate()  # closes the pipe
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def built(
+        cls,
+        source: str,
+        tmp_path_factory: pytest.TempPathFactory,
+        twin_started: tuple[Repo, subprocess.Popen[str]],
+    ) -> Snapshot:
+        """The pipeline run from scratch in a new repository (alongside the twin)."""
+        repo = build_repo(source, tmp_path_factory.mktemp(source))
+        return snapshot(repo, repo.dvc("repro"))
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def learning_rate(
+        cls, built: Snapshot, rerun: tuple[Snapshot, Any]
+    ) -> tuple[Snapshot, Snapshot]:
+        """One training setting changed through `dvc exp run -S`."""
+        before = rerun[0]
+        return before, experiment(built.repo, "first run", "train.learning_rate=0.1")
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def twin(cls, twin_started: tuple[Repo, subprocess.Popen[str]]) -> Snapshot:
+        """The same pipeline from scratch in the second repository, up to evaluate."""
+        repo, process = twin_started
+        return snapshot(repo, Repo.finish(process))
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def cleaned(cls, twin: Snapshot) -> tuple[list[str], Snapshot]:
+        """The twin after what `make clean` removes (outputs, MLflow store), rerun."""
+        removed = make_clean_paths()
+        for name in removed:
+            path = twin.repo.root / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
+        output = twin.repo.dvc("repro", TWIN_TARGET)
+        return removed, snapshot(twin.repo, output, new_store=True)
+
+    def test_same_params_give_identical_data_model_metrics_and_hashes(
+        self, built: Snapshot, twin: Snapshot
+    ) -> None:
+        # The twin stops after evaluate; run.json names its own MLflow run.
+        stages = set(twin.stages)
+        assert stages == {
+            GENERATE,
+            *(s for s in built.stages if s.startswith("read@")),
+        } | {
+            "validate",
+            "audit",
+            "featurize",
+            "train",
+            "evaluate",
+        }
+
+        def hashes(run: Snapshot) -> dict[str, str]:
+            written = outputs(run.stages, stages)
+            return {
+                path: md5
+                for path, (md5, _) in run.files.items()
+                if any(overlaps(path, w) for w in written) and path != RUN_FILE
+            }
+
+        assert {FEATURES, BOOSTER, METRICS} <= set(hashes(twin))
+        assert hashes(twin) == hashes(built)
+        assert twin.metrics == built.metrics
+        # DVC's own hashes of every output but the model folder (its run.json).
+        for stage in stages - {"train"}:
+            assert twin.lock[stage]["outs"] == built.lock[stage]["outs"], stage
+        assert twin.run["run_id"] != built.run["run_id"]
+        assert twin.run["data_version"] == built.run["data_version"]
+
+    def test_after_make_clean_train_reruns_into_the_new_store(
+        self, twin: Snapshot, cleaned: tuple[list[str], Snapshot]
+    ) -> None:
+        # DVC restores cached stages from its run cache; a restored model would
+        # name an MLflow run the new store does not hold, and evaluate could not
+        # log to it, so train is never cached.
+        removed, after = cleaned
+        assert "mlflow.db" in removed and "models/model" in removed
+        hit = {
+            name
+            for name, stage in twin.stages.items()
+            if any(overlaps(out, r) for out in stage.outs for r in removed)
+        }
+        assert {"train", "featurize", GENERATE} <= hit
+        assert hit - {"train"} <= restored(after.output) | ran(after.output)
+        assert {"train", "evaluate"} <= ran(after.output)
+        assert after.runs == {after.run["run_id"]} != {twin.run["run_id"]}
+        assert after.md5(BOOSTER) == twin.md5(BOOSTER)
+        assert after.metrics == twin.metrics
+
+    def test_calibration_is_within_sampling_noise_at_this_size(
+        self, built: Snapshot
+    ) -> None:
+        # The issue's ECE < 0.05 is a target for the default 40k-deal CRM. On 560
+        # test deals a perfectly calibrated model already shows ~0.04 from sampling
+        # alone, so what is honest is "within twice the noise floor". (The real
+        # exports drift between windows: Maven's test win rate is 4 points below its
+        # validation window's, which calibration cannot know.)
+        ece = built.metrics["model"]["ece"]
+        assert ece < 2 * calibration_noise_floor(built.calibration)
+
+    def test_model_beats_bant_with_a_ci_above_zero(self, built: Snapshot) -> None:
+        # Robust even at this size: the default run shows a gap of ~0.3 AUC.
+        metrics = built.metrics
+        assert metrics["model"]["roc_auc"] > metrics["bant"]["roc_auc"]
+        assert metrics["delta_roc_auc_ci95"][0] > 0
+        assert metrics["capacity"]["model_wins"] > metrics["capacity"]["bant_wins"]
+
+
+# --- X Education: a user's export --------------------------------------------------
+
+
+class TestXEducation(LearningRateChecks, Checks):
+    """examples/x_education/params.yaml in place of params.yaml, as the README says:
+    the issue's done-when, then the export's path and a setting changed."""
+
+    SOURCE = "x_education"
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def shorter_export(
+        cls, built: Snapshot, tmp_path_factory: pytest.TempPathFactory
+    ) -> Path:
+        """The same export cut to its first leads, in a folder of its own."""
+        original = built.repo.root / built.params["source"]["tables"]["deals"]["path"]
+        lines = original.read_text().splitlines(keepends=True)
+        assert len(lines) > SHORTER_EXPORT_LEADS + 1  # header + leads, one per line
+        path = tmp_path_factory.mktemp("exports") / "Leads.csv"
+        path.write_text("".join(lines[: SHORTER_EXPORT_LEADS + 1]))
+        return path
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def new_path(
+        cls, built: Snapshot, rerun: tuple[Snapshot, Any], shorter_export: Path
+    ) -> tuple[Snapshot, Snapshot]:
+        """The deals table pointed at another file through `dvc exp run -S`."""
+        after = experiment(
+            built.repo, "first run", f"source.tables.deals.path={shorter_export}"
+        )
+        return rerun[0], after
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def learning_rate(
+        cls, built: Snapshot, new_path: tuple[Snapshot, Snapshot]
+    ) -> tuple[Snapshot, Snapshot]:
+        """One training setting changed through `dvc exp run -S`, after new_path."""
+        before = new_path[1]
+        return before, experiment(built.repo, "new export", "train.learning_rate=0.1")
+
+    def test_dvc_repro_reaches_the_done_when_auc(self, built: Snapshot) -> None:
+        # Issue 12: at least the 0.89 that `lead-ml pipeline` reached on this export.
+        metrics = built.metrics
+        assert metrics["model"]["roc_auc"] >= 0.89
+        assert metrics["delta_roc_auc_ci95"][0] > 0
+        assert metrics["n_train"] + metrics["n_valid"] + metrics["n_test"] == 9240
+
+    def test_changing_the_export_path_reruns_read_and_everything_downstream(
+        self, new_path: tuple[Snapshot, Snapshot], shorter_export: Path
+    ) -> None:
+        before, after = new_path
+        dependent = affected_by(before.stages, "source.tables.deals.path")
+        assert dependent == set(before.stages)  # every stage reads the deals
+        assert "read@deals" in dependent and GENERATE not in dependent
+        assert ran(after.output) == dependent
+        deps = after.lock["read@deals"]["deps"]
+        assert str(shorter_export) in [dep["path"] for dep in deps]
+        metrics = after.metrics
+        total = metrics["n_train"] + metrics["n_valid"] + metrics["n_test"]
+        assert total == SHORTER_EXPORT_LEADS
+        assert after.md5(BOOSTER) != before.md5(BOOSTER)
+        assert after.versions == before.versions | {max(before.versions) + 1}
+        assert not (after.repo.root / "data/raw").exists()
+
+    def test_compare_and_promote_work_on_the_export(
+        self, built: Snapshot, learning_rate: tuple[Snapshot, Snapshot]
+    ) -> None:
+        # The first version against the learning-rate experiment, named as DVC
+        # names it, on the export's newest test window; then the promotion gate.
+        repo, after = built.repo, learning_rate[1]
+        name = experiment_name(after.output)
+        output = repo.lead_ml("compare", "v1", name, "--out-dir", "reports/compare")
+        table = (repo.root / "reports/compare/compare.md").read_text()
+        assert "v1" in table and f"v{after.export['registered_version']}" in table
+        assert "BANT" in table and "ROC AUC" in table
+        assert "Traceback" not in output
+        promoted = repo.lead_ml("promote", "v1")
+        assert "promoted" in promoted
+        client = Store(repo.tracking_uri).client()
+        model = built.params["tracking"]["registered_model"]
+        alias = built.params["tracking"]["champion_alias"]
+        assert int(client.get_model_version_by_alias(model, alias).version) == 1
+
+
+# --- Maven CRM: an export with an accounts table ------------------------------------
+
+
+class TestMaven(Checks):
+    """examples/maven_crm/params.yaml in place of params.yaml: deals joined to
+    accounts, open deals among them."""
+
+    SOURCE = "maven"

@@ -1,11 +1,12 @@
 """`lead-ml report`: the self-contained HTML page, its numbers, and a real browser.
 
-The report is built once per module with the `lead-ml report` command on the small
-pipeline project of conftest's ``small_project`` (real LightGBM, exported scorer and a
-sqlite MLflow store in a tmp dir). The browser tests drive Debian's chromium over the
-DevTools protocol (``--remote-debugging-pipe``); the setup installs it with apt when
-it is absent and the tests run as root (or with password-less sudo), and skips with a
-message otherwise.
+The report is built once per source with the `lead-ml report` command on the
+finished project of conftest's ``project`` fixture (real LightGBM, exported scorer,
+and the project's own sqlite MLflow store), the page written to a temporary folder.
+The browser tests drive Debian's chromium over the DevTools protocol
+(``--remote-debugging-pipe``); the setup installs it with apt when it is absent and
+the tests run as root (or with password-less sudo), and skips with a message
+otherwise.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import math
 import os
 import re
 import select
+import shlex
 import shutil
 import subprocess
 import time
@@ -31,13 +33,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from projects import Project, project_environment
 from typer.testing import CliRunner
 
 from lead_ml import report
+from lead_ml.audit import split_method
 from lead_ml.cli import app
-from lead_ml.config import Params, load_params
-from lead_ml.model import time_split
-from lead_ml.scorer import load_scorer
+from lead_ml.model import split_frames
+from lead_ml.scorer import Scorer, load_scorer
+from lead_ml.vocab import MEDDIC_DIMENSIONS, OTHER
 
 ROOT = Path(__file__).resolve().parents[1]
 SVG = "{http://www.w3.org/2000/svg}"
@@ -47,29 +51,28 @@ SECTIONS = (
     "calibration-gains",
     "bands",
     "meddic",
+    "columns",
+    "answers",
     "examples",
     "data",
     "audit",
     "champion",
 )
-#: Figure id -> (element class, how many of them): curves per line chart, bars else.
-FIGURES = {
-    "roc": ("series", 2),
-    "pr": ("series", 2),
-    "calibration": ("series", 1),
-    "gains": ("series", 2),
-    "band-chart": ("bar", 10),
-    "importance-chart": ("bar", 16),
+#: Words of the page that name a column of each source's export.
+OWN_COLUMNS = {
+    "synthetic": ("meddic_champion", "contact_title", "call activities"),
+    "x_education": ("Total Time Spent on Website", "What is your current occupation"),
+    "maven": ("sector", "sales_agent", "product"),
 }
 runner = CliRunner()
 
 
 @dataclass(frozen=True)
 class Built:
-    """The small project, its params and the report `lead-ml report` wrote."""
+    """A finished project, the report `lead-ml report` wrote for it, and what the
+    command printed."""
 
-    root: Path
-    params: Params
+    project: Project
     paths: report.ReportPaths
     html: str
     output: str
@@ -77,13 +80,16 @@ class Built:
     @property
     def tracking_uri(self) -> str:
         """The project's own MLflow store."""
-        return f"sqlite:///{self.root / 'mlflow.db'}"
+        return f"sqlite:///{self.project.root / 'mlflow.db'}"
+
+    @property
+    def scorer(self) -> Scorer:
+        """The project's exported scorer."""
+        return load_scorer(self.paths.scorer)
 
     def section(self, anchor: str) -> str:
         """The HTML of one section of the page."""
-        found = re.search(rf'<section id="{anchor}">(.*?)</section>', self.html, re.S)
-        assert found, f"no section {anchor}"
-        return found.group(1)
+        return section_of(self.html, anchor)
 
     def figure(self, anchor: str) -> ET.Element:
         """The parsed SVG of one figure."""
@@ -92,10 +98,17 @@ class Built:
         return ET.fromstring(found.group(1))
 
 
-def project_paths(root: Path, out: Path | None = None) -> report.ReportPaths:
-    """The report's inputs in a project folder laid out like dvc.yaml."""
-    paths = report.ReportPaths.under(root)
-    return paths if out is None else dataclasses.replace(paths, out=out)
+def section_of(page: str, anchor: str) -> str:
+    """The HTML of one section of a page."""
+    found = re.search(rf'<section id="{anchor}">(.*?)</section>', page, re.S)
+    assert found, f"no section {anchor}"
+    return found.group(1)
+
+
+def table_rows(html: str) -> list[list[str]]:
+    """The cells of every body row of the first table in some HTML."""
+    body = html.split("<tbody>")[1].split("</tbody>")[0]
+    return [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in body.split("<tr>")[1:]]
 
 
 def cli_arguments(paths: report.ReportPaths, params: Path) -> list[str]:
@@ -106,43 +119,51 @@ def cli_arguments(paths: report.ReportPaths, params: Path) -> list[str]:
     return arguments
 
 
+def report_paths(project: Project, out: Path) -> report.ReportPaths:
+    """The report's inputs in a project folder laid out like dvc.yaml, the page
+    written to ``out``."""
+    return dataclasses.replace(report.ReportPaths.under(project.root), out=out)
+
+
 @pytest.fixture(scope="module")
-def built(small_project: Path) -> Built:
-    """`lead-ml report` run once on the small project, logging to its MLflow store."""
-    paths = project_paths(small_project)
-    with pytest.MonkeyPatch.context() as env:
-        env.chdir(small_project)
-        env.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{small_project / 'mlflow.db'}")
-        result = runner.invoke(app, cli_arguments(paths, small_project / "params.yaml"))
+def built(project: Project, tmp_path_factory: pytest.TempPathFactory) -> Built:
+    """`lead-ml report` run once per source, logging to the project's store."""
+    paths = report_paths(project, tmp_path_factory.mktemp("report") / "report.html")
+    with project_environment(project.root):
+        result = runner.invoke(app, cli_arguments(paths, project.path("params.yaml")))
     assert result.exit_code == 0, result.output
-    return Built(
-        root=small_project,
-        params=load_params(small_project / "params.yaml"),
-        paths=paths,
-        html=paths.out.read_text(encoding="utf-8"),
-        output=result.output,
-    )
-
-
-@pytest.fixture(autouse=True)
-def project_store(small_project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every test talks to the small project's MLflow store, never the working one."""
-    monkeypatch.setenv(
-        "MLFLOW_TRACKING_URI", f"sqlite:///{small_project / 'mlflow.db'}"
-    )
+    return Built(project, paths, paths.out.read_text(encoding="utf-8"), result.output)
 
 
 @pytest.fixture(scope="module")
-def scored(built: Built) -> pd.DataFrame:
+def window(built: Built) -> report.Window:
     """The test window through the exported scorer, as the report scores it."""
-    features = pd.read_parquet(built.paths.features)
-    test = time_split(features, built.params.split).test
-    scorer = load_scorer(built.paths.scorer)
-    return report.score_window(scorer, test, built.paths.validated, built.params)
+    project = built.project
+    test = split_frames(project.features()).test
+    return report.score_window(built.scorer, test, project.deals(), project.params)
 
 
 def metrics_of(built: Built) -> dict[str, Any]:
-    return json.loads(built.paths.metrics.read_text())
+    metrics: dict[str, Any] = json.loads(built.paths.metrics.read_text())
+    return metrics
+
+
+def expected_figures(built: Built) -> dict[str, tuple[str, int]]:
+    """Figure id -> (element class, how many): curves per line chart, a marker per
+    calibration bin (a test window may fill one bin only), bars else."""
+    registry = built.scorer.registry
+    dimensions = report.shown_dimensions(registry)
+    calibration = pd.read_csv(built.paths.plots / "calibration.csv")
+    columns = min(len(registry.specs), report.MAX_CHART_COLUMNS)
+    return {
+        "roc": ("series", 2),
+        "pr": ("series", 2),
+        "calibration": ("marker", len(calibration)),
+        "gains": ("series", 2),
+        "band-chart": ("bar", built.project.params.evaluate.score_bands),
+        "importance-chart": ("bar", 2 * len(dimensions)),
+        "column-chart": ("bar", 2 * columns),
+    }
 
 
 # --- the page's content ---------------------------------------------------------------
@@ -154,7 +175,7 @@ def test_every_section_is_present_in_order(built: Built) -> None:
 
 
 def test_every_figure_is_an_svg_with_the_right_number_of_series(built: Built) -> None:
-    for anchor, (css_class, expected) in FIGURES.items():
+    for anchor, (css_class, expected) in expected_figures(built).items():
         svg = built.figure(anchor)
         assert svg.tag == f"{SVG}svg"
         drawn = [e for e in svg.iter() if e.get("class") == css_class]
@@ -164,8 +185,23 @@ def test_every_figure_is_an_svg_with_the_right_number_of_series(built: Built) ->
                 points = [p.split(",") for p in line.get("points", "").split()]
                 xs, ys = (np.array([float(p[i]) for p in points]) for i in (0, 1))
                 assert len(points) >= 2 and np.ptp(xs) > 50 and np.ptp(ys) > 20
-        else:
+        elif css_class == "bar":
             assert sum(float(bar.get("width", 0)) for bar in drawn) > 100, anchor
+
+
+def test_calibration_markers_sit_on_the_plot_data(built: Built) -> None:
+    calibration = pd.read_csv(built.paths.plots / "calibration.csv")
+    svg = built.figure("calibration")
+    markers = [e for e in svg.iter() if e.get("class") == "marker"]
+    centres = np.array(
+        [[float(m.get(k, "nan")) for k in ("cx", "cy")] for m in markers]
+    )
+    plot_left = report.MARGIN["left"]
+    plot_width = report.WIDTH - plot_left - report.MARGIN["right"]
+    shares = (centres[:, 0] - plot_left) / plot_width
+    assert np.allclose(shares, calibration["mean_predicted"], atol=0.002)
+    line = next(e for e in svg.iter() if e.get("class") == "series")
+    assert len(line.get("points", "").split()) == len(calibration)
 
 
 def test_curves_follow_the_plot_data(built: Built) -> None:
@@ -191,20 +227,39 @@ def test_long_curves_are_thinned_to_the_point_budget(built: Built) -> None:
 
 
 def test_headline_numbers_are_those_of_metrics_json(built: Built) -> None:
-    capacity = metrics_of(built)["capacity"]
+    metrics = metrics_of(built)
+    capacity = metrics["capacity"]
     text = built.section("headline")
     k, model, bant = capacity["k"], capacity["model_wins"], capacity["bant_wins"]
     assert f"work <b>{k:,}</b> leads" in text
     assert f'<span class="big">{model:,}</span>' in text
     assert f'<span class="big">{bant:,}</span>' in text
     assert f"{model - bant:+,} wins" in text
-    assert f"{capacity['model_pipeline_value']:,.0f}" in text
+    assert f"model {metrics['model']['roc_auc']:.3f}" in text
+    # Pipeline value only where deals have an amount (the synthetic CRM's).
+    has_amount = built.project.params.source.tables.deals.amount is not None
+    assert ("Pipeline value" in text) == has_amount
+    if has_amount:
+        assert f"{capacity['model_pipeline_value']:,.0f}" in text
+
+
+def test_test_window_is_named_by_dates_only_where_there_are_dates(
+    built: Built,
+) -> None:
+    metrics = metrics_of(built)
+    deals = built.project.params.source.tables.deals
+    text = built.section("headline")
+    if metrics["split"] == "time":
+        assert f"created {metrics['test_start']} to {metrics['test_end']}" in text
+    else:
+        assert metrics["test_start"] == ""
+        assert not re.search(r"\d{4}-\d\d-\d\d", text)  # no dates, real or fake
+        assert f"by {deals.order}" in text and "no created dates" in text
 
 
 def test_band_table_is_the_plot_data(built: Built) -> None:
     bands = pd.read_csv(built.paths.plots / "win_rate_by_band.csv")
-    body = built.section("bands").split("<tbody>")[1]
-    rows = [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in body.split("<tr>")[1:]]
+    rows = table_rows(built.section("bands"))
     assert len(rows) == len(bands)
     for row, band in zip(rows, bands.itertuples(), strict=True):
         assert row[:4] == [
@@ -224,9 +279,40 @@ def test_page_needs_no_network_and_runs_no_script(built: Built) -> None:
     }
 
 
+def test_page_names_the_source_and_its_id_column(built: Built) -> None:
+    name = built.project.params.source.name
+    assert f"<title>lead-ml model report: {name}</title>" in built.html
+    assert f"<b>{name}</b>" in built.section("data")
+    id_column = built.project.params.source.tables.deals.id
+    assert f"<th>{id_column}</th>" in built.section("examples")
+
+
+def test_page_names_the_exports_own_columns(built: Built) -> None:
+    registry = built.scorer.registry
+    columns = built.section("columns")
+    for spec in registry.specs:
+        assert f"<td>{spec.words}</td>" in columns, spec.name
+    for words in OWN_COLUMNS[built.project.name]:
+        assert words in columns
+    # A lead-ml field name never appears where the export has no such column.
+    has_meddic = any(c.startswith("meddic_") for c in built.scorer.contract.columns)
+    assert ("meddic_" in built.html) == has_meddic
+
+
+def test_column_chart_draws_the_most_important_columns_by_name(
+    built: Built, window: report.Window
+) -> None:
+    table = report.column_importance(window.contributions, window.registry)
+    svg = built.figure("column-chart")
+    labels = [e.get("data-label") for e in svg.iter() if e.get("class") == "bar"]
+    expected = table["column"].head(report.MAX_CHART_COLUMNS).tolist()
+    assert labels[::2] == expected  # lowered then raised bar per column
+
+
 def test_cli_says_where_the_report_went(built: Built) -> None:
-    assert str(built.paths.out) in built.output.replace("\n", "")
-    assert "no champion registered" in built.output
+    output = built.output.replace("\n", "")
+    assert str(built.paths.out) in output
+    assert "no champion registered" in output
 
 
 def test_report_is_logged_to_the_run_of_the_scorer(
@@ -243,57 +329,132 @@ def test_report_is_logged_to_the_run_of_the_scorer(
 
 
 def test_report_is_deterministic(built: Built, tmp_path: Path) -> None:
-    again = project_paths(built.root, tmp_path / "again.html")
-    report.run_report(built.params, again, log_to_mlflow=False)
+    again = report_paths(built.project, tmp_path / "again.html")
+    with project_environment(built.project.root):
+        report.run_report(built.project.params, again, log_to_mlflow=False)
     assert again.out.read_text(encoding="utf-8") == built.html
 
 
-# --- MEDDIC importance from the exported scorer ---------------------------------------
+# --- the test window through the exported scorer --------------------------------------
 
 
-def test_scorer_on_the_test_window_reproduces_the_evaluated_auc(
-    built: Built, scored: pd.DataFrame
+def test_scorer_on_raw_lead_rows_reproduces_the_evaluated_auc(
+    built: Built, window: report.Window
 ) -> None:
     from sklearn.metrics import roc_auc_score
 
-    assert len(scored) == metrics_of(built)["n_test"]
+    metrics = metrics_of(built)
+    assert metrics["evaluation"] == "holdout"  # else metrics are out of fold
+    scored = window.scored
+    assert len(scored) == metrics["n_test"]
     assert scored["probability"].notna().all()
     auc = roc_auc_score(scored["won"], scored["probability"].astype(float))
-    assert auc == pytest.approx(metrics_of(built)["model"]["roc_auc"], abs=1e-9)
+    assert auc == pytest.approx(metrics["model"]["roc_auc"], abs=1e-9)
+
+
+def test_column_contributions_add_up_to_the_scorers_dimensions(
+    window: report.Window,
+) -> None:
+    dimensions = window.registry.dimensions()
+    for dimension in (*MEDDIC_DIMENSIONS, "fit", "engagement", OTHER):
+        members = [n for n, d in dimensions.items() if d == dimension]
+        summed = window.contributions[members].sum(axis=1)
+        given = window.scored.loc[summed.index, f"contrib_{dimension}"]
+        np.testing.assert_allclose(summed, given, atol=1e-9)
 
 
 def test_importance_is_the_mean_absolute_contribution(
-    built: Built, scored: pd.DataFrame
+    built: Built, window: report.Window
 ) -> None:
-    importance = report.meddic_importance(scored)
+    dimensions = report.shown_dimensions(window.registry)
+    importance = report.meddic_importance(window.scored, dimensions)
+    assert set(importance.index) == set(dimensions)
     for dimension, row in importance.iterrows():
-        values = scored[f"contrib_{dimension}"].astype(float)
+        values = window.scored[f"contrib_{dimension}"].astype(float)
         assert row["mean_abs"] == pytest.approx(values.abs().mean())
         assert row["raised"] - row["lowered"] == pytest.approx(row["mean_abs"])
         assert row["share_raised"] == pytest.approx((values > 0).mean())
     assert importance["mean_abs"].is_monotonic_decreasing
     table = built.section("meddic")
     top = str(importance.index[0])
-    assert f"{report.DIMENSION_LABELS[top]}</td>" in table
+    assert f"<td>{report.DIMENSION_LABELS[top]}</td>" in table
     assert f"{importance['mean_abs'].iloc[0]:.3f}".rstrip("0") in table
 
 
-def test_recorded_answers_move_scores_in_the_business_direction(
-    scored: pd.DataFrame,
+def test_other_is_shown_only_when_the_map_leaves_a_column_out(
+    built: Built,
 ) -> None:
-    by_answer = report.contribution_by_answer(scored)
-    for dimension in ("champion", "economic_buyer", "metrics"):
-        rows = by_answer[by_answer["dimension"] == dimension]
-        mean = dict(zip(rows["answer"], rows["mean_contribution"], strict=True))
-        assert mean["yes"] > mean["no"], dimension
-    assert (
-        by_answer["leads"].groupby(by_answer["dimension"]).sum().eq(len(scored)).all()
+    unmapped = [
+        spec.words for spec in built.scorer.registry.specs if spec.dimension == OTHER
+    ]
+    label = report.DIMENSION_LABELS[OTHER]
+    assert (f"<td>{label}</td>" in built.section("meddic")) == bool(unmapped)
+    if unmapped:
+        rows = {row[0]: row for row in table_rows(built.section("meddic"))}
+        assert sorted(rows[label][3].split(", ")) == sorted(unmapped)
+
+
+def test_column_importance_is_the_mean_absolute_contribution_per_column(
+    window: report.Window,
+) -> None:
+    table = report.column_importance(window.contributions, window.registry)
+    assert set(table.index) == set(window.registry.names)
+    for name, row in table.iterrows():
+        spec = window.registry.spec(str(name))
+        assert row["column"] == (spec.label if spec.kind == "activity" else spec.column)
+        assert row["mean_abs"] == pytest.approx(window.contributions[name].abs().mean())
+    assert table["mean_abs"].is_monotonic_decreasing
+
+
+def test_answers_are_the_recorded_values_of_every_meddic_column(
+    built: Built, window: report.Window
+) -> None:
+    by_answer = report.contribution_by_answer(window)
+    tabulated = report.answer_columns(window.registry)
+    assert tabulated, "every source here maps a MEDDIC column"
+    assert by_answer["feature"].unique().tolist() == [s.name for s in tabulated]
+    counts = by_answer.groupby("feature")["leads"].sum()
+    assert (counts == len(window.scored)).all()
+    # "Not yet known" is what the export left blank (or a placeholder) for them.
+    deals = built.project.deals().frame.set_index("deal_id")
+    recorded = deals.loc[window.scored["deal_id"].to_numpy()]
+    for spec in tabulated:
+        rows = by_answer[by_answer["feature"] == spec.name].set_index("answer")
+        blank = int(recorded[spec.column].isna().sum())
+        assert rows["leads"].get(report.NOT_KNOWN, 0) == blank, spec.column
+        known = rows.drop(index=report.NOT_KNOWN, errors="ignore")
+        if spec.kind == "category" and len(known) <= report.MAX_ANSWERS:
+            values = recorded[spec.column].dropna().astype(str).str.strip()
+            assert sorted(known.index) == sorted(values.unique())
+        # Each mean is the column's own contribution over those leads.
+        answers = report.recorded_answers(spec, window.features[spec.name])
+        for answer, row in rows.iterrows():
+            mine = window.contributions.loc[answers == answer, spec.name]
+            assert row["mean_contribution"] == pytest.approx(mine.mean(), abs=1e-6)
+    page = built.section("answers")
+    for column in by_answer["column"].unique():
+        assert f"<td>{column}</td>" in page
+
+
+def test_recorded_meddic_answers_move_scores_in_the_business_direction(
+    synthetic_project: Project,
+) -> None:
+    test = split_frames(synthetic_project.features()).test
+    scorer = load_scorer(synthetic_project.path("models/scorer"))
+    window = report.score_window(
+        scorer, test, synthetic_project.deals(), synthetic_project.params
     )
+    by_answer = report.contribution_by_answer(window)
+    for column in ("meddic_champion", "meddic_economic_buyer", "meddic_metrics"):
+        rows = by_answer[by_answer["column"] == column]
+        mean = dict(zip(rows["answer"], rows["mean_contribution"], strict=True))
+        assert mean["yes"] > mean["no"], column
 
 
 def test_five_example_leads_one_per_band_and_a_bant_surprise(
-    built: Built, scored: pd.DataFrame
+    built: Built, window: report.Window
 ) -> None:
+    scored = window.scored
     examples = report.example_leads(scored)
     assert len(examples) == report.N_EXAMPLES
     assert examples["deal_id"].is_unique
@@ -307,21 +468,79 @@ def test_five_example_leads_one_per_band_and_a_bant_surprise(
         assert reasons and reasons.split("; ")[0] in table
 
 
+# --- the data summary for time, order and random splits -------------------------------
+
+
 def test_data_summary_reconciles_with_the_files(built: Built) -> None:
-    features = pd.read_parquet(built.paths.features)
-    split = time_split(features, built.params.split)
+    features = built.project.features()
+    split = split_frames(features)
     rejects = pd.read_csv(built.paths.rejects)
     text = built.section("data")
     assert f"<b>{len(rejects):,}</b>" in text
     assert f"{len(features):,} valid deals" in text
-    for name, window in (("train", split.train), ("test", split.test)):
-        assert f"<td>{name}</td><td class=num>{len(window):,}</td>" in text
+    rows = {row[0]: row for row in table_rows(text)}
+    for name, part in (("train", split.train), ("test", split.test)):
+        assert rows[name][1:3] == [f"{len(part):,}", f"{int(part['won'].sum()):,}"]
     assert len(split.test) == metrics_of(built)["n_test"]
 
 
-def test_no_audit_and_no_champion_are_stated(built: Built) -> None:
-    assert "No audit run" in built.section("audit")
-    assert "No champion registered yet" in built.section("champion")
+def test_windows_show_dates_order_values_or_nothing(built: Built) -> None:
+    text = built.section("data")
+    split = split_frames(built.project.features())
+    test = table_rows(text)[-1]
+    deals = built.project.params.source.tables.deals
+    if metrics_of(built)["split"] == "time":
+        assert "<th>created from</th>" in text
+        first = split.test["created_at"].min().date().isoformat()
+        assert test[4] == first
+    else:
+        assert "created from" not in text
+        assert not re.search(r"\d{4}-\d\d-\d\d", text)  # no dates, real or fake
+        assert f"<th>first {deals.order}</th>" in text
+        assert test[4:] == [
+            f"{split.test['order'].min():.0f}",
+            f"{split.test['order'].max():.0f}",
+        ]
+
+
+def test_a_random_split_is_said_and_shows_no_window_bounds(built: Built) -> None:
+    """Without created dates or order the audit splits at random: the summary says
+    so and shows no from / to (the report reads the split method from the table)."""
+    features = built.project.features()
+    features["created_at"] = pd.Series(pd.NaT, index=features.index, dtype="<M8[ms]")
+    features["order"] = np.nan
+    split = split_frames(features)
+    method, _ = split_method(features)
+    scored = pd.DataFrame({"probability": [0.5]})
+    summary = report.data_summary(features, split, {}, scored, method)
+    assert method == "random"
+    setting = report.Setting("a CRM export", "Id", method)
+    html = report.data_section(summary, setting) + report.headline(
+        metrics_of(built) | {"test_start": "", "test_end": ""}, setting
+    )
+    assert "split at random, stratified by outcome" in html
+    assert table_rows(html)[-1][:2] == ["test", f"{len(split.test):,}"]
+    assert len(table_rows(html)[-1]) == 4
+    assert not re.search(r"\d{4}-\d\d-\d\d", html)
+
+
+def test_audit_of_the_project_is_shown(built: Built) -> None:
+    audit = json.loads(built.paths.audit.read_text())
+    text = built.section("audit")
+    assert f"{len(audit['warnings'])} warning(s)" in text
+    assert f"<td>split</td><td>{audit['split']['method']}</td>" in text
+
+
+def test_no_audit_and_no_champion_are_stated(built: Built, tmp_path: Path) -> None:
+    paths = dataclasses.replace(
+        report_paths(built.project, tmp_path / "report.html"),
+        audit=tmp_path / "absent.json",
+    )
+    with project_environment(built.project.root):
+        report.run_report(built.project.params, paths, log_to_mlflow=False)
+    page = paths.out.read_text()
+    assert "No audit run" in section_of(page, "audit")
+    assert "No champion registered yet" in section_of(page, "champion")
 
 
 def test_audit_warnings_are_shown_when_an_audit_ran(
@@ -337,16 +556,13 @@ def test_audit_warnings_are_shown_when_an_audit_ran(
         "columns": [{"name": "amount", "auc": 0.51}],
     }
     paths = dataclasses.replace(
-        project_paths(built.root, tmp_path / "report.html"),
+        report_paths(built.project, tmp_path / "report.html"),
         audit=tmp_path / "audit.json",
     )
     paths.audit.write_text(json.dumps(audit))
-    report.run_report(built.params, paths, log_to_mlflow=False)
-    html = re.search(
-        r'<section id="audit">(.*?)</section>', paths.out.read_text(), re.S
-    )
-    assert html is not None
-    text = html.group(1)
+    with project_environment(built.project.root):
+        report.run_report(built.project.params, paths, log_to_mlflow=False)
+    text = section_of(paths.out.read_text(), "audit")
     assert "No audit run" not in text and "1 warning(s)" in text
     assert "stage_at_close (presence, refused)" in text
     assert "<td>split</td><td>time</td>" in text and "<td>False</td>" in text
@@ -359,13 +575,12 @@ def test_champion_comparison_shows_what_changed(built: Built) -> None:
 
     record = json.loads(built.paths.record.read_text())
     client = MlflowClient(tracking_uri=built.tracking_uri)
-    alias = built.params.tracking.champion_alias
-    name = record["registered_model"]
+    params = built.project.params
+    alias, name = params.tracking.champion_alias, record["registered_model"]
     client.set_registered_model_alias(name, alias, str(record["registered_version"]))
     try:
-        with pytest.MonkeyPatch.context() as env:
-            env.setenv("MLFLOW_TRACKING_URI", built.tracking_uri)
-            changes = report.champion_changes(built.params, record["run_id"])
+        with project_environment(built.project.root):
+            changes = report.champion_changes(params, record["run_id"])
     finally:
         client.delete_registered_model_alias(name, alias)
     assert isinstance(changes, dict)
@@ -374,36 +589,28 @@ def test_champion_comparison_shows_what_changed(built: Built) -> None:
     assert "<h3>metrics</h3>" in html and "delta" in html
 
 
-def test_champion_section_says_when_comparison_is_unavailable() -> None:
-    html = report.champion_section("comparison with the champion is not available")
-    assert "not available" in html
-
-
 # --- bad inputs -----------------------------------------------------------------------
 
 
 def copy_inputs(built: Built, tmp_path: Path) -> report.ReportPaths:
-    """A copy of the small report inputs that a test may break."""
+    """A copy of the report's small inputs that a test may break."""
     shutil.copytree(built.paths.plots, tmp_path / "plots")
     shutil.copy(built.paths.metrics, tmp_path / "metrics.json")
     shutil.copy(built.paths.record, tmp_path / "export.json")
-    return report.ReportPaths(
-        **{
-            **vars(project_paths(built.root)),
-            "plots": tmp_path / "plots",
-            "metrics": tmp_path / "metrics.json",
-            "record": tmp_path / "export.json",
-            "out": tmp_path / "report.html",
-        }
+    return dataclasses.replace(
+        built.paths,
+        plots=tmp_path / "plots",
+        metrics=tmp_path / "metrics.json",
+        record=tmp_path / "export.json",
+        out=tmp_path / "report.html",
     )
 
 
 def test_missing_metrics_is_a_one_line_message(built: Built, tmp_path: Path) -> None:
     paths = copy_inputs(built, tmp_path)
     paths.metrics.unlink()
-    result = runner.invoke(
-        app, [*cli_arguments(paths, built.root / "params.yaml"), "--no-mlflow"]
-    )
+    params = built.project.path("params.yaml")
+    result = runner.invoke(app, [*cli_arguments(paths, params), "--no-mlflow"])
     assert result.exit_code == 2
     message = " ".join(result.output.split())  # rich wraps at the terminal width
     assert "metrics.json: not found" in message and "dvc repro" in message
@@ -417,7 +624,7 @@ def test_metrics_without_a_key_names_it(built: Built, tmp_path: Path) -> None:
     del metrics["capacity"]["k"]
     paths.metrics.write_text(json.dumps(metrics))
     with pytest.raises(report.ReportError, match=r"metrics\.json: no 'capacity\.k'"):
-        report.run_report(built.params, paths, log_to_mlflow=False)
+        report.run_report(built.project.params, paths, log_to_mlflow=False)
 
 
 def test_a_value_that_is_not_a_number_names_file_line_and_column(
@@ -429,7 +636,7 @@ def test_a_value_that_is_not_a_number_names_file_line_and_column(
     lines[2] = lines[2].split(",")[0] + ",n/a"
     roc.write_text("\n".join(lines) + "\n")
     with pytest.raises(report.ReportError, match=r"roc_model\.csv: line 3, column tpr"):
-        report.run_report(built.params, paths, log_to_mlflow=False)
+        report.run_report(built.project.params, paths, log_to_mlflow=False)
 
 
 def test_a_missing_plot_column_is_named(built: Built, tmp_path: Path) -> None:
@@ -437,7 +644,7 @@ def test_a_missing_plot_column_is_named(built: Built, tmp_path: Path) -> None:
     bands = paths.plots / "win_rate_by_band.csv"
     pd.read_csv(bands).drop(columns="win_rate").to_csv(bands, index=False)
     with pytest.raises(report.ReportError, match="missing column.*win_rate"):
-        report.run_report(built.params, paths, log_to_mlflow=False)
+        report.run_report(built.project.params, paths, log_to_mlflow=False)
 
 
 def test_an_export_record_without_a_run_is_refused(
@@ -446,7 +653,15 @@ def test_an_export_record_without_a_run_is_refused(
     paths = copy_inputs(built, tmp_path)
     paths.record.write_text(json.dumps({"registered_version": 1}))
     with pytest.raises(report.ReportError, match="export.json: no 'run_id'"):
-        report.run_report(built.params, paths, log_to_mlflow=False)
+        report.run_report(built.project.params, paths, log_to_mlflow=False)
+
+
+def test_missing_features_name_the_stage(built: Built, tmp_path: Path) -> None:
+    paths = dataclasses.replace(
+        copy_inputs(built, tmp_path), features=tmp_path / "absent.parquet"
+    )
+    with pytest.raises(report.ReportError, match=r"absent\.parquet: features not"):
+        report.run_report(built.project.params, paths, log_to_mlflow=False)
 
 
 # --- the DVC stage --------------------------------------------------------------------
@@ -471,7 +686,18 @@ def test_dvc_stage_declares_every_path_the_command_reads() -> None:
     assert "src/lead_ml/report.py" in stage["deps"]
     defaults = {k: str(v) for k, v in vars(report.ReportPaths()).items()}
     assert all(defaults[name] == path for name, path in options.items())
-    # The stage itself runs under `dvc repro` in tests/test_pipeline_dvc.py.
+
+
+def test_dvc_stage_command_writes_the_same_page(built: Built) -> None:
+    """The stage's command as dvc.yaml writes it, run in the project folder (as DVC
+    runs it), writes the page the test fixture wrote."""
+    command = shlex.split(report_stage()["cmd"])
+    assert command[:2] == ["lead-ml", "report"]
+    with project_environment(built.project.root):
+        result = runner.invoke(app, command[1:])
+    assert result.exit_code == 0, result.output
+    page = built.project.path("reports/report.html").read_text(encoding="utf-8")
+    assert page == built.html
 
 
 # --- a real browser -------------------------------------------------------------------
@@ -624,19 +850,33 @@ class Visit:
     problems: list[str]
     requests: list[str]
     figures: list[dict[str, Any]]
+    page_width: float
     screenshot: bytes
 
 
+#: Per figure: its box on the page, how many marks of each class (series, bar,
+#: marker) it draws with a visible size, and how many of its labels stick out of
+#: the SVG's own box (a cut-off label would).
 FIGURE_PROBE = """JSON.stringify([...document.querySelectorAll('figure')].map(f => {
-  const box = f.querySelector('svg').getBoundingClientRect();
-  const drawn = [...f.querySelectorAll('svg .series, svg .bar')].map(e => e.getBBox());
+  const svg = f.querySelector('svg');
+  const box = svg.getBoundingClientRect();
+  const marks = [...f.querySelectorAll('svg .series, svg .bar, svg .marker')];
+  const drawn = {series: 0, bar: 0, marker: 0};
+  marks.filter(e => { const b = e.getBBox(); return b.width + b.height > 0; })
+       .forEach(e => { drawn[e.getAttribute('class')] += 1; });
+  const outside = [...svg.querySelectorAll('text')].filter(t => {
+    const b = t.getBoundingClientRect();
+    return b.left < box.left - 1 || b.right > box.right + 1;
+  }).length;
   return {id: f.id, x: box.x + scrollX, y: box.y + scrollY, width: box.width,
-          height: box.height, drawn: drawn.filter(b => b.width + b.height > 0).length};
+          height: box.height, outside: outside, drawn: drawn};
 }))"""
+VIEWPORT = 1280
 
 
 def visit(executable: str, page: Path, profile: Path) -> Visit:
-    """Load a page, collect errors and requests, measure figures, take a screenshot."""
+    """Load a page at 1280 px, collect errors and requests, measure the figures,
+    take a full-page screenshot."""
     browser = Browser(executable, profile)
     try:
         target = browser.send("Target.createTarget", {"url": "about:blank"})
@@ -647,7 +887,7 @@ def visit(executable: str, page: Path, profile: Path) -> Visit:
             browser.send(f"{domain}.enable", session=session)
         browser.send(
             "Emulation.setDeviceMetricsOverride",
-            {"width": 1100, "height": 900, "deviceScaleFactor": 1, "mobile": False},
+            {"width": VIEWPORT, "height": 900, "deviceScaleFactor": 1, "mobile": False},
             session=session,
         )
         browser.send("Page.navigate", {"url": page.resolve().as_uri()}, session=session)
@@ -674,6 +914,7 @@ def visit(executable: str, page: Path, profile: Path) -> Visit:
         problems=_problems(browser.events),
         requests=_requests(browser.events),
         figures=json.loads(probe["result"]["value"]),
+        page_width=float(size["width"]),
         screenshot=base64.b64decode(shot["data"]),
     )
 
@@ -727,12 +968,15 @@ def test_report_loads_in_chromium_and_draws_every_figure(
     (tmp_path / "report.png").write_bytes(seen.screenshot)
     assert seen.problems == []
     assert seen.requests == []
+    assert seen.page_width <= VIEWPORT  # nothing scrolls sideways at 1280 px
     figures = {f["id"]: f for f in seen.figures}
-    assert set(figures) == set(FIGURES)
-    for anchor, (_, expected) in FIGURES.items():
+    expected = expected_figures(built)
+    assert set(figures) == set(expected)
+    for anchor, (css_class, count) in expected.items():
         figure = figures[anchor]
         assert figure["width"] > 300 and figure["height"] > 200, anchor
-        assert figure["drawn"] == expected, anchor
+        assert figure["drawn"][css_class] == count, anchor
+        assert figure["outside"] == 0, anchor
         left, top = math.floor(figure["x"]), math.floor(figure["y"])
         box = (left, top, left + int(figure["width"]), top + int(figure["height"]))
         # White, grid, text and each series' colour at least, with anti-aliasing.

@@ -1,4 +1,6 @@
-"""`lead-ml score`: a summary that reconciles, a drift warning, and one-line errors."""
+"""`lead-ml score` on every source: a summary that reconciles, a rejects file, a drift
+warning, --no-explain, activities refused where the model counts none, and one-line
+errors naming what is wrong."""
 
 from __future__ import annotations
 
@@ -8,35 +10,59 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from projects import Project
 from typer.testing import CliRunner
 
 from lead_ml.batch import DRIFT_MIN_ROWS
 from lead_ml.cli import app
-from lead_ml.config import SplitConfig
-from lead_ml.model import time_split
-from lead_ml.scorer import ID_COLUMN
+from lead_ml.scorer import Scorer, load_scorer
 
 runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def scorer_dir(small_project: Path) -> Path:
-    return small_project / "models/scorer"
+def scorer_dir(project: Project) -> Path:
+    return project.path("models/scorer")
 
 
 @pytest.fixture(scope="module")
-def activities(small_project: Path) -> Path:
-    return small_project / "data/validated/activities.parquet"
+def scorer(scorer_dir: Path) -> Scorer:
+    return load_scorer(scorer_dir)
 
 
 @pytest.fixture(scope="module")
-def leads(small_leads: pd.DataFrame) -> pd.DataFrame:
-    return small_leads.iloc[::30].head(80).reset_index(drop=True)
+def activities(
+    project: Project, tmp_path_factory: pytest.TempPathFactory
+) -> Path | None:
+    """The source's activity log as a file (None without one)."""
+    return project.activities_file(tmp_path_factory.mktemp(f"cli-log-{project.name}"))
+
+
+@pytest.fixture(scope="module")
+def leads(project: Project) -> pd.DataFrame:
+    rows = project.leads()
+    return rows.iloc[:: len(rows) // 80].head(80).reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def window(project: Project) -> pd.DataFrame:
+    """The lead rows of the training window: the drift reference itself."""
+    features = project.features()
+    train = set(features.loc[features["split"].eq("train").fillna(False), "deal_id"])
+    rows = project.leads()
+    id_column = project.params.source.tables.deals.id
+    rows = rows[rows[id_column].astype(str).isin(train)]
+    assert len(rows) >= DRIFT_MIN_ROWS
+    return rows
 
 
 def _score(*arguments: str | Path) -> tuple[int, str]:
     result = runner.invoke(app, ["score", *map(str, arguments)])
     return result.exit_code, result.output
+
+
+def _with_log(activities: Path | None) -> list[str | Path]:
+    return [] if activities is None else ["--activities", activities]
 
 
 def _one_line_error(output: str) -> str:
@@ -47,12 +73,34 @@ def _one_line_error(output: str) -> str:
     return lines[0]
 
 
+def _bounded(scorer: Scorer) -> tuple[str, float]:
+    return next(
+        (c, low)
+        for c, (low, _) in sorted(scorer.contract.bounds.items())
+        if low is not None
+    )
+
+
+def _category(scorer: Scorer) -> tuple[str, str]:
+    """(source column, feature) of the first category feature."""
+    return next(
+        (s.column, s.name) for s in scorer.registry.specs if s.kind == "category"
+    )
+
+
 def test_score_prints_a_summary_that_reconciles(
-    scorer_dir: Path, leads: pd.DataFrame, activities: Path, tmp_path: Path
+    scorer_dir: Path,
+    scorer: Scorer,
+    leads: pd.DataFrame,
+    activities: Path | None,
+    tmp_path: Path,
 ) -> None:
-    inputs = leads.copy()
-    inputs.loc[[4, 9], "employees"] = -1.0
-    inputs.loc[[10, 11, 12], "industry"] = "space mining"
+    bounded, low = _bounded(scorer)
+    column, feature = _category(scorer)
+    levels = scorer.model.info.categories[feature]
+    inputs = leads.assign(**{column: levels[0]})
+    inputs.loc[[4, 9], bounded] = low - 1
+    inputs.loc[[10, 11, 12], column] = "space mining"
     inputs.to_parquet(tmp_path / "leads.parquet")
     code, output = _score(
         "--model",
@@ -61,39 +109,64 @@ def test_score_prints_a_summary_that_reconciles(
         tmp_path / "leads.parquet",
         "--output",
         tmp_path / "out/scores.csv",
-        "--activities",
-        activities,
+        *_with_log(activities),
         "--summary",
         tmp_path / "summary.json",
     )
     assert code == 0, output
-    assert "rows in = scored + rejected: 80 = 78 + 2 (checked)" in output
-    assert "unseen category values (scored as unseen): {'industry': 3}" in output
-    assert "rows/s" in output and "drift vs training window" in output
+    said = " ".join(output.split())  # rich wraps long lines
+    assert "rows in = scored + rejected: 80 = 78 + 2 (checked)" in said
+    assert f"unseen category values (scored as unseen): {{'{feature}': 3}}" in said
+    assert "rows/s" in said and "drift vs training window" in said
+    assert f"(not judged: fewer than {DRIFT_MIN_ROWS:,} rows)" in said
     rejects = tmp_path / "out/scores.rejects.csv"
-    assert f"rejected rows and reasons -> {rejects}" in output
+    assert f"rejected rows and reasons -> {rejects}" in said
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert (summary["rows_in"], summary["scored"], summary["rejected"]) == (80, 78, 2)
-    assert len(pd.read_csv(tmp_path / "out/scores.csv")) == 78
+    scores = pd.read_csv(tmp_path / "out/scores.csv")
+    assert list(scores.columns) == scorer.output_columns()
+    assert len(scores) == 78
+    written = pd.read_csv(rejects)
+    assert written["row"].tolist() == [4, 9]
     assert (
-        pd.read_csv(rejects)["reason"].tolist() == ["employees is negative (-1.0)"] * 2
+        written["reason"].tolist() == [f"{bounded} is below {low:g} ({low - 1:g})"] * 2
     )
 
 
-@pytest.fixture(scope="module")
-def window(small_project: Path, small_leads: pd.DataFrame) -> pd.DataFrame:
-    """The lead rows of the training window: the drift reference itself."""
-    features = pd.read_parquet(small_project / "data/features/features.parquet")
-    train = set(time_split(features, SplitConfig()).train[ID_COLUMN])
-    rows = small_leads[small_leads[ID_COLUMN].isin(train)]
-    assert len(rows) >= DRIFT_MIN_ROWS
-    return rows
+def test_rejects_go_where_asked_and_no_explain_leaves_out_the_reasons(
+    scorer_dir: Path, scorer: Scorer, leads: pd.DataFrame, tmp_path: Path
+) -> None:
+    bounded, low = _bounded(scorer)
+    inputs = leads.copy()
+    inputs.loc[3, bounded] = low - 1
+    inputs.to_csv(tmp_path / "leads.csv", index=False)
+    code, output = _score(
+        "--model",
+        scorer_dir,
+        "--input",
+        tmp_path / "leads.csv",
+        "--output",
+        tmp_path / "scores.parquet",
+        "--rejects",
+        tmp_path / "elsewhere/bad.csv",
+        "--no-explain",
+        "--chunk-rows",
+        "25",
+    )
+    assert code == 0, output
+    scores = pd.read_parquet(tmp_path / "scores.parquet")
+    assert list(scores.columns) == scorer.output_columns(explain_reasons=False)
+    assert len(scores) == 79
+    assert pd.read_csv(tmp_path / "elsewhere/bad.csv")["row"].tolist() == [3]
+    assert not (tmp_path / "scores.rejects.csv").exists()
 
 
 def test_a_drifted_input_prints_a_warning(
-    scorer_dir: Path, window: pd.DataFrame, tmp_path: Path
+    scorer_dir: Path, scorer: Scorer, window: pd.DataFrame, tmp_path: Path
 ) -> None:
-    shifted = window.assign(employees=window["employees"] * 1000)
+    bounded, _ = _bounded(scorer)
+    feature = next(s.name for s in scorer.registry.specs if s.column == bounded)
+    shifted = window.assign(**{bounded: window[bounded] * 1000 + 1000})
     shifted.to_csv(tmp_path / "leads.csv", index=False)
     code, output = _score(
         "--model",
@@ -105,17 +178,18 @@ def test_a_drifted_input_prints_a_warning(
         "--no-explain",
     )
     assert code == 0, output
-    warning = next(line for line in output.splitlines() if "warning" in line)
+    said = " ".join(output.split())
+    warning = said[said.index("warning:") :]
     assert warning.startswith(
         "warning: drift above PSI 0.25 against the training window in "
     )
-    assert "log_employees" in warning and "may need a retrain" in warning
+    assert feature in warning and "may need a retrain" in warning
     scores = pd.read_parquet(tmp_path / "scores.parquet")
     assert "top_reasons" not in scores and len(scores) == len(window)
 
 
 def test_the_training_window_raises_no_warning(
-    scorer_dir: Path, window: pd.DataFrame, activities: Path, tmp_path: Path
+    scorer_dir: Path, window: pd.DataFrame, activities: Path | None, tmp_path: Path
 ) -> None:
     window.to_parquet(tmp_path / "leads.parquet")
     code, output = _score(
@@ -125,32 +199,54 @@ def test_the_training_window_raises_no_warning(
         tmp_path / "leads.parquet",
         "--output",
         tmp_path / "scores.parquet",
-        "--activities",
-        activities,
+        *_with_log(activities),
         "--no-explain",
     )
     assert code == 0, output
-    assert "warning" not in output
+    assert "warning" not in output and "not judged" not in output
     assert "largest PSI 0.000" in output
 
 
-def test_a_small_batch_is_not_judged_for_drift(
-    scorer_dir: Path, leads: pd.DataFrame, tmp_path: Path
+def test_activities_given_to_a_model_that_counts_none_are_refused(
+    project: Project,
+    scorer_dir: Path,
+    scorer: Scorer,
+    leads: pd.DataFrame,
+    activities: Path | None,
+    tmp_path: Path,
 ) -> None:
-    shifted = leads.assign(employees=leads["employees"] * 1000)
-    shifted.to_parquet(tmp_path / "leads.parquet")
+    leads.to_parquet(tmp_path / "leads.parquet")
+    if scorer.counts_activities:
+        # a model that counts activities says so when given none
+        code, output = _score(
+            "--model",
+            scorer_dir,
+            "--input",
+            tmp_path / "leads.parquet",
+            "--output",
+            tmp_path / "s.parquet",
+        )
+        assert code == 0, output
+        said = " ".join(output.split())
+        assert "without --activities every lead is scored as having none" in said
+        return
+    log = tmp_path / "log.csv"
+    pd.DataFrame({"Opp": ["O-1"], "When": ["2024-01-02"], "Kind": ["Demo"]}).to_csv(
+        log, index=False
+    )
     code, output = _score(
         "--model",
         scorer_dir,
         "--input",
         tmp_path / "leads.parquet",
         "--output",
-        tmp_path / "scores.parquet",
-        "--no-explain",
+        tmp_path / "s.parquet",
+        "--activities",
+        log,
     )
-    assert code == 0, output
-    assert "warning" not in output
-    assert f"(not judged: fewer than {DRIFT_MIN_ROWS:,} rows)" in output
+    assert code == 2
+    assert "trained without an activity log" in _one_line_error(output)
+    assert not (tmp_path / "s.parquet").exists()
 
 
 def test_a_model_path_without_a_scorer_is_a_one_line_error(
@@ -187,32 +283,44 @@ def test_a_tampered_model_is_a_one_line_error(
     )
     assert code == 2
     assert "booster.txt: checksum mismatch" in _one_line_error(output)
+    assert not (tmp_path / "s.parquet").exists()
 
 
 @pytest.mark.parametrize(
-    ("problem", "message"),
-    [
-        ("missing column", "missing column(s) meddic_champion"),
-        ("no rows", "no rows to score"),
-        ("no such file", "input file not found"),
-        ("wrong suffix", "must be .parquet or .csv, not .xlsx"),
-    ],
+    "problem", ["missing column", "no rows", "no such file", "wrong suffix"]
 )
 def test_bad_input_is_a_one_line_error(
-    scorer_dir: Path, leads: pd.DataFrame, tmp_path: Path, problem: str, message: str
+    scorer_dir: Path,
+    scorer: Scorer,
+    leads: pd.DataFrame,
+    activities: Path | None,
+    tmp_path: Path,
+    problem: str,
 ) -> None:
     path = tmp_path / "leads.parquet"
+    column, _ = _category(scorer)
+    message = {
+        "missing column": f"missing column(s) {column};",
+        "no rows": "no rows to score",
+        "no such file": "input file not found",
+        "wrong suffix": "cannot read a '.xlsx' file",
+    }[problem]
     if problem == "missing column":
-        leads.drop(columns="meddic_champion").to_parquet(path)
+        leads.drop(columns=column).to_parquet(path)
     elif problem == "no rows":
         leads.iloc[:0].to_parquet(path)
     elif problem == "wrong suffix":
         path = tmp_path / "leads.xlsx"
         path.write_bytes(b"PK")
     code, output = _score(
-        "--model", scorer_dir, "--input", path, "--output", tmp_path / "s.parquet"
+        "--model",
+        scorer_dir,
+        "--input",
+        path,
+        "--output",
+        tmp_path / "s.parquet",
+        *_with_log(activities),
     )
     assert code == 2
     assert message in _one_line_error(output)
     assert not (tmp_path / "s.parquet").exists()
-    assert ID_COLUMN not in output or problem == "missing column"

@@ -1,9 +1,12 @@
-"""Scoring on Spark: the exported scorer under spark_udf equals the local scorer.
+"""Scoring on Spark: the exported scorer under spark_udf equals the local job.
 
-The Spark tests run Spark in local mode (``local[2]``) and are marked ``spark``:
-``make test`` leaves them out, ``make test-spark`` installs the extra and runs them.
-They skip, saying why, when pyspark or Java is missing. The checks of paths and
-arguments need no Spark and run everywhere.
+Each source's finished project (the ``project`` fixture: the synthetic CRM, X
+Education, Maven) is scored on Spark in local mode (``local[2]``) from dirty CSV and
+Parquet input spread over partitions and Arrow batches, and every output column is
+compared with the local scorer's, reasons included. The Spark tests are marked
+``spark``: ``make test`` leaves them out, ``make test-spark`` installs the extra and
+runs them. They skip, saying why, when pyspark or Java is missing; the checks of
+paths and arguments need no Spark and run everywhere.
 """
 
 from __future__ import annotations
@@ -17,19 +20,23 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 import pandas as pd
 import pytest
+from projects import Project
 from typer.testing import CliRunner
 
 from lead_ml import spark as lead_spark
 from lead_ml.cli import app
-from lead_ml.scorer import ScorerError, load_scorer
+from lead_ml.schema import LeadContract
+from lead_ml.scorer import Scorer, load_scorer
 from lead_ml.spark import SparkJob, check_paths
+from lead_ml.tables import read_table
+from lead_ml.vocab import ScorerError
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-N_LEADS = 1200
+N_LEADS = 800
 #: Leads per Arrow batch: small, so that a run crosses several batches.
-CHUNK_ROWS = 250
+CHUNK_ROWS = 200
 SPARK_PROBLEM = lead_spark.spark_problem()
 runner = CliRunner()
 T = TypeVar("T", bound=Callable[..., Any])
@@ -54,18 +61,6 @@ def spark_test(test: T) -> T:
 
 
 @pytest.fixture(scope="module")
-def scorer_dir(small_project: Path) -> Path:
-    """The scorer `lead-ml export` wrote for the small project (an MLflow pyfunc)."""
-    return small_project / "models" / "scorer"
-
-
-@pytest.fixture(scope="module")
-def leads(small_leads: pd.DataFrame) -> pd.DataFrame:
-    """The first lead rows of the small project, numbered from 0."""
-    return small_leads.head(N_LEADS).reset_index(drop=True)
-
-
-@pytest.fixture(scope="module")
 def spark() -> Iterator[SparkSession]:
     """A local Spark with two cores whose Python workers run this interpreter."""
     session = lead_spark.start_session("local[2]", CHUNK_ROWS)
@@ -74,50 +69,122 @@ def spark() -> Iterator[SparkSession]:
     session.stop()
 
 
-def dirty_typed_leads(clean: pd.DataFrame) -> pd.DataFrame:
-    """Typed lead rows with the problems a batch job meets, spread over batches."""
-    leads = clean.copy()
-    ids = leads["deal_id"].copy()
-    leads.loc[3, "deal_id"] = None
-    leads.loc[7, "annual_revenue"] = -5.0
-    leads.loc[9, "created_at"] = pd.NaT
-    for row, first in {1100: 5, 900: 7, 11: 10, 640: 600}.items():
-        leads.loc[row, "deal_id"] = ids[first]
-    leads.loc[11, "minutes_to_first_response"] = -1.0  # a repeat that is invalid
-    leads.loc[20, "industry"] = "space mining"  # unseen: scored, not rejected
+# --- dirty leads, from each source's own columns ---------------------------------
+
+
+def columns_of(contract: LeadContract, *kinds: str) -> list[str]:
+    """The contract's input columns of these kinds (the id left out)."""
+    return [
+        c for c, k in contract.kinds.items() if k in kinds and c != contract.id_column
+    ]
+
+
+def bounded(contract: LeadContract) -> tuple[str, float]:
+    """A number column with a lower bound, and that bound."""
+    for column, (low, _) in contract.bounds.items():
+        if low is not None:
+            return column, low
+    raise AssertionError("every source of the tests bounds a number from below")
+
+
+def export_leads(project: Project, scorer: Scorer) -> pd.DataFrame:
+    """The first leads as the export holds them: the deals file's own rows (text,
+    placeholders and all) when it holds every column a lead needs, as X Education's
+    Leads.csv does; else the validated deals as lead rows (account columns joined)."""
+    path = project.params.source.tables.deals.path
+    raw = read_table(path, "deals")
+    if not scorer.contract.missing_columns(raw.columns):
+        return raw.head(N_LEADS).reset_index(drop=True)
+    return project.leads().head(N_LEADS).reset_index(drop=True)
+
+
+def dirty_typed_leads(leads: pd.DataFrame, contract: LeadContract) -> pd.DataFrame:
+    """Typed lead rows (Parquet) with the problems a batch job meets, spread over
+    batches: a missing id, values out of bounds, an infinite number, a missing
+    required date, bad yes/no answers, placeholders, an unseen category and ids
+    repeated in other batches (of a valid row, of an invalid one, by an invalid one).
+    """
+    leads = leads.copy()
+    id_column = contract.id_column
+    ids = leads[id_column].copy()
+    column, low = bounded(contract)
+    leads[column] = leads[column].astype("float64")
+    leads.loc[3, id_column] = None
+    leads.loc[7, column] = low - 5
+    numbers = columns_of(contract, "number")
+    leads[numbers[-1]] = leads[numbers[-1]].astype("float64")
+    leads.loc[8, numbers[-1]] = np.inf
+    for required in contract.required:
+        leads.loc[9, required] = None
+    for row, first in {700: 5, 500: 7, 11: 10, 640: 600}.items():
+        leads.loc[row, id_column] = ids[first]
+    leads.loc[11, column] = low - 1  # a repeat that is invalid itself
+    categories = columns_of(contract, "category")
+    leads[categories] = leads[categories].astype("string")
+    leads.loc[20, categories[0]] = "space mining"  # unseen: scored, not rejected
+    for placeholder in contract.missing_values:
+        leads.loc[21, id_column] = placeholder
+        leads.loc[22, categories[-1]] = f" {placeholder} "
+    for answer in columns_of(contract, "evidence", "bool"):
+        leads.loc[12, answer] = "maybe"
+        leads.loc[13, answer] = " YES "
     return leads
 
 
-def dirty_text_leads(clean: pd.DataFrame) -> pd.DataFrame:
-    """Lead rows as text (a CSV export) with values that do not read."""
-    leads = clean.astype("string")
-    leads.loc[10, "annual_revenue"] = "abc"
-    leads.loc[11, "created_at"] = "not a date"
-    leads.loc[12, "employees"] = "12.5"
-    leads.loc[13, "employees"] = None
-    leads.loc[14, "annual_revenue"] = "NaN"
-    leads.loc[15, "created_at"] = "2025-06-01T10:00:00+02:00"
-    leads.loc[16, "minutes_to_first_response"] = "x" * 80
-    leads.loc[17, "deal_id"] = "  "
-    leads.loc[1000, "deal_id"] = leads["deal_id"].iloc[20]
+def dirty_text_leads(leads: pd.DataFrame, contract: LeadContract) -> pd.DataFrame:
+    """Lead rows as text (a CSV export) with values that do or do not read."""
+    leads = leads.astype("string")
+    id_column = contract.id_column
+    number = columns_of(contract, "number")[0]
+    for row, value in {
+        10: "abc",
+        14: "NaN",
+        15: "1d",
+        16: "x" * 80,
+        18: " 12 ",
+    }.items():
+        leads.loc[row, number] = value
+    for date in columns_of(contract, "date"):
+        leads.loc[19, date] = "not a date"
+        leads.loc[24, date] = "2025-06-01T10:00:00+02:00"
+        leads.loc[25, date] = "2024-1-5"
+    for answer in columns_of(contract, "evidence", "bool"):
+        leads.loc[26, answer] = "maybe"
+        leads.loc[27, answer] = " Yes "
+    category = columns_of(contract, "category")[0]
+    leads.loc[28, category] = 'say "hi", then go'
+    for placeholder in contract.missing_values:
+        leads.loc[29, category] = f" {placeholder}"
+    leads.loc[17, id_column] = "  "
+    ids = leads[id_column].copy()
+    leads.loc[30, id_column] = f" {ids.iloc[30]} "
+    leads.loc[650, id_column] = ids.iloc[30]  # the padded id, trimmed
+    leads.loc[700, id_column] = ids.iloc[20]
     return leads
 
 
-def in_id_order(scores: pd.DataFrame) -> pd.DataFrame:
+# --- comparing ---------------------------------------------------------------------
+
+
+def in_id_order(scores: pd.DataFrame, id_column: str) -> pd.DataFrame:
     """Rows sorted by id, then reason (a repeated id is scored once at most)."""
-    keys = scores[["deal_id", "reject_reason"]].astype("string").fillna("")
-    order = keys.sort_values(["deal_id", "reject_reason"], kind="stable").index
+    keys = scores[[id_column, "reject_reason"]].astype("string").fillna("")
+    order = keys.sort_values([id_column, "reject_reason"], kind="stable").index
     return scores.loc[order].reset_index(drop=True)
 
 
-def assert_same_scores(on_spark: pd.DataFrame, local: pd.DataFrame) -> None:
+def assert_same_scores(
+    on_spark: pd.DataFrame, local: pd.DataFrame, scorer: Scorer
+) -> None:
     """Same rows, columns and values (numbers to 1e-9) after sorting by id."""
     assert list(on_spark.columns) == list(local.columns)
-    spark_rows, local_rows = in_id_order(on_spark), in_id_order(local)
+    spark_rows = in_id_order(on_spark, scorer.id_column)
+    local_rows = in_id_order(local, scorer.id_column)
     assert len(spark_rows) == len(local_rows)
+    text = [c for c, d in scorer.output_dtypes().items() if d == "string"]
     for column in local.columns:
         expected, found = local_rows[column], spark_rows[column]
-        if column in (*lead_spark.TEXT_COLUMNS, "reject_reason"):
+        if column in (*text, "reject_reason"):
             np.testing.assert_array_equal(
                 found.astype("string").fillna("<empty>").to_numpy(),
                 expected.astype("string").fillna("<empty>").to_numpy(),
@@ -151,76 +218,105 @@ def read_like_the_batch_job(path: Path) -> pd.DataFrame:
 
 
 @spark_test
-@pytest.mark.parametrize("explain", [True, False])
-def test_spark_udf_scores_equal_the_local_scorer(
-    spark: SparkSession,
-    scorer_dir: Path,
-    leads: pd.DataFrame,
-    tmp_path: Path,
-    explain: bool,
+def test_parquet_leads_score_as_the_local_scorer_across_partitions(
+    spark: SparkSession, project: Project, tmp_path: Path
 ) -> None:
-    dirty = dirty_typed_leads(leads)
-    dirty.to_parquet(tmp_path / "leads.parquet", row_group_size=200)
+    scorer = load_scorer(project.path("models/scorer"))
+    dirty = dirty_typed_leads(export_leads(project, scorer), scorer.contract)
+    dirty.to_parquet(tmp_path / "leads.parquet", row_group_size=150)
     spark.conf.set("spark.sql.files.maxPartitionBytes", "16k")
     try:
         frame = lead_spark.read_leads(spark, str(tmp_path / "leads.parquet"))
         assert frame.rdd.getNumPartitions() > 1  # row numbers cross partitions
-        scored = lead_spark.score_dataframe(spark, frame, str(scorer_dir), explain)
+        scored = lead_spark.score_dataframe(
+            spark, frame, str(project.path("models/scorer"))
+        )
         on_spark = collected(scored, tmp_path / "scores.parquet")
     finally:
         spark.conf.unset("spark.sql.files.maxPartitionBytes")
-    local = load_scorer(scorer_dir).score(dirty, explain_reasons=explain)
-    assert_same_scores(on_spark, local)
+    local = scorer.score(dirty)
+    assert_same_scores(on_spark, local, scorer)
     reasons = on_spark["reject_reason"].dropna()
-    # no id, a negative, no date, a bad repeat, and two repeats of valid rows
-    assert len(reasons) == 6
-    assert reasons.str.startswith("duplicate deal_id").sum() == 2
+    # a missing id, two out of bounds (one a repeat), an infinite number, ...
+    assert len(reasons) >= 4
+    # ... and the two repeats of valid rows; the repeat of an invalid row is scored
+    assert reasons.str.startswith(f"duplicate {scorer.id_column} ").sum() == 2
+    assert on_spark[scorer.id_column].isin([dirty.loc[500, scorer.id_column]]).any()
+
+
+@spark_test
+def test_score_command_on_spark_equals_the_local_job(
+    spark: SparkSession, project: Project, tmp_path: Path
+) -> None:
+    """Issue 12: `lead-ml score --engine spark` scores the export's leads with
+    columns equal to the local job's, whatever the source."""
+    model = project.path("models/scorer")
+    scorer = load_scorer(model)
+    leads = dirty_text_leads(export_leads(project, scorer), scorer.contract)
+    leads.to_csv(tmp_path / "leads.csv", index=False)
+    output, summary = tmp_path / "scores.parquet", tmp_path / "summary.json"
+    common = ["score", "--model", str(model), "--input", str(tmp_path / "leads.csv")]
+    on_spark_args = [*common, "--engine", "spark", "--master", "local[2]"]
+    on_spark_args += ["--output", str(output), "--summary", str(summary)]
+    result = runner.invoke(app, [*on_spark_args, "--chunk-rows", str(CHUNK_ROWS)])
+    assert result.exit_code == 0, result.output
+    assert f"{N_LEADS:,} = " in result.output  # rows in = scored + rejected
+    local_out = tmp_path / "local.parquet"
+    local_run = runner.invoke(app, [*common, "--output", str(local_out)])
+    assert local_run.exit_code == 0, local_run.output
+
+    on_spark = pd.read_parquet(output)
+    local = pd.read_parquet(local_out)
+    rejects = read_like_the_batch_job(tmp_path / "local.rejects.csv")
+    id_column = scorer.id_column
+    assert list(on_spark.columns) == [*local.columns, "reject_reason"]
+    scored = on_spark[on_spark["reject_reason"].isna()].drop(columns="reject_reason")
+    assert_same_scores(
+        scored.assign(reject_reason=None), local.assign(reject_reason=None), scorer
+    )
+    rejected = on_spark[on_spark["reject_reason"].notna()]
+    pairs = sorted(
+        zip(rejected[id_column].fillna(""), rejected["reject_reason"], strict=True)
+    )
+    local_pairs = sorted(
+        zip(rejects[id_column].fillna(""), rejects["reason"], strict=True)
+    )
+    assert pairs == local_pairs
+    # placeholders are unknown, not rejected; a repeat is known by its trimmed id
+    assert not rejected["reject_reason"].str.contains("Select|unknown").any()
+    assert f"duplicate {id_column} " in " ".join(rejected["reject_reason"])
+
+    counts = json.loads(summary.read_text())
+    assert counts["rows_in"] == N_LEADS == counts["scored"] + counts["rejected"]
+    assert counts["rejected"] == len(rejected) == len(rejects) >= 5
+    again = runner.invoke(app, [*on_spark_args, "--no-explain"])
+    assert again.exit_code == 0, again.output  # a Spark output may be replaced
+    plain = scorer.score(
+        read_like_the_batch_job(tmp_path / "leads.csv"), explain_reasons=False
+    )
+    assert_same_scores(pd.read_parquet(output), plain, scorer)
 
 
 @spark_test
 def test_activities_reach_every_batch_through_the_pyfunc_param(
-    spark: SparkSession,
-    scorer_dir: Path,
-    small_project: Path,
-    leads: pd.DataFrame,
-    tmp_path: Path,
+    spark: SparkSession, synthetic_project: Project, tmp_path: Path
 ) -> None:
+    model = synthetic_project.path("models/scorer")
+    scorer = load_scorer(model)
+    leads = synthetic_project.leads().head(N_LEADS)
     leads.to_parquet(tmp_path / "leads.parquet")
-    activities = small_project / "data" / "validated" / "activities.parquet"
+    activities = synthetic_project.activities()
+    assert activities is not None
+    activities.to_parquet(tmp_path / "activities.parquet")
     frame = lead_spark.read_leads(spark, str(tmp_path / "leads.parquet"))
     result = lead_spark.score_dataframe(
-        spark, frame, str(scorer_dir), activities_path=str(activities)
+        spark, frame, str(model), activities_path=str(tmp_path / "activities.parquet")
     )
-    scored = collected(result, tmp_path / "scores.parquet")
-    local = load_scorer(scorer_dir).score(leads, pd.read_parquet(activities))
-    assert_same_scores(scored, local)
-    without = load_scorer(scorer_dir).score(leads)
+    on_spark = collected(result, tmp_path / "scores.parquet")
+    local = scorer.score(leads, activities)
+    assert_same_scores(on_spark, local, scorer)
+    without = scorer.score(leads)
     assert not np.allclose(without["contrib_engagement"], local["contrib_engagement"])
-
-
-@spark_test
-def test_score_command_on_spark_keeps_every_csv_row(
-    spark: SparkSession, scorer_dir: Path, leads: pd.DataFrame, tmp_path: Path
-) -> None:
-    dirty_text_leads(leads).to_csv(tmp_path / "leads.csv", index=False)
-    output, summary = tmp_path / "scores.parquet", tmp_path / "summary.json"
-    arguments = ["score", "--engine", "spark", "--master", "local[2]"]
-    arguments += ["--model", str(scorer_dir), "--input", str(tmp_path / "leads.csv")]
-    arguments += ["--output", str(output), "--summary", str(summary)]
-    result = runner.invoke(app, [*arguments, "--chunk-rows", str(CHUNK_ROWS)])
-    assert result.exit_code == 0, result.output
-    assert f"{N_LEADS:,} = " in result.output  # rows in = scored + rejected
-    on_spark = pd.read_parquet(output)
-    local = load_scorer(scorer_dir).score(
-        read_like_the_batch_job(tmp_path / "leads.csv")
-    )
-    assert_same_scores(on_spark, local)
-    counts = json.loads(summary.read_text())
-    assert counts["rows_in"] == N_LEADS == counts["scored"] + counts["rejected"]
-    assert counts["rejected"] == on_spark["reject_reason"].notna().sum() == 6
-    again = runner.invoke(app, [*arguments, "--no-explain"])
-    assert again.exit_code == 0, again.output  # a Spark output may be replaced
-    assert "contrib_fit" not in pd.read_parquet(output).columns
 
 
 @spark_test
@@ -236,38 +332,53 @@ def test_rows_are_numbered_in_input_order_across_partitions(
 
 
 @spark_test
-def test_values_a_long_signature_cannot_take_are_rejected_not_failed(
-    spark: SparkSession, tmp_path: Path
-) -> None:
-    rows = [("a", "5"), ("b", None), ("c", "12.5"), ("d", "many")]
-    text = spark.createDataFrame(rows, "deal_id string, employees string")
-    frame, _ = lead_spark.number_rows(text)
-    signature = {"deal_id": "string", "employees": "long"}
-    checked = collected(lead_spark.check_leads(frame, signature), tmp_path / "c")
-    reasons = checked.set_index("deal_id")["_reject"]
-    assert pd.isna(reasons["a"]) and checked["employees"].iloc[0] == 5
-    assert reasons["b"].startswith("employees is empty; this scorer's MLflow signature")
-    assert reasons["c"].startswith("employees is not a whole number: 12.5")
-    assert reasons["d"] == "employees is not a finite number: 'many'"
-
-
-@spark_test
 def test_csv_lines_that_do_not_match_the_header_are_rejected(
     spark: SparkSession, tmp_path: Path
 ) -> None:
     path = tmp_path / "leads.csv"
-    path.write_text('deal_id,employees\na,5\nb\nc,6,7\n"d,e",8\n')
+    path.write_text('deal id,employees\na,5\nb\nc,6,7\n"d,e",8\n"say ""hi""",9\n')
     leads, _ = lead_spark.number_rows(lead_spark.read_leads(spark, str(path)))
-    signature = {"deal_id": "string", "employees": "double"}
-    checked = collected(lead_spark.check_leads(leads, signature), tmp_path / "c")
-    reasons = checked.set_index("_row")["_reject"]
+    contract = LeadContract("deal id", {"deal id": "category", "employees": "number"})
+    checked = collected(lead_spark.check_leads(leads, contract), tmp_path / "c")
+    by_row = checked.set_index("_row")
     malformed = f"{lead_spark.MALFORMED_LINE}: "
-    assert reasons[1] == malformed + "'b'" and reasons[2] == malformed + "'c,6,7'"
-    assert reasons[[0, 3]].isna().all()
-    assert checked.set_index("_row").loc[3, "deal_id"] == "d,e"
+    assert by_row.loc[1, "_reject"] == malformed + "'b'"
+    assert by_row.loc[2, "_reject"] == malformed + "'c,6,7'"
+    assert by_row.loc[[0, 3, 4], "_reject"].isna().all()
+    assert by_row.loc[3, "deal id"] == "d,e" and by_row.loc[4, "deal id"] == 'say "hi"'
+    assert by_row.loc[4, "employees"] == 9.0
 
 
 # --- before Spark starts (no Spark needed) --------------------------------------------
+
+
+def test_the_check_uses_the_local_scorers_words() -> None:
+    contract = LeadContract(
+        "id",
+        {"id": "category", "n": "number", "on": "date", "ok": "evidence"},
+        required=("on",),
+        missing_values=("Select",),
+        bounds={"n": (0.0, None)},
+    )
+    leads = pd.DataFrame(
+        {
+            "id": [" a ", "Select", "c", "d", "e", "f"],
+            "n": ["1", "2", "x", "-1", "3", "4"],
+            "on": ["2024-01-31", "2024-01-31", "2024-01-31", None, "2024-1-5", "2024"],
+            "ok": ["yes", "no", "yes", "no", "maybe", "Select"],
+            "_row": range(6),
+        }
+    )
+    checked = lead_spark.check_frame(contract, leads)
+    _, local = contract.read(leads[contract.columns])
+    found = checked["_reject"].astype(object).where(checked["_reject"].notna(), None)
+    assert found.tolist() == local.tolist()
+    assert checked["_key"].tolist() == ["a", pd.NA, "c", "d", "e", "f"]
+    assert checked["_shown_key"].iloc[0] == "'a'"
+    assert checked["_raw_id"].iloc[0] == " a "
+    assert checked["n"].dtype == "float64" and str(checked["on"].dtype).startswith(
+        "datetime64"
+    )
 
 
 def job(tmp_path: Path, **changes: Any) -> SparkJob:
@@ -284,7 +395,7 @@ def job(tmp_path: Path, **changes: Any) -> SparkJob:
     ("changes", "message"),
     [
         ({"output": "scores.csv"}, "writes a Parquet folder"),
-        ({"activities": "activities.csv"}, "must be one Parquet file"),
+        ({"activities": "activities.json"}, "must be one .parquet or .csv file"),
     ],
 )
 def test_outputs_and_activities_spark_cannot_use_are_refused(
@@ -298,6 +409,17 @@ def test_missing_activities_are_named(tmp_path: Path) -> None:
     missing = str(tmp_path / "activities.parquet")
     with pytest.raises(FileNotFoundError, match="activities.parquet"):
         check_paths(job(tmp_path, activities=missing))
+
+
+def test_activities_the_scorer_cannot_use_are_refused(
+    project: Project, tmp_path: Path
+) -> None:
+    scorer = load_scorer(project.path("models/scorer"))
+    path = tmp_path / "activities.csv"
+    path.write_text("lead,when\nD1,2024-01-31\n")
+    expected = "missing activity column" if scorer.counts_activities else "no activit"
+    with pytest.raises(ScorerError, match=expected):
+        lead_spark.check_activities(scorer, str(path))
 
 
 def test_only_a_previous_spark_output_is_replaced(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""The synthetic CRM: determinism, schema, realism, and a signal worth modelling."""
+"""The synthetic CRM: determinism, schema, realism, a signal worth modelling, and a
+source section (params.yaml) that describes it like any export."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from projects import SOURCES
 from sklearn.metrics import roc_auc_score
 
-from lead_ml.config import DIMENSIONS, SyntheticConfig
+from lead_ml.config import SyntheticConfig, load_params
 from lead_ml.synthetic import (
     ACTIVITY_TYPES,
     BANT_TIMELINES,
@@ -21,6 +23,7 @@ from lead_ml.synthetic import (
     generate_crm,
     write_crm,
 )
+from lead_ml.vocab import DIMENSIONS
 
 YES_NO_UNKNOWN = {"yes", "no", "unknown"}
 EXPECTED_COLUMNS = {
@@ -255,3 +258,20 @@ def test_dirty_rows_are_injected_for_validate(default_crm: SyntheticCRM) -> None
     assert (deals["amount"] < 0).sum() > 0
     assert (deals["outcome"] == "pending").sum() > 0
     assert (log["activity_type"] == "fax").sum() > 0
+
+
+def test_params_yaml_describes_every_generated_column(small_crm: SyntheticCRM) -> None:
+    source = load_params(SOURCES["synthetic"]).source
+    described = {*source.roles().values(), *source.forbidden, *source.dimensions}
+    log = source.tables.activities
+    assert log is not None
+    for table in ("deals", "accounts"):
+        columns = set(getattr(small_crm, table).columns)
+        assert columns <= described, sorted(columns - described)
+    assert {log.key, log.timestamp, log.type} <= set(small_crm.activities.columns)
+    assert set(source.forbidden) == set(POST_QUALIFICATION_COLUMNS)
+    # the MEDDIC answers are evidence, "unknown" (what reps record) is missing
+    assert "unknown" in source.missing_values
+    meddic = [str(c) for c in small_crm.deals if str(c).startswith("meddic_")]
+    yes_no = [c for c in meddic if set(small_crm.deals[c]) == YES_NO_UNKNOWN]
+    assert {c: source.types.get(c) for c in yes_no} == dict.fromkeys(yes_no, "evidence")

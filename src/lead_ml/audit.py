@@ -1,6 +1,7 @@
 """Checks before training a model on the user's CRM export, with a plain report.
 
-:func:`run_audit` takes the labelled deals of :func:`lead_ml.crm.load_crm` and:
+:func:`run_audit` takes the labelled deals of :func:`lead_ml.sources.load_deals`
+(any source: the synthetic CRM as any export) and:
 
 - **splits** the closed deals into train, validation and test: by the created date
   when there is one, else by the order column the user names, else at random,
@@ -10,7 +11,7 @@
   (:func:`split_deals`, :func:`cv_folds`) keeps a group on one side, so a copy of a
   training deal never inflates the test score. Deals that merely answered a coarse
   form the same way but came in at different times are not copies;
-- **counts** won and lost deals per split: below ``crm.audit.min_per_outcome`` it
+- **counts** won and lost deals per split: below ``audit.min_per_outcome`` it
   says so and recommends repeated stratified cross-validation (:func:`cv_folds`)
   instead of one small test window;
 - **flags columns**, each with a plain-language reason. Leakage (the column must be
@@ -37,6 +38,7 @@ window the model is judged on.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -47,8 +49,9 @@ from scipy.stats import binom
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedGroupKFold
 
-from lead_ml.config import SplitConfig
-from lead_ml.crm import AuditConfig, CrmConfig, LabelledDeals, name_words
+from lead_ml.config import AuditConfig, SourceConfig, SplitConfig
+from lead_ml.sources import Deals
+from lead_ml.vocab import SPLITS, LeakageError
 
 Check = Literal[
     "constant",
@@ -58,7 +61,6 @@ Check = Literal[
     "date_after_close",
     "late_name",
 ]
-SPLITS: tuple[str, ...] = ("train", "valid", "test")
 MISSING_LEVEL = "(missing)"
 #: Quantile bins of a number or date column when scoring it on its own.
 _BINS = 20
@@ -71,10 +73,6 @@ _ENCODING_FOLDS = 5
 _DECISIVE_CHANCE = 1e-6
 #: Meta columns that say nothing about whether two rows are the same deal.
 _NOT_COMPARED = ("deal_id", "won")
-
-
-class LeakageError(ValueError):
-    """The audit flagged columns that look like leakage and the user did not allow."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +107,18 @@ class AuditReport:
         return [flag for flag in self.flags if flag.blocking]
 
 
+def name_words(column: str) -> set[str]:
+    """Lower-case words of a column name (spaces, punctuation and camelCase split).
+
+    >>> sorted(name_words("Last Notable_Activity"))
+    ['activity', 'last', 'notable']
+    >>> sorted(name_words("closeValue"))
+    ['close', 'value']
+    """
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", column)
+    return {word for word in re.split(r"[^A-Za-z0-9]+", spaced.lower()) if word}
+
+
 # --- duplicates and splits ----------------------------------------------------------
 
 
@@ -138,7 +148,8 @@ def split_method(frame: pd.DataFrame) -> tuple[str, str]:
     if closed["order"].notna().all() and len(closed):
         return "order", (
             "there are no created dates, so closed deals are ordered by the order "
-            "column (crm.deals.order) and cut oldest to latest as if it were time"
+            "column (source.tables.deals.order) and cut oldest to latest as if it "
+            "were time"
         )
     return "random", (
         "there are no created dates and no order column, so closed deals are split "
@@ -257,7 +268,9 @@ def column_levels(values: pd.Series, kind: str) -> pd.Series:
     rest = numbers.notna() & ~is_spike
     if rest.any():
         binned = pd.qcut(numbers[rest], q=_BINS, duplicates="drop")
-        labels[rest] = binned.astype("string")
+        # Too few distinct values for quantile bins (one, say): each is a level.
+        exact = numbers[rest].map(lambda v: f"= {v:g}").astype("string")
+        labels[rest] = binned.astype("string").fillna(exact)
     return labels
 
 
@@ -341,7 +354,7 @@ def _auc_flag(column: str, auc: float, cfg: AuditConfig) -> Flag | None:
         "single_feature_auc",
         "leakage",
         f"on its own it ranks won above lost training deals with AUC {auc:.3f} "
-        f"(crm.audit.max_single_auc={cfg.max_single_auc}): nothing a rep records "
+        f"(audit.max_single_auc={cfg.max_single_auc}): nothing a rep records "
         "when a lead comes in is that decisive; it is probably written at or after "
         "the outcome",
     )
@@ -362,7 +375,7 @@ def _decisive_flag(
         "decisive_values",
         "leakage",
         f"values that settle the outcome cover {share:.0%} of training deals "
-        f"(crm.audit.decisive_share={cfg.decisive_share}): {', '.join(shown)}; a "
+        f"(audit.decisive_share={cfg.decisive_share}): {', '.join(shown)}; a "
         "value that decides a deal is usually written after the deal is decided",
     )
 
@@ -438,8 +451,9 @@ class _Column:
 
 
 def _column_flags(
-    deals: LabelledDeals,
+    deals: Deals,
     column: str,
+    dimension: str,
     train: pd.DataFrame,
     folds: np.ndarray,
     cfg: AuditConfig,
@@ -452,7 +466,7 @@ def _column_flags(
     stats = _Column(
         column,
         kind,
-        deals.dimensions[column],
+        dimension,
         float(1 - present.mean()),
         int(values.nunique()),
         None,
@@ -492,8 +506,7 @@ def _counts(frame: pd.DataFrame, split: pd.Series) -> dict[str, dict[str, int]]:
     return counts
 
 
-def _sufficiency(counts: dict[str, dict[str, int]], crm: CrmConfig) -> dict[str, Any]:
-    cfg = crm.audit
+def _sufficiency(counts: dict[str, dict[str, int]], cfg: AuditConfig) -> dict[str, Any]:
     fewest = min(
         (n, f"{outcome} deals in {name}")
         for name, row in counts.items()
@@ -507,7 +520,7 @@ def _sufficiency(counts: dict[str, dict[str, int]], crm: CrmConfig) -> dict[str,
         )
     else:
         message = (
-            f"only {fewest[0]:,} {fewest[1]}, below crm.audit.min_per_outcome="
+            f"only {fewest[0]:,} {fewest[1]}, below audit.min_per_outcome="
             f"{cfg.min_per_outcome}: a single test window this small gives a wide, "
             f"unstable AUC; evaluate with repeated stratified cross-validation "
             f"({cfg.cv_splits} folds x {cfg.cv_repeats} repeats) and report its CI"
@@ -536,10 +549,15 @@ def _duplicates(groups: pd.Series, split: pd.Series, columns: list[str]) -> dict
 
 
 def run_audit(
-    deals: LabelledDeals, crm: CrmConfig, split: SplitConfig, seed: int
+    deals: Deals,
+    source: SourceConfig,
+    cfg: AuditConfig,
+    split: SplitConfig,
+    seed: int,
 ) -> AuditReport:
     """Split, count, group duplicates and check every feature (see the module doc)."""
     frame = deals.frame
+    dimensions = deals.dimensions(source)
     compared = [c for c in frame.columns if c not in _NOT_COMPARED]
     groups = duplicate_groups(frame, compared)
     labels = split_deals(frame, groups, split, seed)
@@ -548,25 +566,27 @@ def run_audit(
     folds = _encoding_folds(groups[train_rows], seed)
     flags: list[Flag] = []
     columns = []
-    for column in deals.features:
-        found, stats = _column_flags(deals, column, train, folds, crm.audit)
-        flags += [_allow(flag, crm) for flag in found]
+    for column in deals.candidates:
+        found, stats = _column_flags(
+            deals, column, dimensions[column], train, folds, cfg
+        )
+        flags += [_allow(flag, source) for flag in found]
         columns.append(asdict(stats))
     unusable = {f.column for f in flags if f.blocking or f.severity == "dropped"}
-    features = tuple(c for c in deals.features if c not in unusable)
+    features = tuple(c for c in deals.candidates if c not in unusable)
     method, why = split_method(frame)
     counts = _counts(frame, labels)
     report = {
         "data": {**deals.summary, "excluded": deals.excluded},
         "split": {"method": method, "explanation": why, "counts": counts},
-        "sufficiency": _sufficiency(counts, crm),
+        "sufficiency": _sufficiency(counts, cfg),
         "duplicates": _duplicates(groups, labels, compared),
         "flags": [asdict(f) | {"blocking": f.blocking} for f in flags],
         "blocking": sorted({f.column for f in flags if f.blocking}),
         "columns": columns,
         "kinds": [deals.kinds[c].as_dict() for c in deals.kinds],
         "features": list(features),
-        "dimensions": {c: deals.dimensions[c] for c in features},
+        "dimensions": {c: dimensions[c] for c in features},
         "rejects_by_reason": _rejects_by_reason(deals.rejects),
         "passed": not any(f.blocking for f in flags),
     }
@@ -584,13 +604,13 @@ def _warnings(report: dict[str, Any], flags: list[Flag]) -> list[str]:
     if report["data"]["rejected"]:
         said.append(f"{report['data']['rejected']:,} deal rows rejected (see rejects)")
     for flag in flags:
-        state = _outcome(flag, "allowed by crm.allowed")
+        state = _outcome(flag, "allowed by source.allowed")
         said.append(f"{flag.column} ({flag.check}, {state}): {flag.reason}")
     return said
 
 
-def _allow(flag: Flag, crm: CrmConfig) -> Flag:
-    if flag.column in crm.allowed and flag.severity == "leakage":
+def _allow(flag: Flag, source: SourceConfig) -> Flag:
+    if flag.column in source.allowed and flag.severity == "leakage":
         return Flag(flag.column, flag.check, flag.severity, flag.reason, allowed=True)
     return flag
 
@@ -618,8 +638,8 @@ def refusal(report: AuditReport) -> str:
         lines.append(f"  {flag.column} ({flag.check}): {flag.reason}")
     lines.append(
         "A model that reads them looks brilliant and is useless on new leads. List "
-        "each under crm.forbidden in params.yaml, or, only if it is known when the "
-        "lead comes in, under crm.allowed."
+        "each under source.forbidden in params.yaml, or, only if it is known when "
+        "the lead comes in, under source.allowed."
     )
     return "\n".join(lines)
 
@@ -635,7 +655,7 @@ def summary_markdown(report: AuditReport) -> str:
     r = report.report
     data, split, enough = r["data"], r["split"], r["sufficiency"]
     lines = [
-        "# Audit of the CRM export",
+        "# Audit of the source",
         "",
         f"**{'Passed' if r['passed'] else 'Refused'}**: "
         + ("no blocking flag." if r["passed"] else ", ".join(r["blocking"])),

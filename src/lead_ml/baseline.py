@@ -7,11 +7,11 @@ it learns nothing from ``y``; ``fit`` only checks the rule against the columns.
 
 >>> deals = pd.DataFrame({
 ...     "bant_budget": ["yes", "yes", "no"],
-...     "bant_authority": ["yes", "unknown", "yes"],
+...     "bant_authority": ["yes", None, "yes"],
 ...     "bant_need": ["yes", "yes", "yes"],
 ...     "bant_timeline": ["0-3 months", "3-6 months", "12+ months"],
 ... })
->>> rule = BantRule().fit(deals)
+>>> rule = BantRule(LETTERS, threshold=3.0).fit(deals)
 >>> rule.decision_function(deals)
 array([4., 3., 2.])
 >>> rule.predict(deals)
@@ -20,9 +20,7 @@ array([1, 1, 0])
 
 from __future__ import annotations
 
-import ast
 import math
-import re
 from numbers import Real
 from typing import Any, TypeGuard
 
@@ -32,37 +30,21 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import Tags
 from sklearn.utils.validation import check_is_fitted
 
-from lead_ml.config import BANT_LETTERS, BantConfig
+from lead_ml.config import BantConfig, SourceConfig, columns_read
+from lead_ml.sources import lead_rows
+from lead_ml.tables import close_match
+from lead_ml.vocab import BANT_LETTERS, ConfigError
 
 #: Values a rep records when they did not find out: never evidence for a letter.
 UNKNOWN_VALUES: tuple[str, ...] = ("unknown",)
 
-_BACKTICKED = re.compile(r"`([^`]+)`")
-
-
-def _columns_read(expression: str) -> list[str]:
-    """Sorted names of the columns a pandas-query condition reads.
-
-    Raises SyntaxError when the expression does not parse.
-
-    >>> _columns_read("bant_budget == 'yes' and `annual revenue` >= 1e6")
-    ['annual revenue', 'bant_budget']
-    >>> _columns_read("bant_need.str.startswith('y')")
-    ['bant_need']
-    """
-    quoted = _BACKTICKED.findall(expression)
-    placeholders = {f"__column_{i}__": name for i, name in enumerate(quoted)}
-    names = iter(placeholders)
-    plain = _BACKTICKED.sub(lambda _: next(names), expression).strip()
-    tree = ast.parse(plain, mode="eval")
-    # Function names (``abs(x)``) are not columns.
-    called = {id(node.func) for node in ast.walk(tree) if isinstance(node, ast.Call)}
-    read = {
-        placeholders.get(node.id, node.id)
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Name) and id(node) not in called
-    }
-    return sorted(read)
+#: The synthetic CRM's rule, for examples: three of four letters.
+LETTERS = {
+    "budget": "bant_budget == 'yes'",
+    "authority": "bant_authority == 'yes'",
+    "need": "bant_need == 'yes'",
+    "timeline": "bant_timeline in ['0-3 months', '3-6 months']",
+}
 
 
 def _is_number(value: object) -> TypeGuard[float]:
@@ -87,7 +69,11 @@ def _check_letters(
                 "Set it under bant.weights."
             )
     max_points = sum(float(weights[letter]) for letter in letters)
-    if not _is_number(threshold) or not 0 < float(threshold) <= max_points:
+    # As in predict: points are float sums, and 0.3 + 0.6 must still reach 0.9.
+    reachable = _is_number(threshold) and (
+        float(threshold) <= max_points or math.isclose(float(threshold), max_points)
+    )
+    if not reachable or not 0 < float(threshold):
         raise ValueError(
             f"BANT threshold must be above 0 and at most the sum of the letter "
             f"weights ({max_points:g}); got {threshold!r}, so no lead could pass."
@@ -97,7 +83,7 @@ def _check_letters(
 def _parse_letter(letter: str, expression: str) -> list[str]:
     """The columns a letter's condition reads; ValueError naming it if it is bad."""
     try:
-        return _columns_read(expression)
+        return columns_read(expression)
     except SyntaxError as error:
         raise ValueError(
             f"BANT letter {letter!r}: {expression!r} is not a valid pandas query "
@@ -147,10 +133,9 @@ class BantRule(ClassifierMixin, BaseEstimator):
 
     Parameters
     ----------
-    letters : dict[str, str] or None
+    letters : dict[str, str]
         Letter name (a subset of budget, authority, need, timeline) to a condition in
         pandas query syntax, e.g. ``"bant_timeline in ['0-3 months', '3-6 months']"``.
-        None means the defaults of :class:`~lead_ml.config.BantConfig`.
     weights : dict[str, float] or None
         Points a passed letter earns; None means 1.0 for every letter.
     threshold : float
@@ -170,7 +155,7 @@ class BantRule(ClassifierMixin, BaseEstimator):
 
     def __init__(
         self,
-        letters: dict[str, str] | None = None,
+        letters: dict[str, str],
         weights: dict[str, float] | None = None,
         threshold: float = 3.0,
     ) -> None:
@@ -182,7 +167,7 @@ class BantRule(ClassifierMixin, BaseEstimator):
     def from_config(cls, cfg: BantConfig) -> BantRule:
         """The rule params.yaml describes.
 
-        >>> BantRule.from_config(BantConfig(threshold=2.0)).threshold
+        >>> BantRule.from_config(BantConfig(letters=LETTERS, threshold=2.0)).threshold
         2.0
         """
         return cls(
@@ -193,9 +178,8 @@ class BantRule(ClassifierMixin, BaseEstimator):
 
     def fit(self, X: pd.DataFrame, y: object = None) -> BantRule:
         """Check the rule and that X has every column it reads; ``y`` is ignored."""
-        defaults = BantConfig.model_validate({})
-        letters = dict(defaults.letters if self.letters is None else self.letters)
-        weights = dict(defaults.weights if self.weights is None else self.weights)
+        letters = dict(self.letters)
+        weights = dict.fromkeys(letters, 1.0) | dict(self.weights or {})
         _check_letters(letters, weights, self.threshold)
         columns = {
             letter: _parse_letter(letter, expr) for letter, expr in letters.items()
@@ -258,3 +242,54 @@ class BantRule(ClassifierMixin, BaseEstimator):
         tags.input_tags.allow_nan = True
         tags.target_tags.required = False
         return tags
+
+
+def check_rule(cfg: BantConfig, deals: pd.DataFrame) -> BantRule:
+    """The rule fitted on deal rows (the source's column names), every letter checked
+    against the data first. Raises ConfigError naming the letter and the column the
+    deals lack, a condition that is not true/false, or a letter no deal passes (a
+    typo in a value, most likely: the values as written are listed)."""
+    rule = BantRule.from_config(cfg)
+    for letter, condition in cfg.letters.items():
+        for column in columns_read(condition):
+            if column not in deals.columns:
+                raise ConfigError(
+                    f"bant.letters.{letter}: {condition!r} reads column {column!r}, "
+                    f"which the deals do not have{close_match(column, deals.columns)}"
+                )
+    try:
+        passes = rule.fit(deals).letter_passes(deals)
+    except ValueError as error:
+        raise ConfigError(f"bant.letters: {error}") from None
+    for letter in passes.columns[~passes.any().to_numpy()]:
+        raise ConfigError(_never_true(cfg, letter, deals))
+    return rule
+
+
+def _never_true(cfg: BantConfig, letter: str, deals: pd.DataFrame) -> str:
+    """Why a letter no deal passes is almost surely a typo, with the values seen."""
+    condition = cfg.letters[letter]
+    seen = []
+    for column in columns_read(condition):
+        counts = deals[column].astype("string").value_counts(dropna=False).head(6)
+        values = ", ".join(f"{v!r} ({n:,})" for v, n in counts.items())
+        seen.append(f"{column}: {values}")
+    return (
+        f"bant.letters.{letter}: {condition!r} is true for no deal; check the values "
+        f"as written (case matters) - {'; '.join(seen)}"
+    )
+
+
+def bant_scores(
+    cfg: BantConfig, source: SourceConfig, deals: pd.DataFrame
+) -> pd.DataFrame:
+    """The rule's points and verdict (``bant_points``, ``bant_qualified``) for every
+    labelled deal (:class:`lead_ml.sources.Deals` frame), indexed by deal_id."""
+    rows = lead_rows(deals, source)
+    rule = BantRule.from_config(cfg).fit(rows)
+    return pd.DataFrame(
+        {
+            "bant_points": rule.decision_function(rows),
+            "bant_qualified": rule.predict(rows).astype(bool),
+        }
+    ).set_axis(deals["deal_id"].to_numpy())

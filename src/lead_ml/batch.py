@@ -28,26 +28,21 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lead_ml.schema import REJECT_COLUMNS, ContractError
-from lead_ml.scorer import (
-    ACTIVITY_COLUMNS,
-    ID_COLUMN,
-    PSI_WARNING,
-    DriftMonitor,
-    Scored,
-    Scorer,
-    ScorerError,
-    prepare_activities,
+from lead_ml.scorer import PSI_WARNING, DriftMonitor, Scored, Scorer, ScorerError
+from lead_ml.tables import (
     quote_value,
-    reject_rows,
+    read_chunks,
+    read_header,
+    readable,
+    reject_frame,
 )
+from lead_ml.vocab import REJECT_COLUMNS, ContractError
 
 DEFAULT_CHUNK_ROWS = 50_000
 #: Fewer scored rows than this and PSI is mostly sampling noise (100 leads drawn from
 #: the training window itself give PSI ~0.8 on a 46-level category, 1,000 ~0.05):
 #: PSI is still reported, but no drift warning is raised.
 DRIFT_MIN_ROWS = 1_000
-FORMATS = (".parquet", ".csv")
 
 
 @dataclass
@@ -99,76 +94,6 @@ class BatchSummary:
             "output": self.output,
             "rejects": self.rejects,
         }
-
-
-def _suffix(path: Path, what: str) -> str:
-    suffix = path.suffix.lower()
-    if suffix not in FORMATS:
-        raise ScorerError(
-            f"{path}: {what} must be .parquet or .csv, not {suffix or 'none'}"
-        )
-    return suffix
-
-
-@contextmanager
-def _readable(path: Path, what: str) -> Iterator[None]:
-    """Turn a file that cannot be read into a ContractError naming it and why."""
-    try:
-        yield
-    except pd.errors.EmptyDataError:
-        raise ContractError(
-            f"{path}: {what} is empty (not even a header); export it again"
-        ) from None
-    except (pa.ArrowException, pd.errors.ParserError, UnicodeDecodeError) as error:
-        detail = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise ContractError(
-            f"{path}: cannot read {what} ({detail}); check that it is a valid "
-            f"{path.suffix.lower().lstrip('.')} file"
-        ) from None
-
-
-def file_columns(path: Path, what: str = "the input") -> list[str]:
-    """Column names of a Parquet or CSV file, without reading its rows."""
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: {what} file not found")
-    suffix = _suffix(path, what)
-    with _readable(path, what):
-        if suffix == ".parquet":
-            return list(pq.ParquetFile(path).schema_arrow.names)
-        header = pd.read_csv(path, nrows=0)
-    return [str(c) for c in header.columns]
-
-
-def count_rows(path: Path) -> int | None:
-    """Rows in a Parquet file from its footer; None for CSV (unknown until read)."""
-    if _suffix(path, "the input") != ".parquet":
-        return None
-    with _readable(path, "the input"):
-        return int(pq.ParquetFile(path).metadata.num_rows)
-
-
-def read_chunks(
-    path: Path, columns: list[str], chunk_rows: int
-) -> Iterator[pd.DataFrame]:
-    """The named columns of a file, chunk by chunk, values as read (CSV as text)."""
-    with _readable(path, "the input"):
-        if path.suffix.lower() == ".parquet":
-            # pre_buffer (the default) keeps every range read until the iteration
-            # ends: ~35 bytes a lead, 350 MB over 10 million. Local reads need no cache.
-            parquet = pq.ParquetFile(path, pre_buffer=False)
-            for batch in parquet.iter_batches(batch_size=chunk_rows, columns=columns):
-                yield batch.to_pandas()
-            return
-        reader = pd.read_csv(
-            path,
-            usecols=columns,
-            dtype=str,
-            keep_default_na=False,
-            na_values=[""],
-            chunksize=chunk_rows,
-        )
-        with reader:
-            yield from reader
 
 
 class SeenIds:
@@ -223,7 +148,7 @@ class IdIndex:
 
     @classmethod
     def build(
-        cls, path: Path, chunk_rows: int, folder: Path, id_column: str = ID_COLUMN
+        cls, path: Path, chunk_rows: int, folder: Path, id_column: str
     ) -> IdIndex:
         """Hash every id (column ``id_column``) of the file at ``path`` into files
         in ``folder``."""
@@ -286,7 +211,12 @@ class AtomicWriter:
 
     def __init__(self, path: Path, empty: pd.DataFrame) -> None:
         self.path = path
-        self.suffix = _suffix(path, "the output")
+        self.suffix = path.suffix.lower()
+        if self.suffix not in (".parquet", ".csv"):
+            raise ScorerError(
+                f"{path}: the output must be .parquet or .csv, not "
+                f"{self.suffix or 'none'}"
+            )
         self.tmp = path.with_name(f".{path.name}.partial")
         self.empty = empty
         self.schema = pa.Schema.from_pandas(empty, preserve_index=False)
@@ -340,7 +270,7 @@ class _ActivityParts:
     """An activities file split once into Arrow files in ``folder``, with each
     one's id hashes (None once the index budget is spent: read for every chunk)."""
 
-    key: tuple[str, int, int]
+    key: tuple[str, int, int, tuple[str, ...]]
     folder: str
     parts: list[tuple[str, np.ndarray | None]] = field(default_factory=list)
 
@@ -348,42 +278,50 @@ class _ActivityParts:
 _ACTIVITY_PARTS: list[_ActivityParts] = []  # the file split last, in this process
 
 
-def _activity_parts(path: Path) -> _ActivityParts:
-    """The activities file in parts, read (and, for CSV, parsed) once per process
-    and file version; each chunk of leads then opens only the parts holding its ids.
-    Activities exported in time or deal order cluster, so most parts are skipped."""
+def _activity_parts(path: Path, columns: list[str]) -> _ActivityParts:
+    """The activities file (``columns``: its key, time stamp and type) in parts,
+    read (and, for CSV, parsed) once per process and file version; each chunk of
+    leads then opens only the parts holding its ids. Activities exported in time or
+    deal order cluster, so most parts are skipped."""
     import shutil
     import weakref
 
+    import pyarrow.csv as pcsv
     import pyarrow.dataset as ds
 
     stat = path.stat()
-    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, tuple(columns))
     if _ACTIVITY_PARTS and _ACTIVITY_PARTS[0].key == key:
         return _ACTIVITY_PARTS[0]
     _ACTIVITY_PARTS.clear()  # drops the previous file's parts (and their folder)
     split = _ActivityParts(key, tempfile.mkdtemp(prefix="lead-ml-activities-"))
     weakref.finalize(split, shutil.rmtree, split.folder, ignore_errors=True)
-    fmt = "parquet" if path.suffix.lower() == ".parquet" else "csv"
+    fmt: Any = "parquet"
+    if path.suffix.lower() != ".parquet":
+        # Every cell as text, as lead-ml reads any CSV (the scorer converts and
+        # rejects row by row): types inferred from the first rows failed the whole
+        # job on one unreadable time stamp further down, and read ids as numbers.
+        text = pcsv.ConvertOptions(column_types=dict.fromkeys(columns, pa.string()))
+        fmt = ds.CsvFileFormat(convert_options=text)
     pending: list[pa.RecordBatch] = []
     budget = ACTIVITY_INDEX_BYTES
-    with _readable(path, "the activities"):
+    with readable(path, "the activities"):
         scanner = ds.dataset(path, format=fmt).scanner(
-            columns=list(ACTIVITY_COLUMNS), batch_size=ACTIVITY_PART_ROWS
+            columns=list(columns), batch_size=ACTIVITY_PART_ROWS
         )
         for batch in scanner.to_batches():
             pending.append(batch)
             if sum(b.num_rows for b in pending) >= ACTIVITY_PART_ROWS:
-                budget = _write_part(split, pending, budget)
+                budget = _write_part(split, pending, budget, columns[0])
                 pending = []
         if pending:
-            _write_part(split, pending, budget)
+            _write_part(split, pending, budget, columns[0])
     _ACTIVITY_PARTS.append(split)
     return split
 
 
 def _write_part(
-    split: _ActivityParts, batches: list[pa.RecordBatch], budget: int
+    split: _ActivityParts, batches: list[pa.RecordBatch], budget: int, key: str
 ) -> int:
     """Write one part (uncompressed Arrow: read back by memory map); return the
     index budget left."""
@@ -393,7 +331,7 @@ def _write_part(
         out.write_table(table)
     held = None
     if budget > 0:
-        ids = table[ID_COLUMN].cast(pa.string()).to_pandas()
+        ids = table[key].cast(pa.string()).to_pandas()
         held = np.unique(SeenIds.hash(ids))
         budget -= held.nbytes
     split.parts.append((name, held))
@@ -407,36 +345,35 @@ def _overlap(held: np.ndarray, hashes: np.ndarray) -> bool:
 
 
 def _chunk_activities(
-    path: Path | None, ids: pd.Series, hashes: np.ndarray | None = None
+    scorer: Scorer, path: Path | None, ids: pd.Series, hashes: np.ndarray
 ) -> tuple[pd.DataFrame | None, int]:
-    """The activities of these leads, validated; and how many of them were rejected.
-    ``hashes``: the ids' hashes (:meth:`SeenIds.hash`), when the caller has them.
+    """The activities of these leads, read by the scorer, and how many of them were
+    left out (unusable rows). ``hashes``: the ids' hashes (:meth:`SeenIds.hash`).
 
     The file is split into parts once (see :func:`_activity_parts`) rather than
     scanned whole for every chunk, which made a job quadratic in its size.
     """
-    if path is None:
+    columns = scorer.activity_columns
+    if path is None or columns is None:
         return None, 0
     import pyarrow.compute as pc
 
-    split = _activity_parts(path)
+    split = _activity_parts(path, columns)
     notna = ids.notna().to_numpy()
     present = ids[notna]
     wanted = pa.array(present.astype(str).tolist(), type=pa.string())
-    hashes = np.unique(
-        SeenIds.hash(present) if hashes is None else np.asarray(hashes)[notna]
-    )
+    distinct = np.unique(np.asarray(hashes)[notna])
     tables = []
     for name, held in split.parts:
-        if held is not None and not _overlap(held, hashes):
+        if held is not None and not _overlap(held, distinct):
             continue
         with pa.memory_map(name) as source:
             part = pa.ipc.open_file(source).read_all()
-        keep = pc.is_in(part[ID_COLUMN].cast(pa.string()), value_set=wanted)
+        keep = pc.is_in(part[columns[0]].cast(pa.string()), value_set=wanted)
         tables.append(part.filter(keep))
     if not tables:
         return None, 0
-    return prepare_activities(pa.concat_tables(tables).to_pandas(), str(path))
+    return scorer.read_activities(pa.concat_tables(tables).to_pandas(), str(path))
 
 
 def _score_one(
@@ -452,7 +389,8 @@ def _score_one(
     the chunk's id hashes, the file's id index and the repeated ids scored so far."""
     explain_reasons, source = options
     hashes, index, seen = ids
-    earlier = seen.contains(hashes) & chunk[ID_COLUMN].notna().to_numpy()
+    id_column = scorer.id_column
+    earlier = seen.contains(hashes) & chunk[id_column].notna().to_numpy()
     fresh = np.flatnonzero(~earlier)
     result = scorer.score_chunk(
         chunk.iloc[fresh],
@@ -466,10 +404,10 @@ def _score_one(
     seen.add(scored[index.is_repeated(scored)])  # no other id can come again
     duplicates = np.flatnonzero(earlier)
     reasons = [
-        f"duplicate {ID_COLUMN} {quote_value(v)} (already scored at an earlier row)"
-        for v in chunk[ID_COLUMN].iloc[duplicates]
+        f"duplicate {id_column} {quote_value(v)} (already scored at an earlier row)"
+        for v in chunk[id_column].iloc[duplicates]
     ]
-    repeats = reject_rows(chunk, duplicates, reasons).assign(row=first_row + duplicates)
+    repeats = reject_frame(chunk, "leads", duplicates, reasons, first_row + duplicates)
     rejects = pd.concat([repeats, result.rejects], ignore_index=True)
     return result, rejects.sort_values("row", kind="stable", ignore_index=True)
 
@@ -538,6 +476,23 @@ def batch_job(
         scratch.cleanup()
 
 
+def _check_activities(scorer: Scorer, path: Path | None) -> None:
+    if path is None:
+        return
+    columns = scorer.activity_columns
+    if columns is None:
+        raise ScorerError(
+            f"{path}: this scorer counts no activities (trained without an activity "
+            "log); score without --activities"
+        )
+    missing = sorted(set(columns) - set(read_header(path, "the activities")))
+    if missing:
+        raise ScorerError(
+            f"{path}: missing activity column(s) {', '.join(missing)}; the activity "
+            f"log needs {', '.join(columns)}, as in training"
+        )
+
+
 def score_file(
     scorer: Scorer,
     input_path: Path,
@@ -550,28 +505,21 @@ def score_file(
 ) -> BatchSummary:
     """Score every lead of a file; write scores and rejects; return the summary."""
     started = time.perf_counter()
-    scorer.check_columns(file_columns(input_path), str(input_path))
-    if activities_path is not None:
-        missing = set(ACTIVITY_COLUMNS) - set(
-            file_columns(activities_path, "the activities")
-        )
-        if missing:
-            raise ScorerError(
-                f"{activities_path}: missing activity column(s) "
-                f"{', '.join(sorted(missing))}; an activity row needs "
-                f"{', '.join(ACTIVITY_COLUMNS)}"
-            )
-    wanted = list(scorer.spec["input_columns"])
+    if not input_path.exists():
+        raise FileNotFoundError(f"{input_path}: the input file not found")
+    scorer.check_columns(read_header(input_path, "the input"), str(input_path))
+    _check_activities(scorer, activities_path)
+    wanted = scorer.contract.columns
     monitor = DriftMonitor(scorer.spec["drift_reference"])
     outputs = (scorer.empty_output(explain_reasons), [*REJECT_COLUMNS, *wanted])
     with batch_job(
-        input_path, output_path, rejects_path, outputs, ID_COLUMN, chunk_rows
+        input_path, output_path, rejects_path, outputs, scorer.id_column, chunk_rows
     ) as job:
         summary = job.summary
         for chunk in read_chunks(input_path, wanted, chunk_rows):
             hashes = job.index.hashes(len(chunk))
             activities, bad = _chunk_activities(
-                activities_path, chunk[ID_COLUMN], hashes
+                scorer, activities_path, chunk[scorer.id_column], hashes
             )
             result, rejects = _score_one(
                 scorer,

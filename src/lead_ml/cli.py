@@ -14,7 +14,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from lead_ml.config import ConfigError, Params, load_params
+from lead_ml.config import Params, load_params
+from lead_ml.vocab import USER_ERRORS, CompareError, ConfigError, LeakageError
+
+# Commands import what they run when they run: `lead-ml --help` and a mistyped
+# option answer in a fraction of a second instead of loading LightGBM and MLflow.
 
 if TYPE_CHECKING:
     from lead_ml.compare import Promotion
@@ -34,24 +38,6 @@ ParamsOption = Annotated[
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _user_errors() -> tuple[type[Exception], ...]:
-    from lead_ml.audit import LeakageError
-    from lead_ml.compare import CompareError
-    from lead_ml.report import ReportError
-    from lead_ml.schema import ContractError
-    from lead_ml.scorer import ScorerError
-
-    return (
-        ConfigError,
-        ContractError,
-        ScorerError,
-        LeakageError,
-        CompareError,
-        ReportError,
-        FileNotFoundError,
-    )
-
-
 def friendly(command: F) -> F:
     """Turn user mistakes (bad params, data or paths) into a message and exit 2."""
 
@@ -59,7 +45,7 @@ def friendly(command: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
-        except _user_errors() as error:
+        except USER_ERRORS as error:
             # soft_wrap: one line per message line, whatever the terminal width.
             errors.print(
                 f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True
@@ -86,8 +72,8 @@ def check_config(
         bool,
         typer.Option(
             "--data/--no-data",
-            help="Also check the columns crm: names against the files' headers "
-            "(reads no rows).",
+            help="Also check the columns the source section and the BANT rule name "
+            "against the files' headers (reads no rows).",
         ),
     ] = True,
 ) -> None:
@@ -95,110 +81,81 @@ def check_config(
 
     Example: lead-ml check-config --params examples/maven_crm/params.yaml
     """
+    from lead_ml.sources import check_columns
+
     settings = _params(params)
-    if settings.crm is None:
-        console.print(
-            f"[green]check-config[/] {params}: valid (no crm section: the built-in "
-            "synthetic CRM)",
-            soft_wrap=True,
-        )
-        return
-    crm = settings.crm
+    source = settings.source
     checked = ""
     if data:
-        from lead_ml.crm import check_columns
-
-        headers = check_columns(crm)
-        checked = (
-            f"; every column it names is in the files ({len(headers['deals'])} deal "
-            f"and {len(headers['accounts'])} account columns)"
-        )
-    letters = ", ".join(crm.bant.letters)
+        headers = check_columns(source, settings.bant)
+        counts = ", ".join(f"{len(h)} {name}" for name, h in headers.items())
+        checked = f"; every column it names is in the files ({counts} columns)"
+    letters = ", ".join(settings.bant.letters)
     console.print(
-        f"[green]check-config[/] {params}: valid{checked}; deals {crm.deals.path}, "
-        f"BANT letters {letters} (share {crm.bant.share:g}), "
-        f"{len(crm.dimensions)} columns mapped to dimensions",
+        f"[green]check-config[/] {params}: valid{checked}; {source.name}: deals "
+        f"{source.tables.deals.path}, BANT letters {letters} (threshold "
+        f"{settings.bant.threshold:g}), {len(source.dimensions)} columns mapped to "
+        "dimensions",
         soft_wrap=True,
     )
 
 
 @app.command()
 @friendly
+def read(
+    table: Annotated[
+        str, typer.Option(help="The source table: deals, accounts or activities.")
+    ],
+    params: ParamsOption = Path("params.yaml"),
+    out: Annotated[Path, typer.Option(help="Where the copy goes (Parquet).")] = Path(
+        "data/tables/deals.parquet"
+    ),
+) -> None:
+    """Copy one table of the source (CSV or Parquet, as exported) to Parquet.
+
+    Example: lead-ml read --table deals --out data/tables/deals.parquet
+    """
+    from lead_ml.stages import run_read
+
+    started = time.perf_counter()
+    result = run_read(_params(params), table, out)
+    _done("read", started, f"{result['rows']:,} rows of {result['path']} -> {out}")
+
+
+@app.command()
+@friendly
 def audit(
     params: ParamsOption = Path("params.yaml"),
+    validated: Annotated[Path, typer.Option(help="Folder of validated deals.")] = Path(
+        "data/validated"
+    ),
     out: Annotated[Path, typer.Option(help="The audit report (JSON).")] = Path(
         "reports/audit.json"
     ),
     summary_md: Annotated[
         Path, typer.Option("--summary", help="Readable summary (Markdown).")
     ] = Path("reports/audit.md"),
-    rejects: Annotated[
-        Path, typer.Option(help="Rejected rows of the export, one reason each (CSV).")
-    ] = Path("reports/audit_rejects.csv"),
+    split: Annotated[
+        Path, typer.Option(help="The split of every deal (Parquet).")
+    ] = Path("data/audit/split.parquet"),
 ) -> None:
-    """Check your CRM export before training: sufficiency, split, copies, leakage.
+    """Check the deals before training: sufficiency, split, copies, leakage.
 
-    Writes the report, then stops (exit 2) when a column looks like leakage and is
-    not under crm.allowed, saying why.
+    Writes the report and the split, then stops (exit 2) when a column looks like
+    leakage and is not under source.allowed, saying why.
 
-    Example: lead-ml audit --params examples/x_education/params.yaml
+    Example: lead-ml audit --validated data/validated --out reports/audit.json
     """
-    from lead_ml.audit import check, run_audit, write_report
-    from lead_ml.crm import load_crm
+    from lead_ml.stages import run_audit
 
     started = time.perf_counter()
-    settings = _params(params)
-    if settings.crm is None:
-        raise ConfigError(
-            f"{params}: no crm section; the audit checks your own CRM export (README "
-            '"Use your own CRM export")'
-        )
-    deals = load_crm(settings.crm)
-    result = run_audit(deals, settings.crm, settings.split, settings.seed)
-    write_report(result, out, summary_md)
-    rejects.parent.mkdir(parents=True, exist_ok=True)
-    deals.rejects.to_csv(rejects, index=False)
-    _print_audit(result.report)
-    check(result)
+    try:
+        report = run_audit(_params(params), validated, out, summary_md, split)
+    except LeakageError:
+        _print_audit(json.loads(out.read_text()))
+        raise
+    _print_audit(report)
     _done("audit", started, f"passed -> {out}, {summary_md}")
-
-
-@app.command()
-@friendly
-def pipeline(
-    params: ParamsOption = Path("params.yaml"),
-    out: Annotated[
-        Path, typer.Option(help="Folder for the audit, model, metrics and scorer.")
-    ] = Path("runs/crm"),
-) -> None:
-    """Run your own CRM export end to end: audit, features, train, evaluate, export.
-
-    Stops (exit 2) on columns the audit finds leaky, saying why; prints model vs
-    your BANT rule. The scorer lands in OUT/scorer for `lead-ml score`.
-
-    Example: lead-ml pipeline --params examples/x_education/params.yaml --out runs/x
-    """
-    from lead_ml.byo import run_crm_pipeline
-
-    started = time.perf_counter()
-    settings = _params(params)
-    if settings.crm is None:
-        raise ConfigError(
-            f"{params}: no crm section; `lead-ml pipeline` runs your own CRM export "
-            '(README "Use your own CRM export"); the synthetic CRM runs with `make run`'
-        )
-    result = run_crm_pipeline(settings, out)
-    _print_audit(result["audit"])
-    metrics = result["metrics"]
-    if metrics["evaluation"] == "repeated_cv":
-        cv = metrics["cv"]
-        console.print(
-            f"evaluated by {cv['folds']}-fold CV x {cv['repeats']} repeats "
-            f"(too few deals for one test window): model ROC AUC "
-            f"{cv['model_roc_auc_mean']:.3f} +- {cv['model_roc_auc_std']:.3f}"
-        )
-    _print_comparison(metrics)
-    _done("pipeline", started, f"-> {out}")
 
 
 def _print_audit(report: dict[str, Any]) -> None:
@@ -229,23 +186,24 @@ def generate(
     ),
     fmt: Annotated[
         str | None,
-        typer.Option("--format", help="parquet or csv (default: params data.format)."),
+        typer.Option(
+            "--format", help="parquet or csv (default: params synthetic.format)."
+        ),
     ] = None,
 ) -> None:
     """Generate the synthetic CRM (accounts, deals, activities, truth.json).
 
     Example: lead-ml generate --params params.yaml --out data/raw --format csv
     """
-    from lead_ml.pipeline import run_generate
+    from lead_ml.stages import run_generate
 
     started = time.perf_counter()
     settings = _params(params)
     if fmt is not None:
-        settings = settings.model_copy(
-            update={"data": settings.data.model_copy(update={"format": fmt})}
-        )
         if fmt not in ("parquet", "csv"):
             raise ConfigError(f"--format: expected parquet or csv, got {fmt!r}")
+        synthetic = settings.synthetic.model_copy(update={"format": fmt})
+        settings = settings.model_copy(update={"synthetic": synthetic})
     summary = run_generate(settings, out)
     _done(
         "generate",
@@ -259,10 +217,11 @@ def generate(
 @app.command()
 @friendly
 def validate(
-    raw: Annotated[
-        Path, typer.Option(help="Folder with accounts, deals, activities.")
-    ] = Path("data/raw"),
-    out: Annotated[Path, typer.Option(help="Folder for the valid rows.")] = Path(
+    params: ParamsOption = Path("params.yaml"),
+    tables: Annotated[
+        Path, typer.Option(help="Folder of the tables `lead-ml read` copied.")
+    ] = Path("data/tables"),
+    out: Annotated[Path, typer.Option(help="Folder for the valid deals.")] = Path(
         "data/validated"
     ),
     rejects: Annotated[
@@ -271,44 +230,77 @@ def validate(
 ) -> None:
     """Check the data contract; bad rows go to the rejects file with a reason.
 
-    Example: lead-ml validate --raw data/raw --rejects reports/rejects.csv
+    Example: lead-ml validate --tables data/tables --rejects reports/rejects.csv
     """
-    from lead_ml.pipeline import run_validate
+    from lead_ml.stages import run_validate
 
     started = time.perf_counter()
-    counts = run_validate(raw, out, rejects)
-    table = Table("table", "rows in", "valid", "rejected", title="validate")
-    for name, row in counts.items():
-        table.add_row(
-            name, f"{row['rows_in']:,}", f"{row['valid']:,}", f"{row['rejected']:,}"
-        )
+    counts = run_validate(_params(params), tables, out, rejects)
+    table = Table("table", "rows in", "kept", "rejected", title="validate")
+    table.add_row(
+        "deals",
+        f"{counts['rows_in']:,}",
+        f"{counts['deals']:,}",
+        f"{counts['rejected']:,}",
+    )
+    for name in ("accounts", "activities"):
+        if counts[f"{name}_in"]:
+            kept = counts[f"{name}_in"] - counts[f"{name}_rejected"]
+            table.add_row(
+                name,
+                f"{counts[f'{name}_in']:,}",
+                f"{kept:,}",
+                f"{counts[f'{name}_rejected']:,}",
+            )
     console.print(table)
+    console.print(
+        f"{counts['won']:,} won, {counts['lost']:,} lost, {counts['open']:,} open",
+        soft_wrap=True,
+    )
     _done("validate", started, f"rejects -> {rejects}")
+
+
+FeaturesOption = Annotated[
+    Path, typer.Option("--features", help="Features Parquet file.")
+]
+RegistryOption = Annotated[
+    Path, typer.Option("--registry", help="The feature registry (JSON).")
+]
+ModelOption = Annotated[Path, typer.Option("--model", help="Model folder.")]
 
 
 @app.command()
 @friendly
 def featurize(
     params: ParamsOption = Path("params.yaml"),
-    validated: Annotated[Path, typer.Option(help="Folder of validated tables.")] = Path(
+    validated: Annotated[Path, typer.Option(help="Folder of validated deals.")] = Path(
         "data/validated"
+    ),
+    audit: Annotated[Path, typer.Option(help="The audit report (JSON).")] = Path(
+        "reports/audit.json"
+    ),
+    split: Annotated[Path, typer.Option(help="The audit's split (Parquet).")] = Path(
+        "data/audit/split.parquet"
     ),
     out: Annotated[Path, typer.Option(help="Features Parquet file.")] = Path(
         "data/features/features.parquet"
     ),
+    registry: RegistryOption = Path("data/features/registry.json"),
 ) -> None:
     """Build point-in-time features (only what was known at each deal's snapshot).
 
     Example: lead-ml featurize --validated data/validated --out data/features/f.parquet
     """
-    from lead_ml.pipeline import run_featurize
+    from lead_ml.stages import run_featurize
 
     started = time.perf_counter()
-    summary = run_featurize(_params(params), validated, out)
+    summary = run_featurize(_params(params), validated, audit, split, out, registry)
+    for note in summary["notes"]:
+        errors.print(f"note: {note}", soft_wrap=True)
     _done(
         "featurize",
         started,
-        f"{summary['deals']:,} deals x {summary['features']} columns -> {out}",
+        f"{summary['deals']:,} deals x {summary['features']} features -> {out}",
     )
 
 
@@ -316,19 +308,18 @@ def featurize(
 @friendly
 def train(
     params: ParamsOption = Path("params.yaml"),
-    features: Annotated[Path, typer.Option(help="Features Parquet file.")] = Path(
-        "data/features/features.parquet"
-    ),
+    features: FeaturesOption = Path("data/features/features.parquet"),
+    registry: RegistryOption = Path("data/features/registry.json"),
     out: Annotated[Path, typer.Option(help="Model folder.")] = Path("models/model"),
 ) -> None:
     """Train LightGBM on the oldest deals, stop early and calibrate on the next window.
 
     Example: lead-ml train --features data/features/features.parquet --out models/model
     """
-    from lead_ml.pipeline import run_train
+    from lead_ml.stages import run_train
 
     started = time.perf_counter()
-    summary = run_train(_params(params), features, out)
+    summary = run_train(_params(params), features, registry, out)
     _done(
         "train",
         started,
@@ -341,10 +332,15 @@ def train(
 @friendly
 def evaluate(
     params: ParamsOption = Path("params.yaml"),
-    features: Annotated[Path, typer.Option(help="Features Parquet file.")] = Path(
-        "data/features/features.parquet"
+    features: FeaturesOption = Path("data/features/features.parquet"),
+    registry: RegistryOption = Path("data/features/registry.json"),
+    model: ModelOption = Path("models/model"),
+    validated: Annotated[Path, typer.Option(help="Validated deals.")] = Path(
+        "data/validated"
     ),
-    model: Annotated[Path, typer.Option(help="Model folder.")] = Path("models/model"),
+    audit: Annotated[Path, typer.Option(help="The audit report (JSON).")] = Path(
+        "reports/audit.json"
+    ),
     metrics: Annotated[Path, typer.Option(help="Metrics JSON.")] = Path(
         "reports/metrics.json"
     ),
@@ -352,14 +348,24 @@ def evaluate(
         "reports/plots"
     ),
 ) -> None:
-    """Score the model and the BANT rule on the same latest test window.
+    """Score the model and the BANT rule on the same latest test window (or out of
+    fold, when the audit finds too few deals for one).
 
     Example: lead-ml evaluate --model models/model --metrics reports/metrics.json
     """
-    from lead_ml.pipeline import run_evaluate
+    from lead_ml.stages import run_evaluate
 
     started = time.perf_counter()
-    results = run_evaluate(_params(params), features, model, metrics, plots)
+    paths = {
+        "features": features,
+        "registry": registry,
+        "model": model,
+        "validated": validated,
+        "audit": audit,
+        "metrics": metrics,
+        "plots": plots,
+    }
+    results = run_evaluate(_params(params), paths)
     _print_comparison(results)
     _done("evaluate", started, f"-> {metrics}, {plots}")
 
@@ -368,11 +374,10 @@ def evaluate(
 @friendly
 def export(
     params: ParamsOption = Path("params.yaml"),
-    features: Annotated[Path, typer.Option(help="Features Parquet file.")] = Path(
-        "data/features/features.parquet"
-    ),
-    model: Annotated[Path, typer.Option(help="Model folder.")] = Path("models/model"),
-    validated: Annotated[Path, typer.Option(help="Validated tables.")] = Path(
+    features: FeaturesOption = Path("data/features/features.parquet"),
+    registry: RegistryOption = Path("data/features/registry.json"),
+    model: ModelOption = Path("models/model"),
+    validated: Annotated[Path, typer.Option(help="Validated deals.")] = Path(
         "data/validated"
     ),
     out: Annotated[Path, typer.Option(help="Scorer folder.")] = Path("models/scorer"),
@@ -384,10 +389,18 @@ def export(
 
     Example: lead-ml export --model models/model --out models/scorer
     """
-    from lead_ml.pipeline import run_export
+    from lead_ml.stages import run_export
 
     started = time.perf_counter()
-    result = run_export(_params(params), features, model, validated, out, record)
+    paths = {
+        "features": features,
+        "registry": registry,
+        "model": model,
+        "validated": validated,
+        "scorer": out,
+        "record": record,
+    }
+    result = run_export(_params(params), paths)
     _done(
         "export",
         started,
@@ -498,8 +511,9 @@ def score(
     """
     from rich.progress import Progress
 
-    from lead_ml.batch import count_rows, score_file
+    from lead_ml.batch import score_file
     from lead_ml.scorer import load_scorer
+    from lead_ml.tables import count_rows
 
     if engine not in ("local", "spark"):
         raise ConfigError(f"--engine: expected local or spark, got {engine!r}")
@@ -518,38 +532,24 @@ def score(
         return
     scorer = load_scorer(model)
     rejects = rejects or output.with_name(f"{output.stem}.rejects.csv")
-    from lead_ml.byo import CrmScorer, score_crm_file
-
+    if scorer.counts_activities and activities is None:
+        errors.print(
+            "note: this model counts activities; without --activities every lead is "
+            "scored as having none"
+        )
     total = count_rows(input) if input.exists() else None
     with Progress(console=errors, transient=True) as bar:
         task = bar.add_task("scoring", total=total)
-        if isinstance(scorer, CrmScorer):  # a scorer of your own CRM export
-            if scorer.counts_activities and activities is None:
-                errors.print(
-                    "note: this model counts activities; without --activities every "
-                    "lead is scored as having none"
-                )
-            done = score_crm_file(
-                scorer,
-                input,
-                output,
-                rejects,
-                explain,
-                chunk_rows,
-                progress=lambda n: bar.advance(task, n),
-                activities_path=activities,
-            )
-        else:
-            done = score_file(
-                scorer,
-                input,
-                output,
-                rejects,
-                activities,
-                explain,
-                chunk_rows,
-                progress=lambda n: bar.advance(task, n),
-            ).as_dict()
+        done = score_file(
+            scorer,
+            input,
+            output,
+            rejects,
+            activities,
+            explain,
+            chunk_rows,
+            progress=lambda n: bar.advance(task, n),
+        ).as_dict()
     _print_batch(done)
     if summary_json is not None:
         summary_json.write_text(json.dumps(done, indent=2) + "\n")
@@ -642,15 +642,39 @@ def summary(
     _print_comparison(results)
 
 
-def _print_comparison(results: dict[str, Any]) -> None:
-    from lead_ml.pipeline import comparison_rows
+def comparison_rows(metrics: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The model-vs-BANT table `make run` prints: (measure, model, BANT)."""
+    model, bant, capacity = metrics["model"], metrics["bant"], metrics["capacity"]
+    low, high = metrics["delta_roc_auc_ci95"]
+    return [
+        ("ROC AUC", f"{model['roc_auc']:.3f}", f"{bant['roc_auc']:.3f}"),
+        ("PR AUC", f"{model['pr_auc']:.3f}", f"{bant['pr_auc']:.3f}"),
+        (
+            "AUC gain (95% CI)",
+            f"{metrics['delta_roc_auc']:+.3f} [{low:+.3f}, {high:+.3f}]",
+            "",
+        ),
+        (
+            f"wins in top {capacity['k']} leads",
+            f"{capacity['model_wins']} ({capacity['model_win_rate']:.1%})",
+            f"{capacity['bant_wins']} ({capacity['bant_win_rate']:.1%})",
+        ),
+        ("calibration error (ECE)", f"{model['ece']:.3f}", "-"),
+    ]
 
+
+def _print_comparison(results: dict[str, Any]) -> None:
     title = (
         f"Model vs BANT on {results['n_test']:,} deals created "
         f"{results['test_start']} to {results['test_end']}"
     )
     if results.get("evaluation") == "repeated_cv":
-        title = f"Model vs BANT, out-of-fold on {results['n_test']:,} closed deals"
+        cv = results["cv"]
+        title = (
+            f"Model vs BANT, out of fold on {results['n_test']:,} closed deals "
+            f"({cv['folds']}-fold CV x {cv['repeats']}: model ROC AUC "
+            f"{cv['model_roc_auc_mean']:.3f} +- {cv['model_roc_auc_std']:.3f})"
+        )
     elif results.get("split") in ("order", "random"):
         title = (
             f"Model vs BANT on {results['n_test']:,} test deals "
@@ -766,8 +790,8 @@ def promote(
 
     Example: lead-ml promote v3   (and to roll back: lead-ml promote --to v2)
     """
-    from lead_ml.compare import CompareError, rollback
     from lead_ml.compare import promote as run_promotion
+    from lead_ml.compare import rollback
 
     settings = _params(params)
     alias = settings.tracking.champion_alias
@@ -806,42 +830,6 @@ def _print_promotion(result: Promotion, alias: str) -> None:
         highlight=False,
     )
     raise typer.Exit(code=1)
-
-
-@app.command()
-@friendly
-def bench(
-    params: ParamsOption = Path("params.yaml"),
-    out: Annotated[Path, typer.Option(help="Results JSON.")] = Path(
-        "reports/bench.json"
-    ),
-    quick: Annotated[
-        bool, typer.Option("--quick", help="Tiny sizes: seconds, for tests.")
-    ] = False,
-) -> None:
-    """Benchmark scoring, explanations, memory and growth; print every ratio with
-    its target (figures are ratios to references measured in the same run).
-
-    Example: lead-ml bench --params params.yaml --out reports/bench.json
-    """
-    from lead_ml.bench import BenchSizes, run_bench, write_results
-
-    sizes = BenchSizes.quick() if quick else BenchSizes()
-    results = run_bench(
-        _params(params), sizes, progress=lambda step: errors.print(step)
-    )
-    write_results(results, out)
-    _print_bench(results)
-    console.print(f"bench -> {out} ({results['seconds']:.0f}s)")
-
-
-def _print_bench(results: dict[str, Any]) -> None:
-    table = Table("figure", "value", "target", "met", title="lead-ml bench")
-    for name, value in results["figures"].items():
-        met = results["met"].get(name)
-        verdict = "-" if met is None else "[green]yes[/]" if met else "[bold red]no[/]"
-        table.add_row(name, f"{value:,.3g}", results["targets"][name], verdict)
-    console.print(table)
 
 
 if __name__ == "__main__":

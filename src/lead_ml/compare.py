@@ -1,11 +1,15 @@
 """Compare scorer versions side by side on one test window, and gate promotion.
 
-Every candidate is a registered version of the exported scorer. It is loaded from the
-MLflow model registry and re-scored from raw lead rows on the same window of closed
-deals (the newest test split, or the days given), so the comparison is fair even when
-the versions were trained on different data or features. The BANT rule is scored on
-the same rows. The result is a list of tidy :class:`Row` records that render as a
-terminal table, Markdown and CSV.
+Every candidate is a registered version of the exported scorer, for any source. It is
+loaded from the MLflow model registry and re-scored, by its own contract, from lead
+rows as the export holds them (the source's own column names, with its activity log
+when it has one) on the same window of closed deals: the newest test split of the
+features table, or the days given when the source has created dates. So the
+comparison is fair even when the versions were trained on different data or
+features. The BANT rule is scored on the same rows. The result is a list of tidy
+:class:`Row` records that render as a terminal table, Markdown and CSV. A source
+without created dates (X Education is ordered by its Lead Number) has no months:
+stability by month says so rather than inventing any.
 
 The promotion gate (``promotion:`` in params.yaml) reads the same numbers:
 :func:`promote` moves the registry's champion alias only when every condition holds,
@@ -34,15 +38,17 @@ import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from lead_ml import tracking
-from lead_ml.baseline import BantRule
+from lead_ml.baseline import bant_scores
 from lead_ml.config import Params, PromotionConfig
 from lead_ml.evaluate import (
     capacity_view,
     classification_metrics,
     paired_bootstrap_auc_delta,
 )
-from lead_ml.model import time_split
-from lead_ml.scorer import BANDS, Scorer, input_columns, load_scorer
+from lead_ml.model import split_frames
+from lead_ml.scorer import Scorer, load_scorer
+from lead_ml.sources import lead_rows, read_deals, source_activities
+from lead_ml.vocab import BANDS, CompareError
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -56,11 +62,11 @@ CAPACITY = "Business view at capacity"
 BAND_CONVERSION = "Conversion by band"
 MONTHS = "Stability by month (ROC AUC)"
 Kind = Literal["number", "delta", "rate", "count", "text"]
-
-
-class CompareError(ValueError):
-    """A model cannot be found or compared; the message says what to pass instead."""
-
+#: Why a source without created dates has no stability by month.
+NO_MONTHS = (
+    "no dated months to judge: the source has no created dates "
+    "(source.tables.deals.created), so its deals fall in no calendar month"
+)
 
 # --- finding the candidates ---------------------------------------------------------
 
@@ -254,32 +260,32 @@ def default_candidates(client: MlflowClient, params: Params) -> list[Candidate]:
 
 @dataclass(frozen=True)
 class Window:
-    """The closed deals every approach is scored on: lead rows plus outcomes."""
+    """The closed deals every approach is scored on, oldest first.
+
+    ``leads`` are the deals as the export holds them (the source's own column names,
+    :func:`lead_ml.sources.lead_rows`), ``activities`` their activity log likewise
+    (None when the source has none). ``amount`` is None when the source has no
+    amount, ``month`` (each deal's created month, ``YYYY-MM``) None when it has no
+    created dates. ``span`` says which deals in words: ``created 2024-01-01 to
+    2024-06-30``, ``with Lead Number 7001 to 9240``, or nothing for a random split.
+    """
 
     leads: pd.DataFrame
-    activities: pd.DataFrame
+    activities: pd.DataFrame | None
     won: np.ndarray
-    amount: np.ndarray
-    month: np.ndarray
+    amount: np.ndarray | None
+    month: np.ndarray | None
     bant_points: np.ndarray
     bant_qualified: np.ndarray
     source: str
-
-    @property
-    def start(self) -> str:
-        """First created_at day in the window."""
-        return pd.Timestamp(self.leads["created_at"].min()).date().isoformat()
-
-    @property
-    def end(self) -> str:
-        """Last created_at day in the window."""
-        return pd.Timestamp(self.leads["created_at"].max()).date().isoformat()
+    span: str = ""
 
     def describe(self) -> str:
-        """One line: how many deals, when, and where the window came from."""
+        """One line: how many deals, which ones, and where the window came from."""
+        span = f" {self.span}" if self.span else ""
         return (
-            f"{len(self.won):,} closed deals ({int(self.won.sum()):,} won) created "
-            f"{self.start} to {self.end} ({self.source})"
+            f"{len(self.won):,} closed deals ({int(self.won.sum()):,} won){span} "
+            f"({self.source})"
         )
 
 
@@ -289,30 +295,79 @@ def _read(path: Path, hint: str) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
-def _window_deals(
+def _in_order(deals: pd.DataFrame) -> pd.DataFrame:
+    """Deals in time order, as :func:`lead_ml.model.split_frames` orders a window."""
+    return deals.sort_values(
+        ["created_at", "order", "deal_id"], kind="stable", na_position="last"
+    )
+
+
+def _test_deals(deals: pd.DataFrame, features_path: Path) -> pd.DataFrame:
+    """The validated deals of the newest test split of the features table."""
+    features = _read(features_path, "run `dvc repro` first or pass --features")
+    if "split" not in features.columns:
+        raise CompareError(
+            f"{features_path}: no split column (built by an older lead-ml); run "
+            "`dvc repro` to rebuild it"
+        )
+    try:
+        test = split_frames(features).test
+    except ValueError as error:
+        raise CompareError(f"{features_path}: {error}") from None
+    positions = pd.Index(deals["deal_id"]).get_indexer(test["deal_id"])
+    unknown = test["deal_id"].to_numpy()[positions < 0]
+    if len(unknown):
+        raise CompareError(
+            f"{features_path}: {len(unknown):,} deals of its test split are not among "
+            f"the validated deals (first: {unknown[0]!r}); the two come from "
+            "different runs: run `dvc repro`"
+        )
+    return deals.iloc[positions]
+
+
+def _dated_deals(
     deals: pd.DataFrame,
-    features_path: Path,
     params: Params,
+    features_path: Path,
     start: date | None,
     end: date | None,
-) -> tuple[pd.DataFrame, str]:
-    """Closed deals in the window, oldest first, and a phrase saying which window."""
-    closed = deals[deals["outcome"].isin(["won", "lost"])]
-    if start is None and end is None:
-        hint = "run `dvc repro` first or pass --features"
-        test = time_split(_read(features_path, hint), params.split).test
-        chosen = closed[closed["deal_id"].isin(test["deal_id"])]
-        source = f"the test split of {features_path}"
-    else:
-        day = closed["created_at"].dt.normalize()
-        keep = pd.Series(True, index=closed.index)
-        if start is not None:
-            keep &= day >= pd.Timestamp(start)
-        if end is not None:
-            keep &= day <= pd.Timestamp(end)
-        chosen = closed[keep]
-        source = f"--start {start or 'first deal'} --end {end or 'last deal'}"
-    return chosen.sort_values(["created_at", "deal_id"], kind="stable"), source
+) -> pd.DataFrame:
+    """The closed deals created from start to end (days, both included)."""
+    if params.source.tables.deals.created is None:
+        raise CompareError(
+            f"--start/--end: {params.source.name} has no created dates "
+            "(source.tables.deals.created is not set), so deals cannot be picked by "
+            f"day; the window is the test split of {features_path}: drop --start "
+            "and --end"
+        )
+    closed = deals[deals["outcome"].isin(["won", "lost"]).to_numpy(dtype=bool)]
+    day = closed["created_at"].dt.normalize()
+    keep = pd.Series(True, index=closed.index)
+    if start is not None:
+        keep &= day >= pd.Timestamp(start)
+    if end is not None:
+        keep &= day <= pd.Timestamp(end)
+    return _in_order(closed[keep.to_numpy(dtype=bool)])
+
+
+def _value(value: Any) -> str:
+    """An order value as a span shows it: a day, a whole number, or a number."""
+    if isinstance(value, pd.Timestamp | np.datetime64):
+        return pd.Timestamp(value).date().isoformat()
+    number = float(value)
+    return str(int(number)) if number.is_integer() else f"{number:g}"
+
+
+def _span(deals: pd.DataFrame, params: Params) -> str:
+    """Which deals, in words: created days, else the order column's range."""
+    created, order = deals["created_at"], deals["order"]
+    if params.source.tables.deals.created is not None and created.notna().all():
+        first, last = (_value(d) for d in (created.min(), created.max()))
+        return f"created {first} to {last}"
+    name = params.source.tables.deals.order
+    if name is not None and order.notna().all():
+        return f"with {name} {_value(order.min())} to {_value(order.max())}"
+    return ""
 
 
 def scoring_window(
@@ -322,34 +377,53 @@ def scoring_window(
     start: date | None = None,
     end: date | None = None,
 ) -> Window:
-    """Closed deals of the newest test split, or created from start to end (days).
+    """Closed deals of the newest test split (the ``split`` column of the features
+    table), or those created from start to end (days; only when the source has
+    created dates).
 
-    Lead rows are built as for open leads (deal plus account columns); the BANT rule
-    of params.yaml is scored on the same rows.
+    Lead rows are built from the validated deals as the export holds them, with the
+    activity log when the source has one; the BANT rule of params.yaml is scored on
+    the same rows.
     """
-    hint = "run `dvc repro` first or pass --validated"
-    deals = _read(validated_dir / "deals.parquet", hint)
-    closed, source = _window_deals(deals, features_path, params, start, end)
-    won = (closed["outcome"] == "won").to_numpy(int)
-    if won.size == 0 or won.min() == won.max():
+    validated = read_deals(validated_dir)
+    deals = validated.frame
+    if start is None and end is None:
+        chosen = _test_deals(deals, features_path)
+        source = f"the test split of {features_path}"
+    else:
+        chosen = _dated_deals(deals, params, features_path, start, end)
+        source = f"--start {start or 'first deal'} --end {end or 'last deal'}"
+    won = chosen["won"].to_numpy(dtype=float, na_value=np.nan)
+    if won.size == 0 or np.isnan(won).any() or won.min() == won.max():
         raise CompareError(
-            f"the window ({source}) holds {won.size} closed deals, {won.sum()} won; "
-            "it needs both won and lost deals: widen --start/--end"
+            f"the window ({source}) holds {won.size} closed deals, "
+            f"{int(np.nansum(won))} won; it needs both won and lost deals: widen "
+            "--start/--end"
         )
-    accounts = _read(validated_dir / "accounts.parquet", hint)
-    leads = closed.merge(accounts, on="account_id", how="left")
-    leads = leads[list(input_columns())].reset_index(drop=True)
-    activities = _read(validated_dir / "activities.parquet", hint)
-    rule = BantRule.from_config(params.bant).fit(leads)
+    chosen = chosen.reset_index(drop=True)
+    activities = None
+    if validated.activities is not None:
+        log = validated.activities
+        log = log[log["deal_id"].isin(chosen["deal_id"]).to_numpy(dtype=bool)]
+        activities = source_activities(log.reset_index(drop=True), params.source)
+    bant = bant_scores(params.bant, params.source, chosen)
+    dated = params.source.tables.deals.created is not None
     return Window(
-        leads=leads,
-        activities=activities[activities["deal_id"].isin(closed["deal_id"])],
-        won=won,
-        amount=closed["amount"].to_numpy(float),
-        month=closed["created_at"].dt.strftime("%Y-%m").to_numpy(str),
-        bant_points=rule.decision_function(leads),
-        bant_qualified=rule.predict(leads).astype(bool),
+        leads=lead_rows(chosen, params.source),
+        activities=activities,
+        won=won.astype(int),
+        amount=(
+            chosen["amount"].to_numpy(dtype=float, na_value=np.nan)
+            if params.source.tables.deals.amount is not None
+            else None
+        ),
+        month=(
+            chosen["created_at"].dt.strftime("%Y-%m").to_numpy(str) if dated else None
+        ),
+        bant_points=bant["bant_points"].to_numpy(float),
+        bant_qualified=bant["bant_qualified"].to_numpy(bool),
         source=source,
+        span=_span(chosen, params),
     )
 
 
@@ -358,31 +432,67 @@ def load_version(client: MlflowClient, name: str, version: int) -> Scorer:
     import mlflow
 
     # The bundle is all a scorer needs; loading through mlflow.pyfunc would also put
-    # the model's own copy of lead_ml on sys.path inside this process.
+    # the model's own copy of lead_ml on sys.path inside this process. The client
+    # finds where the version is stored: a models:/ URI would be looked up in the
+    # registry MLflow last set for the process, not necessarily this one.
+    location = client.get_model_version_download_uri(name, str(version))
     with tempfile.TemporaryDirectory() as folder:
         path = mlflow.artifacts.download_artifacts(
-            artifact_uri=f"models:/{name}/{version}",
-            dst_path=folder,
-            tracking_uri=client.tracking_uri,
+            artifact_uri=location, dst_path=folder, tracking_uri=client.tracking_uri
         )
         return load_scorer(path)
 
 
-def score_window(scorer: Scorer, window: Window) -> pd.DataFrame:
-    """Probability and band of every lead in the window (input order).
+def _window_activities(
+    scorer: Scorer, window: Window, label: str
+) -> pd.DataFrame | None:
+    """The activity log a version reads (None when it counts no activity)."""
+    columns = scorer.activity_columns
+    if columns is None:
+        return None
+    if window.activities is None:
+        raise CompareError(
+            f"{label} counts activities, but the source has no activity log "
+            "(source.tables.activities), so it would score every lead as having "
+            "none; compare it on the source it was trained on"
+        )
+    missing = [c for c in columns if c not in window.activities.columns]
+    if missing:
+        raise CompareError(
+            f"{label} reads activity column(s) {', '.join(missing)}, which the "
+            f"source's activity log lacks (it has "
+            f"{', '.join(window.activities.columns)}); compare it on the source it "
+            "was trained on"
+        )
+    return window.activities
 
-    A lead the scorer rejects would make the comparison unfair, so it is an error.
+
+def score_window(scorer: Scorer, window: Window, label: str) -> pd.DataFrame:
+    """Probability and band of every lead in the window (input order), scored by a
+    version (``label``, for messages) with its own contract and activity columns.
+
+    A version whose input columns the window lacks, or that rejects a lead, would
+    make the comparison unfair, so either is a CompareError.
     """
-    scored = scorer.score(window.leads, window.activities, explain_reasons=False)
+    missing = scorer.contract.missing_columns(window.leads.columns)
+    if missing:
+        raise CompareError(
+            f"{label} reads column(s) {', '.join(missing)}, which the window's lead "
+            "rows lack (the source section no longer keeps them); compare it on the "
+            "source it was trained on"
+        )
+    activities = _window_activities(scorer, window, label)
+    scored = scorer.score(window.leads, activities, explain_reasons=False)
     rejected = scored[scored["reject_reason"].notna()]
     if len(rejected):
         first = rejected.iloc[0]
         raise CompareError(
-            f"scorer {scorer.model_version} rejected {len(rejected)} of the "
-            f"{len(scored)} leads in the window (deal {first['deal_id']}: "
-            f"{first['reject_reason']}); compare on a window it can score"
+            f"{label} ({scorer.model_version}) rejected {len(rejected)} of the "
+            f"{len(scored)} leads in the window ({scorer.id_column} "
+            f"{first[scorer.id_column]}: {first['reject_reason']}); compare on a "
+            "window it can score"
         )
-    return scored[["deal_id", "probability", "band"]]
+    return scored[[scorer.id_column, "probability", "band"]]
 
 
 # --- the comparison -----------------------------------------------------------------
@@ -453,7 +563,13 @@ class Comparison:
 
 
 def capacity_k(window: Window, capacity: int | None) -> int:
-    """Leads reps can work: the given capacity, else as many as BANT qualifies."""
+    """Leads reps can work: the given capacity, else as many as BANT qualifies.
+
+    >>> window = Window(pd.DataFrame(), None, np.array([1, 0, 1]), None, None,
+    ...                 np.zeros(3), np.array([True, False, True]), "example")
+    >>> capacity_k(window, None), capacity_k(window, 1)
+    (2, 1)
+    """
     k = capacity or max(1, int(window.bant_qualified.sum()))
     if k > len(window.won):
         raise CompareError(
@@ -508,7 +624,8 @@ def _pairs(comparison: Comparison) -> list[tuple[str, str]]:
 def _capacity_rows(
     comparison: Comparison, scores: dict[str, np.ndarray], seed: int
 ) -> list[Row]:
-    """Wins, win rate and pipeline value each approach puts in the top k leads."""
+    """Wins, win rate and pipeline value (when the source has an amount) each
+    approach puts in the top k leads."""
     window, k = comparison.window, comparison.k
     views = {}
     for label in (c.label for c in comparison.candidates):
@@ -525,8 +642,10 @@ def _capacity_rows(
         rows += [
             Row(section, "wins", label, numbers["wins"], "count"),
             Row(section, "win rate", label, numbers["win_rate"], "rate"),
-            Row(section, "pipeline value", label, numbers["pipeline_value"], "count"),
         ]
+        if window.amount is not None:
+            value = numbers["pipeline_value"]
+            rows.append(Row(section, "pipeline value", label, value, "count"))
     return rows
 
 
@@ -551,8 +670,12 @@ def month_table(
     """Per month of the window: deals, wins, judged, and each approach's ROC AUC.
 
     A month is judged when it has at least ``min_deals`` closed deals of both outcomes;
-    the ROC AUC of a month with one outcome only is NaN.
+    the ROC AUC of a month with one outcome only is NaN. A window without created
+    dates has no months: the table has its columns and no rows.
     """
+    columns = ["month", "deals", "won", "judged", *scores]
+    if window.month is None:
+        return pd.DataFrame(columns=columns)
     records = []
     for month in sorted(set(window.month)):
         rows = window.month == month
@@ -565,13 +688,22 @@ def month_table(
             auc = roc_auc_score(won, score[rows]) if both else float("nan")
             record[label] = float(auc)
         records.append(record)
-    return pd.DataFrame(records)
+    return pd.DataFrame(records, columns=columns)
 
 
 def _month_rows(comparison: Comparison) -> list[Row]:
-    """AUC per month and approach, and each challenger's lead over the others."""
+    """AUC per month and approach, and each challenger's lead over the others; for
+    a window without created dates, one row saying there is nothing to judge."""
+    if comparison.window.month is None:
+        return [Row(MONTHS, "months", "note", NO_MONTHS)]
     rows, others = [], [comparison.reference, BANT]
-    counted: dict[str, int] = {}
+    # Every pair gets its count, "0 of 0" included: no judged month is news too.
+    counted = {
+        f"{challenger} - {other}": 0
+        for challenger in comparison.challengers
+        for other in others
+        if other is not None
+    }
     for month in comparison.months.to_dict("records"):
         note = "" if month["judged"] else "(not judged)"
         rows.append(
@@ -585,7 +717,7 @@ def _month_rows(comparison: Comparison) -> list[Row]:
                 gain = month[challenger] - month[other]
                 rows.append(Row(MONTHS, month["month"], column, gain, "delta"))
                 if month["judged"]:
-                    counted[column] = counted.get(column, 0) + int(gain > 0)
+                    counted[column] += int(gain > 0)
     judged = int(comparison.months["judged"].sum())
     for column, ahead in counted.items():
         rows.append(Row(MONTHS, "judged months ahead", column, f"{ahead} of {judged}"))
@@ -602,10 +734,13 @@ def compare_scores(
     """Compare models' scores on a window with each other and the BANT rule.
 
     ``scored`` maps each candidate's label to its :func:`score_window` output. The
-    first candidate is the reference when there are two or more.
+    first candidate is the reference when there are two or more. Capacity: the one
+    given, else ``evaluate.capacity``, else as many leads as BANT qualifies (as the
+    evaluate stage counts it).
     """
     reference = candidates[0].label if len(candidates) > 1 else None
-    comparison = Comparison(candidates, reference, window, capacity_k(window, capacity))
+    k = capacity_k(window, capacity or params.evaluate.capacity)
+    comparison = Comparison(candidates, reference, window, k)
     scores = {
         c.label: scored[c.label]["probability"].to_numpy(float) for c in candidates
     }
@@ -635,11 +770,16 @@ def _run_facts(
     """Params, data and code version, training window and booster of a version."""
     run = client.get_run(candidate.run_id)
     window = scorer.spec["model"]["window"]
+    trained = (
+        f"{window['train_start']} to {window['valid_end']}"
+        if window["train_start"]
+        else "(no created dates)"
+    )
     return {
         **{f"param {key}": value for key, value in run.data.params.items()},
         "data_version": run.data.tags.get("data_version", "(unset)"),
         "git_commit": run.data.tags.get("git_commit", "(unset)"),
-        "trained on": f"{window['train_start']} to {window['valid_end']}",
+        "trained on": trained,
         "booster": scorer.model_version,
         "MLflow run": candidate.run_id,
     }
@@ -718,7 +858,7 @@ def compare_candidates(
     """Load each candidate from the registry, score the window, compare (see above)."""
     name = params.tracking.registered_model
     scorers = {c.label: load_version(client, name, c.version) for c in candidates}
-    scored = {label: score_window(s, window) for label, s in scorers.items()}
+    scored = {label: score_window(s, window, label) for label, s in scorers.items()}
     comparison = compare_scores(candidates, window, scored, params, capacity)
     facts = {c.label: _run_facts(client, c, scorers[c.label]) for c in candidates}
     comparison.rows = difference_rows(facts) + comparison.rows
@@ -809,10 +949,13 @@ class GateCheck:
 def _month_check(
     comparison: Comparison, challenger: str, against: str, cfg: PromotionConfig
 ) -> GateCheck:
-    """No judged month where the challenger's AUC trails by more than allowed."""
+    """No judged month where the challenger's AUC trails by more than allowed; a
+    window without created dates passes, saying it has no months to judge."""
     condition = (
         f"no month with ROC AUC below {against}'s by more than {cfg.max_month_drop:.3f}"
     )
+    if comparison.window.month is None:
+        return GateCheck(condition, True, NO_MONTHS)
     months = comparison.months[comparison.months["judged"]]
     skipped = len(comparison.months) - len(months)
     if months.empty:
@@ -908,7 +1051,7 @@ def promote(
     promoted = all(check.passed for check in checks)
     if promoted:
         against = f"v{previous}" if previous is not None else BANT
-        why = f"gate passed vs {against} on {window.start} to {window.end}"
+        why = f"gate passed vs {against} on {window.describe()}"
         _move_alias(client, params, challenger.version, why)
     return Promotion(challenger, previous, checks, promoted, window.describe())
 

@@ -1,7 +1,8 @@
 """Metrics that compare the model with the BANT rule on the test window.
 
-Pure functions on arrays: no files, no printing, no MLflow. Every dict they return
-holds plain Python numbers and lists so it can go straight to ``json.dump``.
+Pure functions on arrays and frames: no files, no printing, no MLflow. Every dict
+they return holds plain Python numbers and lists so it can go straight to
+``json.dump``.
 
 >>> won = np.array([0, 0, 1, 1])
 >>> classification_metrics(won, np.array([0.1, 0.4, 0.35, 0.8]))["roc_auc"]
@@ -25,7 +26,9 @@ from sklearn.metrics import (
     roc_curve,
 )
 
-from lead_ml.config import EvaluateConfig
+from lead_ml.config import EvaluateConfig, Params
+from lead_ml.features import FeatureRegistry
+from lead_ml.model import Split, predict_proba, train_model
 
 #: Points per approach on the cumulative gains curve (every 1% of leads).
 GAINS_POINTS = 101
@@ -356,3 +359,48 @@ def evaluate_scores(
         "delta_roc_auc_ci95": delta["delta_roc_auc_ci95"],
         "capacity": capacity_view(won, prob, points, k, seed, amount),
     }
+
+
+def evaluate_score_frame(
+    scores: pd.DataFrame, cfg: EvaluateConfig, seed: int
+) -> dict[str, Any]:
+    """The model-vs-BANT metrics of a frame of won, probability, bant_points,
+    bant_qualified and amount (a missing amount counts as 0 pipeline value)."""
+    return evaluate_scores(
+        scores["won"].to_numpy(),
+        scores["probability"].to_numpy(),
+        scores["bant_points"].to_numpy(),
+        scores["bant_qualified"].to_numpy(),
+        cfg,
+        seed=seed,
+        amount=np.nan_to_num(scores["amount"].to_numpy(float)),
+    )
+
+
+def cross_validated_probability(
+    features: pd.DataFrame,
+    registry: FeatureRegistry,
+    params: Params,
+    folds: list[tuple[np.ndarray, np.ndarray]],
+    n_splits: int,
+) -> list[np.ndarray]:
+    """Out-of-fold win probabilities of the closed deals, one array per repeat of
+    ``n_splits`` folds (positions into ``features``; NaN where never held out).
+
+    Each fold trains on its other deals, a seeded share (``split.valid_fraction``)
+    of them held back for early stopping and calibration, as the final model is.
+    """
+    repeats = []
+    for start in range(0, len(folds), n_splits):
+        probability = np.full(len(features), np.nan)
+        for i, (train_rows, test_rows) in enumerate(folds[start : start + n_splits]):
+            part = features.iloc[train_rows]
+            rng = np.random.default_rng(params.seed + 1000 * (start // n_splits) + i)
+            held = rng.random(len(part)) < params.split.valid_fraction
+            split = Split(part[~held], part[held], features.iloc[test_rows])
+            model = train_model(
+                split, registry, params.train, params.bands, params.seed
+            )
+            probability[test_rows] = predict_proba(model, split.test)
+        repeats.append(probability)
+    return repeats

@@ -1,402 +1,429 @@
-"""Why a lead scores as it does, in MEDDIC words.
+"""Why a lead scores as it does, in its own columns' words and MEDDIC dimensions.
 
-Contributions are exact TreeSHAP values from LightGBM itself, summed per dimension
-(:data:`~lead_ml.config.DIMENSIONS`) and moved into calibrated log-odds, so for every
-lead ``base_value + sum of contrib_<dimension>`` is its calibrated log-odds.
+Contributions are exact path-dependent TreeSHAP values (LightGBM's ``pred_contrib``,
+computed by :mod:`lead_ml.fastshap`) per feature, moved into calibrated log-odds and
+summed per dimension of the source's dimension map, so for every lead
+``base_value + sum of contrib_<dimension>`` is its calibrated log-odds.
 
-Reasons read as a rep would say them: ``+`` the dimension raised the score, ``-`` it
-lowered it, and ``?`` the MEDDIC field is not yet known. Unknown is its own state,
-never reported as negative evidence, whatever the sign of its contribution.
+Reasons name the dimensions that moved the score most and, for each, the feature
+that moved it most: ``+`` raised the score, ``-`` lowered it, ``?`` the column is not
+yet known (blank, null or a declared placeholder: never read as negative evidence,
+whatever the sign of its contribution). The next question is the unknown column of
+a MEDDIC dimension whose answer would move the lead's win probability most.
 
->>> reason_text("champion", "strong", "+")
-'+ champion identified and strong'
->>> reason_text("economic_buyer", "unknown", "-")
-'? economic buyer not yet known'
->>> reason_text("economic_buyer", "yes", "-")
-'- economic buyer engaged, yet this lowered the score'
+>>> spec = FeatureSpec("champion", "Champion", "evidence", "champion", 1)
+>>> texts = reason_texts(spec, np.array([2.0, 1.0, 2.0]), np.array([0.4, -0.1, -0.2]))
+>>> for text in texts:
+...     print(text)
++ champion: Champion is yes
+? champion: Champion not yet known
+- champion: Champion is yes, yet this lowered the score
 """
 
 from __future__ import annotations
 
-from functools import cache
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from lead_ml.config import DIMENSIONS
-from lead_ml.features import EVIDENCE_CODES, feature_dimensions
+from lead_ml import fastshap
+from lead_ml.features import (
+    COUNT,
+    INTENT,
+    LAST_TOUCH,
+    RECENT,
+    TOTAL,
+    FeatureRegistry,
+    FeatureSpec,
+)
 from lead_ml.model import (
     TrainedModel,
     feature_rows,
+    model_rows,
     probability_of_margin,
     rows_margin,
 )
+from lead_ml.vocab import (
+    EVIDENCE_CODES,
+    MEDDIC_DIMENSIONS,
+    OUTPUT_DIMENSIONS,
+    dimension_label,
+)
 
-CONTRIBUTION_COLUMNS: tuple[str, ...] = tuple(f"contrib_{d}" for d in DIMENSIONS)
-UNKNOWN = "unknown"
-#: Pain types our product solves, in the order questions try them.
-PAIN_TYPES: tuple[str, ...] = ("productivity", "support", "financial")
-#: Severity assumed for a pain, or strength for a champion, whose level is not recorded.
-ASSUMED_LEVEL = 3.0
-#: The yes/no/unknown MEDDIC field each dimension's state is read from.
-EVIDENCE_FIELDS: dict[str, str] = {
-    "metrics": "meddic_metrics",
-    "economic_buyer": "meddic_economic_buyer",
-    "decision_criteria": "meddic_decision_criteria",
-    "decision_process": "meddic_decision_process",
-    "champion": "meddic_champion",
-}
-#: What a rep asks about to fill in each unknown MEDDIC field.
-QUESTION_TOPICS: dict[str, str] = {
-    "meddic_metrics": "the metrics",
-    "meddic_economic_buyer": "the economic buyer",
-    "meddic_decision_criteria": "the decision criteria",
-    "meddic_decision_process": "the decision process",
-    "meddic_pain_type": "the pain",
-    "meddic_champion": "a champion",
-}
-
-# The business direction each state should push the score (0: either way is plausible),
-# so a contribution against it is worded as a surprise rather than read as support.
-Phrase = tuple[str, int]
+CONTRIBUTION_COLUMNS: tuple[str, ...] = tuple(f"contrib_{d}" for d in OUTPUT_DIMENSIONS)
+REASON_COLUMNS: tuple[str, ...] = ("top_reasons", "next_question")
+#: Answers tried for an unknown category: its most common training levels.
+MAX_TRIED_LEVELS = 12
+#: Kinds a next question can ask about (a date or an activity count is not asked).
+ASKABLE = ("evidence", "bool", "category", "number")
+#: One tried answer: the values the model's row takes (the asked feature's, and its
+#: details' as answered alongside), and how a rep would say it.
+Answer = tuple[dict[str, float], str]
 
 
-def _pain_phrases() -> dict[str, Phrase]:
-    phrases: dict[str, Phrase] = {
-        UNKNOWN: ("pain not yet identified", 0),
-        "none": ("no pain our product solves", -1),
-    }
-    for pain in PAIN_TYPES:
-        phrases[f"{pain} ?"] = (f"{pain} pain (severity not recorded)", 0)
-        for level in range(1, 6):
-            strength = "clear " if level >= 4 else "mild " if level <= 2 else ""
-            direction = 1 if level >= 4 else 0
-            phrases[f"{pain} {level}"] = (
-                f"{strength}{pain} pain (severity {level}/5)",
-                direction,
-            )
-    return phrases
+def _ensemble(model: TrainedModel) -> fastshap.TreeEnsemble:
+    return fastshap.compile_booster(model.booster, model.info.best_iteration)
 
 
-#: Per dimension, every state a lead can be in and its phrase; the order of the
-#: states is the order of the state codes.
-PHRASES: dict[str, dict[str, Phrase]] = {
-    "metrics": {
-        UNKNOWN: ("metrics not yet known", 0),
-        "no": ("no agreed metrics", -1),
-        "yes": ("metrics quantified", 1),
-    },
-    "economic_buyer": {
-        UNKNOWN: ("economic buyer not yet known", 0),
-        "no": ("no economic buyer access", -1),
-        "yes": ("economic buyer engaged", 1),
-    },
-    "decision_criteria": {
-        UNKNOWN: ("decision criteria not yet known", 0),
-        "no": ("decision criteria not agreed", -1),
-        "yes": ("decision criteria known", 1),
-    },
-    "decision_process": {
-        UNKNOWN: ("decision process not yet known", 0),
-        "no": ("decision process not mapped", -1),
-        "yes": ("decision process mapped", 1),
-    },
-    "identify_pain": _pain_phrases(),
-    "champion": {
-        UNKNOWN: ("champion not yet known", 0),
-        "no": ("no champion", -1),
-        "yes": ("champion identified", 1),
-        "weak": ("champion identified but weak", 0),
-        "strong": ("champion identified and strong", 1),
-    },
-    "fit": {"weak": ("weak ICP fit", -1), "strong": ("strong ICP fit", 1)},
-    "engagement": {
-        "none": ("no recorded activity", -1),
-        "low": ("little recent engagement", -1),
-        "high": ("highly engaged recently", 1),
-    },
-}
+def feature_contributions(model: TrainedModel, rows: np.ndarray) -> np.ndarray:
+    """Per lead, each feature's contribution in calibrated log-odds (model order),
+    then the base value: a row sums to the lead's calibrated log-odds."""
+    raw = fastshap.contributions(_ensemble(model), rows)
+    calibration = model.info.calibration
+    out = calibration.slope * raw
+    out[:, -1] = calibration.log_odds(raw[:, -1])
+    return out
 
 
-def _tree_contributions(model: TrainedModel, matrix: pd.DataFrame) -> np.ndarray:
-    """Exact TreeSHAP per feature, bias last, in raw margin units: LightGBM's
-    ``pred_contrib`` values (to rounding), computed by :mod:`lead_ml.fastshap`."""
-    from lead_ml import fastshap
+def dimension_of_features(model: TrainedModel) -> np.ndarray:
+    """Per feature (model order), the position of its dimension in
+    OUTPUT_DIMENSIONS."""
+    return np.array(
+        [
+            OUTPUT_DIMENSIONS.index(model.info.dimensions[n])
+            for n in model.info.feature_names
+        ],
+        dtype=np.int64,
+    )
 
-    ensemble = fastshap.compile_booster(model.booster, model.info.best_iteration)
-    return fastshap.contributions(ensemble, fastshap.feature_matrix(matrix))
 
-
-def _dimension_indicator(feature_names: list[str]) -> np.ndarray:
-    """0/1 matrix (features + bias, dimensions): which dimension each feature is in."""
-    dimension_of = feature_dimensions()
-    position = [DIMENSIONS.index(dimension_of[name]) for name in feature_names]
-    indicator = np.zeros((len(feature_names) + 1, len(DIMENSIONS)))
-    indicator[np.arange(len(feature_names)), position] = 1.0
-    return indicator  # the bias row stays zero: it goes to base_value
+def sum_by_dimension(model: TrainedModel, per_feature: np.ndarray) -> np.ndarray:
+    """(leads, OUTPUT_DIMENSIONS) sums of per-feature contributions (bias left out)."""
+    position = dimension_of_features(model)
+    indicator = np.zeros((len(position), len(OUTPUT_DIMENSIONS)))
+    indicator[np.arange(len(position)), position] = 1.0
+    return per_feature[:, :-1] @ indicator
 
 
 def dimension_contributions(
-    model: TrainedModel, features: pd.DataFrame, rows: np.ndarray | None = None
+    model: TrainedModel, per_feature: np.ndarray, index: pd.Index
 ) -> pd.DataFrame:
-    """Per lead, each dimension's contribution and the base value, in calibrated
-    log-odds: ``contrib_<dimension>`` for every dimension, then ``base_value``.
-
-    The columns sum to the calibrated log-odds of the lead; the index is kept.
-    ``rows``: the leads' model rows, if at hand (:func:`lead_ml.model.feature_rows`).
-    """
-    from lead_ml import fastshap
-
-    names = model.info.feature_names
-    rows = feature_rows(model, features) if rows is None else rows
-    # Summed per dimension inside fastshap's leaf tables: exact, and cheaper than
-    # per-feature values summed afterwards.
-    groups = _dimension_indicator(names)[:-1].argmax(axis=1)
-    ensemble = fastshap.compile_booster(model.booster, model.info.best_iteration)
-    raw = fastshap.contributions(ensemble, rows, groups, len(DIMENSIONS))
-    calibration = model.info.calibration
+    """``contrib_<dimension>`` for every dimension of OUTPUT_DIMENSIONS, then
+    ``base_value``, from per-feature contributions (:func:`feature_contributions`)."""
     contributions = pd.DataFrame(
-        calibration.slope * raw[:, :-1],
+        sum_by_dimension(model, per_feature),
         columns=list(CONTRIBUTION_COLUMNS),
-        index=features.index,
+        index=index,
     )
-    contributions["base_value"] = calibration.log_odds(raw[:, -1])
+    contributions["base_value"] = per_feature[:, -1]
     return contributions
 
 
-def reason_text(dimension: str, state: str, sign: str) -> str:
-    """One reason: "+ phrase" (raised the score), "- phrase" (lowered it), or
-    "? phrase" when the dimension's MEDDIC field is unknown, whatever the sign."""
-    phrase, direction = PHRASES[dimension][state]
-    if state == UNKNOWN:
-        return f"? {phrase}"
-    if sign not in ("+", "-"):
-        raise ValueError(f"sign must be '+' or '-', got {sign!r}")
-    if direction == (1 if sign == "-" else -1):
-        phrase += f", yet this {'lowered' if sign == '-' else 'raised'} the score"
-    return f"{sign} {phrase}"
+# --- reasons --------------------------------------------------------------------------
 
 
-@cache
-def _reason_table() -> np.ndarray:
-    """Every reason, indexed by (dimension, state code, sign code: 0 "-", 1 "+")."""
-    n_states = max(len(states) for states in PHRASES.values())
-    table = np.full((len(DIMENSIONS), n_states, 2), "", dtype=object)
-    for d, dimension in enumerate(DIMENSIONS):
-        for s, state in enumerate(PHRASES[dimension]):
-            table[d, s] = [reason_text(dimension, state, sign) for sign in "-+"]
-    return table
+def number_words(value: float) -> str:
+    """A number as a rep reads it: whole numbers as written (a year stays 1980),
+    others to four significant digits.
 
-
-def _evidence_states(features: pd.DataFrame, field: str) -> np.ndarray:
-    """Codes of the states unknown, no, yes (a missing answer counts as unknown)."""
-    code = features[field].to_numpy(float)
-    return np.where(
-        code == EVIDENCE_CODES["no"], 1, np.where(code == EVIDENCE_CODES["yes"], 2, 0)
-    )
-
-
-def _level(values: pd.Series) -> np.ndarray:
-    """Recorded 1-5 levels rounded; 0 where not recorded or out of range."""
-    level = np.rint(values.to_numpy(float))
-    return np.where((level >= 1) & (level <= 5), level, 0).astype(int)
-
-
-def _pain_states(features: pd.DataFrame) -> np.ndarray:
-    """Codes of unknown, none, then each pain type at severity ?, 1, ..., 5."""
-    pain = features["meddic_pain_type"].astype(object)
-    kind = pd.Index(PAIN_TYPES).get_indexer(pd.Index(pain))
-    by_kind = 2 + 6 * kind + _level(features["meddic_pain_severity"])
-    return np.where(pain.to_numpy() == "none", 1, np.where(kind >= 0, by_kind, 0))
-
-
-def _champion_states(features: pd.DataFrame) -> np.ndarray:
-    """Codes of unknown, no, yes, weak (strength 1-2) and strong (strength 4-5)."""
-    evidence = _evidence_states(features, "meddic_champion")
-    strength = _level(features["meddic_champion_strength"])
-    graded = np.where(
-        strength >= 4, 4, np.where((strength >= 1) & (strength <= 2), 3, 2)
-    )
-    return np.where(evidence == 2, graded, evidence)
-
-
-def _lead_states(features: pd.DataFrame, contributions: np.ndarray) -> np.ndarray:
-    """(leads, dimensions) state codes, in the order of each dimension's PHRASES.
-
-    Fit and engagement have no single recorded answer: the model's own verdict (the
-    sign of the contribution) decides strong or weak, besides leads with no activity.
+    >>> number_words(1980.0), number_words(2.5), number_words(0.123456)
+    ('1980', '2.5', '0.1235')
     """
-    raised = (contributions > 0).astype(int)
-    states = {d: _evidence_states(features, f) for d, f in EVIDENCE_FIELDS.items()}
-    states["champion"] = _champion_states(features)
-    states["identify_pain"] = _pain_states(features)
-    states["fit"] = raised[:, DIMENSIONS.index("fit")]
-    active = features["n_activities"].to_numpy(float) > 0
-    engaged = raised[:, DIMENSIONS.index("engagement")]
-    states["engagement"] = np.where(active, 1 + engaged, 0)
-    return np.column_stack([states[d] for d in DIMENSIONS])
+    if np.isfinite(value) and value == round(value) and abs(value) < 1e15:
+        return f"{value:.0f}"
+    return f"{value:.4g}"
+
+
+def _numbers(values: np.ndarray, template: str) -> np.ndarray:
+    """Each value formatted by ``template`` (one format per distinct value); a bare
+    ``{}`` takes :func:`number_words`."""
+    distinct, inverse = np.unique(values, return_inverse=True)
+    texts = np.array(
+        [
+            template.format(number_words(v) if "{}" in template else v)
+            for v in distinct.tolist()
+        ],
+        dtype=object,
+    )
+    return texts[inverse.reshape(-1)]
+
+
+def _unknown(spec: FeatureSpec, values: np.ndarray) -> np.ndarray:
+    """Leads whose value of a column feature is not known."""
+    if spec.kind == "evidence":
+        return values == EVIDENCE_CODES["unknown"]
+    return pd.isna(values)
+
+
+def _value_texts(spec: FeatureSpec, values: np.ndarray) -> np.ndarray:
+    """A column feature's known values as a rep reads them."""
+    if spec.kind == "evidence":
+        return np.where(values == EVIDENCE_CODES["yes"], "yes", "no").astype(object)
+    if spec.kind == "bool":
+        return np.where(values == 1.0, "yes", "no").astype(object)
+    if spec.kind == "category":
+        return values.astype(str).astype(object)
+    floats = np.asarray(values, dtype=float)
+    if spec.kind == "date":
+        return _numbers(floats, "{:+,.0f} days from the created date")
+    return _numbers(floats, "{}")
+
+
+def _activity_texts(spec: FeatureSpec, values: np.ndarray) -> np.ndarray:
+    floats = np.asarray(values, dtype=float)
+    if spec.activity in (COUNT, TOTAL):
+        texts = _numbers(floats, "{:,.0f} " + spec.words)
+    elif spec.activity in (RECENT, INTENT):
+        texts = _numbers(floats, spec.words + " {:.2g}")
+    else:
+        texts = _numbers(floats, "last activity {:.0f} days before the snapshot")
+    none = np.isnan(floats) | ((floats == 0) & (spec.activity != LAST_TOUCH))
+    if spec.activity in (TOTAL, LAST_TOUCH):
+        texts[none] = "no activity before the snapshot"
+    return texts
+
+
+def reason_texts(
+    spec: FeatureSpec, values: np.ndarray, contribution: np.ndarray
+) -> np.ndarray:
+    """The reason a feature gives, per lead: its dimension, sign and value."""
+    sign = np.where(contribution > 0, "+", "-").astype(object)
+    head = sign + f" {dimension_label(spec.dimension)}: "
+    if spec.kind == "activity":
+        return head + _activity_texts(spec, values)
+    values = np.asarray(values, dtype=object if spec.kind == "category" else float)
+    unknown = _unknown(spec, values)
+    texts = np.full(len(values), "", dtype=object)
+    known = ~unknown
+    said = _value_texts(spec, values[known])
+    texts[known] = head[known] + f"{spec.words} is " + said
+    if spec.kind in ("evidence", "bool") and spec.monotone:
+        yes = said == "yes"
+        against = np.where(yes, contribution[known] < 0, contribution[known] > 0)
+        if spec.monotone < 0:
+            against = ~against
+        surprise = np.where(
+            contribution[known] < 0,
+            ", yet this lowered the score",
+            ", yet this raised the score",
+        )
+        texts[np.flatnonzero(known)[against]] += surprise[against]
+    texts[unknown] = f"? {dimension_label(spec.dimension)}: {spec.words} not yet known"
+    return texts
+
+
+def _is_text(column: pd.Series) -> bool:
+    return isinstance(column.dtype, pd.StringDtype) or column.dtype == object
+
+
+def _feature_values(
+    features: pd.DataFrame, name: str, rows: np.ndarray | None = None
+) -> np.ndarray:
+    """A feature's values (of the leads at positions ``rows``, default all): text
+    as objects (None where missing), anything else as floats (NaN)."""
+    column = features[name] if rows is None else features[name].iloc[rows]
+    if _is_text(column):
+        return np.asarray(column.astype(object).where(column.notna(), None))
+    return column.to_numpy(dtype=float, na_value=np.nan)
+
+
+def _value_codes(column: pd.Series) -> np.ndarray | None:
+    """A code per lead, equal exactly where the feature's values are: text (missing:
+    -1), or numbers by their bits. None when the numbers hold both 0 and -0: numbers
+    are formatted once per value np.unique finds, which takes the two for one, so
+    which of "0" and "-0" both read as depends on the leads formatted together."""
+    if _is_text(column):
+        return np.asarray(pd.factorize(column)[0], dtype=np.int64)
+    values = column.to_numpy(dtype=float, na_value=np.nan)
+    negative = np.signbit(values[values == 0])
+    if negative.any() and not negative.all():
+        return None
+    return np.asarray(pd.factorize(values.view(np.int64))[0], dtype=np.int64)
+
+
+def _distinct_reasons(
+    spec: FeatureSpec,
+    features: pd.DataFrame,
+    codes: np.ndarray | None,
+    rows: np.ndarray,
+    contribution: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`reason_texts` of the leads at ``rows`` (``codes``: the feature's
+    :func:`_value_codes`), formatted once per distinct value and sign: the distinct
+    texts, and which of them each lead gives. A lead's text depends on nothing else,
+    and a batch holds few distinct pairs (formatting every lead's text cost most of
+    the explaining). ``codes`` None: every lead is formatted (see _value_codes)."""
+    if codes is None:
+        values = _feature_values(features, spec.name, rows)
+        return reason_texts(spec, values, contribution), np.arange(len(rows))
+    sign = np.where(contribution > 0, 2, np.where(contribution < 0, 1, 0))
+    _, first, inverse = np.unique(
+        (codes[rows] + 1) * 3 + sign, return_index=True, return_inverse=True
+    )
+    values = _feature_values(features, spec.name, rows[first])
+    return reason_texts(spec, values, contribution[first]), inverse.reshape(-1)
+
+
+def _combined_codes(parts: Sequence[np.ndarray], n: int) -> np.ndarray:
+    """A code per lead, equal exactly where every one of ``parts`` (arrays of n
+    hashable values, none missing) is."""
+    key = np.zeros(n, dtype=np.int64)
+    for values in parts:
+        codes, distinct = pd.factorize(values)
+        key = key * (len(distinct) + 1) + codes + 1
+        key = np.asarray(pd.factorize(key)[0], dtype=np.int64)  # stays below n
+    return key
+
+
+def _joined(ranked: Sequence[tuple[np.ndarray, list[str]]], n: int) -> np.ndarray:
+    """Per lead, its non-empty texts of every rank joined with "; ", once per
+    distinct combination. ``ranked``: per rank, each lead's position in the rank's
+    texts, and the texts."""
+    if not ranked:
+        return np.full(n, "", dtype=object)
+    key = _combined_codes([chosen for chosen, _ in ranked], n)
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    joined = [
+        "; ".join([texts[chosen[i]] for chosen, texts in ranked if texts[chosen[i]]])
+        for i in first.tolist()
+    ]
+    return np.array(joined, dtype=object)[inverse.reshape(-1)]
 
 
 def top_reasons(
-    features: pd.DataFrame, contributions: pd.DataFrame, n: int = 3
-) -> list[str]:
-    """Per lead, the n dimensions that moved its score most, strongest first, as
-    reasons joined with "; ". A dimension that did not move the score is left out."""
-    if not features.index.equals(contributions.index):
-        raise ValueError("features and contributions must share the same index")
-    values = contributions.loc[:, list(CONTRIBUTION_COLUMNS)].to_numpy(float)
-    top = np.argsort(-np.abs(values), axis=1, kind="stable")[:, : max(n, 0)]
-    top_values = np.take_along_axis(values, top, axis=1)
-    states = np.take_along_axis(_lead_states(features, values), top, axis=1)
-    reasons = _reason_table()[top, states, (top_values > 0).astype(int)]
-    reasons[top_values == 0] = ""
-    return _join_reasons(reasons).tolist()
+    registry: FeatureRegistry,
+    model: TrainedModel,
+    features: pd.DataFrame,
+    per_feature: np.ndarray,
+    n: int = 3,
+) -> np.ndarray:
+    """Per lead, the n dimensions that moved its score most, strongest first, each
+    with the feature that moved it most, joined with "; ". A dimension that did not
+    move the score is left out."""
+    by_dimension = sum_by_dimension(model, per_feature)
+    position = dimension_of_features(model)
+    strength = np.abs(per_feature[:, :-1])
+    names = model.info.feature_names
+    for f, name in enumerate(names):
+        # A detail not filled in (no champion, so no strength) is not the reason:
+        # the answer it details is.
+        if registry.spec(name).detail_of:
+            strength[features[name].isna().to_numpy(), f] = -1.0
+    # Per lead and dimension, its strongest feature.
+    strongest = np.zeros_like(by_dimension, dtype=np.int64)
+    for d in range(len(OUTPUT_DIMENSIONS)):
+        members = np.flatnonzero(position == d)
+        if members.size:
+            strongest[:, d] = members[strength[:, members].argmax(axis=1)]
+    top = np.argsort(-np.abs(by_dimension), axis=1, kind="stable")[:, : max(n, 0)]
+    leads = np.arange(len(features))
+    ranked, codes = [], {}
+    for rank in range(top.shape[1]):
+        dimension = top[:, rank]
+        moved = by_dimension[leads, dimension]
+        feature = strongest[leads, dimension]
+        # Each lead's text as a position in this rank's texts ("" first: no reason).
+        chosen, texts = np.zeros(len(features), dtype=np.int64), [""]
+        for f in np.unique(feature[moved != 0]):
+            rows = np.flatnonzero((feature == f) & (moved != 0))
+            if f not in codes:
+                codes[f] = _value_codes(features[names[f]])
+            spec = registry.spec(names[f])
+            said, which = _distinct_reasons(spec, features, codes[f], rows, moved[rows])
+            chosen[rows] = len(texts) + which
+            texts += said.tolist()
+        ranked.append((chosen, texts))
+    return _joined(ranked, len(features))
 
 
-def _join_reasons(reasons: np.ndarray) -> np.ndarray:
-    """Each row's non-empty reasons joined with "; ", column by column (object arrays
-    add element-wise in C; a join per lead took a tenth of the batch job)."""
-    joined = np.full(len(reasons), "", dtype=object)
-    for column in reasons.T:
-        present = column != ""
-        glue = np.where(present & (joined != ""), "; ", "").astype(object)
-        joined = np.where(present, joined + glue + column, joined)
-    return joined
+# --- the next question ----------------------------------------------------------------
 
 
-def _unknown(features: pd.DataFrame, field: str) -> np.ndarray:
-    """Leads whose MEDDIC field is unknown (or missing, which means the same)."""
-    if field == "meddic_pain_type":
-        return _pain_states(features) == 0
-    return _evidence_states(features, field) == 0
+def _answer_levels(
+    spec: FeatureSpec, model: TrainedModel, train: pd.DataFrame
+) -> list[tuple[float, str]]:
+    """The values a question about a feature tries, with their words."""
+    if spec.kind == "evidence":
+        return [(EVIDENCE_CODES["yes"], "yes"), (EVIDENCE_CODES["no"], "no")]
+    if spec.kind == "bool":
+        return [(1.0, "yes"), (0.0, "no")]
+    if spec.kind == "category":
+        levels = model.info.categories[spec.name]
+        counts = train[spec.name].dropna().astype(str).str.strip().str.lower()
+        ranked = counts.value_counts().index.tolist()
+        folded = [level.strip().lower() for level in levels]
+        chosen = [folded.index(k) for k in ranked if k in folded][:MAX_TRIED_LEVELS]
+        return [(float(i), levels[i]) for i in chosen]
+    known = train[spec.name].dropna().astype(float)
+    quartiles = sorted(set(known.quantile([0.25, 0.5, 0.75]).tolist()))
+    return [(q, number_words(q)) for q in quartiles]
 
 
-def _assumed_level(values: pd.Series) -> np.ndarray:
-    """The recorded 1-5 level, or ASSUMED_LEVEL where there is none."""
-    level = _level(values)
-    return np.where(level > 0, level, ASSUMED_LEVEL)
+def _answered(
+    spec: FeatureSpec, model: TrainedModel, train: pd.DataFrame
+) -> np.ndarray:
+    """Each training deal's value of a feature as the model's rows code it."""
+    if spec.kind != "category":
+        return train[spec.name].to_numpy(dtype=float, na_value=np.nan)
+    return model_rows(train, model.info.categories, [spec.name])[:, 0]
 
 
-def _level_text(level: np.ndarray) -> np.ndarray:
-    return level.astype(int).astype(str).astype(object)
-
-
-# What an answer sets (feature -> one value, or one per lead) and how it reads.
-Answer = tuple[dict[str, float | str | np.ndarray], np.ndarray]
-
-
-def _evidence_answers(field: str, strength: np.ndarray) -> list[Answer]:
-    """A yes and a no to a yes/no MEDDIC field, for leads whose champion strength
-    (recorded or assumed, see :func:`_assumed_level`) is ``strength``."""
-    yes: dict[str, float | str | np.ndarray] = {field: EVIDENCE_CODES["yes"]}
-    no: dict[str, float | str | np.ndarray] = {field: EVIDENCE_CODES["no"]}
-    yes_label = np.full(len(strength), "a yes", dtype=object)
-    if field == "meddic_champion":  # a champion comes with a strength; none without
-        yes["meddic_champion_strength"] = strength
-        no["meddic_champion_strength"] = np.nan
-        yes_label = yes_label + " (strength " + _level_text(strength) + "/5)"
-    return [(yes, yes_label), (no, np.full(len(strength), "a no", dtype=object))]
-
-
-def _pain_answers(severity: np.ndarray) -> list[Answer]:
-    """Each pain type at the lead's severity (recorded or assumed; the type raising
-    the score most is kept, see :func:`_answer_grid`), then no pain."""
-    answers: list[Answer] = [
-        (
-            {"meddic_pain_type": pain, "meddic_pain_severity": severity},
-            np.asarray(pain + " pain (severity ", dtype=object)
-            + _level_text(severity)
-            + "/5)",
-        )
-        for pain in PAIN_TYPES
-    ]
-    none: dict[str, float | str | np.ndarray] = {
-        "meddic_pain_type": "none",
-        "meddic_pain_severity": 0.0,
-    }
-    no_pain = np.full(len(severity), "a no (no pain we solve)", object)
-    return [*answers, (none, no_pain)]
+def question_answers(
+    registry: FeatureRegistry, model: TrainedModel, train: pd.DataFrame
+) -> dict[str, list[Answer]]:
+    """The answers a next question tries for each askable feature of a MEDDIC
+    dimension (its details, see ``source.details``, are asked with it, not alone):
+    yes and no, the most common training levels of a category, or the quartiles of a
+    number. A detail answered alongside takes its median among the training deals
+    (``train``) that gave the same answer."""
+    answers: dict[str, list[Answer]] = {}
+    details = [spec for spec in registry.specs if spec.detail_of]
+    for spec in registry.specs:
+        asked = spec.dimension in MEDDIC_DIMENSIONS and spec.kind in ASKABLE
+        if not asked or spec.detail_of:
+            continue
+        mine = [d for d in details if d.detail_of == spec.name]
+        given = _answered(spec, model, train)
+        tried: list[Answer] = []
+        for value, words in _answer_levels(spec, model, train):
+            changes = {spec.name: value}
+            said = [words]
+            for detail in mine:
+                alongside = train.loc[given == value, detail.name].dropna()
+                typical = float(alongside.median()) if len(alongside) else np.nan
+                changes[detail.name] = typical
+                if not np.isnan(typical):
+                    said.append(f"{detail.words} {number_words(typical)}")
+            tried.append(
+                (
+                    changes,
+                    said[0] + (f" ({', '.join(said[1:])})" if len(said) > 1 else ""),
+                )
+            )
+        if tried:
+            answers[spec.name] = tried
+    return answers
 
 
 class _Answering:
-    """Win probabilities of leads after answers that change a few features.
+    """Win probabilities of leads after an answer that changes one feature.
 
-    Only the trees splitting on a changed feature can reach another leaf, so the
+    Only the trees splitting on the changed feature can reach another leaf, so the
     probability after an answer is the score now minus those trees' leaves before
     plus their leaves after: a fraction of the trees per answer, exact to rounding.
     """
 
     def __init__(self, model: TrainedModel, rows: np.ndarray, now: np.ndarray):
-        from lead_ml import fastshap
-
         self.model, self.rows, self.now = model, rows, now
-        self.ensemble = fastshap.compile_booster(
-            model.booster, model.info.best_iteration
-        )
+        self.ensemble = _ensemble(model)
         self.column = {name: i for i, name in enumerate(model.info.feature_names)}
 
-    def code(self, feature: str, value: float | str | np.ndarray) -> Any:
-        """A feature value as the model's rows hold it (a category as its code)."""
-        levels = self.model.info.categories.get(feature)
-        if levels is None or not isinstance(value, str):
-            return value
-        return float(levels.index(value)) if value in levels else np.nan
-
-    def after(self, leads: np.ndarray, answers: list[Answer]) -> list[np.ndarray]:
-        """Probability of each lead (positions in ``rows``) after each answer."""
-        from lead_ml import fastshap
-
-        changed = {f for values, _ in answers for f in values} & set(self.column)
-        trees = fastshap.trees_using(self.ensemble, [self.column[f] for f in changed])
+    def after(self, leads: np.ndarray, answers: Sequence[Answer]) -> np.ndarray:
+        """(leads, answers) probabilities after each answer (positions in ``rows``)."""
+        changed = sorted({self.column[f] for values, _ in answers for f in values})
+        trees = fastshap.trees_using(self.ensemble, changed)
         before = self.rows[leads]
         old = self.now[leads] - rows_margin(self.model, before, trees)
         answered, results = before.copy(), []
         for values, _ in answers:
             for feature, value in values.items():
-                if feature in self.column:
-                    answered[:, self.column[feature]] = self.code(feature, value)
+                answered[:, self.column[feature]] = value
             new = rows_margin(self.model, answered, trees)
             results.append(probability_of_margin(self.model, old + new))
-            for feature in changed:  # back to before for the next answer
-                answered[:, self.column[feature]] = before[:, self.column[feature]]
-        return results
-
-
-def _answer_grid(
-    model: TrainedModel, features: pd.DataFrame, rows: np.ndarray, now: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Probability after, and wording of, each answer (yes then no per field in
-    QUESTION_TOPICS; for the pain, its best type then none) for every lead; NaN where
-    the field is already known. ``now`` holds the leads' raw scores."""
-    shape = (len(features), 2 * len(QUESTION_TOPICS))
-    after, labels = np.full(shape, np.nan), np.full(shape, "", dtype=object)
-    answering = _Answering(model, rows, now)
-    strength = _assumed_level(features["meddic_champion_strength"])
-    severity = _assumed_level(features["meddic_pain_severity"])
-    for i, field in enumerate(QUESTION_TOPICS):
-        unknown = np.flatnonzero(_unknown(features, field))
-        if not unknown.size:
-            continue
-        if field == "meddic_pain_type":
-            answers = _pain_answers(severity[unknown])
-            *by_type, none = answering.after(unknown, answers)
-            grid = np.column_stack(by_type)
-            best = grid.argmax(axis=1)
-            kinds = np.column_stack([label for _, label in answers[:-1]])
-            outcomes = [
-                (grid.max(axis=1), kinds[np.arange(len(best)), best]),
-                (none, answers[-1][1]),
-            ]
-        else:
-            answers = _evidence_answers(field, strength[unknown])
-            probabilities = answering.after(unknown, answers)
-            outcomes = [
-                (p, label) for p, (_, label) in zip(probabilities, answers, strict=True)
-            ]
-        for j, (probability, label) in enumerate(outcomes):
-            after[unknown, 2 * i + j], labels[unknown, 2 * i + j] = probability, label
-    return after, labels
+            answered[:, changed] = before[:, changed]  # back for the next answer
+        return np.column_stack(results)
 
 
 def _percent(probability: np.ndarray) -> np.ndarray:
@@ -404,73 +431,132 @@ def _percent(probability: np.ndarray) -> np.ndarray:
     return np.rint(probability * 100).astype(int).astype(str).astype(object) + "%"
 
 
-def next_question(
-    model: TrainedModel,
-    features: pd.DataFrame,
-    rows: np.ndarray | None = None,
-    raw: np.ndarray | None = None,
-) -> pd.DataFrame:
-    """Per lead, the unknown MEDDIC field whose answer would move its win probability
-    most (``next_question``, "" when none is unknown) and by how much
-    (``next_question_gain``, the absolute change in probability).
+def _unknown_leads(spec: FeatureSpec, features: pd.DataFrame) -> np.ndarray:
+    """Leads whose value of a column feature is not known (:func:`_unknown`); text
+    is missing where its column is, without making Python objects of it."""
+    column = features[spec.name]
+    if spec.kind != "evidence" and _is_text(column):
+        return np.asarray(column.isna().to_numpy(), dtype=bool)
+    return np.asarray(_unknown(spec, _feature_values(features, spec.name)))
 
-    ``rows`` and ``raw`` are the leads' model rows and raw scores when the caller
-    has them already (:func:`lead_ml.model.feature_rows`, ``rows_margin``).
-    """
-    if features.empty:
-        return pd.DataFrame(
-            {"next_question": pd.Series(dtype="str"), "next_question_gain": 0.0},
-            index=features.index,
-        )
-    rows = feature_rows(model, features) if rows is None else rows
-    raw = rows_margin(model, rows) if raw is None else raw
-    now = probability_of_margin(model, raw)
-    after, labels = _answer_grid(model, features, rows, raw)
-    gains = np.nan_to_num(np.abs(after - now[:, None]), nan=-1.0)
-    best = gains.argmax(axis=1)
-    leads = np.arange(len(features))
-    asked = gains[leads, best] >= 0
-    topics = np.repeat(np.asarray(list(QUESTION_TOPICS.values()), dtype=object), 2)
-    # Built column-wise (object arrays add element by element): a Python f-string
-    # per lead cost a third of the explained batch job.
-    texts = (
-        "Ask about "
-        + topics[best]
-        + ": "
-        + labels[leads, best]
+
+def _question_texts(
+    labels: list[str],
+    chosen: np.ndarray,
+    probabilities: tuple[np.ndarray, np.ndarray],
+    asked: np.ndarray,
+) -> np.ndarray:
+    """The next question of each lead (``labels[chosen]``, with the probabilities
+    now and after the answer; "" where none is ``asked``), formatted once per
+    distinct question and pair of whole percents and spread back to the leads."""
+    now, after = probabilities
+    # Percents by the bits of their rounded value: formatted alike exactly when equal
+    percents = [np.rint(p * 100).view(np.int64) for p in (now, after)]
+    key = _combined_codes([chosen, *percents, asked], len(chosen))
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    texts = np.where(
+        asked[first],
+        np.array(labels, dtype=object)[chosen[first]]
         + " would move the win probability from "
-        + _percent(now)
+        + _percent(now[first])
         + " to "
-        + _percent(np.nan_to_num(after[leads, best]))
+        + _percent(after[first]),
+        "",
     )
+    return texts[inverse.reshape(-1)]
+
+
+def next_question(
+    registry: FeatureRegistry,
+    model: TrainedModel,
+    answers: Mapping[str, list[Answer]],
+    features: pd.DataFrame,
+    rows: np.ndarray,
+    raw: np.ndarray,
+) -> pd.DataFrame:
+    """Per lead, the unknown MEDDIC column whose answer would move its win
+    probability most (``next_question``, "" when none is unknown) and by how much
+    (``next_question_gain``, the absolute change in probability). ``rows`` and
+    ``raw``: the leads' model rows and raw scores."""
+    n = len(features)
+    now = probability_of_margin(model, raw)
+    best_gain = np.full(n, -1.0)
+    best_after = np.zeros(n)
+    # Each lead's question as a position in labels ("" first: none asked).
+    chosen, labels = np.zeros(n, dtype=np.int64), [""]
+    answering = _Answering(model, rows, raw)
+    for name, tried in answers.items():
+        spec = registry.spec(name)
+        unknown = np.flatnonzero(_unknown_leads(spec, features))
+        if not unknown.size:
+            continue
+        after = answering.after(unknown, tried)
+        gains = np.abs(after - now[unknown, None])
+        pick = gains.argmax(axis=1)
+        gain = gains[np.arange(len(unknown)), pick]
+        better = gain > best_gain[unknown]
+        leads = unknown[better]
+        best_gain[leads] = gain[better]
+        best_after[leads] = after[np.arange(len(unknown)), pick][better]
+        chosen[leads] = len(labels) + pick[better]
+        labels += [f"Ask about {spec.words}: {said}" for _, said in tried]
+    asked = best_gain >= 0
+    question = _question_texts(labels, chosen, (now, best_after), asked)
     return pd.DataFrame(
         {
-            "next_question": pd.Series(
-                np.where(asked, texts, ""), index=features.index, dtype="str"
-            ),
-            "next_question_gain": np.where(asked, gains[leads, best], 0.0),
+            "next_question": pd.Series(question, index=features.index, dtype="str"),
+            "next_question_gain": np.where(asked, best_gain, 0.0),
         },
         index=features.index,
     )
 
 
 def explain(
+    registry: FeatureRegistry,
     model: TrainedModel,
+    answers: Mapping[str, list[Answer]],
     features: pd.DataFrame,
-    n_reasons: int = 3,
     rows: np.ndarray | None = None,
     raw: np.ndarray | None = None,
+    n_reasons: int = 3,
 ) -> pd.DataFrame:
-    """Contributions per dimension, base value, top reasons and the next question to
-    ask, one row per lead, index kept. ``rows`` and ``raw``: the leads' model rows
-    and raw scores, if at hand."""
+    """Contributions per dimension, base value, top reasons and the next question
+    to ask, one row per lead, index kept. ``rows`` and ``raw``: the leads' model
+    rows and raw scores, if at hand."""
     rows = feature_rows(model, features) if rows is None else rows
-    contributions = dimension_contributions(model, features, rows)
+    raw = rows_margin(model, rows) if raw is None else raw
+    per_feature = feature_contributions(model, rows)
+    contributions = dimension_contributions(model, per_feature, features.index)
     reasons = pd.Series(
-        top_reasons(features, contributions, n_reasons),
+        top_reasons(registry, model, features, per_feature, n_reasons),
         index=features.index,
         dtype="str",
         name="top_reasons",
     )
-    questions = next_question(model, features, rows, raw)
+    questions = next_question(registry, model, answers, features, rows, raw)
     return pd.concat([contributions, reasons, questions], axis=1)
+
+
+def answers_to_json(answers: Mapping[str, list[Answer]]) -> dict[str, Any]:
+    """Answers as plain JSON: lists of [values, words], a missing value as null."""
+    return {
+        name: [
+            [{f: None if np.isnan(v) else v for f, v in values.items()}, words]
+            for values, words in tried
+        ]
+        for name, tried in answers.items()
+    }
+
+
+def answers_from_json(raw: Mapping[str, Any]) -> dict[str, list[Answer]]:
+    """The answers :func:`answers_to_json` wrote."""
+    return {
+        name: [
+            (
+                {f: np.nan if v is None else float(v) for f, v in values.items()},
+                str(words),
+            )
+            for values, words in tried
+        ]
+        for name, tried in raw.items()
+    }

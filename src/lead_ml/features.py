@@ -1,264 +1,385 @@
-"""Point-in-time features: one row per deal, from what was known at its snapshot.
+"""Point-in-time features from a source's columns and activity log, one row per deal.
 
-The snapshot of a deal is ``created_at + snapshot_days``. Activities after it, and the
-fields recorded only after qualification (:data:`FORBIDDEN`), cannot reach any feature.
+:class:`FeatureRegistry` is the single source of truth for the model's columns:
+every feature, the source column it comes from, its kind, the dimension it explains
+(the source's dimension map; ``other`` when unmapped), its monotone direction, and
+the words reasons use. It is planned once from the audited deals
+(:func:`plan_features`) and travels with the model into the scorer, so training
+and scoring build the same features (:func:`build_features`).
 
-:data:`REGISTRY` is the single source of truth for columns: every feature, the raw
-column it comes from, how it is encoded, which dimension (the six MEDDIC dimensions,
-fit, engagement) it explains, and whether its business direction is certain.
+How each kind becomes a feature:
 
->>> from lead_ml.config import DIMENSIONS
->>> sorted({spec.dimension for spec in REGISTRY}) == sorted(DIMENSIONS)
-True
+- numbers stay numbers (missing stays missing, never 0);
+- dates become days after the deal's created date;
+- yes/no flags (``bool``) become 1 / 0, missing stays missing;
+- ``evidence`` (a rep's yes / no answer) becomes no 0, unknown 1, yes 2, so that
+  "more evidence never lowers the score" is a monotone constraint while unknown
+  (blank, null or a declared placeholder) stays a state of its own;
+- categories keep their text; levels are matched without regard to case or
+  surrounding spaces, and levels unseen in training are scored as unseen;
+- the activity log, counted up to the deal's snapshot (created +
+  ``featurize.snapshot_days``): a count per activity type, the total, a
+  recency-weighted total (half-life ``featurize.activities.half_life_days``), a
+  recency-weighted count of the buying-intent types, and the days since the last
+  touch. Activities after the snapshot cannot reach any feature.
+
+>>> registry = FeatureRegistry(
+...     specs=(FeatureSpec("champion", "Champion", "evidence", "champion", 1),),
+...     snapshot_days=14)
+>>> columns = pd.DataFrame({"Champion": pd.array(["yes", None, "no"], "string")})
+>>> ids = pd.Series(["a", "b", "c"])
+>>> created = pd.Series(pd.to_datetime(["2024-01-01"] * 3))
+>>> build_features(registry, columns, ids, created)["champion"].tolist()
+[2.0, 1.0, 0.0]
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from lead_ml.config import FeaturizeConfig
+from lead_ml.config import FeaturizeConfig, SourceConfig
 from lead_ml.jit import jit
-from lead_ml.synthetic import ACTIVITY_TYPES, POST_QUALIFICATION_COLUMNS
-
-Kind = Literal["category", "number", "log", "evidence"]
-
-#: "evidence" fields: a rep's yes / no / unknown answer. Ordered so that more
-#: evidence never lowers the score, while "unknown" stays a value of its own.
-EVIDENCE_CODES = {"no": 0.0, "unknown": 1.0, "yes": 2.0}
-#: Activity types that signal buying intent more than reading an email does.
-HIGH_INTENT_TYPES = (
-    "pricing_page_view",
-    "demo_booked",
-    "demo_attended",
-    "trial_signup",
-    "trial_active_day",
-    "meeting",
+from lead_ml.vocab import (
+    EVIDENCE_CODES,
+    FEATURE_META,
+    OTHER,
+    TIME_DTYPE,
+    FeatureKind,
+    Kind,
 )
-#: Columns that identify a deal or are known only at or after its outcome.
-FORBIDDEN: tuple[str, ...] = ("outcome", "closed_at", *POST_QUALIFICATION_COLUMNS)
-#: Non-feature columns the features table carries for splitting and evaluation.
-META_COLUMNS: tuple[str, ...] = (
-    "deal_id",
-    "created_at",
-    "snapshot_at",
-    "outcome",
-    "won",
-    "amount",
+
+#: Categories are pandas' default text (Arrow storage, NaN for missing).
+CATEGORY_DTYPE = pd.StringDtype("pyarrow", na_value=np.nan)
+#: What each activity feature is, as its ``activity`` field says.
+COUNT, TOTAL, RECENT, INTENT, LAST_TOUCH = (
+    "count",
+    "total",
+    "recent",
+    "intent",
+    "last_touch",
 )
 
 
 @dataclass(frozen=True)
 class FeatureSpec:
-    """One model feature: where it comes from, how it is encoded, what it explains."""
+    """One model feature: where it comes from, how it is encoded, what it explains.
+
+    ``column`` is the source column (empty for activity features); ``detail_of``
+    the feature it details (see ``source.details``); ``activity`` says which
+    activity aggregate a feature is, and ``activity_type`` the type it counts.
+    """
 
     name: str
-    source: str
-    kind: Kind
+    column: str
+    kind: FeatureKind
     dimension: str
     monotone: int = 0
-    description: str = ""
+    label: str = ""
+    activity: str = ""
+    activity_type: str = ""
+    detail_of: str = ""
+
+    @property
+    def words(self) -> str:
+        """What reasons call the feature."""
+        return self.label or self.column or self.name
 
 
-def _activity_specs() -> list[FeatureSpec]:
-    counts = [
-        FeatureSpec(f"n_{t}", "activities", "number", "engagement", 0, f"{t} events")
-        for t in ACTIVITY_TYPES
+@dataclass(frozen=True)
+class FeatureRegistry:
+    """Every feature of a model, and the activity settings it was built with."""
+
+    specs: tuple[FeatureSpec, ...]
+    snapshot_days: int = 14
+    half_life_days: float = 7.0
+    activity_types: tuple[str, ...] = ()
+    intent_types: tuple[str, ...] = ()
+    uses_activities: bool = False
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def names(self) -> list[str]:
+        """Feature names in model order."""
+        return [spec.name for spec in self.specs]
+
+    @property
+    def categorical(self) -> list[str]:
+        """Names of the category features."""
+        return [spec.name for spec in self.specs if spec.kind == "category"]
+
+    def dimensions(self) -> dict[str, str]:
+        """Feature name -> dimension."""
+        return {spec.name: spec.dimension for spec in self.specs}
+
+    def column_kinds(self) -> dict[str, Kind]:
+        """Source column -> kind, for the columns the features read."""
+        return {
+            spec.column: spec.kind for spec in self.specs if spec.kind != "activity"
+        }
+
+    def spec(self, name: str) -> FeatureSpec:
+        """The spec of a feature by name."""
+        for spec in self.specs:
+            if spec.name == name:
+                return spec
+        raise KeyError(name)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON (registry.json, the scorer bundle)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> FeatureRegistry:
+        """The registry :meth:`as_dict` wrote."""
+        fields = dict(raw)
+        fields["specs"] = tuple(FeatureSpec(**spec) for spec in raw["specs"])
+        for key in ("activity_types", "intent_types", "notes"):
+            fields[key] = tuple(raw.get(key, ()))
+        return cls(**fields)
+
+
+def slug(column: str) -> str:
+    """A feature name LightGBM accepts, from a source column's name.
+
+    >>> slug("Total Time Spent on Website")
+    'total_time_spent_on_website'
+    """
+    name = re.sub(r"[^0-9a-zA-Z]+", "_", column).strip("_").lower()
+    return name or "column"
+
+
+def unique_names(
+    columns: Iterable[str], taken: Iterable[str] = FEATURE_META
+) -> list[str]:
+    """A distinct slug per column, none of them in ``taken``."""
+    used = set(taken)
+    names = []
+    for column in columns:
+        base = slug(column)
+        name, n = base, 2
+        while name in used:
+            name, n = f"{base}_{n}", n + 1
+        used.add(name)
+        names.append(name)
+    return names
+
+
+def _direction(kind: str, column: str, source: SourceConfig) -> int:
+    """The declared direction, else +1 for evidence (a yes never lowers the score)."""
+    if column in source.directions:
+        return int(source.directions[column])
+    return 1 if kind == "evidence" else 0
+
+
+def _activity_types(
+    activities: pd.DataFrame, train_ids: pd.Series, max_types: int
+) -> list[str]:
+    """The most common activity types among the training deals, by name."""
+    train = activities[activities["deal_id"].isin(train_ids.tolist())]
+    counts = train["activity_type"].value_counts()
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))
+    return sorted(str(t) for t, _ in ranked[:max_types])
+
+
+def _activity_specs(
+    types: Sequence[str], intent: Sequence[str], dimension: str
+) -> list[FeatureSpec]:
+    counted = unique_names([f"n {t}" for t in types])
+    specs = [
+        FeatureSpec(n, "", "activity", dimension, 0, f"{t} activities", COUNT, t)
+        for n, t in zip(counted, types, strict=True)
     ]
-    return [
-        *counts,
-        FeatureSpec(
-            "n_activities", "activities", "number", "engagement", 0, "all events"
-        ),
+    specs.append(
+        FeatureSpec("n_activities", "", "activity", dimension, 0, "activities", TOTAL)
+    )
+    specs.append(
         FeatureSpec(
             "engagement_recent",
-            "activities",
-            "number",
-            "engagement",
+            "",
+            "activity",
+            dimension,
             0,
-            "recency-weighted events (half-life from params)",
-        ),
-        FeatureSpec(
-            "intent_recent",
-            "activities",
-            "number",
-            "engagement",
-            0,
-            "recency-weighted pricing, demo, trial and meeting events",
-        ),
+            "recency-weighted activity",
+            RECENT,
+        )
+    )
+    if intent:
+        specs.append(
+            FeatureSpec(
+                "intent_recent",
+                "",
+                "activity",
+                dimension,
+                0,
+                "recency-weighted buying intent",
+                INTENT,
+            )
+        )
+    specs.append(
         FeatureSpec(
             "days_since_last_touch",
-            "activities",
-            "number",
-            "engagement",
+            "",
+            "activity",
+            dimension,
             0,
-            "days from the last event to the snapshot",
-        ),
+            "days since the last activity",
+            LAST_TOUCH,
+        )
+    )
+    return specs
+
+
+def plan_features(
+    columns: Sequence[str],
+    kinds: Mapping[str, str],
+    source: SourceConfig,
+    cfg: FeaturizeConfig,
+    activities: pd.DataFrame | None = None,
+    train_ids: pd.Series | None = None,
+    has_created: bool = True,
+) -> FeatureRegistry:
+    """The features of the kept source ``columns`` (kinds as typed), and of the
+    activity log when there is one and deals have created dates to snapshot at.
+    Activity types are taken from ``featurize.activities.types``, or else the most
+    common among the training deals (``train_ids``)."""
+    names = unique_names(columns)
+    name_of = dict(zip(columns, names, strict=True))
+    specs = [
+        FeatureSpec(
+            name,
+            column,
+            kinds[column],  # type: ignore[arg-type]
+            source.dimensions.get(column, OTHER),
+            _direction(kinds[column], column, source),
+            detail_of=name_of.get(source.details.get(column, ""), ""),
+        )
+        for name, column in zip(names, columns, strict=True)
     ]
-
-
-REGISTRY: tuple[FeatureSpec, ...] = (
-    FeatureSpec("industry", "accounts.industry", "category", "fit"),
-    FeatureSpec("region", "accounts.region", "category", "fit"),
-    FeatureSpec("log_employees", "accounts.employees", "log", "fit"),
-    FeatureSpec("log_annual_revenue", "accounts.annual_revenue", "log", "fit"),
-    FeatureSpec("contact_title", "deals.contact_title", "category", "fit"),
-    FeatureSpec("contact_seniority", "deals.contact_seniority", "category", "fit"),
-    FeatureSpec("lead_source", "deals.lead_source", "category", "engagement"),
-    FeatureSpec(
-        "minutes_to_first_response",
-        "deals.minutes_to_first_response",
-        "log",
-        "engagement",
-        -1,
-        "speed to lead: answering sooner never lowers the score",
-    ),
-    *_activity_specs(),
-    # BANT as recorded: the letter closest to each dimension.
-    FeatureSpec("bant_budget", "deals.bant_budget", "category", "fit"),
-    FeatureSpec("bant_authority", "deals.bant_authority", "category", "economic_buyer"),
-    FeatureSpec("bant_need", "deals.bant_need", "category", "identify_pain"),
-    FeatureSpec("bant_timeline", "deals.bant_timeline", "category", "decision_process"),
-    FeatureSpec("meddic_metrics", "deals.meddic_metrics", "evidence", "metrics", 1),
-    FeatureSpec(
-        "meddic_economic_buyer",
-        "deals.meddic_economic_buyer",
-        "evidence",
-        "economic_buyer",
-        1,
-    ),
-    FeatureSpec(
-        "meddic_decision_criteria",
-        "deals.meddic_decision_criteria",
-        "evidence",
-        "decision_criteria",
-        1,
-    ),
-    FeatureSpec(
-        "meddic_decision_process",
-        "deals.meddic_decision_process",
-        "evidence",
-        "decision_process",
-        1,
-    ),
-    FeatureSpec(
-        "meddic_pain_type", "deals.meddic_pain_type", "category", "identify_pain"
-    ),
-    FeatureSpec(
-        "meddic_pain_severity",
-        "deals.meddic_pain_severity",
-        "number",
-        "identify_pain",
-        1,
-    ),
-    FeatureSpec("meddic_champion", "deals.meddic_champion", "evidence", "champion", 1),
-    FeatureSpec(
-        "meddic_champion_strength",
-        "deals.meddic_champion_strength",
-        "number",
-        "champion",
-        1,
-    ),
-)
-
-FEATURE_NAMES: tuple[str, ...] = tuple(spec.name for spec in REGISTRY)
-CATEGORICAL_FEATURES: tuple[str, ...] = tuple(
-    spec.name for spec in REGISTRY if spec.kind == "category"
-)
-
-
-def feature_dimensions() -> dict[str, str]:
-    """Map every feature name to its dimension."""
-    return {spec.name: spec.dimension for spec in REGISTRY}
-
-
-def snapshot_times(deals: pd.DataFrame, cfg: FeaturizeConfig) -> pd.Series:
-    """When each deal's features are taken: created_at plus snapshot_days."""
-    return (deals["created_at"] + pd.Timedelta(days=cfg.snapshot_days)).astype(
-        "datetime64[ms]"
+    notes: list[str] = []
+    settings = cfg.activities
+    types: list[str] = []
+    uses = activities is not None
+    if uses and not has_created:
+        uses = False
+        notes.append(
+            "the activity log is not used: without created dates activities cannot "
+            "be placed before each deal's snapshot"
+        )
+    if uses:
+        assert activities is not None
+        if settings.types is not None:
+            types = list(settings.types)
+        else:
+            ids = train_ids if train_ids is not None else activities["deal_id"]
+            types = _activity_types(activities, ids, settings.max_types)
+        taken = [*FEATURE_META, *names]
+        activity = _activity_specs(types, settings.intent_types, settings.dimension)
+        renamed = unique_names([s.name for s in activity], taken)
+        specs += [
+            FeatureSpec(**(asdict(s) | {"name": n}))
+            for s, n in zip(activity, renamed, strict=True)
+        ]
+    return FeatureRegistry(
+        specs=tuple(specs),
+        snapshot_days=cfg.snapshot_days,
+        half_life_days=settings.half_life_days,
+        activity_types=tuple(types),
+        intent_types=tuple(settings.intent_types) if uses else (),
+        uses_activities=uses,
+        notes=tuple(notes),
     )
 
 
-def _column_features(
-    deals: pd.DataFrame, accounts: pd.DataFrame | None
-) -> pd.DataFrame:
-    if accounts is None:  # firmographics already on the deal rows (a scoring export)
-        joined = deals
-    else:
-        firmographics = accounts.drop_duplicates("account_id").set_index("account_id")
-        joined = firmographics.reindex(deals["account_id"].to_numpy())
-    columns: dict[str, np.ndarray | pd.api.extensions.ExtensionArray] = {}
-    for spec in REGISTRY:
-        table, _, column = spec.source.partition(".")
-        if table == "activities":
-            continue
-        raw = (joined if table == "accounts" else deals)[column]
-        columns[spec.name] = _encode(raw, spec.kind)
-    return pd.DataFrame(columns, index=deals.index)
+# --- encoding columns -----------------------------------------------------------------
 
 
-#: EVIDENCE_CODES' values by code, then NaN for a missing or unknown answer.
-_EVIDENCE_VALUES = np.append(np.fromiter(EVIDENCE_CODES.values(), float), np.nan)
-
-
-#: Categories are pandas' default text (Arrow storage, NaN for missing).
-CATEGORY_DTYPE = pd.StringDtype("pyarrow", na_value=np.nan)
-
-
-def _encode(
-    raw: pd.Series, kind: Kind
-) -> np.ndarray | pd.api.extensions.ExtensionArray:
-    """A raw column as its feature values (index dropped: the caller aligns them)."""
-    if kind in ("category", "evidence"):
-        # Arrow-backed text is read where it lies: going through Python objects
-        # (and back) cost a third of a batch job's featurizing.
-        text = raw if isinstance(raw.dtype, pd.StringDtype) else raw.astype("string")
-        if kind == "category":
-            return text.astype(CATEGORY_DTYPE).array
-        return _EVIDENCE_VALUES[text_codes(text, list(EVIDENCE_CODES))]
-    values = pd.to_numeric(raw, errors="coerce").to_numpy(float)
-    return np.log1p(np.clip(values, 0, None)) if kind == "log" else values
-
-
-def text_codes(text: pd.Series, levels: Sequence[str] | pd.Series) -> np.ndarray:
+def text_codes(
+    text: pd.Series, levels: Sequence[str] | pd.Series, fold: bool = False
+) -> np.ndarray:
     """The position of each text value among ``levels`` (distinct); -1 if missing
-    or not one of them.
+    or not one of them. ``fold``: compare without regard to case and surrounding
+    spaces.
 
     >>> text_codes(pd.Series(["b", None, "z"], dtype="string"), ["a", "b"]).tolist()
     [1, -1, -1]
+    >>> text_codes(pd.Series([" B "], dtype="string"), ["a", "b"], fold=True).tolist()
+    [1]
     """
-    if isinstance(text.array, pd.arrays.ArrowStringArray):
-        import pyarrow as pa
-        import pyarrow.compute as pc
+    import pyarrow as pa
+    import pyarrow.compute as pc
 
-        if isinstance(levels, pd.Series) and isinstance(
-            levels.array, pd.arrays.ArrowStringArray
-        ):
-            value_set = pa.array(levels.array)
-        else:
-            value_set = pa.array([str(v) for v in levels], pa.string())
-        # Arrow looks the strings up where they lie: ~10x pandas on Python objects.
-        found = pc.index_in(pa.array(text.array), value_set=value_set)
-        return np.asarray(found.fill_null(-1).to_numpy(zero_copy_only=False), np.int64)
-    return pd.Index(levels).get_indexer(pd.Index(text.astype(object)))
-
-
-def empty_activities() -> pd.DataFrame:
-    """An activity log with no rows."""
-    return pd.DataFrame(
-        {
-            "deal_id": pd.Series([], dtype="string"),
-            "timestamp": pd.Series([], dtype="datetime64[ms]"),
-            "activity_type": pd.Series([], dtype="string"),
-        }
-    )
+    array = text.array
+    if isinstance(array, pd.arrays.ArrowStringArray):
+        values = pa.array(array)
+    else:
+        values = pa.array(text.astype("string").array)
+    if isinstance(levels, pd.Series) and isinstance(
+        levels.array, pd.arrays.ArrowStringArray
+    ):
+        value_set = pa.array(levels.array)
+    else:
+        value_set = pa.array([str(v) for v in levels], pa.string())
+    if fold:
+        values = pc.utf8_lower(pc.utf8_trim_whitespace(values))
+        value_set = pc.utf8_lower(pc.utf8_trim_whitespace(value_set))
+    # Arrow looks the strings up where they lie: ~10x pandas on Python objects.
+    found = pc.index_in(values, value_set=value_set)
+    return np.asarray(found.fill_null(-1).to_numpy(zero_copy_only=False), np.int64)
 
 
-_HIGH_INTENT_CODES = [ACTIVITY_TYPES.index(t) for t in HIGH_INTENT_TYPES]
+#: EVIDENCE_CODES' no and yes by code, then unknown for anything else.
+_EVIDENCE_VALUES = np.array(
+    [EVIDENCE_CODES["no"], EVIDENCE_CODES["yes"], EVIDENCE_CODES["unknown"]]
+)
+
+
+def _days_after(values: pd.Series, created: np.ndarray) -> np.ndarray:
+    stamps = values.to_numpy(TIME_DTYPE)
+    days = (stamps - created).astype("int64") / 86_400_000
+    return np.where(np.isnat(stamps) | np.isnat(created), np.nan, days)
+
+
+def encode(
+    values: pd.Series, kind: str, created: np.ndarray
+) -> np.ndarray | pd.api.extensions.ExtensionArray:
+    """A typed source column as its feature values (index dropped: the caller aligns
+    them); ``created`` is each deal's created date (datetime64[ms])."""
+    if kind == "category":
+        # Arrow-backed text is read where it lies: going through Python objects
+        # (and back) cost a third of a batch job's featurizing.
+        text = (
+            values
+            if isinstance(values.dtype, pd.StringDtype)
+            else values.astype("string")
+        )
+        return text.astype(CATEGORY_DTYPE).array
+    if kind == "evidence":
+        text = (
+            values
+            if isinstance(values.dtype, pd.StringDtype)
+            else values.astype("string")
+        )
+        return _EVIDENCE_VALUES[text_codes(text, ["no", "yes"], fold=True)]
+    if kind == "date":
+        return _days_after(values, created)
+    if kind == "bool":
+        return (
+            values.astype("boolean").astype("Float64").to_numpy(float, na_value=np.nan)
+        )
+    return values.to_numpy(dtype=float, na_value=np.nan)
+
+
+# --- the activity log -----------------------------------------------------------------
+
+
+#: NaT as int64 milliseconds: a deal without a snapshot.
+_NO_TIME = np.iinfo(np.int64).min
 
 
 @jit()
@@ -266,11 +387,15 @@ def _ages(
     position: np.ndarray, stamp_ms: np.ndarray, snapshot_ms: np.ndarray
 ) -> np.ndarray:
     """Per activity, its age in days at its deal's snapshot; NaN for an activity of
-    no deal here (``position`` -1) or after the snapshot."""
+    no deal here (``position`` -1), of a deal with no snapshot, or after it."""
     age = np.full(position.shape[0], np.nan)
     for i in range(position.shape[0]):
         deal = position[i]
-        if deal >= 0 and stamp_ms[i] <= snapshot_ms[deal]:
+        if (
+            deal >= 0
+            and snapshot_ms[deal] != _NO_TIME
+            and stamp_ms[i] <= snapshot_ms[deal]
+        ):
             age[i] = (snapshot_ms[deal] - stamp_ms[i]) / 86_400_000.0
     return age
 
@@ -286,8 +411,8 @@ def _engagement(
     totals: np.ndarray,
 ) -> None:
     """Add activities with an age (see :func:`_ages`), in file order, to their
-    deals: the count of each type, and (``totals`` columns) all activities,
-    recency-weighted engagement, recency-weighted intent and the age in days of the
+    deals: the count of each counted type, and (``totals`` columns) all activities,
+    recency-weighted activity, recency-weighted intent and the age in days of the
     youngest (start it at inf).
 
     Sums run in file order, as ``np.bincount`` adds, so the values are the same to
@@ -299,8 +424,8 @@ def _engagement(
         deal, kind = position[i], type_code[i]
         if kind >= 0:
             counts[deal, kind] += 1.0
-            if intent[kind]:
-                totals[deal, 2] += weight[i]
+        if intent[i]:
+            totals[deal, 2] += weight[i]
         totals[deal, 0] += 1.0
         totals[deal, 1] += weight[i]
         totals[deal, 3] = min(totals[deal, 3], age[i])
@@ -313,80 +438,90 @@ ACTIVITY_BLOCK = 1 << 20
 
 
 def activity_features(
-    deals: pd.DataFrame,
-    activities: pd.DataFrame,
+    registry: FeatureRegistry,
+    deal_ids: pd.Series,
     snapshot_at: pd.Series,
-    half_life_days: float,
+    activities: pd.DataFrame | None,
 ) -> pd.DataFrame:
-    """Engagement up to each deal's snapshot: counts, recency-weighted, last touch."""
-    deal_ids = pd.Index(deals["deal_id"])
-    if not deal_ids.is_unique:
-        raise ValueError(
-            "deal_id must be unique before featurizing: run validate first"
-        )
-    # Looked up as Arrow text where it is: Python string objects for every activity
-    # made featurizing grow faster than the data (exponent 1.17 from 1x to 16x).
-    position = text_codes(activities["deal_id"], deals["deal_id"])
-    snapshot_ms = snapshot_at.to_numpy("datetime64[ms]").astype("int64")
-    intent = np.isin(np.arange(len(ACTIVITY_TYPES)), _HIGH_INTENT_CODES)
-    counts = np.zeros((len(deals), len(ACTIVITY_TYPES)))
-    totals = np.zeros((len(deals), 4))
+    """The activity features of the registry, for deals with these ids and
+    snapshots (deal_ids unique; index of ``deal_ids`` kept)."""
+    specs = [spec for spec in registry.specs if spec.kind == "activity"]
+    if not specs:
+        return pd.DataFrame(index=deal_ids.index)
+    if not pd.Index(deal_ids).is_unique:
+        raise ValueError("deal ids must be unique before featurizing: validate first")
+    types = list(registry.activity_types)
+    counts = np.zeros((len(deal_ids), len(types)))
+    totals = np.zeros((len(deal_ids), 4))
     totals[:, 3] = np.inf
-    for start in range(0, len(activities), ACTIVITY_BLOCK):
-        block = activities.iloc[start : start + ACTIVITY_BLOCK]
-        where = position[start : start + ACTIVITY_BLOCK]
-        stamp_ms = block["timestamp"].to_numpy("datetime64[ms]").astype("int64")
-        age = _ages(where, stamp_ms, snapshot_ms)
-        # numpy's power, as before: numba's differs in the last bit for some ages
-        weight = 0.5 ** (age / half_life_days)
-        kinds = text_codes(block["activity_type"], ACTIVITY_TYPES)
-        _engagement(where, age, weight, kinds, intent, counts, totals)
-    frame = pd.DataFrame(counts, columns=[f"n_{t}" for t in ACTIVITY_TYPES])
-    frame["n_activities"] = totals[:, 0]
-    frame["engagement_recent"] = totals[:, 1]
-    frame["intent_recent"] = totals[:, 2]
+    if activities is not None and len(activities) and len(deal_ids):
+        snapshot_ms = snapshot_at.to_numpy(TIME_DTYPE).astype("int64")
+        ids = deal_ids.astype("string")
+        # Looked up as Arrow text where it is: Python string objects for every
+        # activity made featurizing grow faster than the data.
+        position = text_codes(activities["deal_id"].astype("string"), ids)
+        for start in range(0, len(activities), ACTIVITY_BLOCK):
+            block = activities.iloc[start : start + ACTIVITY_BLOCK]
+            where = position[start : start + ACTIVITY_BLOCK]
+            stamp_ms = block["timestamp"].to_numpy(TIME_DTYPE).astype("int64")
+            age = _ages(where, stamp_ms, snapshot_ms)
+            # numpy's power, as before: numba's differs in the last bit for some ages
+            weight = 0.5 ** (age / registry.half_life_days)
+            kind = block["activity_type"].astype("string")
+            codes = text_codes(kind, types)
+            intent = text_codes(kind, list(registry.intent_types)) >= 0
+            _engagement(where, age, weight, codes, intent, counts, totals)
     youngest = totals[:, 3]
-    frame["days_since_last_touch"] = np.where(np.isfinite(youngest), youngest, np.nan)
-    frame.index = deals.index
-    return frame
+    values: dict[str, np.ndarray] = {
+        TOTAL: totals[:, 0],
+        RECENT: totals[:, 1],
+        INTENT: totals[:, 2],
+        LAST_TOUCH: np.where(np.isfinite(youngest), youngest, np.nan),
+    }
+    columns = {}
+    for spec in specs:
+        if spec.activity == COUNT:
+            columns[spec.name] = counts[:, types.index(spec.activity_type)]
+        else:
+            columns[spec.name] = values[spec.activity]
+    return pd.DataFrame(columns, index=deal_ids.index)
+
+
+def snapshot_times(created_at: pd.Series, snapshot_days: int) -> pd.Series:
+    """When each deal's features are taken: created plus snapshot_days (NaT without
+    a created date)."""
+    created = created_at.astype(TIME_DTYPE)
+    return (created + pd.Timedelta(days=snapshot_days)).astype(TIME_DTYPE)
 
 
 def build_features(
-    deals: pd.DataFrame,
-    accounts: pd.DataFrame | None,
-    activities: pd.DataFrame | None,
-    cfg: FeaturizeConfig,
+    registry: FeatureRegistry,
+    columns: pd.DataFrame,
+    deal_ids: pd.Series,
+    created_at: pd.Series,
+    activities: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """One row per deal (deals' order and index kept): META_COLUMNS then the features.
+    """One row per deal (order and index of ``columns`` kept): ``deal_id``,
+    ``created_at``, ``snapshot_at``, then the registry's features.
 
-    With ``accounts`` None the deal rows carry the account columns themselves; with
-    ``activities`` None every deal has no recorded activity.
-
-    The BANT fields are features under their raw names, so the BANT rule reads them
-    from this table as recorded.
+    ``columns`` holds the source columns in their kinds (as :mod:`lead_ml.sources`
+    or a scorer's contract reads them); ``activities`` the log as deal_id,
+    timestamp, activity_type (None: no activity for any deal).
     """
-    snapshot_at = snapshot_times(deals, cfg)
-    columns = _column_features(deals, accounts)
-    log = activities if activities is not None else empty_activities()
-    engagement = activity_features(deals, log, snapshot_at, cfg.half_life_days)
+    index = columns.index
+    created = pd.Series(created_at.to_numpy(TIME_DTYPE), index=index)
+    snapshot = snapshot_times(created, registry.snapshot_days)
+    ids = pd.Series(deal_ids.to_numpy(), index=index, dtype="string")
+    anchor = created.to_numpy(TIME_DTYPE)
+    values: dict[str, Any] = {}
+    for spec in registry.specs:
+        if spec.kind != "activity":
+            values[spec.name] = encode(columns[spec.column], spec.kind, anchor)
+    features = pd.DataFrame(values, index=index)
+    engagement = activity_features(registry, ids, snapshot, activities)
     meta = pd.DataFrame(
-        {
-            "deal_id": deals["deal_id"],
-            "created_at": deals["created_at"],
-            "snapshot_at": snapshot_at,
-            "outcome": deals["outcome"] if "outcome" in deals else pd.NA,
-            "won": _won(deals),
-            "amount": deals["amount"] if "amount" in deals else np.nan,
-        },
-        index=deals.index,
+        {"deal_id": ids, "created_at": created, "snapshot_at": snapshot}, index=index
     )
-    features = pd.concat([columns, engagement], axis=1)[list(FEATURE_NAMES)]
-    return pd.concat([meta, features], axis=1)
-
-
-def _won(deals: pd.DataFrame) -> pd.Series:
-    if "outcome" not in deals:
-        return pd.Series(pd.NA, index=deals.index, dtype="Int8")
-    outcome = deals["outcome"].astype("string")
-    won = (outcome == "won").astype("Int8")
-    return won.where(outcome.isin(["won", "lost"]), pd.NA)
+    return pd.concat([meta, features, engagement], axis=1)[
+        ["deal_id", "created_at", "snapshot_at", *registry.names]
+    ]

@@ -17,14 +17,10 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from lead_ml.config import BandsConfig, SplitConfig, TrainConfig
-from lead_ml.features import (
-    CATEGORICAL_FEATURES,
-    FEATURE_NAMES,
-    REGISTRY,
-    FeatureSpec,
-    text_codes,
-)
+from lead_ml import fastshap
+from lead_ml.config import BandsConfig, TrainConfig
+from lead_ml.features import FeatureRegistry, text_codes
+from lead_ml.vocab import SPLITS
 
 MODEL_FILE = "booster.txt"
 META_FILE = "model.json"
@@ -61,14 +57,8 @@ class ModelInfo:
     band_thresholds: dict[str, float]
     best_iteration: int
     window: dict[str, str]
-    #: feature -> dimension; empty for models of the built-in registry (older bundles).
+    #: feature -> dimension
     dimensions: dict[str, str] = field(default_factory=dict)
-
-    def dimension_of(self) -> dict[str, str]:
-        """Map every feature of this model to its dimension."""
-        if self.dimensions:
-            return dict(self.dimensions)
-        return {spec.name: spec.dimension for spec in REGISTRY}
 
 
 @dataclass(frozen=True)
@@ -79,45 +69,49 @@ class TrainedModel:
     info: ModelInfo
 
 
-def time_split(features: pd.DataFrame, cfg: SplitConfig) -> Split:
-    """Split the closed deals (won is 0/1) by created_at into train, valid and test."""
-    closed = features[features["won"].notna()]
-    ordered = closed.sort_values(["created_at", "deal_id"], kind="stable")
-    n = len(ordered)
-    n_test = int(round(cfg.test_fraction * n))
-    n_valid = int(round(cfg.valid_fraction * n))
-    n_train = n - n_valid - n_test
-    if min(n_train, n_valid, n_test) < 1:
-        raise ValueError(f"{n} closed deals are too few to split into train/valid/test")
-    return Split(
-        train=ordered.iloc[:n_train],
-        valid=ordered.iloc[n_train : n_train + n_valid],
-        test=ordered.iloc[n_train + n_valid :],
+def split_frames(features: pd.DataFrame) -> Split:
+    """The closed deals of a features table by its ``split`` column (the audit's),
+    each window in time order (created date, else order, then id)."""
+    ordered = features.sort_values(
+        ["created_at", "order", "deal_id"], kind="stable", na_position="last"
     )
-
-
-def category_levels(
-    train: pd.DataFrame, names: Sequence[str] = CATEGORICAL_FEATURES
-) -> dict[str, list[str]]:
-    """The sorted levels each categorical feature takes in the training window."""
-    return {
-        name: sorted(train[name].dropna().astype(str).unique().tolist())
-        for name in names
+    parts = {
+        name: ordered[ordered["split"].eq(name).fillna(False).to_numpy(dtype=bool)]
+        for name in SPLITS
     }
+    for name, part in parts.items():
+        if part["won"].nunique() < 2:
+            raise ValueError(
+                f"the {name} window has {len(part)} deals and not both outcomes; "
+                "every window needs won and lost deals (see reports/audit.md, "
+                "sufficiency)"
+            )
+    return Split(parts["train"], parts["valid"], parts["test"])
+
+
+def category_levels(train: pd.DataFrame, names: Sequence[str]) -> dict[str, list[str]]:
+    """The levels each categorical feature takes in the training window: one per
+    spelling without regard to case and surrounding spaces (its most common
+    spelling), sorted by that folded key."""
+    levels = {}
+    for name in names:
+        text = train[name].dropna().astype(str).str.strip()
+        counts = pd.DataFrame({"text": text, "key": text.str.lower()}).value_counts()
+        ranked = counts.reset_index().sort_values(
+            ["key", "count", "text"], ascending=[True, False, True], kind="stable"
+        )
+        levels[name] = ranked.drop_duplicates("key")["text"].tolist()
+    return levels
 
 
 def model_matrix(
-    features: pd.DataFrame,
-    categories: dict[str, list[str]],
-    names: Sequence[str] | None = None,
+    features: pd.DataFrame, categories: dict[str, list[str]], names: Sequence[str]
 ) -> pd.DataFrame:
-    """Features in model order (``names``, default the built-in registry's);
-    categoricals on the training levels (unseen: NaN)."""
-    names = list(FEATURE_NAMES if names is None else names)
-    matrix = features.loc[:, names].copy()
+    """Features in model order; categoricals on the training levels (unseen: NaN)."""
+    matrix = features.loc[:, list(names)].copy()
     for name, levels in categories.items():
-        # Codes via the level index: unseen values and gaps both become -1 (missing).
-        codes = pd.Index(levels).get_indexer(pd.Index(matrix[name].astype(object)))
+        # Codes via the levels: unseen values and gaps both become -1 (missing).
+        codes = text_codes(matrix[name].astype("string"), levels, fold=True)
         matrix[name] = pd.Categorical.from_codes(codes, categories=pd.Index(levels))
     numeric = [n for n in names if n not in categories]
     matrix[numeric] = matrix[numeric].astype(float)
@@ -125,7 +119,7 @@ def model_matrix(
 
 
 def lightgbm_params(
-    cfg: TrainConfig, seed: int, registry: Sequence[FeatureSpec] = REGISTRY
+    cfg: TrainConfig, seed: int, registry: FeatureRegistry
 ) -> dict[str, Any]:
     """LightGBM parameters: the configured tree shape, deterministic and seeded."""
     return {
@@ -138,7 +132,7 @@ def lightgbm_params(
         "feature_fraction": cfg.feature_fraction,
         "bagging_fraction": cfg.bagging_fraction,
         "bagging_freq": 1 if cfg.bagging_fraction < 1 else 0,
-        "monotone_constraints": [spec.monotone for spec in registry],
+        "monotone_constraints": [spec.monotone for spec in registry.specs],
         "num_threads": cfg.num_threads,
         "seed": seed,
         "deterministic": True,
@@ -148,16 +142,11 @@ def lightgbm_params(
 
 
 def fit_booster(
-    split: Split,
-    cfg: TrainConfig,
-    seed: int,
-    registry: Sequence[FeatureSpec] = REGISTRY,
+    split: Split, registry: FeatureRegistry, cfg: TrainConfig, seed: int
 ) -> tuple[lgb.Booster, dict[str, list[str]]]:
     """Train with early stopping on the validation window; return booster and levels."""
-    names = [spec.name for spec in registry]
-    categories = category_levels(
-        split.train, [spec.name for spec in registry if spec.kind == "category"]
-    )
+    names = registry.names
+    categories = category_levels(split.train, registry.categorical)
     train_set = lgb.Dataset(
         model_matrix(split.train, categories, names),
         label=split.train["won"].astype(int),
@@ -197,14 +186,14 @@ def band_thresholds(probability: np.ndarray, bands: BandsConfig) -> dict[str, fl
 
 def train_model(
     split: Split,
+    registry: FeatureRegistry,
     cfg: TrainConfig,
     bands: BandsConfig,
     seed: int,
-    registry: Sequence[FeatureSpec] = REGISTRY,
 ) -> TrainedModel:
     """Train, calibrate on the validation window and set band thresholds."""
-    names = [spec.name for spec in registry]
-    booster, categories = fit_booster(split, cfg, seed, registry)
+    names = registry.names
+    booster, categories = fit_booster(split, registry, cfg, seed)
     valid_margin = booster.predict(
         model_matrix(split.valid, categories, names), raw_score=True
     )
@@ -217,7 +206,7 @@ def train_model(
         band_thresholds=band_thresholds(valid_probability, bands),
         best_iteration=int(booster.best_iteration or booster.current_iteration()),
         window=_window(split),
-        dimensions={spec.name: spec.dimension for spec in registry},
+        dimensions=registry.dimensions(),
     )
     return TrainedModel(booster=booster, info=info)
 
@@ -241,14 +230,11 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def model_rows(
-    features: pd.DataFrame,
-    categories: dict[str, list[str]],
-    names: Sequence[str] | None = None,
+    features: pd.DataFrame, categories: dict[str, list[str]], names: Sequence[str]
 ) -> np.ndarray:
     """The model matrix as LightGBM reads it, without building a frame: float64
     columns in model order, categories as codes of the training levels, NaN where
     missing or unseen (the values of :func:`model_matrix`, for prediction)."""
-    names = list(FEATURE_NAMES if names is None else names)
     rows = np.empty((len(features), len(names)))
     for position, name in enumerate(names):
         values = features[name]
@@ -261,7 +247,7 @@ def model_rows(
 
 def _category_codes(values: pd.Series, levels: list[str]) -> np.ndarray:
     """Codes of values on the levels, as floats; NaN where missing or unseen."""
-    codes = text_codes(values, levels)
+    codes = text_codes(values, levels, fold=True)
     return np.where(codes < 0, np.nan, codes)
 
 
@@ -280,8 +266,6 @@ def rows_margin(
 ) -> np.ndarray:
     """Raw log-odds of model rows (see :func:`feature_rows`); with ``trees``, the sum
     of those trees' leaves only (:func:`lead_ml.fastshap.predict_margin`)."""
-    from lead_ml import fastshap
-
     # The same leaves as Booster.predict, added in the same order (equal to the last
     # bit), decided a block of rows at a time.
     ensemble = fastshap.compile_booster(model.booster, model.info.best_iteration)

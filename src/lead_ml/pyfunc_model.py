@@ -13,7 +13,8 @@ import mlflow
 import pandas as pd
 from mlflow.pyfunc import PythonModel, PythonModelContext
 
-from lead_ml.scorer import Scorer, ScorerError, load_scorer
+from lead_ml.scorer import Scorer, load_scorer
+from lead_ml.tables import read_table
 
 
 class LeadScorerModel(PythonModel):
@@ -43,14 +44,7 @@ class LeadScorerModel(PythonModel):
 def read_activities(path: Path) -> pd.DataFrame:
     """An activity log from .parquet or .csv (CSV cells as text; the scorer checks
     and converts them)."""
-    suffix = path.suffix.lower()
-    if suffix not in (".parquet", ".csv"):
-        raise ScorerError(f"{path}: activities must be .parquet or .csv")
-    if not path.exists():
-        raise ScorerError(f"{path}: activities file not found")
-    if suffix == ".parquet":
-        return pd.read_parquet(path)
-    return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+    return read_table(path, "activities_path")
 
 
 mlflow.models.set_model(LeadScorerModel())

@@ -1,13 +1,22 @@
-"""The model report: one self-contained HTML page for revenue ops.
+"""The model report: one self-contained HTML page for revenue ops, for any source.
 
 It reads what the pipeline already wrote (``reports/metrics.json``, the plot data in
-``reports/plots/``, the features, the exported scorer, the rejects file) and draws
-every chart as inline SVG: the page needs no network, no script and no other file.
+``reports/plots/``, the features table, the validated deals, the exported scorer,
+the rejects file, the audit) and draws every chart as inline SVG: the page needs no
+network, no script and no other file.
+
+The test window is scored as a batch job would score it: the validated deals of the
+features table's test split, turned back into rows in the export's own column names
+(:func:`lead_ml.sources.lead_rows`), with their activity log, through the exported
+scorer. Every name on the page is the export's own: its columns, its id, its
+source name (``source.name``), and the activity features by what they count.
 
 Sections, in order: the headline (wins the model and the BANT rule put in front of
 reps at capacity), ROC and precision-recall curves, calibration, cumulative gains,
-win rate by score band, MEDDIC importance (the exported scorer run on the test
-window), five example leads with their reasons and next question, a data summary,
+win rate by score band, importance per MEDDIC dimension (plus fit, engagement and,
+when the dimension map leaves columns out, other), importance per column, the mean
+contribution of each MEDDIC column per recorded answer, five example leads with
+their reasons and next question, a data summary (time, order or random split),
 audit warnings, and what changed versus the registered champion.
 
 >>> svg = line_chart("Demo", [Series("model", "Model", [0, 1], [0, 1])], "x", "y")
@@ -28,11 +37,23 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-from lead_ml.baseline import BantRule
-from lead_ml.config import DIMENSIONS, Params
-from lead_ml.explain import EVIDENCE_FIELDS
-from lead_ml.model import Split, time_split
-from lead_ml.scorer import ID_COLUMN, Scorer, input_columns, load_scorer
+from lead_ml import tracking
+from lead_ml.audit import split_method
+from lead_ml.baseline import bant_scores
+from lead_ml.compare import champion_changes as compare_changes
+from lead_ml.config import Params
+from lead_ml.explain import feature_contributions
+from lead_ml.features import FeatureRegistry, FeatureSpec
+from lead_ml.model import Split, split_frames
+from lead_ml.scorer import Scorer, load_scorer
+from lead_ml.sources import Deals, lead_rows, read_deals, source_activities
+from lead_ml.vocab import (
+    DIMENSIONS,
+    EVIDENCE_CODES,
+    MEDDIC_DIMENSIONS,
+    OTHER,
+    ReportError,
+)
 
 REPORT_FILE = "report.html"
 #: The plot-data files `lead-ml evaluate` writes, and the columns the report reads.
@@ -46,7 +67,8 @@ PLOT_COLUMNS: dict[str, tuple[str, ...]] = {
     "calibration": ("bin", "mean_predicted", "observed_rate", "count"),
     "win_rate_by_band": ("band", "n", "wins", "win_rate", "min_score", "max_score"),
 }
-#: metrics.json keys the report cannot do without (dotted paths).
+#: metrics.json keys the report cannot do without (dotted paths); the test dates
+#: are empty for a source without created dates.
 REQUIRED_METRICS: tuple[str, ...] = (
     "model.roc_auc",
     "model.pr_auc",
@@ -65,12 +87,6 @@ REQUIRED_METRICS: tuple[str, ...] = (
     "test_start",
     "test_end",
 )
-#: The recorded MEDDIC answer behind each MEDDIC dimension (fit and engagement have
-#: no single answer).
-ANSWER_FIELDS: dict[str, str] = {
-    **EVIDENCE_FIELDS,
-    "identify_pain": "meddic_pain_type",
-}
 #: The audit findings shown besides its warnings (`lead-ml audit`'s audit.json).
 AUDIT_FIELDS: dict[str, str] = {
     "passed": "passed (no unallowed leakage)",
@@ -79,6 +95,14 @@ AUDIT_FIELDS: dict[str, str] = {
     "sufficiency.message": "enough data",
     "blocking": "columns refused as leakage",
 }
+#: Kinds of a MEDDIC column whose recorded answers are tabulated one by one.
+ANSWER_KINDS = ("evidence", "category", "bool")
+#: What the page calls an answer not yet known (blank, null or a placeholder).
+NOT_KNOWN = "not yet known"
+#: Values of a category shown one by one; rarer ones share a row.
+MAX_ANSWERS = 12
+#: Columns drawn in the per-column chart (the table lists every one).
+MAX_CHART_COLUMNS = 12
 #: Points per drawn curve: enough for the eye, small enough for a light page.
 MAX_CURVE_POINTS = 300
 N_EXAMPLES = 5
@@ -93,11 +117,22 @@ DIMENSION_LABELS = {
     "champion": "Champion",
     "fit": "Fit (ICP)",
     "engagement": "Engagement",
+    OTHER: "Other (not mapped)",
 }
-
-
-class ReportError(ValueError):
-    """An input of the report is missing or malformed; the message names it."""
+#: How the page says each split method cut the closed deals.
+SPLIT_WORDS = {
+    "time": "Closed deals are split by their created date ({created}): the model "
+    "learns from the oldest, is tuned and calibrated on the next, and is judged on "
+    "the latest.",
+    "order": "The export has no created dates, so closed deals are put in order by "
+    "{order} and cut as if it were time: the model learns from the first, is tuned "
+    "and calibrated on the next, and is judged on the last. There are no dates to "
+    "show; the windows are ranges of {order}.",
+    "random": "The export has no created dates and no order column, so closed "
+    "deals are split at random, stratified by outcome (seeded from params.yaml): "
+    "the windows have no dates, and the test score assumes the future looks like "
+    "the past.",
+}
 
 
 @dataclass(frozen=True)
@@ -125,17 +160,49 @@ class ReportPaths:
 
 
 @dataclass(frozen=True)
+class Setting:
+    """What the page says about the source: its name, id column, how its closed
+    deals were split (``time``, ``order`` or ``random``), the columns behind the
+    created date and the order, and whether deals have an amount."""
+
+    source: str
+    id_column: str
+    method: str
+    created_column: str | None = None
+    order_column: str | None = None
+    has_amount: bool = False
+
+
+@dataclass(frozen=True)
+class Window:
+    """The test window through the exported scorer.
+
+    ``scored``: one row per test deal (test order) with ``deal_id``, the scorer's
+    output (empty where it refused the row), ``won`` and ``bant_qualified``.
+    ``contributions`` (one column per feature, calibrated log-odds) and
+    ``features`` (as the scorer built them) cover the scored rows, same index.
+    """
+
+    scored: pd.DataFrame
+    contributions: pd.DataFrame
+    features: pd.DataFrame
+    registry: FeatureRegistry
+
+
+@dataclass(frozen=True)
 class ReportData:
     """Everything the page shows, gathered from the pipeline's outputs."""
 
     metrics: dict[str, Any]
     plots: dict[str, pd.DataFrame]
     importance: pd.DataFrame
+    columns: pd.DataFrame
     by_answer: pd.DataFrame
     examples: pd.DataFrame
     summary: dict[str, Any]
     audit: dict[str, Any] | None
-    champion: dict[str, Any] | None | str
+    champion: dict[str, Any] | None
+    setting: Setting
     model_version: str = ""
     run_id: str = ""
 
@@ -243,55 +310,118 @@ def run_id_of(record_path: Path) -> str:
     return str(record["run_id"])
 
 
+def read_features(path: Path) -> tuple[pd.DataFrame, Split]:
+    """The features table and its train / validation / test windows."""
+    try:
+        features = pd.read_parquet(path)
+    except FileNotFoundError:
+        raise ReportError(
+            f"{path}: features not found; run `dvc repro` (or `lead-ml featurize`) "
+            "first"
+        ) from None
+    try:
+        return features, split_frames(features)
+    except (KeyError, ValueError) as error:
+        raise ReportError(f"{path}: {error}; re-run `dvc repro`") from None
+
+
+def setting_of(params: Params, features: pd.DataFrame, scorer: Scorer) -> Setting:
+    """The source's name, id, split method (as the audit chose it) and roles."""
+    deals = params.source.tables.deals
+    method, _ = split_method(features)
+    return Setting(
+        source=params.source.name,
+        id_column=scorer.id_column,
+        method=method,
+        created_column=deals.created,
+        order_column=deals.order,
+        has_amount=deals.amount is not None,
+    )
+
+
 # --- the test window through the exported scorer --------------------------------------
 
 
-def window_leads(
-    validated_dir: Path, deal_ids: pd.Series
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Lead rows (the columns a batch job sends) and activities of the given deals."""
-    wanted = pd.Index(deal_ids.astype("string"))
-    deals = pd.read_parquet(validated_dir / "deals.parquet")
-    accounts = pd.read_parquet(validated_dir / "accounts.parquet")
-    chosen = deals[deals["deal_id"].isin(wanted)]
-    leads = chosen.merge(accounts, on="account_id", how="left")
-    activities = pd.read_parquet(
-        validated_dir / "activities.parquet",
-        filters=[("deal_id", "in", wanted.tolist())],
-    )
-    return leads.loc[:, list(input_columns())].reset_index(drop=True), activities
+def window_deals(deals: Deals, test: pd.DataFrame) -> pd.DataFrame:
+    """The validated deals of the test window, in its order."""
+    ids = pd.Index(deals.frame["deal_id"].astype("string"))
+    position = ids.get_indexer(pd.Index(test["deal_id"].astype("string")))
+    if (position < 0).any():
+        raise ReportError(
+            f"{int((position < 0).sum()):,} test deals of the features table are not "
+            "among the validated deals; re-run `dvc repro`"
+        )
+    return deals.frame.iloc[position]
+
+
+def window_activities(
+    scorer: Scorer, deals: Deals, chosen: pd.DataFrame, params: Params
+) -> pd.DataFrame | None:
+    """The activity log of the chosen deals as the scorer reads it (None when the
+    model counts no activity or the source has no log)."""
+    if not scorer.counts_activities or deals.activities is None:
+        return None
+    log = deals.activities
+    mine = log[log["deal_id"].isin(chosen["deal_id"].tolist()).to_numpy(bool)]
+    read, _ = scorer.read_activities(source_activities(mine, params.source))
+    return read
 
 
 def score_window(
-    scorer: Scorer, test: pd.DataFrame, validated_dir: Path, params: Params
-) -> pd.DataFrame:
-    """The test window scored and explained by the exported scorer, one row per deal,
-    with its recorded MEDDIC answers, its outcome (``won``) and whether the BANT rule
-    qualifies it."""
-    leads, activities = window_leads(validated_dir, test[ID_COLUMN])
-    # One output row per lead in input order: the recorded answers line up by position.
-    scored = scorer.score(leads, activities)
-    scored[list(ANSWER_FIELDS.values())] = leads[list(ANSWER_FIELDS.values())]
-    rule = BantRule.from_config(params.bant).fit(test)
-    known = pd.DataFrame(
-        {
-            ID_COLUMN: test[ID_COLUMN].to_numpy(),
-            "won": test["won"].to_numpy(int),
-            "bant_qualified": rule.predict(test).astype(bool),
-        }
+    scorer: Scorer, test: pd.DataFrame, deals: Deals, params: Params
+) -> Window:
+    """The test window scored and explained by the exported scorer from raw lead
+    rows in the export's own columns (and its activities), as a batch job would."""
+    chosen = window_deals(deals, test)
+    leads = lead_rows(chosen, params.source, scorer.contract.columns)
+    leads = leads.reset_index(drop=True)
+    result = scorer.score_chunk(leads, window_activities(scorer, deals, chosen, params))
+    output = result.output.drop(columns=scorer.id_column)
+    bant = bant_scores(params.bant, params.source, chosen)
+    scored = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "deal_id": test["deal_id"].astype("string").to_numpy(),
+                    "won": test["won"].to_numpy(int),
+                    "bant_qualified": bant["bant_qualified"].to_numpy(bool),
+                }
+            ),
+            output.reindex(leads.index),
+        ],
+        axis=1,
     )
-    return scored.merge(known, on=ID_COLUMN, how="right", validate="one_to_one")
+    contributions = pd.DataFrame(
+        feature_contributions(scorer.model, result.rows)[:, :-1],
+        columns=scorer.model.info.feature_names,
+        index=output.index,
+    )
+    return Window(scored, contributions, result.features, scorer.registry)
 
 
-def _contributions(scored: pd.DataFrame) -> pd.DataFrame:
-    """Contribution per dimension (columns named by dimension) of the scored rows."""
-    columns = [f"contrib_{d}" for d in DIMENSIONS]
-    contributions = scored[columns].astype(float).dropna()
-    contributions.columns = list(DIMENSIONS)
-    return contributions
+def _signed_means(contributions: pd.DataFrame) -> pd.DataFrame:
+    """Per column of contributions: mean |c|, its raising and lowering parts and
+    the share of leads it raised."""
+    return pd.DataFrame(
+        {
+            "mean_abs": contributions.abs().mean(),
+            "raised": contributions.clip(lower=0).mean(),
+            "lowered": contributions.clip(upper=0).mean(),
+            "share_raised": (contributions > 0).mean(),
+        }
+    ).fillna(0.0)
 
 
-def meddic_importance(scored: pd.DataFrame) -> pd.DataFrame:
+def shown_dimensions(registry: FeatureRegistry) -> tuple[str, ...]:
+    """The dimensions the page shows: every one of DIMENSIONS, and ``other`` when a
+    feature falls in it."""
+    used = OTHER in {spec.dimension for spec in registry.specs}
+    return (*DIMENSIONS, OTHER) if used else DIMENSIONS
+
+
+def meddic_importance(
+    scored: pd.DataFrame, dimensions: Sequence[str] = DIMENSIONS
+) -> pd.DataFrame:
     """Per dimension, in calibrated log-odds: the mean absolute contribution, split
     into the mean part that raised scores (``raised``, >= 0) and lowered them
     (``lowered``, <= 0), and the share of leads it raised; largest first.
@@ -300,46 +430,92 @@ def meddic_importance(scored: pd.DataFrame) -> pd.DataFrame:
     >>> meddic_importance(scored).loc["champion"].round(3).tolist()
     [0.3, 0.1, -0.2, 0.5]
     """
-    contributions = _contributions(scored)
-    table = pd.DataFrame(
-        {
-            "mean_abs": contributions.abs().mean(),
-            "raised": contributions.clip(lower=0).mean(),
-            "lowered": contributions.clip(upper=0).mean(),
-            "share_raised": (contributions > 0).mean(),
-        }
-    )
+    columns = [f"contrib_{d}" for d in dimensions]
+    contributions = scored[columns].astype(float).dropna()
+    contributions.columns = list(dimensions)
+    table = _signed_means(contributions)
     table.index.name = "dimension"
     return table.sort_values("mean_abs", ascending=False, kind="stable")
 
 
-def contribution_by_answer(scored: pd.DataFrame) -> pd.DataFrame:
-    """Mean contribution of each MEDDIC dimension per recorded answer of its field
-    (yes / no / unknown; pain by type): which way an answer moves the score.
+def column_importance(
+    contributions: pd.DataFrame, registry: FeatureRegistry
+) -> pd.DataFrame:
+    """Per feature (index: its name), the export's column it reads (``column``: an
+    activity feature by what it counts), its dimension and kind, and the means of
+    :func:`meddic_importance`; largest first."""
+    table = _signed_means(contributions.astype(float))
+    specs = [registry.spec(name) for name in table.index]
+    table.insert(0, "column", [spec.words for spec in specs])
+    table.insert(1, "dimension", [spec.dimension for spec in specs])
+    table.insert(2, "kind", [spec.kind for spec in specs])
+    table.index.name = "feature"
+    return table.sort_values("mean_abs", ascending=False, kind="stable")
 
-    >>> scored = pd.DataFrame({f"contrib_{d}": [0.5, -0.3, 0.1] for d in DIMENSIONS})
-    >>> scored[list(ANSWER_FIELDS.values())] = "yes"
-    >>> scored["meddic_champion"] = ["yes", "no", "no"]
-    >>> table = contribution_by_answer(scored)
-    >>> table[table["dimension"] == "champion"].to_numpy().tolist()
-    [['champion', 'no', 2, -0.1], ['champion', 'yes', 1, 0.5]]
+
+def answer_columns(registry: FeatureRegistry) -> list[FeatureSpec]:
+    """The features whose recorded answers the page tabulates: MEDDIC-mapped
+    columns of kind evidence, category or bool."""
+    return [
+        spec
+        for spec in registry.specs
+        if spec.dimension in MEDDIC_DIMENSIONS and spec.kind in ANSWER_KINDS
+    ]
+
+
+def recorded_answers(spec: FeatureSpec, values: pd.Series) -> pd.Series:
+    """A feature's values as the recorded answers a rep reads: yes / no for evidence
+    and flags, the text of a category, NOT_KNOWN where it is not known.
+
+    >>> spec = FeatureSpec("champion", "Champion", "evidence", "champion", 1)
+    >>> recorded_answers(spec, pd.Series([2.0, 1.0, 0.0])).tolist()
+    ['yes', 'not yet known', 'no']
     """
-    contributions = _contributions(scored)
+    if spec.kind == "category":
+        text = values.astype("string").str.strip()
+        return text.mask(text == "").fillna(NOT_KNOWN).astype(str)
+    numbers = values.to_numpy(dtype=float, na_value=np.nan)
+    yes = EVIDENCE_CODES["yes"] if spec.kind == "evidence" else 1.0
+    no = EVIDENCE_CODES["no"] if spec.kind == "evidence" else 0.0
+    words = np.where(numbers == yes, "yes", np.where(numbers == no, "no", NOT_KNOWN))
+    return pd.Series(words, index=values.index)
+
+
+def _fold_rare(answers: pd.Series) -> pd.Series:
+    """The MAX_ANSWERS most common answers as they are; the rest share one row."""
+    counts = answers.value_counts(sort=False)
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    kept = {a for a, _ in ranked[:MAX_ANSWERS]} | {NOT_KNOWN}
+    rare = ~answers.isin(kept)
+    n_rare = answers[rare].nunique()
+    return answers.mask(rare, f"any of {n_rare:,} rarer values")
+
+
+def contribution_by_answer(window: Window) -> pd.DataFrame:
+    """For every MEDDIC column of kind evidence, category or bool, the mean
+    contribution of that column per recorded answer (NOT_KNOWN its own answer),
+    largest first within each column: which way an answer moves the score.
+    Columns: column, feature, dimension, answer, leads, mean_contribution."""
     frames = []
-    for dimension, column in ANSWER_FIELDS.items():
-        answers = scored.loc[contributions.index, column].astype("string")
-        grouped = contributions[dimension].groupby(answers.fillna("unknown"))
+    for spec in answer_columns(window.registry):
+        answers = _fold_rare(recorded_answers(spec, window.features[spec.name]))
+        grouped = window.contributions[spec.name].groupby(answers)
+        means = grouped.mean().sort_values(ascending=False, kind="stable")
         frames.append(
             pd.DataFrame(
                 {
-                    "dimension": dimension,
-                    "answer": grouped.mean().index.astype(str),
-                    "leads": grouped.size().to_numpy(),
-                    "mean_contribution": grouped.mean().round(6).to_numpy(),
+                    "column": spec.words,
+                    "feature": spec.name,
+                    "dimension": spec.dimension,
+                    "answer": means.index.astype(str),
+                    "leads": grouped.size().reindex(means.index).to_numpy(),
+                    "mean_contribution": means.round(6).to_numpy(),
                 }
             )
         )
-    return pd.concat(frames, ignore_index=True)
+    columns = ["column", "feature", "dimension", "answer", "leads"]
+    empty = pd.DataFrame(columns=[*columns, "mean_contribution"])
+    return pd.concat(frames, ignore_index=True) if frames else empty
 
 
 def _nearest(rows: pd.DataFrame, probability: float) -> pd.Series:
@@ -350,7 +526,7 @@ def _nearest(rows: pd.DataFrame, probability: float) -> pd.Series:
 def example_leads(scored: pd.DataFrame, n: int = N_EXAMPLES) -> pd.DataFrame:
     """n leads worth reading: the typical (median) lead of each band A-D, the
     BANT-qualified lead the model ranks lowest, then the best-scored rest."""
-    rows = scored[scored["probability"].notna()].sort_values(ID_COLUMN, kind="stable")
+    rows = scored[scored["probability"].notna()].sort_values("deal_id", kind="stable")
     picks: list[tuple[str, pd.Series]] = []
     for band, members in rows.groupby("band", sort=True):
         median = float(members["probability"].median())
@@ -365,19 +541,34 @@ def example_leads(scored: pd.DataFrame, n: int = N_EXAMPLES) -> pd.DataFrame:
     ]
     chosen: dict[str, pd.Series] = {}
     for why, lead in picks:
-        if len(chosen) < n and lead[ID_COLUMN] not in chosen:
-            chosen[lead[ID_COLUMN]] = pd.concat([lead, pd.Series({"why": why})])
+        if len(chosen) < n and lead["deal_id"] not in chosen:
+            chosen[lead["deal_id"]] = pd.concat([lead, pd.Series({"why": why})])
     return pd.DataFrame(list(chosen.values())).reset_index(drop=True)
 
 
-def _window_summary(name: str, window: pd.DataFrame) -> dict[str, Any]:
-    return {
+def _bound(value: Any, method: str) -> str:
+    """A window's first or last created date (time) or order value (order)."""
+    if pd.isna(value):
+        return ""
+    if method == "time" or isinstance(value, pd.Timestamp | np.datetime64):
+        return pd.Timestamp(value).date().isoformat()
+    number = float(value)
+    return f"{number:.0f}" if number.is_integer() else f"{number:g}"
+
+
+def _window_summary(name: str, window: pd.DataFrame, method: str) -> dict[str, Any]:
+    summary = {
         "window": name,
         "deals": len(window),
         "won": int(window["won"].sum()),
         "win_rate": float(window["won"].astype(float).mean()),
-        "from": pd.Timestamp(window["created_at"].min()).date().isoformat(),
-        "to": pd.Timestamp(window["created_at"].max()).date().isoformat(),
+    }
+    if method == "random":
+        return summary
+    key = "created_at" if method == "time" else "order"
+    return summary | {
+        "from": _bound(window[key].min(), method),
+        "to": _bound(window[key].max(), method),
     }
 
 
@@ -386,16 +577,19 @@ def data_summary(
     split: Split,
     rejects: dict[str, int],
     scored: pd.DataFrame,
+    method: str,
 ) -> dict[str, Any]:
-    """Rows, closed win rate, the three time windows, rejected rows, refused leads."""
+    """Rows, closed win rate, the three windows (their created dates or order
+    values; none for a random split), rejected rows, leads the scorer refused."""
     closed = features["won"].notna()
     return {
         "deals": len(features),
         "closed": int(closed.sum()),
         "open": int((~closed).sum()),
         "win_rate_closed": float(features.loc[closed, "won"].astype(float).mean()),
+        "method": method,
         "windows": [
-            _window_summary(name, window)
+            _window_summary(name, window, method)
             for name, window in (
                 ("train", split.train),
                 ("validation", split.valid),
@@ -407,15 +601,11 @@ def data_summary(
     }
 
 
-def champion_changes(params: Params, run_id: str) -> dict[str, Any] | None | str:
-    """What differs between this run and the registered champion: the dict of
-    ``lead_ml.compare.champion_changes``, None when no champion is registered, or a
-    sentence saying why the comparison is not available."""
-    try:
-        from lead_ml.compare import champion_changes as changes
-    except (ImportError, AttributeError) as error:
-        return f"comparison with the champion is not available ({error})"
-    result = changes(params, run_id)
+def champion_changes(params: Params, run_id: str) -> dict[str, Any] | None:
+    """What differs between this run and the registered champion (the dict of
+    :func:`lead_ml.compare.champion_changes`), or None when no champion is
+    registered."""
+    result = compare_changes(params, run_id)
     return None if result is None else dict(result)
 
 
@@ -425,18 +615,24 @@ def gather(params: Params, paths: ReportPaths) -> ReportData:
     plots = read_plots(paths.plots)
     run_id = run_id_of(paths.record)
     scorer = load_scorer(paths.scorer)
-    features = pd.read_parquet(paths.features)
-    split = time_split(features, params.split)
-    scored = score_window(scorer, split.test, paths.validated, params)
+    features, split = read_features(paths.features)
+    setting = setting_of(params, features, scorer)
+    deals = read_deals(paths.validated)
+    window = score_window(scorer, split.test, deals, params)
+    summary = data_summary(
+        features, split, count_rejects(paths.rejects), window.scored, setting.method
+    )
     return ReportData(
         metrics=metrics,
         plots=plots,
-        importance=meddic_importance(scored),
-        by_answer=contribution_by_answer(scored),
-        examples=example_leads(scored),
-        summary=data_summary(features, split, count_rejects(paths.rejects), scored),
+        importance=meddic_importance(window.scored, shown_dimensions(scorer.registry)),
+        columns=column_importance(window.contributions, scorer.registry),
+        by_answer=contribution_by_answer(window),
+        examples=example_leads(window.scored),
+        summary=summary,
         audit=read_audit(paths.audit),
         champion=champion_changes(params, run_id),
+        setting=setting,
         model_version=scorer.model_version,
         run_id=run_id,
     )
@@ -547,10 +743,10 @@ def _legend(series: Sequence[Series]) -> list[str]:
     return parts
 
 
-def _svg(title: str, body: list[str], height: int = HEIGHT) -> str:
+def _svg(title: str, body: list[str], height: int = HEIGHT, width: int = WIDTH) -> str:
     return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" '
-        f'width="{WIDTH}" height="{height}" role="img" aria-label="{_esc(title)}">'
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
+        f'width="{width}" height="{height}" role="img" aria-label="{_esc(title)}">'
         f"<title>{_esc(title)}</title>{''.join(body)}</svg>"
     )
 
@@ -668,12 +864,28 @@ def band_chart(bands: pd.DataFrame, base_rate: float) -> str:
     )
 
 
-def importance_chart(importance: pd.DataFrame) -> str:
-    """Per dimension, a diverging bar: green to the right the mean part of its
-    contribution that raised scores, red to the left the part that lowered them;
-    together they are its mean absolute contribution."""
-    row, label_width, centre = 26, 120, 270
-    half = min(centre - label_width - 14, WIDTH - centre - 44)
+def _short(label: str, limit: int) -> str:
+    """A label cut to ``limit`` characters, with an ellipsis when cut.
+
+    >>> _short("What matters most to you in choosing a course", 20)
+    'What matters most t…'
+    """
+    return label if len(label) <= limit else label[: limit - 1] + "…"
+
+
+def importance_chart(
+    importance: pd.DataFrame,
+    labels: Sequence[str],
+    title: str,
+    label_width: int = 120,
+) -> str:
+    """Per row (dimension or column), a diverging bar: green to the right the mean
+    part of its contribution that raised scores, red to the left the part that
+    lowered them; together they are its mean absolute contribution. Labels longer
+    than the room beside the bars are cut (each bar's ``data-label`` holds all)."""
+    row, width = 26, WIDTH + label_width - 120
+    centre = label_width + 150
+    half = min(centre - label_width - 14, width - centre - 44)
     height = MARGIN["top"] + row * len(importance) + 10
     top = float(max(importance["raised"].max(), -importance["lowered"].min(), 1e-12))
     body = [
@@ -684,14 +896,13 @@ def importance_chart(importance: pd.DataFrame) -> str:
         f'<text x="{centre + 6}" y="{MARGIN["top"] - 12}">raised</text>',
     ]
     values = importance[["raised", "lowered"]].to_numpy(float)
-    for i, (dimension, (raised, lowered)) in enumerate(
-        zip(importance.index, values, strict=True)
-    ):
-        y, label = MARGIN["top"] + i * row, DIMENSION_LABELS[dimension]
+    for i, (label, (raised, lowered)) in enumerate(zip(labels, values, strict=True)):
+        y = MARGIN["top"] + i * row
         up, down = (round(abs(v) / top * half, 1) for v in (raised, lowered))
+        shown = _short(label, label_width // 6)
         body += [
             f'<text x="{label_width}" y="{y + 15}" text-anchor="end">'
-            f"{_esc(label)}</text>",
+            f"<title>{_esc(label)}</title>{_esc(shown)}</text>",
             f'<rect class="bar" data-label="{_esc(label)}" data-side="lowered" '
             f'x="{centre - down}" y="{y + 3}" width="{down}" height="{row - 8}" '
             f'fill="{LOWERS}"/>',
@@ -700,7 +911,21 @@ def importance_chart(importance: pd.DataFrame) -> str:
             f'fill="{RAISES}"/>',
             f'<text x="{centre + up + 4}" y="{y + 15}">{raised - lowered:.2f}</text>',
         ]
-    return _svg("MEDDIC importance", body, height)
+    return _svg(title, body, height, width)
+
+
+def dimension_chart(importance: pd.DataFrame) -> str:
+    """:func:`importance_chart` of the dimensions."""
+    labels = [DIMENSION_LABELS[d] for d in importance.index]
+    return importance_chart(importance, labels, "Importance per dimension")
+
+
+def column_chart(columns: pd.DataFrame) -> str:
+    """:func:`importance_chart` of the MAX_CHART_COLUMNS most important columns."""
+    top = columns.head(MAX_CHART_COLUMNS)
+    return importance_chart(
+        top, top["column"].tolist(), "Importance per column", label_width=250
+    )
 
 
 # --- the page -------------------------------------------------------------------------
@@ -752,16 +977,44 @@ def _money(value: float) -> str:
     return f"{value:,.0f}"
 
 
-def headline(metrics: dict[str, Any]) -> str:
+def window_words(metrics: dict[str, Any], setting: Setting) -> str:
+    """Which deals the metrics' test window holds, in words: created dates for a
+    time split, the order column for an order split, out of fold for
+    cross-validation.
+
+    >>> metrics = {"test_start": "", "test_end": ""}
+    >>> window_words(metrics, Setting("X", "Prospect ID", "order", None, "Lead Number"))
+    'the latest closed deals by Lead Number (the export has no created dates)'
+    """
+    if metrics.get("evaluation") == "repeated_cv":
+        return (
+            "every closed deal, scored out of fold by repeated cross-validation (too "
+            "few deals for one test window)"
+        )
+    if setting.method == "time":
+        start, end = metrics["test_start"], metrics["test_end"]
+        return f"the latest closed deals, created {start} to {end}"
+    if setting.method == "order":
+        return (
+            f"the latest closed deals by {setting.order_column} (the export has no "
+            "created dates)"
+        )
+    return (
+        "closed deals drawn at random, stratified by outcome (the export has no "
+        "created dates and no order column)"
+    )
+
+
+def headline(metrics: dict[str, Any], setting: Setting) -> str:
     """The first thing revenue ops read: wins at capacity, model against BANT."""
     capacity = metrics["capacity"]
     k, model, bant = capacity["k"], capacity["model_wins"], capacity["bant_wins"]
     low, high = metrics["delta_roc_auc_ci95"]
     more = f"{model / bant:.1f}x as many" if bant else "all of them"
     value = ""
-    if "model_pipeline_value" in capacity and "bant_pipeline_value" in capacity:
+    if setting.has_amount and "model_pipeline_value" in capacity:
         model_value = _money(capacity["model_pipeline_value"])
-        bant_value = _money(capacity["bant_pipeline_value"])
+        bant_value = _money(capacity.get("bant_pipeline_value", 0.0))
         value = (
             f"<p>Pipeline value of those wins (summed deal amounts): <b>{model_value}"
             f"</b> with the model, {bant_value} with BANT.</p>"
@@ -775,8 +1028,8 @@ def headline(metrics: dict[str, Any]) -> str:
         f"</b> ({more}).</p>",
         f"<p>Win rate of the leads worked: {capacity['model_win_rate']:.1%} with the "
         f"model, {capacity['bant_win_rate']:.1%} with BANT, "
-        f"{capacity['base_win_rate']:.1%} for all {metrics['n_test']:,} test deals "
-        f"(created {metrics['test_start']} to {metrics['test_end']}).</p>",
+        f"{capacity['base_win_rate']:.1%} for all {metrics['n_test']:,} test deals: "
+        f"{_esc(window_words(metrics, setting))}.</p>",
         value,
         f"<p>Ranking quality (ROC AUC): model {metrics['model']['roc_auc']:.3f}, "
         f"BANT {metrics['bant']['roc_auc']:.3f}; gain {metrics['delta_roc_auc']:+.3f} "
@@ -845,25 +1098,21 @@ def bands_section(bands: pd.DataFrame, base_rate: float) -> str:
     )
 
 
-def _answers(by_answer: pd.DataFrame, dimension: str) -> str:
-    rows = by_answer[by_answer["dimension"] == dimension]
-    ordered = rows.sort_values("mean_contribution", ascending=False, kind="stable")
-    return ", ".join(
-        f"{answer} {round(mean, 2) or 0.0:+.2f}"
-        for answer, mean in ordered[["answer", "mean_contribution"]].to_numpy()
-    )
+def _members(columns: pd.DataFrame, dimension: str) -> str:
+    names = columns.loc[columns["dimension"] == dimension, "column"].tolist()
+    return ", ".join(names) or "no column of this export maps to it"
 
 
-def importance_section(importance: pd.DataFrame, by_answer: pd.DataFrame) -> str:
-    """Mean absolute contribution per MEDDIC dimension (plus fit and engagement),
-    its direction, and the mean contribution per recorded answer."""
+def importance_section(importance: pd.DataFrame, columns: pd.DataFrame) -> str:
+    """Mean absolute contribution per MEDDIC dimension (plus fit, engagement and
+    other), its direction, and the export's columns behind each."""
     values = importance[["mean_abs", "share_raised"]].to_numpy(float)
     rows = [
         (
             DIMENSION_LABELS[d],
             round(mean_abs, 3),
             f"{share:.0%}",
-            _answers(by_answer, d) or "no single answer (model's own reading)",
+            _members(columns, str(d)),
         )
         for d, (mean_abs, share) in zip(importance.index, values, strict=True)
     ]
@@ -871,32 +1120,99 @@ def importance_section(importance: pd.DataFrame, by_answer: pd.DataFrame) -> str
         "meddic",
         "MEDDIC importance",
         "<p>How much each dimension moved the test window's scores, from the exported "
-        "scorer: exact tree contributions summed per dimension, in log-odds (+0.4 "
-        "moves a 25% lead to about 33%). Contributions say what raised or lowered a "
-        "score, not what caused a win.</p>",
+        "scorer: exact tree contributions summed per dimension of the source's "
+        "dimension map, in log-odds (+0.4 moves a 25% lead to about 33%). "
+        "Contributions say what raised or lowered a score, not what caused a win.</p>",
         _figure(
             "importance-chart",
-            importance_chart(importance),
+            dimension_chart(importance),
             "Mean contribution per dimension: green the part that raised scores, red "
             "the part that lowered them; the number is the mean absolute contribution.",
         ),
         _table(
-            [
-                "dimension",
-                "mean |contribution|",
-                "leads it raised",
-                "mean contribution by recorded answer",
-            ],
+            ["dimension", "mean |contribution|", "leads it raised", "columns"],
             rows,
         ),
     )
 
 
-def examples_section(examples: pd.DataFrame) -> str:
+def columns_section(columns: pd.DataFrame) -> str:
+    """Mean absolute contribution per column of the export (activity features by
+    what they count), with its dimension and kind."""
+    values = columns[["mean_abs", "share_raised"]].to_numpy(float)
+    rows = [
+        (
+            column,
+            DIMENSION_LABELS[dimension],
+            kind,
+            round(mean_abs, 3),
+            f"{share:.0%}",
+        )
+        for column, dimension, kind, (mean_abs, share) in zip(
+            columns["column"],
+            columns["dimension"],
+            columns["kind"],
+            values,
+            strict=True,
+        )
+    ]
+    return _section(
+        "columns",
+        "Importance per column",
+        "<p>The same contributions per column of the export, in its own names "
+        "(activity features by what they count), largest first.</p>",
+        _figure(
+            "column-chart",
+            column_chart(columns),
+            f"The {min(len(columns), MAX_CHART_COLUMNS)} columns that moved scores "
+            "most: green raised, red lowered.",
+        ),
+        _table(
+            ["column", "dimension", "kind", "mean |contribution|", "leads it raised"],
+            rows,
+        ),
+    )
+
+
+def answers_section(by_answer: pd.DataFrame) -> str:
+    """Mean contribution of each MEDDIC column per recorded answer."""
+    if by_answer.empty:
+        body = (
+            '<p class="muted">No column of this export is mapped to a MEDDIC '
+            "dimension as a recorded answer (yes / no, a flag or a category; "
+            "source.dimensions and source.types in params.yaml).</p>"
+        )
+    else:
+        rows = [
+            (
+                column,
+                DIMENSION_LABELS[dimension],
+                answer,
+                int(leads),
+                f"{round(mean, 2) or 0.0:+.2f}",
+            )
+            for column, dimension, answer, leads, mean in by_answer[
+                ["column", "dimension", "answer", "leads", "mean_contribution"]
+            ].to_numpy(object)
+        ]
+        header = ["column", "dimension", "recorded answer", "leads"]
+        body = _table([*header, "mean contribution"], rows)
+    return _section(
+        "answers",
+        "Contribution by recorded answer",
+        "<p>For each column mapped to a MEDDIC dimension, the mean contribution of "
+        "that column to the test window's scores per answer recorded; "
+        f"<b>{NOT_KNOWN}</b> is a blank, null or placeholder answer. Which way an "
+        "answer moves the score, in log-odds.</p>",
+        body,
+    )
+
+
+def examples_section(examples: pd.DataFrame, id_column: str) -> str:
     """Five test-window leads with score, band, outcome, reasons and next question."""
     rows = [
         (
-            lead[ID_COLUMN],
+            lead["deal_id"],
             lead["why"],
             f"{lead['probability']:.0%} ({lead['band']})",
             "yes" if lead["bant_qualified"] else "no",
@@ -910,11 +1226,11 @@ def examples_section(examples: pd.DataFrame) -> str:
         "examples",
         "Example leads",
         "<p>Leads of the test window as the scorer explains them: <b>+</b> raised "
-        "the score, <b>-</b> lowered it, <b>?</b> the MEDDIC field is not yet known. "
+        "the score, <b>-</b> lowered it, <b>?</b> the column is not yet known. "
         "The outcome is what happened later.</p>",
         _table(
             [
-                "deal",
+                id_column,
                 "why shown",
                 "probability (band)",
                 "BANT qualified",
@@ -927,26 +1243,46 @@ def examples_section(examples: pd.DataFrame) -> str:
     )
 
 
-def data_section(summary: dict[str, Any]) -> str:
-    """Rows, win rate, the time windows and rejected rows."""
-    windows = [
-        (w["window"], w["deals"], w["won"], f"{w['win_rate']:.1%}", w["from"], w["to"])
+def _window_table(summary: dict[str, Any], setting: Setting) -> str:
+    header = ["window", "deals", "won", "win rate"]
+    method = summary["method"]
+    if method == "time":
+        header += ["created from", "created to"]
+    elif method == "order":
+        header += [f"first {setting.order_column}", f"last {setting.order_column}"]
+    rows = [
+        (
+            w["window"],
+            w["deals"],
+            w["won"],
+            f"{w['win_rate']:.1%}",
+            *([w["from"], w["to"]] if method != "random" else []),
+        )
         for w in summary["windows"]
     ]
+    return _table(header, rows)
+
+
+def data_section(summary: dict[str, Any], setting: Setting) -> str:
+    """The source, rows, win rate, the windows and how they were cut, rejects."""
     rejects = summary["rejects"]
     rejected = ", ".join(f"{n:,} {t}" for t, n in sorted(rejects.items())) or "none"
     refused = summary["scorer_refused"]
+    split = SPLIT_WORDS[summary["method"]].format(
+        created=setting.created_column, order=setting.order_column
+    )
     return _section(
         "data",
         "Data summary",
+        f"<p>Source: <b>{_esc(setting.source)}</b>, one row per lead keyed by "
+        f"{_esc(setting.id_column)}.</p>",
         f"<p>{summary['deals']:,} valid deals: {summary['closed']:,} closed "
         f"(win rate {summary['win_rate_closed']:.1%}) and {summary['open']:,} open. "
         f"Rows rejected by the data contract: <b>{sum(rejects.values()):,}</b> "
         f"({rejected}), each with its reason in the rejects file.</p>",
         f"<p>Test deals the exported scorer refused: <b>{refused:,}</b>.</p>",
-        "<p>Closed deals are split by creation date: the model learns from the oldest, "
-        "is tuned and calibrated on the next, and is judged on the latest.</p>",
-        _table(["window", "deals", "won", "win rate", "from", "to"], windows),
+        f"<p>{_esc(split)}</p>",
+        _window_table(summary, setting),
     )
 
 
@@ -1006,11 +1342,9 @@ def audit_section(audit: dict[str, Any] | None) -> str:
     )
 
 
-def champion_section(champion: dict[str, Any] | None | str) -> str:
+def champion_section(champion: dict[str, Any] | None) -> str:
     """What changed against the registered champion: params, metric deltas."""
-    if isinstance(champion, str):
-        body = f'<p class="muted">{_esc(champion)}.</p>'
-    elif champion is None:
+    if champion is None:
         body = (
             '<p class="muted">No champion registered yet: nothing to compare with. '
             "`lead-ml promote` sets one.</p>"
@@ -1033,27 +1367,29 @@ def champion_section(champion: dict[str, Any] | None | str) -> str:
 
 def render(data: ReportData) -> str:
     """The whole report as one HTML document (no scripts, no external resources)."""
-    metrics = data.metrics
+    metrics, setting = data.metrics, data.setting
     base_rate = float(metrics["capacity"]["base_win_rate"])
     sections = [
-        headline(metrics),
+        headline(metrics, setting),
         curves_section(curve_charts(data.plots), metrics),
         bands_section(data.plots["win_rate_by_band"], base_rate),
-        importance_section(data.importance, data.by_answer),
-        examples_section(data.examples),
-        data_section(data.summary),
+        importance_section(data.importance, data.columns),
+        columns_section(data.columns),
+        answers_section(data.by_answer),
+        examples_section(data.examples, setting.id_column),
+        data_section(data.summary, setting),
         audit_section(data.audit),
         champion_section(data.champion),
     ]
-    title = "lead-ml model report"
+    title = f"lead-ml model report: {setting.source}"
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{title}</title><style>{CSS}</style></head><body><main>"
-        f"<h1>{title}</h1>"
+        f"<title>{_esc(title)}</title><style>{CSS}</style></head><body><main>"
+        f"<h1>{_esc(title)}</h1>"
         f'<p class="muted">Model {_esc(data.model_version)}, MLflow run '
-        f"{_esc(data.run_id)}; test window {_esc(metrics['test_start'])} to "
-        f"{_esc(metrics['test_end'])}.</p>"
+        f"{_esc(data.run_id)}; test window: "
+        f"{_esc(window_words(metrics, setting))}.</p>"
         + "".join(sections)
         + "</main></body></html>\n"
     )
@@ -1063,8 +1399,6 @@ def run_report(
     params: Params, paths: ReportPaths, log_to_mlflow: bool = True
 ) -> dict[str, Any]:
     """Write the report and (by default) log it to the scorer's MLflow run."""
-    from lead_ml import tracking
-
     data = gather(params, paths)
     paths.out.parent.mkdir(parents=True, exist_ok=True)
     paths.out.write_text(render(data), encoding="utf-8")
@@ -1079,7 +1413,5 @@ def run_report(
     }
 
 
-def _champion_status(champion: dict[str, Any] | None | str) -> str:
-    if isinstance(champion, str):
-        return champion
+def _champion_status(champion: dict[str, Any] | None) -> str:
     return "no champion registered" if champion is None else "compared with champion"

@@ -1,11 +1,20 @@
 """The exported scorer: a checked bundle turning raw lead rows into scores and reasons.
 
-A bundle is a folder holding ``booster.txt`` (LightGBM's text format), ``scorer.json``
-(everything else: features, category levels, registry, calibration, bands, versions,
-training window, drift reference) and ``checksums.json``. Nothing in it is a pickle;
-a changed or truncated file is refused on load. :func:`export_scorer` wraps the bundle
-in an MLflow pyfunc model directory (models-from-code), so
-``mlflow.pyfunc.load_model(path)`` and :func:`load_scorer` give the same scores.
+One scorer serves every source. A bundle is a folder holding ``booster.txt``
+(LightGBM's text format), ``scorer.json`` (everything else: the lead contract of
+the source's columns, the feature registry, category levels, calibration, bands, the
+answers a next question tries, versions, training window, drift reference) and
+``checksums.json``. Nothing in it is a pickle or code; a changed or truncated file
+is refused on load. :func:`export_scorer` wraps the bundle in an MLflow pyfunc model
+folder (models-from-code), so ``mlflow.pyfunc.load_model(path)`` and
+:func:`load_scorer` give the same scores.
+
+A lead row carries the source's own columns: its id, its created date (when the
+source has one) and every column the features read; account columns are joined in.
+Rows are read by the same contract as training read the deals
+(:class:`lead_ml.schema.LeadContract`): a value that does not read as its kind or
+lies outside its bounds, a missing id, or an id repeated after its first valid row
+rejects the row with a reason; blank and the source's placeholders are unknown.
 """
 
 from __future__ import annotations
@@ -13,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from importlib.metadata import version
 from pathlib import Path
@@ -22,9 +30,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lead_ml.config import DIMENSIONS, FeaturizeConfig
-from lead_ml.explain import explain
-from lead_ml.features import REGISTRY, FeatureSpec, build_features
+from lead_ml.config import SourceConfig
+from lead_ml.explain import (
+    CONTRIBUTION_COLUMNS,
+    REASON_COLUMNS,
+    Answer,
+    answers_from_json,
+    answers_to_json,
+    explain,
+    question_answers,
+)
+from lead_ml.features import FeatureRegistry, build_features
 from lead_ml.model import (
     Calibration,
     ModelInfo,
@@ -35,58 +51,44 @@ from lead_ml.model import (
     probability_of_margin,
     rows_margin,
 )
-from lead_ml.schema import ACTIVITIES, ColumnSpec, TableContract, validate_table
+from lead_ml.schema import LeadContract
+from lead_ml.sources import activity_log
+from lead_ml.tables import reject_frame
+from lead_ml.tracking import quiet_environment
+from lead_ml.vocab import BANDS, Kind, ScorerError
 
 #: Bumped whenever the bundle layout changes; a scorer reads only its own format.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 BOOSTER_FILE = "booster.txt"
 SPEC_FILE = "scorer.json"
 CHECKSUM_FILE = "checksums.json"
 BUNDLE_FILES = (BOOSTER_FILE, SPEC_FILE)
-ID_COLUMN = "deal_id"
 PSI_WARNING = 0.25
-BANDS = ("A", "B", "C", "D")
-REASON_COLUMNS = ("top_reasons", "next_question")
 #: What scorer.json must hold besides its format version.
-SPEC_KEYS = ("model", "featurize", "input_columns", "drift_reference", "model_version")
-
-
-class ScorerError(ValueError):
-    """A scorer bundle cannot be used: missing, tampered, or from another format."""
+SPEC_KEYS = (
+    "contract",
+    "registry",
+    "model",
+    "answers",
+    "activities",
+    "drift_reference",
+    "model_version",
+)
+#: Python libraries a scorer folder's environment needs, pinned to the training ones.
+LIBRARIES = (
+    "lightgbm",
+    "pandas",
+    "numpy",
+    "pyarrow",
+    "scikit-learn",
+    "pydantic",
+    "numba",
+    "scipy",
+)
 
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def input_columns() -> dict[str, str]:
-    """The raw columns a lead row carries, with their kind in the data contract."""
-    kinds = {
-        "category": "string",
-        "evidence": "string",
-        "number": "float",
-        "log": "float",
-    }
-    columns = {ID_COLUMN: "string", "created_at": "datetime"}
-    for spec in REGISTRY:
-        table, _, column = spec.source.partition(".")
-        if table != "activities":
-            columns[column] = kinds[spec.kind]
-    return columns
-
-
-def scoring_contract() -> TableContract:
-    """The contract of a lead row: id and created_at required, the rest may be empty.
-
-    Category values are not restricted: a value the model never saw is scored as
-    unseen and counted, not rejected. Ids are checked for repeats by the scorer
-    (across chunks too), not by the contract.
-    """
-    specs = [ColumnSpec(ID_COLUMN, "string"), ColumnSpec("created_at", "datetime")]
-    for name, kind in list(input_columns().items())[2:]:
-        bound = {"min_value": 0.0} if kind == "float" else {}
-        specs.append(ColumnSpec(name, kind, nullable=True, **bound))  # type: ignore[arg-type]
-    return TableContract("leads", None, tuple(specs))
 
 
 # --- drift reference ----------------------------------------------------------------
@@ -205,32 +207,62 @@ class DriftMonitor:
 # --- the bundle ---------------------------------------------------------------------
 
 
+def lead_contract(source: SourceConfig, registry: FeatureRegistry) -> LeadContract:
+    """The contract of a lead row for a model of this source: the id, the created
+    date (required when activities are counted from it) and the features' columns,
+    with the source's placeholders and bounds."""
+    deals = source.tables.deals
+    kinds: dict[str, Kind] = {deals.id: "category"}
+    required: tuple[str, ...] = ()
+    if deals.created is not None:
+        kinds[deals.created] = "date"
+        if registry.uses_activities:
+            required = (deals.created,)
+    kinds |= registry.column_kinds()
+    bounds = {c: (b.min, b.max) for c, b in source.bounds.items() if c in kinds}
+    return LeadContract(
+        id_column=deals.id,
+        kinds=kinds,
+        required=required,
+        missing_values=tuple(source.missing_values),
+        bounds=bounds,
+    )
+
+
+def activity_columns(
+    source: SourceConfig, registry: FeatureRegistry
+) -> list[str] | None:
+    """The activity log's columns (key, time stamp, type) a scorer reads, or None
+    when the model counts no activity."""
+    log = source.tables.activities
+    if log is None or not registry.uses_activities:
+        return None
+    return [log.key, log.timestamp, log.type]
+
+
 def bundle_spec(
     model: TrainedModel,
+    registry: FeatureRegistry,
+    source: SourceConfig,
     reference: pd.DataFrame,
-    featurize: FeaturizeConfig,
-    registry: Sequence[FeatureSpec] = REGISTRY,
-    id_column: str = ID_COLUMN,
-    inputs: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """scorer.json: all a batch job needs besides the booster, as plain JSON.
-
-    ``registry``, ``id_column`` and ``inputs`` (raw column -> kind) default to the
-    built-in CRM's; a scorer of a user's own export passes its own.
-    """
-    matrix = model_matrix(reference, model.info.categories, model.info.feature_names)
+    ``reference`` is the training window's features (drift bins, answers)."""
+    names = model.info.feature_names
+    matrix = model_matrix(reference, model.info.categories, names)
     probability = predict_proba(model, reference)
+    answers = question_answers(registry, model, reference)
     return {
         "format_version": FORMAT_VERSION,
         "lead_ml_version": version("lead-ml"),
-        "library_versions": {
-            lib: version(lib) for lib in ("lightgbm", "pandas", "numpy", "pyarrow")
-        },
-        "id_column": id_column,
-        "input_columns": input_columns() if inputs is None else inputs,
+        "library_versions": {lib: version(lib) for lib in LIBRARIES},
+        "source_name": source.name,
+        "contract": lead_contract(source, registry).as_dict(),
+        "created_column": source.tables.deals.created,
+        "activities": activity_columns(source, registry),
+        "registry": registry.as_dict(),
         "model": asdict(model.info),
-        "registry": [asdict(spec) for spec in registry],
-        "featurize": featurize.model_dump(),
+        "answers": answers_to_json(answers),
         "bands": {
             "thresholds": model.info.band_thresholds,
             "meaning": "A: probability >= thresholds.A; B: >= B; C: >= C; D: the rest. "
@@ -326,16 +358,6 @@ def _read_spec(bundle: Path) -> dict[str, Any]:
 
 # --- scoring ------------------------------------------------------------------------
 
-#: Longest input value quoted in a reject reason; the rejects file keeps it whole.
-SHOWN_CHARS = 60
-#: Any activity type is accepted when scoring: an unknown type counts in no type.
-ACTIVITY_CONTRACT = TableContract(
-    ACTIVITIES.name,
-    ACTIVITIES.id_column,
-    tuple(replace(spec, allowed=None) for spec in ACTIVITIES.columns),
-)
-ACTIVITY_COLUMNS = tuple(spec.name for spec in ACTIVITIES.columns)
-
 
 @dataclass(frozen=True)
 class Scored:
@@ -347,131 +369,6 @@ class Scored:
     features: pd.DataFrame
     #: The scored leads' model rows (lead_ml.model.feature_rows), output order.
     rows: np.ndarray
-
-
-def quote_value(value: Any) -> str:
-    """An input value quoted for a reject reason, cut to SHOWN_CHARS characters.
-
-    >>> quote_value("D1"), quote_value("x" * 100)[-8:]
-    ("'D1'", "xxxx...'")
-    """
-    text = repr(str(value))
-    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 4] + "...'"
-
-
-def _text(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
-    """Values as text (blank text is missing), and where a value is present."""
-    text = values.astype("string")
-    present = text.str.strip().ne("").to_numpy(dtype=bool, na_value=False)
-    return text.where(present), present
-
-
-def _read_floats(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
-    """float64 values, and where a present value is not a finite number."""
-    if pd.api.types.is_float_dtype(values.dtype) or pd.api.types.is_integer_dtype(
-        values.dtype
-    ):
-        floats = values.to_numpy(dtype=float, na_value=np.nan)
-        present = ~np.isnan(floats)
-    else:
-        text, present = _text(values)
-        numbers = pd.to_numeric(text, errors="coerce")
-        floats = numbers.to_numpy(dtype=float, na_value=np.nan)
-    finite = np.isfinite(floats)
-    return pd.Series(np.where(finite, floats, np.nan), index=values.index), (
-        present & ~finite
-    )
-
-
-def _read_dates(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
-    """Naive UTC datetime64[ms] values, and where a present value is not an ISO date."""
-    if pd.api.types.is_datetime64_any_dtype(values.dtype):
-        stamps, present = values, values.notna().to_numpy()
-    else:
-        text, present = _text(values)
-        try:
-            stamps = pd.to_datetime(text, format="ISO8601", errors="coerce")
-        except ValueError:  # mixed time zones: compare them all in UTC
-            stamps = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True)
-    if isinstance(stamps.dtype, pd.DatetimeTZDtype):
-        stamps = stamps.dt.tz_convert(None)
-    return stamps.astype("datetime64[ms]"), present & stamps.isna().to_numpy()
-
-
-_READERS = {
-    "float": (_read_floats, "a finite number"),
-    "datetime": (_read_dates, "an ISO 8601 date"),
-}
-
-
-def read_values(leads: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
-    """Lead rows with numbers and dates converted, and per row the first value that
-    does not read as its column's kind (None where every value reads).
-
-    A value that cannot be read rejects its row, whatever the rest of the column
-    holds, so a chunk of bad values is rejected row by row, never as a whole.
-    """
-    reasons = np.full(len(leads), None, dtype=object)
-    converted = {}
-    for name, kind in input_columns().items():
-        if kind not in _READERS:
-            continue
-        reader, noun = _READERS[kind]
-        converted[name], failed = reader(leads[name])
-        new = np.flatnonzero(failed & pd.isna(reasons))
-        raw = leads[name].iloc[new].tolist()
-        reasons[new] = [f"{name} is not {noun}: {quote_value(v)}" for v in raw]
-    return leads.assign(**converted), reasons
-
-
-def reject_rows(
-    leads: pd.DataFrame, rows: np.ndarray, reasons: np.ndarray | list[str]
-) -> pd.DataFrame:
-    """Rejects of a lead frame: table, row, reason, then the rows' values as text.
-
-    ``rows`` are positions in ``leads``; the ``row`` column holds them as given.
-    """
-    rejects = leads.iloc[np.asarray(rows, dtype=int)].astype("string")
-    rejects = rejects.reset_index(drop=True)
-    rejects.insert(0, "reason", pd.Series(list(reasons), dtype="string"))
-    rejects.insert(0, "row", np.asarray(rows, dtype="int64"))
-    rejects.insert(0, "table", pd.Series(["leads"] * len(rows), dtype="string"))
-    return rejects
-
-
-def repeated_ids(ids: pd.Series) -> np.ndarray:
-    """Per id, the position of its first occurrence (its own position if first).
-
-    >>> repeated_ids(pd.Series(["a", "b", "a"])).tolist()
-    [0, 1, 0]
-    """
-    codes, _ = pd.factorize(ids)
-    _, first = np.unique(codes, return_index=True)
-    return first[codes]
-
-
-def prepare_activities(
-    activities: pd.DataFrame | None,
-    source: str = "activities",
-    ids: pd.Series | None = None,
-) -> tuple[pd.DataFrame | None, int]:
-    """Validated activities (None when there are none) and how many were rejected;
-    with ``ids``, only the activities of those leads are kept and checked."""
-    if activities is None or len(activities) == 0:
-        return None, 0
-    missing = [c for c in ACTIVITY_COLUMNS if c not in activities.columns]
-    if missing:
-        raise ScorerError(
-            f"{source}: missing activity column(s) {', '.join(missing)}; an activity "
-            f"row needs {', '.join(ACTIVITY_COLUMNS)}"
-        )
-    if ids is not None:
-        wanted = activities[ID_COLUMN].astype("string").isin(ids.astype("string"))
-        activities = activities[wanted.to_numpy(dtype=bool, na_value=False)]
-        if len(activities) == 0:
-            return None, 0
-    checked = validate_table(activities, ACTIVITY_CONTRACT, source)
-    return checked.valid, len(checked.rejects)
 
 
 def band_letters(thresholds: dict[str, float], probability: np.ndarray) -> np.ndarray:
@@ -487,42 +384,108 @@ def band_letters(thresholds: dict[str, float], probability: np.ndarray) -> np.nd
     return np.asarray(BANDS, dtype=object)[position]
 
 
+@dataclass
 class Scorer:
     """A loaded bundle: score raw lead rows (plus optional activities) with reasons."""
 
-    def __init__(self, model: TrainedModel, spec: dict[str, Any]) -> None:
-        self.model = model
-        self.spec = spec
-        self.featurize = FeaturizeConfig(**spec["featurize"])
-        self.contract = scoring_contract()
-        self.model_version: str = spec["model_version"]
-        self.thresholds: dict[str, float] = spec["model"]["band_thresholds"]
+    model: TrainedModel
+    spec: dict[str, Any]
+    registry: FeatureRegistry = field(init=False)
+    contract: LeadContract = field(init=False)
+    answers: dict[str, list[Answer]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.registry = FeatureRegistry.from_dict(self.spec["registry"])
+        contract = LeadContract.from_dict(self.spec["contract"])
+        # scorer.json is written with sorted keys: put the id first again, as the
+        # contract does (rejects and messages list the columns in this order).
+        first = {contract.id_column: contract.kinds[contract.id_column]}
+        self.contract = replace(contract, kinds=first | contract.kinds)
+        self.answers = answers_from_json(self.spec["answers"])
+
+    @property
+    def id_column(self) -> str:
+        """The source's id column, which the output carries."""
+        return self.contract.id_column
+
+    @property
+    def model_version(self) -> str:
+        """``lead-ml-scorer:`` and the first 12 hex digits of the booster's sha256."""
+        return str(self.spec["model_version"])
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        """The band thresholds (A, B, C) from the validation window."""
+        return dict(self.spec["model"]["band_thresholds"])
+
+    @property
+    def activity_columns(self) -> list[str] | None:
+        """The activity log's columns (key, time stamp, type), or None when the
+        model counts no activity."""
+        columns = self.spec["activities"]
+        return None if columns is None else list(columns)
+
+    @property
+    def counts_activities(self) -> bool:
+        """Whether the model has activity features (without a log every lead is
+        scored as having no activity)."""
+        return self.activity_columns is not None
 
     def output_columns(self, explain_reasons: bool = True) -> list[str]:
         """The columns of the output, in order."""
-        columns = [ID_COLUMN, "probability", "score", "band"]
+        columns = [self.id_column, "probability", "score", "band"]
         if explain_reasons:
-            columns += [f"contrib_{d}" for d in DIMENSIONS]
-            columns += ["base_value", *REASON_COLUMNS]
+            columns += [*CONTRIBUTION_COLUMNS, "base_value", *REASON_COLUMNS]
         return [*columns, "model_version"]
 
     def output_dtypes(self, explain_reasons: bool = True) -> dict[str, str]:
         """The pandas dtype of every output column of scored rows."""
-        text = (ID_COLUMN, "band", *REASON_COLUMNS, "model_version")
+        text = (self.id_column, "band", *REASON_COLUMNS, "model_version")
         return {
             column: "string" if column in text else "float64"
             for column in self.output_columns(explain_reasons)
         } | {"score": "int64"}
 
+    def empty_output(self, explain_reasons: bool = True) -> pd.DataFrame:
+        """An output frame with no rows: the columns and dtypes of scored rows."""
+        dtypes = self.output_dtypes(explain_reasons)
+        return pd.DataFrame({c: pd.Series(dtype=d) for c, d in dtypes.items()})
+
     def check_columns(self, columns: list[str], source: str) -> None:
-        """Refuse input that lacks required columns, naming every one missing."""
-        missing = [c for c in self.spec["input_columns"] if c not in columns]
+        """Refuse input that lacks a column the model reads, naming every one."""
+        missing = self.contract.missing_columns(columns)
         if missing:
+            needed = ", ".join(self.contract.columns)
             raise ScorerError(
                 f"{source}: missing column(s) {', '.join(missing)}; a lead row needs "
-                f"{', '.join(self.spec['input_columns'])} (empty values are allowed "
-                f"except for {ID_COLUMN} and created_at)"
+                f"{needed} (values may be empty except {self.id_column})"
             )
+        twice = [c for c in self.contract.columns if list(columns).count(c) > 1]
+        if twice:
+            raise ScorerError(f"{source}: column(s) {', '.join(twice)} appear twice")
+
+    def read_activities(
+        self, raw: pd.DataFrame, source: str = "activities"
+    ) -> tuple[pd.DataFrame, int]:
+        """The activity rows (in the source's own columns, as in training) as
+        deal_id, timestamp, activity_type, and how many were left out (no id, no
+        readable time stamp, no type)."""
+        columns = self.activity_columns
+        if columns is None:
+            raise ScorerError(
+                f"{source}: this scorer counts no activities (trained without an "
+                "activity log); score without activities"
+            )
+        missing = [c for c in columns if c not in raw.columns]
+        if missing:
+            raise ScorerError(
+                f"{source}: missing activity column(s) {', '.join(missing)}; the "
+                f"activity log needs {', '.join(columns)}, as in training"
+            )
+        key, stamp, kind = columns
+        log, reasons = activity_log(raw, key, stamp, kind, self.contract.missing_values)
+        usable = pd.isna(reasons)
+        return log[usable].reset_index(drop=True), int((~usable).sum())
 
     def score_chunk(
         self,
@@ -532,56 +495,34 @@ class Scorer:
         source: str = "leads",
         rows: np.ndarray | None = None,
     ) -> Scored:
-        """Validate, featurize and score one frame of leads (all rows in one chunk).
+        """Read, featurize and score one frame of leads (all in memory).
 
-        ``activities`` must be validated (see :func:`prepare_activities`). ``rows``
+        ``activities``: the log already read (:meth:`read_activities`). ``rows``
         numbers the leads in their file (default 0, 1, ...): rejects and reasons use
         these numbers. Of leads sharing an id, the first valid one is scored.
         """
         self.check_columns(list(leads.columns), source)
-        twice = [
-            c for c in self.spec["input_columns"] if (leads.columns == c).sum() > 1
-        ]
-        if twice:
-            raise ScorerError(f"{source}: column(s) {', '.join(twice)} appear twice")
-        raw = leads[list(self.spec["input_columns"])]
+        raw = leads[self.contract.columns]
         rows = np.arange(len(raw)) if rows is None else np.asarray(rows, dtype=int)
-        readable, reasons = read_values(raw)
-        valid = self._valid(readable, reasons, rows, source)
-        features = build_features(valid, None, activities, self.featurize)
+        typed, reasons = self.contract.read(raw, rows)
+        valid = typed[pd.isna(reasons)]
+        created = self.spec["created_column"]
+        features = build_features(
+            self.registry,
+            valid,
+            valid[self.id_column],
+            valid[created] if created else pd.Series(pd.NaT, index=valid.index),
+            activities,
+        )
         # The model's rows, built once: scores, explanations, unseen counts and drift
         model_input = feature_rows(self.model, features)
         output = self._score_features(features, model_input, explain_reasons)
         rejected = np.flatnonzero(pd.notna(reasons))
-        rejects = reject_rows(raw, rejected, reasons[rejected])
-        rejects["row"] = rows[rejected]
+        rejects = reject_frame(
+            raw, "leads", rejected, reasons[rejected].tolist(), rows[rejected]
+        )
         unseen = self.unseen(features, model_input)
         return Scored(output, rejects, unseen, features, model_input)
-
-    def _valid(
-        self, leads: pd.DataFrame, reasons: np.ndarray, rows: np.ndarray, source: str
-    ) -> pd.DataFrame:
-        """Rows passing the contract, each id once; the reasons of the rest are set."""
-        readable = np.flatnonzero(pd.isna(reasons))
-        if readable.size == 0:  # the contract refuses an empty table
-            return leads.iloc[:0]
-        checked = validate_table(leads.iloc[readable], self.contract, source)
-        failed = checked.rejects["row"].to_numpy(int)
-        reasons[readable[failed]] = checked.rejects["reason"].to_numpy(object)
-        kept, valid = np.delete(readable, failed), checked.valid
-        first = repeated_ids(valid[ID_COLUMN])
-        again = np.flatnonzero(first != np.arange(len(valid)))
-        first_rows = rows[kept[first[again]]]
-        reasons[kept[again]] = [
-            f"duplicate {ID_COLUMN} {quote_value(v)} (first seen at row {r})"
-            for v, r in zip(valid[ID_COLUMN].iloc[again], first_rows, strict=True)
-        ]
-        return valid.iloc[np.delete(np.arange(len(valid)), again)]
-
-    def empty_output(self, explain_reasons: bool = True) -> pd.DataFrame:
-        """An output frame with no rows: the columns and dtypes of scored rows."""
-        dtypes = self.output_dtypes(explain_reasons)
-        return pd.DataFrame({c: pd.Series(dtype=d) for c, d in dtypes.items()})
 
     def _score_features(
         self, features: pd.DataFrame, rows: np.ndarray, explain_reasons: bool
@@ -592,7 +533,7 @@ class Scorer:
         probability = probability_of_margin(self.model, raw)
         out = pd.DataFrame(
             {
-                ID_COLUMN: features[ID_COLUMN].to_numpy(),
+                self.id_column: features["deal_id"].to_numpy(),
                 "probability": probability,
                 "score": np.clip(np.rint(probability * 100), 1, 99),
                 "band": self.bands(probability),
@@ -601,7 +542,9 @@ class Scorer:
             index=features.index,
         )
         if explain_reasons:
-            explained = explain(self.model, features, rows=rows, raw=raw)
+            explained = explain(
+                self.registry, self.model, self.answers, features, rows, raw
+            )
             out = pd.concat([out, explained], axis=1)
         columns = self.output_dtypes(explain_reasons)
         return out[list(columns)].astype(columns)
@@ -633,19 +576,24 @@ class Scorer:
         explain_reasons: bool = True,
     ) -> pd.DataFrame:
         """Score a frame in memory: one output row per input row, input order and
-        index kept.
+        index kept. ``activities``: the activity log in the source's own columns.
 
         Rejected rows are kept with empty scores and their reason in
         ``reject_reason``; ``score`` is a float so that it can be empty.
         """
-        ids = leads[ID_COLUMN] if list(leads.columns).count(ID_COLUMN) == 1 else None
-        valid_activities, _ = prepare_activities(activities, ids=ids)
-        scored = self.score_chunk(leads, valid_activities, explain_reasons)
-        merged = merge_rejects(scored, len(leads), self.output_dtypes(explain_reasons))
+        log = None
+        if activities is not None and len(activities):
+            log, _ = self.read_activities(activities)
+        scored = self.score_chunk(leads, log, explain_reasons)
+        merged = merge_rejects(
+            scored, len(leads), self.output_dtypes(explain_reasons), self.id_column
+        )
         return merged.set_axis(leads.index)
 
 
-def merge_rejects(scored: Scored, n_rows: int, dtypes: dict[str, str]) -> pd.DataFrame:
+def merge_rejects(
+    scored: Scored, n_rows: int, dtypes: dict[str, str], id_column: str
+) -> pd.DataFrame:
     """Scored and rejected rows back in input order, with a reject_reason column.
 
     Rows are numbered 0..n_rows-1 in ``scored.rejects``; ``score`` becomes a float.
@@ -654,7 +602,7 @@ def merge_rejects(scored: Scored, n_rows: int, dtypes: dict[str, str]) -> pd.Dat
     rejected_rows = scored.rejects["row"].to_numpy(int)
     output = scored.output.set_axis(np.setdiff1d(np.arange(n_rows), rejected_rows))
     rejected = output.iloc[:0].astype(dtypes).reindex(rejected_rows)
-    rejected[ID_COLUMN] = scored.rejects[ID_COLUMN].to_numpy()
+    rejected[id_column] = scored.rejects[id_column].to_numpy()
     merged = pd.concat([output.astype(dtypes), rejected]).sort_index()
     merged["reject_reason"] = pd.Series(
         scored.rejects["reason"].to_numpy(), index=rejected_rows, dtype="string"
@@ -680,10 +628,6 @@ def load_scorer(path: Path | str) -> Scorer:
         info = dict(spec["model"])
         info["calibration"] = Calibration(**info["calibration"])
         model = TrainedModel(booster=booster, info=ModelInfo(**info))
-        if "crm_plan" in spec:  # a scorer of the user's own CRM export
-            from lead_ml.byo import CrmScorer
-
-            return CrmScorer(model, spec)  # type: ignore[return-value]
         return Scorer(model, spec)
     except (KeyError, TypeError, ValueError) as error:
         raise ScorerError(
@@ -699,37 +643,47 @@ def copy_bundle(source: Path, target: Path) -> None:
         shutil.copy2(source / name, target / name)
 
 
+def signature_example(scorer: Scorer, leads: pd.DataFrame) -> pd.DataFrame:
+    """Lead rows typed as the pyfunc's MLflow signature declares its columns:
+    numbers as doubles (any may be empty), dates as time stamps, the rest as text."""
+    example = leads[scorer.contract.columns].copy()
+    for column, kind in scorer.contract.kinds.items():
+        if kind == "number":
+            example[column] = example[column].astype("float64")
+        elif kind == "date":
+            example[column] = example[column].astype("datetime64[ms]")
+        else:
+            example[column] = example[column].astype("string")
+    return example
+
+
 def pyfunc_arguments(bundle: Path, input_example: pd.DataFrame) -> dict[str, Any]:
     """Arguments of mlflow.pyfunc save_model/log_model for a bundle (from code)."""
     from mlflow.models import infer_signature
 
     package = Path(__file__).parent
-    # Every number may be empty in a lead row (as load_scorer and `lead-ml score`
-    # accept), and MLflow refuses an empty value in a long column: numbers are doubles.
-    numbers = [c for c, kind in input_columns().items() if kind == "float"]
-    input_example = input_example.astype(dict.fromkeys(numbers, "float64"))
-    example_output = load_scorer(bundle).score(input_example)
-    libraries = ("lightgbm", "pandas", "numpy", "pyarrow", "scikit-learn", "pydantic")
+    scorer = load_scorer(bundle)
+    example = signature_example(scorer, input_example)
+    example_output = scorer.score(example)
     signature = infer_signature(
-        input_example, example_output, params={"explain": True, "activities_path": ""}
+        example, example_output, params={"explain": True, "activities_path": ""}
     )
     return {
         "python_model": str(package / "pyfunc_model.py"),
         "artifacts": {"bundle": str(bundle)},
         "signature": signature,
-        "input_example": input_example,
+        "input_example": example,
         # The package travels with the model, so a batch job needs only the folder.
         "code_paths": [str(package)],
         # Explicit requirements: no slow inference, and the exact training stack.
-        "pip_requirements": [f"{lib}=={version(lib)}" for lib in libraries]
+        "pip_requirements": [f"{lib}=={version(lib)}" for lib in LIBRARIES]
         + [f"mlflow=={version('mlflow')}", "pyyaml", "rich", "typer"],
     }
 
 
 def export_scorer(
     model: TrainedModel,
-    reference: pd.DataFrame,
-    featurize: FeaturizeConfig,
+    spec: dict[str, Any],
     input_example: pd.DataFrame,
     out_dir: Path,
     staging: Path,
@@ -737,10 +691,8 @@ def export_scorer(
     """Write the bundle to staging, then the MLflow pyfunc model folder to out_dir."""
     import mlflow
 
-    from lead_ml.tracking import quiet_environment
-
     quiet_environment()
-    bundle = write_bundle(model, bundle_spec(model, reference, featurize), staging)
+    bundle = write_bundle(model, spec, staging)
     arguments = pyfunc_arguments(bundle, input_example)
     if out_dir.exists():
         shutil.rmtree(out_dir)

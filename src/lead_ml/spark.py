@@ -2,26 +2,35 @@
 
 The scorer folder that ``lead-ml export`` writes is run by
 ``mlflow.pyfunc.spark_udf`` (a struct of the output columns, then flattened), so a
-Spark job returns the columns of the local scorer: ``deal_id``, ``probability``,
-``score``, ``band``, ``contrib_<dimension>``, ``base_value``, ``top_reasons``,
-``next_question``, ``model_version`` and ``reject_reason`` (empty when scored).
-Every input row comes out: scored, or with the reason it was rejected.
+Spark job returns the columns of the local scorer, whatever the source: the
+export's own id column, ``probability``, ``score``, ``band``,
+``contrib_<dimension>``, ``base_value``, ``top_reasons``, ``next_question``,
+``model_version``, and ``reject_reason`` (empty when scored). Every input row comes
+out: scored, or with the reason it was rejected.
 
 Spark feeds the pyfunc in Arrow batches (``chunk_rows`` leads each), and each batch
-is validated and scored on its own. What a batch cannot see is checked on the
-Spark side first, with the local scorer's wording:
+is scored on its own. What a batch cannot see is settled on the Spark side first:
 
-- the types of the model's MLflow signature: MLflow refuses a whole batch whose
-  column does not have the declared type (text in a number column, an empty value
-  in a ``long`` column), so such a value rejects its row instead;
+- every row is checked by the scorer's own lead contract
+  (:meth:`lead_ml.schema.LeadContract.check_rows`, run on the executors through
+  ``mapInPandas``), so values that do not read as their kind, missing required
+  values, placeholders and bounds are judged by the same code and in the same words
+  as the local job; the rows go on to the pyfunc typed as its MLflow signature
+  declares them (numbers double, dates time stamps, the rest text), which MLflow
+  would otherwise refuse for the whole batch, and rejected ones without an id (the
+  pyfunc rejects them before building any feature; their reason is kept);
 - ids repeated across batches: the first valid row (in input order) keeps the id,
-  later ones are rejected as ``duplicate deal_id 'X' (first seen at row N)``;
+  later valid ones are rejected as ``duplicate <id column> 'X' (first seen at row
+  N)``, as the local scorer words it;
 - CSV lines without one value per header column (Spark would pad or cut them).
 
-Activities reach the pyfunc as its ``activities_path`` param, which every batch
-reads in full (``pandas.read_parquet``): the cost grows with batches x activities
-(see README, "Scoring on a Spark cluster"). Time stamps are read as UTC, as the
-local scorer does: the session's time zone is set to UTC.
+The check runs lead-ml's own code on the executors, so lead-ml must be installed
+there, with ``env_manager="virtualenv"`` too (the check imports only
+lead_ml.schema and lead_ml.tables, with pandas, numpy and pyarrow). Activities
+reach the pyfunc as its ``activities_path`` param, which every batch reads in full:
+the cost grows with batches x activities (see README, "Scoring on a Spark
+cluster"). Time stamps are read as UTC, as the local scorer does: the session's
+time zone is set to UTC.
 
 Needs the ``spark`` extra (``pip install 'lead-ml[spark]'``) and Java 17.
 """
@@ -33,28 +42,39 @@ import re
 import shutil
 import sys
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lead_ml.scorer import ID_COLUMN, SHOWN_CHARS, ScorerError
+import pandas as pd
+
+from lead_ml.batch import BatchSummary
+from lead_ml.schema import LeadContract
+from lead_ml.scorer import Scorer, load_scorer
+from lead_ml.tables import FORMATS, quote_value, read_header
+from lead_ml.tracking import quiet_environment
+from lead_ml.vocab import TIME_DTYPE, ScorerError
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
+    from pyspark.sql.types import StructType
 
-    from lead_ml.batch import BatchSummary
-    from lead_ml.schema import TableContract
-    from lead_ml.scorer import Scorer
-
+#: Columns the job adds to the leads; a source column may not be named so.
 ROW = "_row"
 REJECT = "_reject"
+#: The id as the contract reads it (what duplicates compare), quoted for reasons,
+#: and as given (what a rejected row's output shows).
+KEY = "_key"
+SHOWN_KEY = "_shown_key"
+RAW_ID = "_raw_id"
+FIRST = "_first"
 MALFORMED = "_malformed_line"
 OUTPUT = "_output"
-TEXT_COLUMNS = ("deal_id", "band", "top_reasons", "next_question", "model_version")
-#: The local scorer's words for values that do not read (lead_ml.scorer.read_values).
-NOT_A_NUMBER = "is not a finite number"
-NOT_A_DATE = "is not an ISO 8601 date"
 MALFORMED_LINE = "the CSV line does not have one value per header column"
+#: Spark type of an input column in the pyfunc's MLflow signature, by kind
+#: (lead_ml.scorer.signature_example); other kinds are text.
+SIGNATURE_TYPES = {"number": "double", "date": "timestamp"}
 
 
 def spark_problem() -> str | None:
@@ -87,6 +107,13 @@ def start_session(master: str = "local[*]", chunk_rows: int = 50_000) -> SparkSe
         .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(chunk_rows))
         .getOrCreate()
     )
+
+
+def _column(name: str) -> Column:
+    """A column by its exact name (source names may hold spaces, dots, backticks)."""
+    from pyspark.sql import functions as F
+
+    return F.col("`" + name.replace("`", "``") + "`")
 
 
 # --- reading ------------------------------------------------------------------------
@@ -124,8 +151,10 @@ def _is_local(path: str) -> bool:
 def read_leads(spark: SparkSession, path: str) -> DataFrame:
     """Leads from CSV (a header row; values read as text) or Parquet (file, folder).
 
-    A CSV line without one value per header column keeps its text in
-    ``_malformed_line`` (null for the others).
+    CSV is read as the local job reads it: empty cells are missing, nothing else
+    is (no "NA" or "null" words), quotes are doubled inside quoted values. A line
+    without one value per header column keeps its text in ``_malformed_line``
+    (null for the others).
     """
     if _is_local(path) and not Path(path).exists():
         raise FileNotFoundError(f"{path}: input file not found")
@@ -135,11 +164,10 @@ def read_leads(spark: SparkSession, path: str) -> DataFrame:
         return spark.read.parquet(path)
     # Spark sees a line's field count only when it parses every field of it.
     spark.conf.set("spark.sql.csv.parser.columnPruning.enabled", "false")
-    header = spark.read.csv(path, header=True).columns
+    reader = spark.read.options(header=True, escape='"')
+    header = reader.csv(path).columns
     schema = StructType([StructField(c, StringType()) for c in [*header, MALFORMED]])
-    return spark.read.csv(
-        path, header=True, schema=schema, columnNameOfCorruptRecord=MALFORMED
-    )
+    return reader.csv(path, schema=schema, columnNameOfCorruptRecord=MALFORMED)
 
 
 def number_rows(leads: DataFrame) -> tuple[DataFrame, int]:
@@ -163,208 +191,156 @@ def number_rows(leads: DataFrame) -> tuple[DataFrame, int]:
     return leads.withColumn(ROW, (start + inside).cast("long")), total
 
 
-# --- the checks a single batch cannot make ------------------------------------------
+# --- the checks, with the scorer's own contract -------------------------------------
 
 
-def _quoted(value: Column) -> Column:
-    """A value quoted as the local scorer quotes it in reasons (long ones cut)."""
-    from pyspark.sql import functions as F
-
-    cut = F.concat(F.lit("'"), F.substring(value, 1, SHOWN_CHARS - 5), F.lit("...'"))
-    whole = F.concat(F.lit("'"), value, F.lit("'"))
-    return F.when(F.length(value) + 2 > SHOWN_CHARS, cut).otherwise(whole)
+def signature_types(contract: LeadContract) -> dict[str, str]:
+    """Spark type of each input column as the pyfunc's signature takes it."""
+    return {c: SIGNATURE_TYPES.get(k, "string") for c, k in contract.kinds.items()}
 
 
-def _number(value: Column, is_text: bool) -> tuple[Column, Column]:
-    """A column as double, and where a present value is not a finite number."""
-    from pyspark.sql import functions as F
+def batch_checker(
+    contract: LeadContract,
+) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
+    """The check of every batch of raw lead rows (see :func:`check_frame`), as
+    ``mapInPandas`` runs it on the executors.
 
-    if is_text:
-        text = F.trim(value)
-        number = text.try_cast("double")
-        bad = (text != "") & (number.isNull() | F.isnan(number))
-    else:
-        number, bad = value.cast("double"), F.lit(False)
-    return number, F.coalesce(bad | (F.abs(number) == float("inf")), F.lit(False))
-
-
-def _typed(leads: DataFrame, name: str, kind: str) -> tuple[Column, Column]:
-    """A column in the type of the model's signature, and its problem (or null)."""
-    from pyspark.sql import functions as F
-    from pyspark.sql.types import DateType, StringType, TimestampNTZType, TimestampType
-
-    value, source = F.col(name), leads.schema[name].dataType
-    raw = _quoted(value.cast("string"))
-    if kind == "datetime":
-        if isinstance(source, TimestampType | TimestampNTZType | DateType):
-            return value.cast("timestamp"), F.lit(None)
-        text = F.trim(value.cast("string"))
-        stamp = text.try_cast("timestamp")
-        bad = (text != "") & stamp.isNull()
-        return stamp, F.when(bad, F.concat(F.lit(f"{name} {NOT_A_DATE}: "), raw))
-    if kind not in ("double", "long", "float", "integer"):
-        return value.cast("string"), F.lit(None)
-    number, bad = _number(value, isinstance(source, StringType))
-    problem = F.when(bad, F.concat(F.lit(f"{name} {NOT_A_NUMBER}: "), raw))
-    if kind in ("double", "float"):
-        return number, problem
-    return number.cast("long"), F.coalesce(problem, _whole_number_problem(name, number))
-
-
-def _whole_number_problem(name: str, number: Column) -> Column:
-    """Why a value cannot pass as the signature's whole number (long), or null.
-
-    Scorers exported before numbers were declared double have such a column.
+    A function made here is not importable by name, so Spark ships its code and
+    the executors import only what it names (lead_ml.schema, lead_ml.tables and
+    pandas), not the model stack that lead_ml.spark imports (seconds a worker).
     """
-    from pyspark.sql import functions as F
+    quote, time_dtype = quote_value, TIME_DTYPE
+    row, key, shown_key, raw_id, reject = ROW, KEY, SHOWN_KEY, RAW_ID, REJECT
+    malformed, malformed_line = MALFORMED, MALFORMED_LINE
 
-    hint = (
-        "; this scorer's MLflow signature takes only whole numbers there: "
-        f"re-export it with `lead-ml export` to score such {name}"
-    )
-    whole = (F.floor(number) == number) & (F.abs(number) < 2.0**63)
-    return F.when(number.isNull(), F.lit(f"{name} is empty{hint}")).when(
-        ~whole,
-        F.concat(
-            F.lit(f"{name} is not a whole number: "),
-            number.cast("string"),
-            F.lit(hint),
-        ),
-    )
+    def check(leads: pd.DataFrame) -> pd.DataFrame:
+        raw = leads[contract.columns]
+        typed, reasons = contract.check_rows(raw)
+        if malformed in leads.columns:
+            line = leads[malformed].to_numpy(dtype=object)
+            broken = pd.notna(line)
+            reasons[broken] = [f"{malformed_line}: {quote(t)}" for t in line[broken]]
+        out: dict[str, Any] = {}
+        for column, kind in contract.kinds.items():
+            if kind == "number":
+                out[column] = typed[column].astype("float64")
+            elif kind == "date":
+                out[column] = typed[column].astype(time_dtype)
+            elif column == contract.id_column:
+                out[column] = typed[column].astype("string")
+            else:  # the pyfunc reads the text again, as the local scorer reads it
+                out[column] = raw[column].astype("string")
+        ids = typed[contract.id_column].astype("string")
+        shown = [None if pd.isna(i) else quote(i) for i in ids]
+        out[row] = leads[row].astype("int64")
+        out[key] = ids
+        out[shown_key] = pd.Series(shown, index=leads.index, dtype="string")
+        out[raw_id] = raw[contract.id_column].astype("string")
+        out[reject] = pd.Series(reasons, index=leads.index, dtype="string")
+        return pd.DataFrame(out, index=leads.index)
+
+    def check_batches(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for batch in batches:
+            yield check(batch)
+
+    return check_batches
 
 
-def check_leads(leads: DataFrame, signature: dict[str, str]) -> DataFrame:
-    """The signature's columns, typed, with ``_row`` and the first problem, if any.
+def check_frame(contract: LeadContract, leads: pd.DataFrame) -> pd.DataFrame:
+    """One batch of raw lead rows checked by the contract, one row out per row in.
 
-    ``signature`` maps each input column to its MLflow type (string, double, long,
-    datetime); ``leads`` must carry them all and ``_row``. The problem, in
-    ``_reject``, is null for a row that may go to the scorer.
+    ``leads`` holds the contract's columns, ``_row`` and, from CSV, ``_malformed_line``.
+    Out come the input columns typed for the pyfunc's signature (the id as the
+    contract reads it), ``_row``, ``_key`` (that id), ``_shown_key`` (it quoted for a
+    reason), ``_raw_id`` (the id as given, as text) and ``_reject``: the first reason
+    the row breaks the contract on its own, or None. Repeated ids are left to
+    :func:`reject_duplicates`, which sees every batch.
     """
-    from pyspark.sql import functions as F
+    return next(batch_checker(contract)(iter([leads])))
 
-    typed = {name: _typed(leads, name, kind) for name, kind in signature.items()}
-    problems = [problem for _, problem in typed.values()]
+
+def checked_schema(contract: LeadContract) -> StructType:
+    """The Spark schema of :func:`check_frame`'s output."""
+    from pyspark.sql.types import (
+        DoubleType,
+        LongType,
+        StringType,
+        StructField,
+        StructType,
+        TimestampType,
+    )
+
+    spark_type = {"double": DoubleType(), "timestamp": TimestampType()}
+    fields = [
+        StructField(name, spark_type.get(kind, StringType()))
+        for name, kind in signature_types(contract).items()
+    ]
+    fields.append(StructField(ROW, LongType(), nullable=False))
+    fields += [StructField(c, StringType()) for c in (KEY, SHOWN_KEY, RAW_ID, REJECT)]
+    return StructType(fields)
+
+
+def check_leads(leads: DataFrame, contract: LeadContract) -> DataFrame:
+    """Every lead checked by the contract on the executors (see :func:`check_frame`).
+
+    ``leads`` must carry the contract's columns and ``_row``; other columns are
+    left out.
+    """
+    ours = {ROW, REJECT, KEY, SHOWN_KEY, RAW_ID, FIRST, OUTPUT, MALFORMED}
+    clash = ours & set(contract.kinds)
+    if clash:
+        raise ScorerError(
+            f"column(s) {', '.join(sorted(clash))}: --engine spark uses these names "
+            "itself; rename them in the export"
+        )
+    names = [*contract.columns, ROW]
     if MALFORMED in leads.columns:
-        line = F.col(MALFORMED)
-        reason = F.concat(F.lit(f"{MALFORMED_LINE}: "), _quoted(line))
-        problems.insert(0, F.when(line.isNotNull(), reason))
-    return leads.select(
-        *[value.alias(name) for name, (value, _) in typed.items()],
-        F.col(ROW),
-        F.coalesce(*problems, F.lit(None).cast("string")).alias(REJECT),
-    )
+        names.append(MALFORMED)
+    selected = leads.select(*[_column(name) for name in names])
+    return selected.mapInPandas(batch_checker(contract), checked_schema(contract))
 
 
-def meets_contract(contract: TableContract) -> Column:
-    """True where a typed lead row passes the column checks of the lead contract."""
-    from pyspark.sql import functions as F
-
-    passes = F.lit(True)
-    for spec in contract.columns:
-        value = F.col(spec.name)
-        present = value.isNotNull()
-        if spec.kind in ("string", "category"):
-            present = present & (F.trim(value) != "")
-        checks = [] if spec.nullable else [present]
-        if spec.allowed is not None:
-            checks.append(~present | value.isin(*spec.allowed))
-        if spec.min_value is not None:
-            checks.append(value.isNull() | (value >= spec.min_value))
-        if spec.max_value is not None:
-            checks.append(value.isNull() | (value <= spec.max_value))
-        for check in checks:
-            passes = passes & F.coalesce(check, F.lit(False))
-    return passes
-
-
-def reject_duplicates(leads: DataFrame, valid: Column) -> DataFrame:
+def reject_duplicates(checked: DataFrame, id_column: str) -> DataFrame:
     """Rows repeating the id of an earlier valid row get a duplicate reason.
 
     As in the local scorer, of the rows sharing an id the first valid one (lowest
-    ``_row``, no problem, ``valid`` true) keeps it; invalid rows keep their own
-    reason, which the scorer gives them.
+    ``_row``, no reason yet) keeps it; invalid rows keep their own reason.
     """
+    from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    candidate = F.col(REJECT).isNull() & valid
-    repeated = (
-        leads.filter(candidate)
-        .groupBy(ID_COLUMN)
-        .agg(F.min(ROW).alias("_first"), F.count("*").alias("_copies"))
-        .filter(F.col("_copies") > 1)
-        .drop("_copies")
-    )
-    joined = leads.join(repeated, on=ID_COLUMN, how="left")
-    later = F.coalesce(candidate & (F.col(ROW) != F.col("_first")), F.lit(False))
+    valid = F.col(REJECT).isNull()
+    by_id = Window.partitionBy(KEY)
+    first = F.min(F.when(valid, F.col(ROW))).over(by_id)
+    marked = checked.withColumn(FIRST, first)
+    later = valid & (F.col(ROW) != F.col(FIRST))
     reason = F.concat(
-        F.lit(f"duplicate {ID_COLUMN} "),
-        _quoted(F.col(ID_COLUMN)),
+        F.lit(f"duplicate {id_column} "),
+        F.col(SHOWN_KEY),
         F.lit(" (first seen at row "),
-        F.col("_first").cast("string"),
+        F.col(FIRST).cast("string"),
         F.lit(")"),
     )
-    marked = F.when(later, reason).otherwise(F.col(REJECT))
-    return joined.withColumn(REJECT, marked).drop("_first")
+    marked = marked.withColumn(REJECT, F.when(later, reason).otherwise(F.col(REJECT)))
+    return marked.drop(FIRST)
 
 
 # --- scoring ------------------------------------------------------------------------
 
 
 def output_types(scorer: Scorer, explain: bool) -> dict[str, str]:
-    """Spark type of every output column (score as double: empty when rejected)."""
-    columns = [*scorer.output_columns(explain), "reject_reason"]
-    text = (*TEXT_COLUMNS, "reject_reason")
-    return {c: "string" if c in text else "double" for c in columns}
+    """Spark type of every output column as the UDF returns it (score as double:
+    empty when rejected), then ``reject_reason``."""
+    dtypes = scorer.output_dtypes(explain)
+    types = {c: "string" if d == "string" else "double" for c, d in dtypes.items()}
+    return types | {"reject_reason": "string"}
 
 
-def input_signature(model_dir: str) -> dict[str, str]:
-    """Input column -> MLflow type, from the scorer folder's signature."""
-    from mlflow.models import Model
-    from mlflow.types import DataType
+def _struct(types: dict[str, str]) -> StructType:
+    from pyspark.sql.types import DoubleType, StringType, StructField, StructType
 
-    schema = Model.load(model_dir).get_input_schema()
-    columns = {} if schema is None else {s.name: s.type for s in schema.inputs}
-    if not columns or not all(isinstance(t, DataType) for t in columns.values()):
-        raise ScorerError(
-            f"{model_dir}: the model's input signature is not one of named columns of "
-            "plain types; re-export it with `lead-ml export`"
-        )
-    return {str(name): kind.name for name, kind in columns.items()}
-
-
-def _flatten(scored: DataFrame, types: dict[str, str]) -> DataFrame:
-    """The UDF's struct as columns; values only where scored, reason only where not.
-
-    MLflow turns a missing text value into the text "nan" or "<NA>" on its way
-    into a Spark struct, so emptiness is restored from whether the row was scored.
-    """
-    from pyspark.sql import functions as F
-
-    out = F.col(OUTPUT)
-    probability = out["probability"]
-    ok = probability.isNotNull() & ~F.isnan(probability)
-    columns = [F.col(ID_COLUMN)]
-    for name, kind in types.items():
-        if name in (ID_COLUMN, "reject_reason"):
-            continue
-        value = F.when(ok, out[name]).cast("long" if name == "score" else kind)
-        columns.append(value.alias(name))
-    columns.append(F.when(~ok, out["reject_reason"]).alias("reject_reason"))
-    return scored.select(*columns)
-
-
-def _rejected(leads: DataFrame, types: dict[str, str]) -> DataFrame:
-    """Rows rejected before the UDF: id and reason, every score column empty."""
-    from pyspark.sql import functions as F
-
-    columns = [
-        F.lit(None).cast("long" if name == "score" else kind).alias(name)
-        for name, kind in types.items()
-        if name not in (ID_COLUMN, "reject_reason")
-    ]
-    return leads.select(
-        F.col(ID_COLUMN), *columns, F.col(REJECT).alias("reject_reason")
-    )
+    spark_type = {"double": DoubleType(), "string": StringType()}
+    return StructType([StructField(c, spark_type[t]) for c, t in types.items()])
 
 
 def scoring_udf(
@@ -377,23 +353,66 @@ def scoring_udf(
     """The scorer folder as a Spark UDF returning a struct of the output columns."""
     import mlflow
 
-    from lead_ml.tracking import quiet_environment
-
     quiet_environment()
     return mlflow.pyfunc.spark_udf(
         spark,
         model_dir,
-        result_type=", ".join(f"{name} {kind}" for name, kind in types.items()),
+        result_type=_struct(types),
         env_manager=env_manager,
         params=params,
     )
 
 
-def _spread(leads: DataFrame, partitions: int) -> DataFrame:
-    """Leads over at least ``partitions`` partitions (one file is often one)."""
-    if partitions and leads.rdd.getNumPartitions() < partitions:
-        return leads.repartition(partitions)
-    return leads
+#: What MLflow makes of a missing text value on its way into a Spark struct.
+_MISSING_TEXT = ("nan", "<NA>", "None")
+
+
+def _flatten(scored: DataFrame, types: dict[str, str], id_column: str) -> DataFrame:
+    """The UDF's struct as columns; values only where scored, a reason where not.
+
+    Rows rejected on the Spark side keep their id as given and their reason. MLflow
+    turns a missing text value into the text "nan" or "<NA>" on its way into a
+    Spark struct: emptiness is restored from whether the row was scored, and in a
+    scored row's text columns (no band, reason or question reads "nan").
+    """
+    from pyspark.sql import functions as F
+
+    out = F.col(OUTPUT)
+    probability = out["probability"]
+    early = F.col(REJECT).isNotNull()
+    ok = ~early & probability.isNotNull() & ~F.isnan(probability)
+    columns = [F.when(early, F.col(RAW_ID)).otherwise(out[id_column]).alias(id_column)]
+    for name, kind in types.items():
+        if name in (id_column, "reject_reason"):
+            continue
+        value = out[name]
+        if kind == "string":
+            value = F.when(~value.isin(*_MISSING_TEXT), value)
+        value = F.when(ok, value).cast("long" if name == "score" else kind)
+        columns.append(value.alias(name))
+    reason = F.coalesce(F.col(REJECT), F.when(~ok, out["reject_reason"]))
+    columns.append(reason.alias("reject_reason"))
+    return scored.select(*columns)
+
+
+def check_activities(scorer: Scorer, activities_path: str) -> None:
+    """Refuse activities this scorer cannot use (its columns checked when local)."""
+    if not activities_path:
+        return
+    columns = scorer.activity_columns
+    if columns is None:
+        raise ScorerError(
+            f"{activities_path}: this scorer counts no activities (trained without an "
+            "activity log); score without activities"
+        )
+    if _is_local(activities_path):
+        header = read_header(Path(activities_path), "the activities")
+        missing = [c for c in columns if c not in header]
+        if missing:
+            raise ScorerError(
+                f"{activities_path}: missing activity column(s) {', '.join(missing)}; "
+                f"the activity log needs {', '.join(columns)}, as in training"
+            )
 
 
 def score_dataframe(
@@ -407,30 +426,38 @@ def score_dataframe(
 ) -> DataFrame:
     """Score a Spark DataFrame of raw lead rows: one output row per input row.
 
-    The rows come out in no particular order (join on deal_id). ``activities_path``
-    must be a Parquet file every executor can read; ``env_manager`` is MLflow's
-    (``local``: executors use the Python of the job, with lead-ml installed);
-    ``partitions`` spreads the leads to score over at least that many tasks.
+    The rows come out in no particular order (join on the id column).
+    ``activities_path`` must be a Parquet or CSV file every executor can read;
+    ``env_manager`` is MLflow's (``local``: executors use the Python of the job,
+    with lead-ml installed); ``partitions`` spreads the leads to score over that many
+    tasks (by id).
     """
     from pyspark.sql import functions as F
-
-    from lead_ml.scorer import load_scorer
 
     spark.conf.set("spark.sql.session.timeZone", "UTC")
     scorer = load_scorer(model_dir)
     scorer.check_columns(list(leads.columns), "leads")
-    signature = input_signature(model_dir)
+    check_activities(scorer, activities_path)
+    contract = scorer.contract
     if ROW not in leads.columns:
         leads, _ = number_rows(leads)
-    checked = check_leads(leads, signature)
-    checked = reject_duplicates(checked, meets_contract(scorer.contract))
+    checked = check_leads(leads, contract)
+    if partitions:
+        # The duplicate check shuffles the rows by id anyway: into this many tasks,
+        # which then score them (AQE would merge a small job's into one).
+        checked = checked.repartition(partitions, F.col(KEY))
+    checked = reject_duplicates(checked, contract.id_column)
     types = output_types(scorer, explain)
     params = {"explain": explain, "activities_path": activities_path}
     predict = scoring_udf(spark, model_dir, types, params, env_manager)
-    clean = _spread(checked.filter(F.col(REJECT).isNull()), partitions)
-    scored = clean.withColumn(OUTPUT, predict(F.struct(*signature)))
-    rejected = checked.filter(F.col(REJECT).isNotNull())
-    return _flatten(scored, types).unionByName(_rejected(rejected, types))
+    # Rejected rows reach the pyfunc too, without an id (which it rejects before
+    # any feature is built): one pass over the checked rows, not one per outcome.
+    inputs = [_column(name) for name in contract.columns]
+    inputs[contract.columns.index(contract.id_column)] = F.when(
+        F.col(REJECT).isNull(), _column(contract.id_column)
+    ).alias(contract.id_column)
+    scored = checked.withColumn(OUTPUT, predict(F.struct(*inputs)))
+    return _flatten(scored, types, contract.id_column)
 
 
 # --- the batch job ------------------------------------------------------------------
@@ -456,10 +483,10 @@ def check_paths(job: SparkJob) -> None:
             f"{job.output}: --engine spark writes a Parquet folder; name the output "
             "e.g. scores.parquet"
         )
-    if job.activities and not job.activities.lower().endswith(".parquet"):
+    if job.activities and not job.activities.lower().endswith(FORMATS):
         raise ScorerError(
-            f"{job.activities}: with --engine spark the activities must be one Parquet "
-            "file (the scorer reads it with pandas.read_parquet on every executor)"
+            f"{job.activities}: with --engine spark the activities must be one "
+            ".parquet or .csv file (the scorer reads it whole on every executor)"
         )
     if job.activities and _is_local(job.activities):
         if not Path(job.activities).exists():
@@ -488,8 +515,6 @@ def score_with_spark(job: SparkJob, spark: SparkSession | None = None) -> BatchS
     Rejected rows stay in the output with their ``reject_reason``; rows in =
     scored + rejected is checked on what was written.
     """
-    from lead_ml.batch import BatchSummary
-
     check_paths(job)
     spark = spark or start_session(job.master, job.chunk_rows)
     started = time.perf_counter()

@@ -45,7 +45,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lead_ml.config import DIMENSIONS, SyntheticConfig
+from lead_ml.config import SyntheticConfig
+from lead_ml.vocab import DIMENSIONS
 
 #: Activities later than this many days after created_at depend on the outcome.
 OUTCOME_ACTIVITY_AFTER_DAYS = 21

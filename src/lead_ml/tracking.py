@@ -100,7 +100,10 @@ def numeric_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
         if isinstance(value, int | float):
             out[key] = float(value)
         elif isinstance(value, list | tuple) and len(value) == 2:
-            out[f"{key}_low"], out[f"{key}_high"] = (float(v) for v in value)
+            if all(
+                isinstance(v, int | float) and not isinstance(v, bool) for v in value
+            ):
+                out[f"{key}_low"], out[f"{key}_high"] = (float(v) for v in value)
     return out
 
 

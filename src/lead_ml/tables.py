@@ -1,0 +1,474 @@
+"""Reading tables and converting their values: one copy of each, for every source.
+
+Files are CSV (every cell read as text, only empty cells missing: "NA" may be a
+region and "None" an answer) or Parquet (typed). Each converter turns a column into
+its kind's dtype and says which present values did not convert, so that a bad value
+rejects its row instead of being silently read as missing. Blank text and the
+source's declared placeholders are missing before any conversion: blank is never
+read as "no" or 0.
+
+>>> text = as_text(pd.Series([" yes", "", "Select", " select ", None]), ["Select"])
+>>> text.tolist()
+['yes', <NA>, <NA>, <NA>, <NA>]
+>>> numbers, failed = convert(pd.Series(["1.5", "n/a", ""]), "number")
+>>> numbers.tolist(), failed.tolist()
+([1.5, nan, nan], [False, True, False])
+>>> convert(pd.Series(["Yes", "no", None]), "evidence")[0].tolist()
+['yes', 'no', <NA>]
+>>> infer_kind(pd.Series(["2024-01-31", None]), max_levels=50)
+('date', '')
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from lead_ml.vocab import (
+    NO_WORDS,
+    REJECT_COLUMNS,
+    TIME_DTYPE,
+    YES_WORDS,
+    ContractError,
+    Kind,
+)
+
+FORMATS = (".parquet", ".csv")
+#: Longest input value quoted in a reject reason; the rejects file keeps it whole.
+SHOWN_CHARS = 60
+#: A share of readable values above which a mixed column is reported as unsafe.
+UNSAFE_SHARE = 0.9
+#: How a kind is named in messages about values that do not read as it.
+NOUNS: dict[str, str] = {
+    "number": "a number",
+    "date": "an ISO 8601 date",
+    "bool": "yes/no",
+    "evidence": "yes/no",
+}
+
+
+# --- reading --------------------------------------------------------------------
+
+
+def _suffix(path: Path, what: str) -> str:
+    suffix = path.suffix.lower()
+    if suffix not in FORMATS:
+        raise ContractError(
+            f"{path} ({what}): cannot read a {suffix or 'suffix-less'!r} file; "
+            "export it as .csv or .parquet"
+        )
+    return suffix
+
+
+@contextmanager
+def readable(path: Path, what: str) -> Iterator[None]:
+    """Turn a file that cannot be read into a ContractError naming it and why."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise ContractError(
+            f"{path} ({what}): no such file; check the path (relative to the project "
+            "root)"
+        ) from None
+    except pd.errors.EmptyDataError:
+        raise ContractError(
+            f"{path} ({what}): empty (not even a header); export it again"
+        ) from None
+    except UnicodeDecodeError:
+        raise ContractError(
+            f"{path} ({what}): not UTF-8 text; save it as 'CSV UTF-8' and try again"
+        ) from None
+    except (OSError, ValueError, pa.ArrowException) as error:
+        detail = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise ContractError(
+            f"{path} ({what}): cannot read it ({detail}); check that it is a valid "
+            f"{path.suffix.lower().lstrip('.')} file"
+        ) from None
+
+
+def _read_csv(path: Path, **options: Any) -> Any:
+    return pd.read_csv(
+        path, dtype=str, keep_default_na=False, na_values=[""], **options
+    )
+
+
+def _written_names(path: Path, suffix: str) -> list[str]:
+    """The column names as the file writes them: pandas renames a repeated CSV
+    header ``a`` to ``a.1``, and pyarrow cannot read a repeated Parquet name."""
+    if suffix == ".parquet":
+        return list(pq.read_schema(path).names)
+    first = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False)
+    return [str(name) for name in first.iloc[0]] if len(first) else []
+
+
+def read_table(path: Path, what: str) -> pd.DataFrame:
+    """A whole CSV (cells as text) or Parquet table; ContractError if it cannot be
+    read, has no rows or repeats a column name. ``what`` (a params key such as
+    ``source.tables.deals.path``) is named by the errors."""
+    path = Path(path)
+    suffix = _suffix(path, what)
+    with readable(path, what):
+        names = pd.Index(_written_names(path, suffix))
+    repeated = names[names.duplicated()]
+    if len(repeated):
+        raise ContractError(
+            f"{path} ({what}): column {repeated[0]!r} appears twice; give each "
+            "column its own name and export it again"
+        )
+    with readable(path, what):
+        frame = pd.read_parquet(path) if suffix == ".parquet" else _read_csv(path)
+    if frame.empty:
+        raise ContractError(f"{path} ({what}): the table has no rows; export it again")
+    return frame
+
+
+def read_header(path: Path, what: str) -> list[str]:
+    """The column names of a CSV or Parquet file, reading no rows."""
+    path = Path(path)
+    suffix = _suffix(path, what)
+    with readable(path, what):
+        if suffix == ".parquet":
+            return list(pq.ParquetFile(path).schema_arrow.names)
+        return [str(c) for c in _read_csv(path, nrows=0).columns]
+
+
+def count_rows(path: Path) -> int | None:
+    """Rows in a Parquet file from its footer; None for CSV (unknown until read)."""
+    if _suffix(path, "the input") != ".parquet":
+        return None
+    with readable(path, "the input"):
+        return int(pq.ParquetFile(path).metadata.num_rows)
+
+
+def read_chunks(
+    path: Path, columns: list[str], chunk_rows: int
+) -> Iterator[pd.DataFrame]:
+    """The named columns of a file, chunk by chunk, values as read (CSV as text)."""
+    with readable(path, "the input"):
+        if _suffix(path, "the input") == ".parquet":
+            # pre_buffer (the default) keeps every range read until the iteration
+            # ends: ~35 bytes a lead, 350 MB over 10 million. Local reads need no cache.
+            parquet = pq.ParquetFile(path, pre_buffer=False)
+            for batch in parquet.iter_batches(batch_size=chunk_rows, columns=columns):
+                yield batch.to_pandas()
+            return
+        with _read_csv(path, usecols=columns, chunksize=chunk_rows) as reader:
+            yield from reader
+
+
+# --- converting values ----------------------------------------------------------
+
+
+def as_text(values: pd.Series, missing: Iterable[str] = ()) -> pd.Series:
+    """Trimmed text; blank cells and the declared placeholders (whatever their case
+    and surrounding spaces: ``Unknown`` is ``unknown``) become missing."""
+    text = values.astype("string").str.strip()
+    placeholders = [p.strip().lower() for p in missing]
+    gone = text.eq("")
+    if placeholders:
+        gone = gone | text.str.lower().isin(placeholders)
+    return text.mask(gone.fillna(False))
+
+
+def _present(values: pd.Series) -> np.ndarray:
+    return values.notna().to_numpy(dtype=bool)
+
+
+def _numbers(text: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    numbers = pd.to_numeric(text, errors="coerce").astype("float64")
+    floats = numbers.to_numpy(dtype=float, na_value=np.nan)
+    finite = np.isfinite(floats)
+    out = pd.Series(np.where(finite, floats, np.nan), index=text.index)
+    return out, _present(text) & ~finite
+
+
+def _dates(text: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    try:
+        stamps = pd.to_datetime(text, format="ISO8601", errors="coerce")
+    except ValueError:  # mixed time zones: compare them all in UTC
+        stamps = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True)
+    if isinstance(stamps.dtype, pd.DatetimeTZDtype):
+        stamps = stamps.dt.tz_convert(None)
+    stamps = stamps.astype(TIME_DTYPE)
+    return stamps, _present(text) & stamps.isna().to_numpy()
+
+
+def _words(text: pd.Series) -> tuple[pd.Series, pd.Series]:
+    lower = text.str.lower()
+    return lower.isin(YES_WORDS).fillna(False), lower.isin(NO_WORDS).fillna(False)
+
+
+def _bools(text: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    yes, no = _words(text)
+    out = pd.Series(pd.NA, index=text.index, dtype="boolean")
+    out[yes.to_numpy(bool)] = True
+    out[no.to_numpy(bool)] = False
+    return out, _present(text) & out.isna().to_numpy()
+
+
+def _evidence(text: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    yes, no = _words(text)
+    out = pd.Series(pd.NA, index=text.index, dtype="string")
+    out[yes.to_numpy(bool)] = "yes"
+    out[no.to_numpy(bool)] = "no"
+    return out, _present(text) & out.isna().to_numpy()
+
+
+def _as_is(text: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    return text, np.zeros(len(text), dtype=bool)
+
+
+_FROM_TEXT: dict[str, Callable[[pd.Series], tuple[pd.Series, np.ndarray]]] = {
+    "number": _numbers,
+    "date": _dates,
+    "bool": _bools,
+    "evidence": _evidence,
+    "category": _as_is,
+    "text": _as_is,
+}
+
+
+def typed_kind(values: pd.Series) -> Kind | None:
+    """The kind a typed (Parquet) column already has, or None for text."""
+    dtype = values.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        return "bool"
+    if pd.api.types.is_numeric_dtype(dtype):
+        return "number"
+    if pd.api.types.is_datetime64_any_dtype(dtype):
+        return "date"
+    return None
+
+
+def _typed(values: pd.Series, kind: Kind) -> tuple[pd.Series, np.ndarray] | None:
+    """A typed column already in the kind's dtype family, converted; else None."""
+    have = typed_kind(values)
+    if have == "number" and kind == "number":
+        floats = values.to_numpy(dtype=float, na_value=np.nan)
+        finite = np.isfinite(floats)
+        out = pd.Series(np.where(finite, floats, np.nan), index=values.index)
+        return out, ~np.isnan(floats) & ~finite
+    if have == "date" and kind == "date":
+        if isinstance(values.dtype, pd.DatetimeTZDtype):
+            values = values.dt.tz_convert(None)
+        return values.astype(TIME_DTYPE), np.zeros(len(values), dtype=bool)
+    if have == "bool" and kind == "bool":
+        return values.astype("boolean"), np.zeros(len(values), dtype=bool)
+    if have == "number" and kind in ("bool", "evidence"):
+        # A 0 / 1 flag with gaps is stored as floats: 1.0 is the word "1", not "1.0".
+        floats = values.to_numpy(dtype=float, na_value=np.nan)
+        text = values.astype("string").mask(floats == 1, "1").mask(floats == 0, "0")
+        return _FROM_TEXT[kind](as_text(text))
+    return None
+
+
+def convert(
+    values: pd.Series, kind: Kind, missing: Iterable[str] = ()
+) -> tuple[pd.Series, np.ndarray]:
+    """The column in its kind's dtype, and where a present value did not convert.
+
+    numbers float64, dates datetime64[ms] (naive UTC), bools boolean, evidence the
+    text "yes" / "no", categories and text trimmed text; missing values (blank,
+    null, a placeholder in ``missing``) are missing and never fail.
+    """
+    typed = _typed(values, kind)
+    if typed is not None:
+        return typed
+    return _FROM_TEXT[kind](as_text(values, missing))
+
+
+def infer_kind(values: pd.Series, max_levels: int) -> tuple[Kind, str]:
+    """The kind of a column (placeholders already missing), with a note.
+
+    Only numbers is ``number``; only ISO dates is ``date``; other text is a
+    ``category`` up to ``max_levels`` distinct values and ``text`` beyond. The note
+    is empty when the guess is safe; otherwise it says what to declare.
+
+    >>> kind, note = infer_kind(pd.Series(["12", "n/a"] + ["3"] * 20), max_levels=50)
+    >>> kind, note.split(";")[0]
+    ('category', "95% of values read as numbers but 'n/a' does not")
+    """
+    typed = typed_kind(values)
+    if typed is not None:
+        return typed, ""
+    text = as_text(values).dropna()
+    if text.empty:
+        return "category", "every value is missing"
+    for kind in ("number", "date"):
+        failed = _FROM_TEXT[kind](text)[1]
+        if not failed.any():
+            return kind, ""
+        if 1 - failed.mean() >= UNSAFE_SHARE:
+            first = text[failed].iloc[0]
+            return _text_kind(text, max_levels), (
+                f"{1 - failed.mean():.0%} of values read as "
+                f"{NOUNS[kind].split()[-1]}s but {first!r} does not; declare "
+                f"`{kind}` under source.types if it is one"
+            )
+    return _text_kind(text, max_levels), ""
+
+
+def _text_kind(text: pd.Series, max_levels: int) -> Kind:
+    return "category" if text.nunique() <= max_levels else "text"
+
+
+def not_read_reasons(
+    raw: pd.Series, column: str, kind: str
+) -> Callable[[np.ndarray], list[str]]:
+    """Reject reasons for rows whose value of ``column`` does not read as ``kind``."""
+
+    def messages(rows: np.ndarray) -> list[str]:
+        values = raw.iloc[rows].tolist()
+        noun = NOUNS.get(kind, kind)
+        return [f"{column} is not {noun}: {quote_value(value)}" for value in values]
+
+    return messages
+
+
+# --- rejects and ids -------------------------------------------------------------
+
+
+def quote_value(value: Any) -> str:
+    """An input value quoted for a reject reason, cut to SHOWN_CHARS characters.
+
+    >>> quote_value("D1"), quote_value("x" * 100)[-8:]
+    ("'D1'", "xxxx...'")
+    """
+    text = repr(str(value))
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 4] + "...'"
+
+
+def no_reasons(n: int) -> np.ndarray:
+    """A reason slot per row, none given yet."""
+    return np.full(n, None, dtype=object)
+
+
+def first_reason(reasons: np.ndarray, failed: np.ndarray, messages: Any) -> None:
+    """Give rows failing this check, and no earlier one, the check's reason
+    (a text, or a function of the row positions returning one text a row)."""
+    rows = np.flatnonzero(np.asarray(failed, dtype=bool) & pd.isna(reasons))
+    if rows.size == 0:
+        return
+    texts = messages(rows) if callable(messages) else [messages] * rows.size
+    reasons[rows] = texts
+
+
+def reject_frame(
+    frame: pd.DataFrame,
+    table: str,
+    rows: np.ndarray,
+    reasons: Iterable[str],
+    numbers: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """The rejects of a table: ``table``, ``row``, ``reason``, then the rows' values
+    as text (an input column named like those three is renamed ``input_<name>``).
+    ``rows`` are positions in ``frame``; ``numbers`` what the ``row`` column says
+    (default: the positions)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    rejects = frame.iloc[rows].astype("string").reset_index(drop=True)
+    clashes = {c: f"input_{c}" for c in REJECT_COLUMNS if c in rejects.columns}
+    rejects = rejects.rename(columns=clashes)
+    report: dict[str, Any] = {
+        "table": pd.array([table] * len(rows), dtype="string"),
+        "row": rows if numbers is None else np.asarray(numbers, dtype=np.int64),
+        "reason": pd.array(list(reasons), dtype="string"),
+    }
+    for position, (column, values) in enumerate(report.items()):
+        rejects.insert(position, column, values)
+    return rejects
+
+
+def rejected_rows(frame: pd.DataFrame, table: str, reasons: np.ndarray) -> pd.DataFrame:
+    """The rejects of a table whose rows carry a reason (0-based positions)."""
+    rows = np.flatnonzero(pd.notna(reasons))
+    return reject_frame(frame, table, rows, reasons[rows].tolist())
+
+
+def empty_rejects() -> pd.DataFrame:
+    """A rejects table with no rows."""
+    return pd.DataFrame({c: pd.Series(dtype="string") for c in REJECT_COLUMNS})
+
+
+def concat_rejects(parts: Iterable[pd.DataFrame]) -> pd.DataFrame:
+    """Rejects of several tables in one frame (empty parts left out)."""
+    kept = [part for part in parts if len(part)]
+    return pd.concat(kept, ignore_index=True) if kept else empty_rejects()
+
+
+def repeated_ids(ids: pd.Series) -> np.ndarray:
+    """Per id, the position of its first occurrence (its own position if first).
+
+    >>> repeated_ids(pd.Series(["a", "b", "a"])).tolist()
+    [0, 1, 0]
+    """
+    codes, _ = pd.factorize(ids)
+    _, first = np.unique(codes, return_index=True)
+    return first[codes]
+
+
+def duplicate_reasons(
+    ids: pd.Series, reasons: np.ndarray, column: str, row_numbers: np.ndarray
+) -> None:
+    """Reject rows repeating the id of an earlier row that passed every other check,
+    naming that row (numbered by ``row_numbers``); the first valid row keeps the id."""
+    valid = np.flatnonzero(pd.isna(reasons) & ids.notna().to_numpy())
+    first = repeated_ids(ids.iloc[valid])
+    later = first != np.arange(len(valid))
+    again, first_rows = valid[later], row_numbers[valid[first[later]]]
+    reasons[again] = [
+        f"duplicate {column} {quote_value(v)} (first seen at row {r})"
+        for v, r in zip(ids.iloc[again].tolist(), first_rows, strict=True)
+    ]
+
+
+def close_match(name: str, candidates: Iterable[str]) -> str:
+    """' (did you mean 'X'?)' for a near miss among the candidates, or ''.
+
+    >>> close_match("Lead Numbr", ["Lead Number", "City"])
+    " (did you mean 'Lead Number'?)"
+    """
+    match = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A hidden temporary path beside ``path`` to write to; renamed onto ``path``
+    only when the block ends without an error (removed otherwise), so a reader
+    never sees half a file and a failed run leaves the previous file in place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        yield partial
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def write_json(data: Any, path: Path) -> None:
+    """Write JSON (indented, one trailing newline) atomically."""
+    with atomic_path(path) as partial:
+        partial.write_text(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def write_parquet(frame: pd.DataFrame, path: Path) -> None:
+    """Write a frame as zstd Parquet (no index) atomically."""
+    with atomic_path(path) as partial:
+        frame.to_parquet(partial, index=False, compression="zstd")
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> None:
+    """Write a frame as CSV (no index) atomically."""
+    with atomic_path(path) as partial:
+        frame.to_csv(partial, index=False)

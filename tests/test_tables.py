@@ -1,0 +1,416 @@
+"""Reading tables and converting values: one reader and one converter per kind."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from lead_ml.tables import (
+    SHOWN_CHARS,
+    as_text,
+    atomic_path,
+    close_match,
+    concat_rejects,
+    convert,
+    count_rows,
+    duplicate_reasons,
+    first_reason,
+    infer_kind,
+    no_reasons,
+    quote_value,
+    read_chunks,
+    read_header,
+    read_table,
+    reject_frame,
+    rejected_rows,
+    repeated_ids,
+    write_csv,
+    write_json,
+    write_parquet,
+)
+from lead_ml.vocab import REJECT_COLUMNS, TIME_DTYPE, ContractError, Kind
+
+KEY = "source.tables.deals.path"
+
+
+def unchained(error: BaseException) -> bool:
+    """True when Python prints the error alone, without the error it came from."""
+    return error.__cause__ is None and (
+        error.__context__ is None or error.__suppress_context__
+    )
+
+
+def text(*values: object) -> pd.Series:
+    """A column as a CSV reads it: text, empty cells missing."""
+    return pd.Series(list(values), dtype="string")
+
+
+# --- reading ------------------------------------------------------------------------
+
+
+def test_csv_cells_are_read_as_text_and_only_empty_cells_are_missing(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "deals.csv"
+    path.write_text("region,answer,count,id\nNA,None,007,1\n,null,1.50,2\n")
+    frame = read_table(path, KEY)
+    # "NA" may be North America and "None" an answer; "007" keeps its zeros.
+    assert frame["region"].tolist()[0] == "NA"
+    assert pd.isna(frame["region"].tolist()[1])
+    assert frame["answer"].tolist() == ["None", "null"]
+    assert frame["count"].tolist() == ["007", "1.50"]
+    assert all(pd.api.types.is_string_dtype(frame[c]) for c in frame.columns)
+
+
+def test_parquet_columns_keep_their_types(tmp_path: Path) -> None:
+    path = tmp_path / "deals.parquet"
+    pd.DataFrame(
+        {
+            "id": ["a", "b"],
+            "seats": [3, 4],
+            "signed": pd.to_datetime(["2024-01-01", "2024-02-01"]),
+            "trial": [True, False],
+        }
+    ).to_parquet(path, index=False)
+    frame = read_table(path, KEY)
+    assert frame["seats"].dtype == np.dtype("int64")
+    assert pd.api.types.is_datetime64_any_dtype(frame["signed"])
+    assert frame["trial"].dtype == np.dtype(bool)
+
+
+def _garbage(path: Path) -> None:
+    path.write_bytes(b"\x00\xff\xfe not a table \x00" * 50)
+
+
+def _empty_parquet(path: Path) -> None:
+    pd.DataFrame({"id": pd.Series(dtype="string")}).to_parquet(path)
+
+
+def _repeated_parquet(path: Path) -> None:
+    names = ["id", "stage", "id"]
+    pq.write_table(pa.table([pa.array([1])] * 3, names=names), path)
+
+
+@pytest.mark.parametrize(
+    ("name", "write", "said"),
+    [
+        ("absent.csv", None, "no such file"),
+        ("deals.parquet", _garbage, "cannot read it"),
+        ("deals.csv", lambda p: p.write_bytes(b"id,stage\n\xff\xfe,x\n"), "UTF-8"),
+        ("deals.csv", lambda p: p.write_bytes(b""), "empty (not even a header)"),
+        ("deals.csv", lambda p: p.write_text("id,stage\n"), "the table has no rows"),
+        ("deals.parquet", _empty_parquet, "the table has no rows"),
+        ("deals.csv", lambda p: p.write_text("id,stage,id\n1,2,3\n"), "'id' appears"),
+        ("deals.parquet", _repeated_parquet, "'id' appears twice"),
+        ("deals.xlsx", lambda p: p.write_bytes(b"PK"), "cannot read a '.xlsx' file"),
+    ],
+)
+def test_a_file_that_cannot_be_read_is_a_contract_error_naming_file_and_key(
+    tmp_path: Path, name: str, write: object, said: str
+) -> None:
+    path = tmp_path / name
+    if callable(write):
+        write(path)
+    with pytest.raises(ContractError) as caught:
+        read_table(path, KEY)
+    message = str(caught.value)
+    assert message.startswith(f"{path} ({KEY}): ")
+    assert said in message
+    assert unchained(caught.value)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_header_rows_and_chunks_read_what_the_whole_table_reads(
+    tmp_path: Path, suffix: str
+) -> None:
+    frame = pd.DataFrame(
+        {"id": [f"D{i}" for i in range(25)], "n": [str(i) for i in range(25)]}
+    )
+    path = tmp_path / f"deals{suffix}"
+    if suffix == ".csv":
+        frame.to_csv(path, index=False)
+    else:
+        frame.to_parquet(path, index=False)
+    assert read_header(path, KEY) == ["id", "n"]
+    assert count_rows(path) == (25 if suffix == ".parquet" else None)
+    chunks = list(read_chunks(path, ["n"], chunk_rows=10))
+    assert [len(chunk) for chunk in chunks] == [10, 10, 5]
+    joined = pd.concat(chunks, ignore_index=True)
+    assert joined["n"].tolist() == read_table(path, KEY)["n"].tolist()
+    assert list(joined.columns) == ["n"]
+
+
+def test_read_header_names_the_key_of_a_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ContractError, match=r"absent\.csv \(source\.tables\.x\.path\)"):
+        read_header(tmp_path / "absent.csv", "source.tables.x.path")
+
+
+# --- converting values ----------------------------------------------------------
+
+
+def test_blank_and_placeholders_are_missing_and_text_is_trimmed() -> None:
+    values = text(" EU ", "", "   ", "Select", None, "select")
+    assert as_text(values, missing=["Select"]).tolist() == [
+        "EU",
+        pd.NA,
+        pd.NA,
+        pd.NA,
+        pd.NA,
+        pd.NA,  # placeholders match whatever their case, as categories do
+    ]
+
+
+@pytest.mark.parametrize(
+    ("kind", "value"), [("number", "0"), ("bool", "no"), ("evidence", "no")]
+)
+def test_blank_null_and_placeholders_are_never_zero_or_no(
+    kind: Kind, value: str
+) -> None:
+    values = text(value, "", " ", None, "Select", "unknown")
+    converted, failed = convert(values, kind, missing=["Select", "unknown"])
+    assert converted.isna().tolist() == [False, True, True, True, True, True]
+    assert not failed.any()
+
+
+def test_numbers_read_plain_and_reject_everything_else() -> None:
+    values = text("1.5", " 2 ", "1e3", "-0", "-7", "inf", "1,234", "n/a", "NaN", "")
+    numbers, failed = convert(values, "number")
+    assert numbers.dtype == np.dtype("float64")
+    assert numbers.tolist()[:5] == [1.5, 2.0, 1000.0, 0.0, -7.0]
+    assert failed.tolist() == [False] * 5 + [True] * 4 + [False]
+
+
+def test_typed_numbers_keep_their_values_and_infinity_fails() -> None:
+    numbers, failed = convert(pd.Series([3, 4], dtype="Int64"), "number")
+    assert numbers.tolist() == [3.0, 4.0] and not failed.any()
+    floats, failed = convert(pd.Series([1.5, np.inf, np.nan]), "number")
+    assert np.isnan(floats.iloc[1]) and failed.tolist() == [False, True, False]
+
+
+@pytest.mark.parametrize(
+    ("written", "utc"),
+    [
+        ("2024-01-31", "2024-01-31 00:00:00"),
+        ("2024-01-31T09:30:00", "2024-01-31 09:30:00"),
+        ("2024-01-31 09:30:00", "2024-01-31 09:30:00"),
+        ("2024-01-31T09:30:00+02:00", "2024-01-31 07:30:00"),
+        ("2024-01-31T00:00:00Z", "2024-01-31 00:00:00"),
+        ("2024-01-01T00:00:00-05:00", "2024-01-01 05:00:00"),
+    ],
+)
+def test_iso_dates_read_as_naive_utc(written: str, utc: str) -> None:
+    dates, failed = convert(text(written), "date")
+    assert dates.dtype == TIME_DTYPE
+    assert dates.iloc[0] == pd.Timestamp(utc) and not failed.any()
+
+
+def test_mixed_time_zones_in_one_column_are_compared_in_utc() -> None:
+    dates, failed = convert(
+        text("2024-01-01T00:00:00+02:00", "2024-01-01T00:00:00Z", "2024-01-01"), "date"
+    )
+    assert dates.tolist() == [
+        pd.Timestamp("2023-12-31 22:00"),
+        pd.Timestamp("2024-01-01"),
+        pd.Timestamp("2024-01-01"),
+    ]
+    assert not failed.any()
+
+
+def test_non_iso_and_impossible_dates_fail() -> None:
+    _, failed = convert(text("31/01/2024", "2024-02-30", "soon", "2024-01-31"), "date")
+    assert failed.tolist() == [True, True, True, False]
+
+
+def test_typed_dates_with_a_time_zone_become_naive_utc() -> None:
+    aware = pd.Series(pd.to_datetime(["2024-01-01T00:00:00+02:00"]))
+    dates, failed = convert(aware, "date")
+    assert dates.dtype == TIME_DTYPE
+    assert dates.iloc[0] == pd.Timestamp("2023-12-31 22:00") and not failed.any()
+
+
+def test_bool_and_evidence_read_yes_no_words_in_any_case() -> None:
+    values = text("YES", " No ", "true", "False", "Y", "n", "1", "0", "maybe")
+    bools, failed = convert(values, "bool")
+    assert bools.dtype == "boolean"
+    assert bools.tolist()[:8] == [True, False, True, False, True, False, True, False]
+    assert failed.tolist() == [False] * 8 + [True]
+    evidence, failed = convert(values, "evidence")
+    assert evidence.tolist()[:8] == ["yes", "no"] * 4
+    assert failed.tolist() == [False] * 8 + [True]
+
+
+@pytest.mark.parametrize("kind", ["bool", "evidence"])
+def test_a_typed_zero_one_flag_with_gaps_reads_as_yes_no(kind: Kind) -> None:
+    # Parquet stores an integer flag with gaps as floats: 1.0 is "1", not "1.0".
+    converted, failed = convert(pd.Series([1.0, 0.0, np.nan, 2.0]), kind)
+    yes, no = (True, False) if kind == "bool" else ("yes", "no")
+    assert converted.tolist()[:2] == [yes, no]
+    assert converted.isna().tolist()[2:] == [True, True]
+    assert failed.tolist() == [False, False, False, True]
+
+
+def test_typed_bools_stay_bools() -> None:
+    bools, failed = convert(pd.Series([True, None, False], dtype="boolean"), "bool")
+    assert bools.tolist() == [True, pd.NA, False] and not failed.any()
+
+
+def test_categories_are_trimmed_text_and_never_fail() -> None:
+    values, failed = convert(text(" EU", "US ", "", "Select"), "category", ["Select"])
+    assert values.tolist() == ["EU", "US", pd.NA, pd.NA] and not failed.any()
+
+
+@pytest.mark.parametrize(
+    ("values", "kind"),
+    [
+        (["1", "0", "1"], "number"),
+        (["12.5", "-3", "1e6", None], "number"),
+        (["2024-01-31", "2024-02-01T09:30:00", None], "date"),
+        (["Yes", "no", None, "YES"], "category"),
+        (["EU", "US", "EU"], "category"),
+        ([None, None], "category"),
+        ([f"note {i}" for i in range(6)], "text"),
+    ],
+)
+def test_kinds_are_inferred_from_the_values(
+    values: list[str | None], kind: str
+) -> None:
+    assert infer_kind(text(*values), max_levels=5)[0] == kind
+
+
+def test_typed_columns_keep_their_kind() -> None:
+    assert infer_kind(pd.Series([1.5, 2.0]), 5) == ("number", "")
+    assert infer_kind(pd.Series([True, False]), 5) == ("bool", "")
+    assert infer_kind(pd.Series(pd.to_datetime(["2024-01-01"])), 5) == ("date", "")
+
+
+@pytest.mark.parametrize(
+    ("odd", "kind", "noun"), [("1,234", "number", "numbers"), ("soon", "date", "dates")]
+)
+def test_a_mostly_readable_column_is_inferred_with_a_note_saying_what_to_declare(
+    odd: str, kind: str, noun: str
+) -> None:
+    good = "7" if kind == "number" else "2024-01-31"
+    kind_found, note = infer_kind(text(*[good] * 30, odd), max_levels=50)
+    assert kind_found == "category"
+    assert f"97% of values read as {noun} but {odd!r} does not" in note
+    assert f"declare `{kind}` under source.types" in note
+
+
+def test_a_column_below_the_unsafe_share_gets_no_note() -> None:
+    assert infer_kind(text("1", "2", "x", "y"), max_levels=50) == ("category", "")
+
+
+def test_an_all_missing_column_says_so() -> None:
+    assert infer_kind(text(None, "", " "), 50) == ("category", "every value is missing")
+
+
+# --- rejects and ids ------------------------------------------------------------
+
+
+def test_first_reason_never_overwrites_an_earlier_reason() -> None:
+    reasons = no_reasons(4)
+    first_reason(reasons, np.array([True, True, False, False]), "first check")
+    first_reason(
+        reasons,
+        np.array([False, True, True, False]),
+        lambda rows: [f"second check at {r}" for r in rows],
+    )
+    assert reasons.tolist() == ["first check", "first check", "second check at 2", None]
+
+
+def test_the_first_valid_row_keeps_an_id_and_later_copies_name_it() -> None:
+    ids = text("a", "b", "a", "a", None, "b")
+    reasons = no_reasons(6)
+    reasons[0] = "amount is below 0 (-1)"  # the first copy is invalid: row 2 keeps "a"
+    duplicate_reasons(ids, reasons, "Deal Id", np.arange(10, 16))
+    assert reasons.tolist() == [
+        "amount is below 0 (-1)",
+        None,
+        None,
+        "duplicate Deal Id 'a' (first seen at row 12)",
+        None,
+        "duplicate Deal Id 'b' (first seen at row 11)",
+    ]
+    assert repeated_ids(ids.dropna().reset_index(drop=True)).tolist() == [0, 1, 0, 0, 1]
+
+
+def test_reject_frame_keeps_values_as_text_and_renames_clashing_columns() -> None:
+    frame = pd.DataFrame(
+        {"id": ["a", "b", "c"], "row": [7, 8, 9], "amount": [1.5, -2.0, 3.0]},
+        index=[30, 10, 20],
+    )
+    rejects = reject_frame(frame, "deals", np.array([1]), ["amount is below 0 (-2)"])
+    assert list(rejects.columns) == [*REJECT_COLUMNS, "id", "input_row", "amount"]
+    assert rejects.iloc[0].tolist() == [
+        "deals",
+        1,
+        "amount is below 0 (-2)",
+        "b",
+        "8",
+        "-2.0",
+    ]
+    numbered = reject_frame(frame, "deals", np.array([2]), ["x"], numbers=np.array([5]))
+    assert numbered["row"].tolist() == [5]
+
+
+def test_rejected_rows_and_an_empty_rejects_table() -> None:
+    frame = pd.DataFrame({"id": ["a", "b"]})
+    reasons = np.array([None, "id is odd"], dtype=object)
+    rejects = rejected_rows(frame, "accounts", reasons)
+    assert rejects[["table", "row", "reason"]].values.tolist() == [
+        ["accounts", 1, "id is odd"]
+    ]
+    empty = concat_rejects([rejects.iloc[:0]])
+    assert list(empty.columns) == list(REJECT_COLUMNS) and empty.empty
+    assert len(concat_rejects([rejects, empty, rejects])) == 2
+
+
+def test_quoted_values_are_cut_to_a_readable_length() -> None:
+    assert quote_value(12) == "'12'"
+    long = quote_value("x" * 500)
+    assert len(long) == SHOWN_CHARS and long.endswith("...'")
+
+
+def test_close_match_suggests_only_near_misses() -> None:
+    assert close_match("regoin", ["region", "revenue"]) == " (did you mean 'region'?)"
+    assert close_match("zzz", ["region"]) == ""
+
+
+# --- atomic writes --------------------------------------------------------------
+
+
+def test_a_failed_write_leaves_the_previous_file_and_no_partial_file(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "reports" / "metrics.json"
+    write_json({"auc": 0.8}, path)
+    with pytest.raises(RuntimeError), atomic_path(path) as partial:
+        partial.write_text('{"auc": ')
+        raise RuntimeError("the stage failed half way")
+    assert json.loads(path.read_text()) == {"auc": 0.8}
+    assert sorted(p.name for p in path.parent.iterdir()) == ["metrics.json"]
+
+
+def test_a_frame_parquet_cannot_store_leaves_the_previous_file(tmp_path: Path) -> None:
+    path = tmp_path / "deals.parquet"
+    write_parquet(pd.DataFrame({"id": ["a"]}), path)
+    mixed = pd.DataFrame({"id": [object(), "b"]})  # pyarrow cannot store this
+    with pytest.raises((pa.ArrowException, TypeError, ValueError)):
+        write_parquet(mixed, path)
+    assert pd.read_parquet(path)["id"].tolist() == ["a"]
+    assert [p.name for p in tmp_path.iterdir()] == ["deals.parquet"]
+
+
+def test_writes_create_folders_and_replace_whole_files(tmp_path: Path) -> None:
+    path = tmp_path / "a" / "b" / "rejects.csv"
+    write_csv(pd.DataFrame({"table": ["deals"], "row": [3]}), path)
+    write_csv(pd.DataFrame({"table": ["accounts"], "row": [1]}), path)
+    assert path.read_text() == "table,row\naccounts,1\n"
+    write_json({"b": 1}, tmp_path / "x.json")
+    assert (tmp_path / "x.json").read_text() == '{\n  "b": 1\n}\n'
