@@ -1,0 +1,894 @@
+"""Benchmarks of the scorer on every source, each figure a ratio to a reference
+measured in the same run (the machines are noisy: compare ratios, not seconds,
+across runs).
+
+``make bench`` (``dvc repro --force bench/dvc.yaml``) runs::
+
+    python bench/harness.py --params params.yaml \\
+        --export-params examples/x_education/params.yaml --out reports/bench.json
+
+For each source, the synthetic CRM (``--params``) and a real-shaped export
+(``--export-params``: the X Education leads), it builds the project's pipeline in a
+temporary folder through the stage functions (:mod:`lead_ml.stages`: generate for
+the synthetic CRM, read, validate, audit, featurize, train, export; evaluate is left
+out, it measures the model, not the scorer), loads the exported scorer and tiles the
+source's leads with fresh ids into files of ``leads`` rows, as Parquet and as CSV:
+the export's own file, every column of it (CSV columns in pandas' own types for the
+Parquet file), and the synthetic CRM's valid deals joined to their accounts, scored
+without an activity log (every lead then has no activity) as the export has none.
+The batch jobs of the sources take turns, run by run, so that both see the machine
+alike. Then, per source:
+
+1. scoring without explanations, end to end from the Parquet file to the output
+   file, against LightGBM's ``Booster.predict`` on the prebuilt matrix (the physical
+   limit for the model): target within 2x;
+2. scoring with MEDDIC explanations (contributions, reasons, next question) against
+   ``predict(pred_contrib=True)`` of the same model and of a 31-leaf model trained
+   on the same split (target 10x), against ``shap.TreeExplainer`` plus a pandas
+   group-by per dimension, and in explained leads per second (goal 20,000), from
+   Parquet and from CSV; the exact contributions alone against ``pred_contrib``
+   (target 10x); the test AUC the tree shape gives up against the 31-leaf model;
+3. peak memory (ru_maxrss) of ``lead-ml score`` on 100 thousand against 10 million
+   leads, each in its own process: target within 1.3x;
+4. featurize and train time at 1x, 4x and 16x the source's deals (tiled with fresh
+   ids): rows per second per stage and the growth exponent (1 is linear).
+
+And across sources, the issue's target: the export's explained leads per second at
+least 0.8x the synthetic CRM's, from the same file format in the same run.
+
+Results go to ``reports/bench.json`` (the metrics of the ``bench`` stage in
+``bench/dvc.yaml``, so ``dvc metrics diff`` compares two commits). ``--quick``
+scales everything down to seconds, for tests. The harness lives outside the
+package, so it does not ship in scorer bundles.
+
+>>> growth_exponent([1, 4, 16], [2.0, 8.0, 32.0])
+1.0
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import yaml
+from pandas.errors import Pandas4Warning
+
+from lead_ml import stages
+from lead_ml.batch import score_file
+from lead_ml.config import Params, load_params, read_params_file
+from lead_ml.explain import dimension_contributions, feature_contributions
+from lead_ml.features import FeatureRegistry, build_features
+from lead_ml.model import (
+    Split,
+    TrainedModel,
+    model_matrix,
+    predict_proba,
+    split_frames,
+    train_model,
+)
+from lead_ml.scorer import Scorer, load_scorer
+from lead_ml.sources import Deals, lead_rows, read_deals
+
+#: Every figure of a source and what it must reach ("<=" for costs, ">=" for
+#: speeds; None: only reported). "explain" is the whole batch job with reasons and
+#: next questions; "contributions" the exact per-dimension values alone. The issue
+#: asks for the explained job against the same model's pred_contrib to be reported,
+#: and for well over 10x against a 31-leaf model (the shape it starts from).
+TARGETS: dict[str, tuple[str, float] | None] = {
+    "score_slowdown_vs_predict": ("<=", 2.0),
+    "explain_speedup_vs_pred_contrib": None,
+    "contributions_speedup_vs_pred_contrib": (">=", 10.0),
+    "explain_speedup_vs_31_leaf_pred_contrib": (">=", 10.0),
+    "explain_speedup_vs_shap_groupby": None,
+    "explained_leads_per_second": (">=", 20_000.0),
+    "explained_leads_per_second_csv": None,
+    "auc_gap_vs_31_leaf": ("<=", 0.005),
+    "memory_ratio_large_vs_small": ("<=", 1.3),
+    "featurize_growth_exponent": ("<=", 1.15),
+    "train_growth_exponent": ("<=", 1.15),
+}
+#: Figures comparing the export with the synthetic CRM (the issue's done-when: the
+#: export's scorer explains at no less than 0.8x the synthetic scorer's leads/s).
+CROSS_TARGETS: dict[str, tuple[str, float] | None] = {
+    "export_vs_synthetic_explained": (">=", 0.8),
+    "export_vs_synthetic_explained_csv": (">=", 0.8),
+}
+#: The tree shape the issue starts from: what "unconstrained" means in the figures.
+REFERENCE_SHAPE = {"num_leaves": 31, "max_depth": -1}
+#: Trees trained when timing the train stage: a fixed count, so time follows rows.
+TIMED_TREES = 200
+#: Runs per stage and size when timing growth: the fastest of three, because the 1x
+#: featurize run takes ~0.1 s and one disturbed run would move the exponent; fewer
+#: once the runs took GROWTH_BUDGET seconds (a long run is disturbed proportionally
+#: less, and the 16x runs would take minutes).
+GROWTH_REPEATS = 3
+GROWTH_BUDGET = 5.0
+FORMATS = ("parquet", "csv")
+SYNTHETIC, EXPORT = "synthetic", "x_education"
+
+
+@dataclass(frozen=True)
+class BenchSizes:
+    """How much each benchmark processes; ``quick()`` is the tiny version for tests."""
+
+    leads: int = 200_000
+    contrib_rows: int = 5_000
+    shap_rows: int = 2_000
+    memory_small: int = 100_000
+    memory_large: int = 10_000_000
+    growth: tuple[int, ...] = (1, 4, 16)
+    timed_trees: int = TIMED_TREES
+    #: Params changed for the bench projects (the quick ones are small and fast).
+    changes: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def quick(cls) -> BenchSizes:
+        """Seconds instead of minutes: the same steps on a few thousand rows."""
+        return cls(
+            leads=3_000,
+            contrib_rows=300,
+            shap_rows=200,
+            memory_small=1_000,
+            memory_large=4_000,
+            growth=(1, 2),
+            timed_trees=10,
+            changes={
+                "train": {"n_estimators": 60},
+                "audit": {"min_per_outcome": 100},
+                "synthetic": {
+                    "n_deals": 3000,
+                    "n_accounts": 600,
+                    "activities_per_deal": 20.0,
+                },
+            },
+        )
+
+
+@dataclass(frozen=True)
+class Source:
+    """A source the bench measures: its params file, and whether its tables are
+    generated (the synthetic CRM, under data/raw) or an export on disk."""
+
+    name: str
+    params: Path
+    generated: bool
+
+
+@dataclass
+class Prepared:
+    """A source's finished project and what its benchmarks share."""
+
+    source: Source
+    params: Params
+    folder: Path
+    scorer: Scorer
+    deals: Deals
+    features: pd.DataFrame
+    registry: FeatureRegistry
+    split: Split
+    reference: TrainedModel  # REFERENCE_SHAPE, trained on the same split
+    leads: pd.DataFrame  # the source's lead rows as its export holds them
+
+    @property
+    def bundle(self) -> Path:
+        """The exported scorer folder."""
+        return self.folder / "models/scorer"
+
+
+# --- the projects -------------------------------------------------------------------
+
+
+def merged(base: dict[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``changes`` applied section by section (nested dicts merged).
+
+    >>> merged({"train": {"a": 1, "b": 2}}, {"train": {"b": 3}})
+    {'train': {'a': 1, 'b': 3}}
+    """
+    out = dict(base)
+    for key, value in changes.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = merged(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def project_params(
+    source: Source, folder: Path, root: Path, changes: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The raw params of a bench project: the source's params file with its table
+    paths under ``folder`` (generated) or made absolute from ``root`` (an export's
+    paths are relative to the project root), and ``changes`` applied."""
+    raw = merged(read_params_file(source.params), changes)
+    for table in raw["source"]["tables"].values():
+        path = Path(table["path"])
+        table["path"] = str(folder / path if source.generated else root / path)
+    return raw
+
+
+@contextmanager
+def project_environment(folder: Path) -> Iterator[None]:
+    """Work inside a project folder with its own MLflow store, MLflow's own warnings
+    silenced; the working directory and environment are restored after."""
+    cwd, uri = Path.cwd(), os.environ.get("MLFLOW_TRACKING_URI")
+    with warnings.catch_warnings():
+        # MLflow's own warnings (its AnyType hints; its input example comparing a
+        # string index with a range, deprecated by pandas 3.1), not the pipeline's.
+        warnings.filterwarnings("ignore", ".*AnyType", UserWarning)
+        warnings.filterwarnings("ignore", category=Pandas4Warning, module=r"mlflow\.")
+        os.chdir(folder)  # MLflow puts a new experiment's artifacts under it
+        os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{folder / 'mlflow.db'}"
+        try:
+            yield
+        finally:
+            os.chdir(cwd)
+            if uri is None:
+                os.environ.pop("MLFLOW_TRACKING_URI", None)
+            else:
+                os.environ["MLFLOW_TRACKING_URI"] = uri
+
+
+def build_project(raw: dict[str, Any], folder: Path, generated: bool) -> Params:
+    """Run the pipeline's stages up to export on params ``raw`` into ``folder``, laid
+    out as dvc.yaml lays a project out (the same stage functions `dvc repro` runs)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    params = load_params(folder / "params.yaml")
+    path = folder.joinpath
+    common = {
+        "features": path("data/features/features.parquet"),
+        "registry": path("data/features/registry.json"),
+        "model": path("models/model"),
+        "validated": path("data/validated"),
+    }
+    with project_environment(folder):
+        if generated:
+            stages.run_generate(params, path("data/raw"))
+        for table in params.source.tables.present():
+            stages.run_read(params, table, path(f"data/tables/{table}.parquet"))
+        stages.run_validate(
+            params,
+            path("data/tables"),
+            common["validated"],
+            path("reports/rejects.csv"),
+        )
+        audit, split = path("reports/audit.json"), path("data/audit/split.parquet")
+        stages.run_audit(
+            params, common["validated"], audit, path("reports/audit.md"), split
+        )
+        stages.run_featurize(
+            params,
+            common["validated"],
+            audit,
+            split,
+            common["features"],
+            common["registry"],
+        )
+        stages.run_train(
+            params, common["features"], common["registry"], path("models/model")
+        )
+        stages.run_export(
+            params,
+            common
+            | {"scorer": path("models/scorer"), "record": path("reports/export.json")},
+        )
+    return params
+
+
+def export_rows(path: Path) -> pd.DataFrame:
+    """An export's rows as a user converting it would hold them: a CSV with pandas'
+    own types (numbers as numbers), a Parquet file as it is."""
+    if path.suffix.lower() == ".parquet":
+        return pd.read_parquet(path)
+    return pd.read_csv(path)
+
+
+def prepare(source: Source, sizes: BenchSizes, work: Path, root: Path) -> Prepared:
+    """Build a source's project, load its scorer, and train the 31-leaf reference."""
+    folder = work / source.name
+    raw = project_params(source, folder, root, sizes.changes)
+    params = build_project(raw, folder, source.generated)
+    deals = read_deals(folder / "data/validated")
+    features = pd.read_parquet(folder / "data/features/features.parquet")
+    registry = stages.read_registry(folder / "data/features/registry.json")
+    split = split_frames(features)
+    shape = params.train.model_copy(update=REFERENCE_SHAPE)
+    reference = train_model(split, registry, shape, params.bands, params.seed)
+    scorer = load_scorer(folder / "models/scorer")
+    if source.generated:  # its leads: the valid deals joined to their accounts
+        leads = lead_rows(deals.frame, params.source).reset_index(drop=True)
+    else:  # the export's own file, every column and row of it
+        leads = export_rows(params.source.tables.deals.path)
+    return Prepared(
+        source,
+        params,
+        folder,
+        scorer,
+        deals,
+        features,
+        registry,
+        split,
+        reference,
+        leads,
+    )
+
+
+# --- lead files and tiled tables ----------------------------------------------------
+
+
+def fresh_ids(values: pd.Series, copy: int) -> pd.Series:
+    """Ids of the ``copy``-th copy of a table: distinct from every other copy's.
+
+    >>> fresh_ids(pd.Series(["a", None]), 2).tolist()
+    ['a~2', <NA>]
+    """
+    return values.astype("string") + f"~{copy}"
+
+
+def write_leads(base: pd.DataFrame, n: int, path: Path, id_column: str) -> Path:
+    """n lead rows in a Parquet or CSV file (by its suffix): ``base`` repeated, each
+    copy with fresh ids in ``id_column`` (cheap at 10 million: one base-sized piece
+    at a time)."""
+    parquet = path.suffix.lower() == ".parquet"
+    path.unlink(missing_ok=True)
+    writer: pq.ParquetWriter | None = None
+    try:
+        for copy, start in enumerate(range(0, n, len(base))):
+            piece = base.iloc[: min(len(base), n - start)].copy()
+            piece[id_column] = fresh_ids(piece[id_column], copy)
+            if not parquet:
+                piece.to_csv(path, mode="a", header=copy == 0, index=False)
+                continue
+            table = pa.Table.from_pandas(piece, preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(path, table.schema)
+            writer.write_table(table.cast(writer.schema))
+    finally:
+        if writer is not None:
+            writer.close()
+    return path
+
+
+def tile(frame: pd.DataFrame, factor: int, id_column: str) -> pd.DataFrame:
+    """``frame`` repeated ``factor`` times, every copy with fresh ids."""
+    copies = [
+        frame.assign(**{id_column: fresh_ids(frame[id_column], copy)})
+        for copy in range(factor)
+    ]
+    return pd.concat(copies, ignore_index=True)
+
+
+# --- timing -------------------------------------------------------------------------
+
+
+def best_seconds(
+    run: Callable[[], object], repeats: int = 3, budget: float = np.inf
+) -> float:
+    """Fastest of a few runs (the least disturbed by other processes), stopping
+    early once the runs took ``budget`` seconds."""
+    best, spent = np.inf, 0.0
+    for _ in range(repeats):
+        started = time.perf_counter()
+        run()
+        seconds = time.perf_counter() - started
+        best, spent = min(best, seconds), spent + seconds
+        if spent >= budget:
+            break
+    return float(best)
+
+
+#: The batch jobs timed on each source's lead files: (name, explained).
+JOBS = (("score", False), ("explained", True))
+
+
+def job_rates(
+    preps: Sequence[Prepared],
+    files: Mapping[str, Mapping[str, Path]],
+    repeats: int = 2,
+) -> dict[str, dict[str, float]]:
+    """Leads per second of the batch job (read, validate, featurize, score, explain,
+    write) per source, file format, with and without explanations: the fastest of
+    ``repeats`` runs, the sources taking turns run by run, so that a machine
+    getting busier or quieter moves every source alike (the export's ratio to the
+    synthetic CRM is a target). Also the leads each source's files rejected."""
+    best: dict[str, dict[str, float]] = {prep.source.name: {} for prep in preps}
+    for _ in range(repeats):
+        for prep in preps:
+            name = prep.source.name
+            for fmt, path in files[name].items():
+                suffix = "" if fmt == "parquet" else "_csv"
+                for what, explain in JOBS:
+                    summary = score_file(
+                        prep.scorer,
+                        path,
+                        path.with_name(f"scores_{what}.parquet"),
+                        path.with_name(f"scores_{what}.rejects.csv"),
+                        None,
+                        explain,
+                    )
+                    if summary.rows_in != summary.scored + summary.rejected:
+                        raise RuntimeError(
+                            f"bench leads do not reconcile: {summary.as_dict()}"
+                        )
+                    rate = summary.rows_in / summary.seconds
+                    key = f"{what}_rows_per_second{suffix}"
+                    best[name][key] = max(best[name].get(key, 0.0), rate)
+                    best[name]["rejected"] = summary.rejected
+    return best
+
+
+def lead_files(prep: Prepared, sizes: BenchSizes) -> dict[str, Path]:
+    """The source's leads tiled to ``sizes.leads`` rows in a file per format, in the
+    project's scratch folder; the scorer warmed up on a few (what is lazy is
+    compiled and loaded outside the timings)."""
+    work = prep.folder / "bench"
+    work.mkdir(exist_ok=True)
+    files = {
+        fmt: write_leads(
+            prep.leads, sizes.leads, work / f"leads.{fmt}", prep.scorer.id_column
+        )
+        for fmt in FORMATS
+    }
+    prep.scorer.score_chunk(pd.read_parquet(files["parquet"]).head(100))
+    return files
+
+
+# --- 1 and 2: scoring speed ---------------------------------------------------------
+
+
+def shap_explainer(booster: Any) -> Any:
+    """shap.TreeExplainer of a booster (shap's import warns about matplotlib)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PendingDeprecationWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import shap
+
+        return shap.TreeExplainer(booster)
+
+
+def shap_groupby(
+    explainer: Any, matrix: pd.DataFrame, dimensions: Mapping[str, str]
+) -> pd.DataFrame:
+    """The obvious alternative: ``shap.TreeExplainer`` values summed per dimension
+    with a pandas group-by (raw margin units, bias left out)."""
+    with warnings.catch_warnings():
+        # shap's notice that LightGBM binary output is one array is not ours to act on
+        warnings.simplefilter("ignore", UserWarning)
+        values = explainer.shap_values(matrix)
+    if isinstance(values, list):  # older shap: one array per class
+        values = values[-1]
+    per_feature = pd.DataFrame(values, columns=matrix.columns, index=matrix.index)
+    return per_feature.T.groupby(lambda name: dimensions[name]).sum().T
+
+
+def reference_rates(
+    prep: Prepared, leads: pd.DataFrame, sizes: BenchSizes
+) -> dict[str, float]:
+    """Rows per second of the references on the leads' prebuilt matrix: predict,
+    pred_contrib (this model and the 31-leaf one), shap plus a group-by, and the
+    scorer's exact contributions summed per dimension."""
+    model, reference = prep.scorer.model, prep.reference
+    names = model.info.feature_names
+    scored = prep.scorer.score_chunk(leads, explain_reasons=False)
+    features, rows = scored.features, scored.rows
+    matrix = model_matrix(features, model.info.categories, names)
+    booster, best = model.booster, model.info.best_iteration
+    few, fewer = matrix.iloc[: sizes.contrib_rows], matrix.iloc[: sizes.shap_rows]
+    few_reference = model_matrix(
+        features.iloc[: sizes.contrib_rows], reference.info.categories, names
+    )
+    explainer = shap_explainer(booster)  # built once, as a batch job would: untimed
+
+    def contributions() -> pd.DataFrame:
+        per_feature = feature_contributions(model, rows)
+        return dimension_contributions(model, per_feature, features.index)
+
+    seconds = {
+        "predict": best_seconds(
+            lambda: booster.predict(matrix, raw_score=True, num_iteration=best)
+        ),
+        "pred_contrib": best_seconds(
+            lambda: booster.predict(few, pred_contrib=True, num_iteration=best), 1
+        ),
+        "pred_contrib_31_leaf": best_seconds(
+            lambda: reference.booster.predict(
+                few_reference,
+                pred_contrib=True,
+                num_iteration=reference.info.best_iteration,
+            ),
+            1,
+        ),
+        "shap_groupby": best_seconds(
+            lambda: shap_groupby(explainer, fewer, model.info.dimensions), 1
+        ),
+        "dimension_contributions": best_seconds(contributions),
+    }
+    counted = {"pred_contrib": len(few), "pred_contrib_31_leaf": len(few)}
+    counted["shap_groupby"] = len(fewer)
+    return {
+        f"{name}_rows_per_second": counted.get(name, len(matrix)) / s
+        for name, s in seconds.items()
+    }
+
+
+def bench_scoring(
+    prep: Prepared, sizes: BenchSizes, path: Path, jobs: Mapping[str, float]
+) -> dict[str, Any]:
+    """Figures 1 and 2: the batch jobs' rates (``jobs``, see :func:`job_rates`)
+    against LightGBM and shap on the prebuilt matrix of the leads in ``path``."""
+    leads = pd.read_parquet(path)
+    rates = {**reference_rates(prep, leads, sizes), **jobs}
+    rejected = int(rates.pop("rejected"))
+    explained = rates["explained_rows_per_second"]
+    contrib = rates["pred_contrib_rows_per_second"]
+    return {
+        "leads": len(leads),
+        "rejected": rejected,
+        **{name: round(rate, 1) for name, rate in rates.items()},
+        "score_slowdown_vs_predict": rates["predict_rows_per_second"]
+        / rates["score_rows_per_second"],
+        "explain_speedup_vs_pred_contrib": explained / contrib,
+        "contributions_speedup_vs_pred_contrib": rates[
+            "dimension_contributions_rows_per_second"
+        ]
+        / contrib,
+        "explain_speedup_vs_31_leaf_pred_contrib": explained
+        / rates["pred_contrib_31_leaf_rows_per_second"],
+        "explain_speedup_vs_shap_groupby": explained
+        / rates["shap_groupby_rows_per_second"],
+        "explained_leads_per_second": explained,
+        "explained_leads_per_second_csv": rates["explained_rows_per_second_csv"],
+        **holdout_auc(prep),
+    }
+
+
+def holdout_auc(prep: Prepared) -> dict[str, float]:
+    """Test ROC AUC of the configured model and of the 31-leaf reference: the tree
+    shape must not buy its speed with accuracy."""
+    from sklearn.metrics import roc_auc_score
+
+    test = prep.split.test
+    won = test["won"].astype(int)
+    model = roc_auc_score(won, predict_proba(prep.scorer.model, test))
+    reference = roc_auc_score(won, predict_proba(prep.reference, test))
+    return {
+        "test_auc": round(float(model), 4),
+        "test_auc_31_leaf": round(float(reference), 4),
+        # how far the configured shape falls short of the reference (0 if not)
+        "auc_gap_vs_31_leaf": max(float(reference - model), 0.0),
+    }
+
+
+# --- 3: memory ----------------------------------------------------------------------
+
+
+# Linux carries a process's resident high-water mark across exec, so a child
+# forked from this (large) process reports at least our size: a small Python in
+# between starts the command and reports the command's own ru_maxrss.
+_MEASURE = """
+import os, subprocess, sys
+child = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)
+_, status, usage = os.wait4(child.pid, 0)
+print(usage.ru_maxrss, os.waitstatus_to_exitcode(status))
+"""
+
+
+def peak_memory_mb(command: list[str]) -> float:
+    """Peak resident memory (MB) of a command run in its own process (its own
+    ru_maxrss, from wait4: not the maximum over every child so far)."""
+    with tempfile.TemporaryFile() as stderr:  # a file: a pipe could fill and block
+        done = subprocess.run(
+            [sys.executable, "-c", _MEASURE, *command],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            check=False,
+        )
+        kilobytes, code = (int(x) for x in done.stdout.split()[-2:])
+        if code != 0 or done.returncode != 0:
+            stderr.seek(0)
+            message = stderr.read().decode(errors="replace")[-2000:]
+            raise RuntimeError(f"{' '.join(command)} failed: {message}")
+    return kilobytes / 1024  # Linux reports kilobytes
+
+
+def score_command(bundle: Path, path: Path) -> list[str]:
+    """`lead-ml score` of a leads file without explanations, as a batch job runs."""
+    out = path.with_name(f"{path.stem}.scores.parquet")
+    return [
+        *(sys.executable, "-m", "lead_ml.cli", "score"),
+        *("--model", str(bundle), "--input", str(path), "--output", str(out)),
+        "--no-explain",
+    ]
+
+
+def bench_memory(prep: Prepared, sizes: BenchSizes, work: Path) -> dict[str, Any]:
+    """Figure 3: peak memory of `lead-ml score` on a small and a large file."""
+    measured: dict[str, Any] = {}
+    for label, n in (("small", sizes.memory_small), ("large", sizes.memory_large)):
+        path = write_leads(
+            prep.leads, n, work / f"leads_{label}.parquet", prep.scorer.id_column
+        )
+        started = time.perf_counter()
+        peak = peak_memory_mb(score_command(prep.bundle, path))
+        measured[f"{label}_peak_mb"] = round(peak, 1)
+        measured[f"{label}_leads"] = n
+        measured[f"{label}_seconds"] = round(time.perf_counter() - started, 2)
+        for written in work.glob(f"{path.stem}*"):
+            written.unlink()
+    measured["memory_ratio_large_vs_small"] = (
+        measured["large_peak_mb"] / measured["small_peak_mb"]
+    )
+    return measured
+
+
+# --- 4: growth ----------------------------------------------------------------------
+
+
+def growth_exponent(sizes: Sequence[int], seconds: Sequence[float]) -> float:
+    """Slope of log(time) against log(size): 1 is linear, 2 quadratic."""
+    slope = np.polyfit(np.log(sizes), np.log(seconds), 1)[0]
+    return round(float(slope), 3)
+
+
+def stage_seconds(
+    prep: Prepared, factor: int, trees: int
+) -> dict[str, tuple[float, int]]:
+    """Best-of-GROWTH_REPEATS seconds and rows of featurizing the source's deals
+    tiled ``factor`` times, and of training on its features tiled as much."""
+    params, registry = prep.params, prep.registry
+    frame = tile(prep.deals.frame, factor, "deal_id")
+    log = prep.deals.activities
+    activities = None if log is None else tile(log, factor, "deal_id")
+
+    def featurize() -> pd.DataFrame:
+        return build_features(
+            registry, frame, frame["deal_id"], frame["created_at"], activities
+        )
+
+    featurize_seconds = best_seconds(featurize, GROWTH_REPEATS, GROWTH_BUDGET)
+    split = split_frames(tile(prep.features, factor, "deal_id"))
+    train = params.train.model_copy(
+        update={"n_estimators": trees, "early_stopping_rounds": trees}
+    )
+    train_seconds = best_seconds(
+        lambda: train_model(split, registry, train, params.bands, params.seed),
+        GROWTH_REPEATS,
+        GROWTH_BUDGET,
+    )
+    return {
+        "featurize": (featurize_seconds, len(frame)),
+        "train": (train_seconds, len(split.train)),
+    }
+
+
+def bench_growth(prep: Prepared, sizes: BenchSizes) -> dict[str, Any]:
+    """Figure 4: featurize and train time at growing data sizes."""
+    factors, trees = list(sizes.growth), sizes.timed_trees
+    measured: dict[str, dict[str, list[float]]] = {
+        "featurize": {"seconds": [], "rows": []},
+        "train": {"seconds": [], "rows": []},
+    }
+    for factor in factors:
+        for stage, (seconds, rows) in stage_seconds(prep, factor, trees).items():
+            measured[stage]["seconds"].append(seconds)
+            measured[stage]["rows"].append(rows)
+    figures: dict[str, Any] = {"factors": factors, "timed_trees": trees}
+    for stage, values in measured.items():
+        rates = [r / s for r, s in zip(values["rows"], values["seconds"], strict=True)]
+        figures[f"{stage}_rows_per_second"] = [round(r, 1) for r in rates]
+        figures[f"{stage}_seconds"] = [round(s, 3) for s in values["seconds"]]
+        figures[f"{stage}_growth_exponent"] = growth_exponent(
+            factors, values["seconds"]
+        )
+    return figures
+
+
+# --- the run ------------------------------------------------------------------------
+
+
+def model_shape(prep: Prepared) -> dict[str, Any]:
+    """The scorer's trees and training settings, and the size of its project."""
+    trees = prep.scorer.model.booster.dump_model()["tree_info"]
+    return {
+        "source": prep.params.source.name,
+        "deals": len(prep.deals.frame),
+        "features": len(prep.registry.specs),
+        "trees": len(trees),
+        "max_leaves": max(t["num_leaves"] for t in trees),
+        "train": prep.params.train.model_dump(),
+    }
+
+
+def environment(sizes: BenchSizes, models: dict[str, Any]) -> dict[str, Any]:
+    """Where and on what the figures were measured."""
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "versions": {
+            lib: version(lib)
+            for lib in ("lightgbm", "numba", "numpy", "pandas", "pyarrow", "shap")
+        },
+        "models": models,
+        "sizes": asdict(sizes),
+    }
+
+
+def judge(
+    figures: Mapping[str, float], targets: Mapping[str, tuple[str, float] | None]
+) -> dict[str, bool]:
+    """Whether each figure with a target meets it."""
+    met = {}
+    for name, target in targets.items():
+        if name in figures and target is not None:
+            sense, limit = target
+            value = figures[name]
+            met[name] = bool(value <= limit if sense == "<=" else value >= limit)
+    return met
+
+
+def target_text(target: tuple[str, float] | None) -> str:
+    """A target as text ("<= 2"), or "reported" when there is none."""
+    return "reported" if target is None else f"{target[0]} {target[1]:g}"
+
+
+def bench_source(
+    prep: Prepared,
+    steps: Mapping[str, Callable[[], dict[str, Any]]],
+    progress: Callable[[str], None],
+) -> dict[str, Any]:
+    """The details of one source: each step's result and how long it took."""
+    details: dict[str, Any] = {}
+    for name, step in steps.items():
+        progress(f"{prep.source.name}: {name}")
+        started = time.perf_counter()
+        details[name] = step()
+        details[name]["step_seconds"] = round(time.perf_counter() - started, 1)
+    return details
+
+
+def source_figures(details: Mapping[str, Any]) -> dict[str, float]:
+    """The figures of one source's details, rounded."""
+    return {
+        name: round(float(part[name]), 4)
+        for part in details.values()
+        for name in TARGETS
+        if name in part
+    }
+
+
+def cross_figures(figures: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
+    """The export's explained leads per second over the synthetic CRM's."""
+    synthetic, export = figures[SYNTHETIC], figures[EXPORT]
+    return {
+        f"export_vs_synthetic_explained{suffix}": round(
+            export[f"explained_leads_per_second{suffix}"]
+            / synthetic[f"explained_leads_per_second{suffix}"],
+            4,
+        )
+        for suffix in ("", "_csv")
+    }
+
+
+def run_bench(
+    sources: Sequence[Source],
+    sizes: BenchSizes,
+    root: Path,
+    work: Path | None = None,
+    progress: Callable[[str], None] = lambda _: None,
+) -> dict[str, Any]:
+    """Run every benchmark on every source; return the figures, their targets,
+    whether each is met, and the details."""
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="lead-ml-bench-") as scratch:
+        folder = work or Path(scratch)
+        preps = []
+        for source in sources:
+            progress(f"{source.name}: building the project (stages up to export)")
+            preps.append(prepare(source, sizes, folder, root))
+        files = {prep.source.name: lead_files(prep, sizes) for prep in preps}
+        progress("batch jobs on every source, taking turns")
+        jobs = job_rates(preps, files)
+        details, figures, models = {}, {}, {}
+        for prep in preps:
+            name, work_dir = prep.source.name, prep.folder / "bench"
+            steps: dict[str, Callable[[], dict[str, Any]]] = {
+                "scoring": partial(
+                    bench_scoring, prep, sizes, files[name]["parquet"], jobs[name]
+                ),
+                "memory": partial(bench_memory, prep, sizes, work_dir),
+                "growth": partial(bench_growth, prep, sizes),
+            }
+            details[name] = bench_source(prep, steps, progress)
+            for path in files[name].values():
+                path.unlink()
+            figures[name] = source_figures(details[name])
+            models[name] = model_shape(prep)
+    met: dict[str, Any] = {name: judge(f, TARGETS) for name, f in figures.items()}
+    targets: dict[str, str] = {n: target_text(t) for n, t in TARGETS.items()}
+    if {SYNTHETIC, EXPORT} <= set(figures):
+        cross = cross_figures(figures)
+        figures["export_vs_synthetic"] = cross
+        met["export_vs_synthetic"] = judge(cross, CROSS_TARGETS)
+        targets |= {n: target_text(t) for n, t in CROSS_TARGETS.items()}
+    return {
+        "figures": figures,
+        "targets": targets,
+        "met": met,
+        "details": details,
+        "environment": environment(sizes, models),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def summary_lines(results: Mapping[str, Any]) -> list[str]:
+    """One line per figure: source, figure, value, target and whether it is met."""
+    lines = []
+    for group, figures in results["figures"].items():
+        for name, value in figures.items():
+            met = results["met"][group].get(name)
+            verdict = "" if met is None else ("met" if met else "NOT MET")
+            target = results["targets"][name]
+            lines.append(
+                f"{group:<20} {name:<42} {value:>12,.4g} {target:>10} {verdict}"
+            )
+    return lines
+
+
+def write_results(results: Mapping[str, Any], path: Path) -> None:
+    """Write the results as JSON (the bench stage's metrics file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2) + "\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The command line: run the benchmarks, write the JSON, print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument(
+        "--export-params",
+        type=Path,
+        default=Path("examples/x_education/params.yaml"),
+        help="params of the real-shaped export; its paths are relative to --root",
+    )
+    parser.add_argument("--out", type=Path, default=Path("reports/bench.json"))
+    parser.add_argument("--root", type=Path, default=Path.cwd())
+    parser.add_argument("--quick", action="store_true", help="seconds, for tests")
+    parser.add_argument("--work", type=Path, help="keep the projects in this folder")
+    args = parser.parse_args(argv)
+    sources = [
+        Source(SYNTHETIC, args.params, generated=True),
+        Source(EXPORT, args.export_params, generated=False),
+    ]
+    sizes = BenchSizes.quick() if args.quick else BenchSizes()
+
+    def progress(message: str) -> None:
+        sys.stderr.write(f"bench: {message}\n")
+
+    results = run_bench(sources, sizes, args.root.resolve(), args.work, progress)
+    write_results(results, args.out)
+    sys.stdout.write("\n".join(summary_lines(results)) + "\n")
+    sys.stdout.write(f"{args.out}: written in {results['seconds']} s\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
