@@ -476,23 +476,6 @@ def batch_job(
         scratch.cleanup()
 
 
-def _check_activities(scorer: Scorer, path: Path | None) -> None:
-    if path is None:
-        return
-    columns = scorer.activity_columns
-    if columns is None:
-        raise ScorerError(
-            f"{path}: this scorer counts no activities (trained without an activity "
-            "log); score without --activities"
-        )
-    missing = sorted(set(columns) - set(read_header(path, "the activities")))
-    if missing:
-        raise ScorerError(
-            f"{path}: missing activity column(s) {', '.join(missing)}; the activity "
-            f"log needs {', '.join(columns)}, as in training"
-        )
-
-
 def score_file(
     scorer: Scorer,
     input_path: Path,
@@ -508,7 +491,9 @@ def score_file(
     if not input_path.exists():
         raise FileNotFoundError(f"{input_path}: the input file not found")
     scorer.check_columns(read_header(input_path, "the input"), str(input_path))
-    _check_activities(scorer, activities_path)
+    if activities_path is not None:
+        header = read_header(activities_path, "the activities")
+        scorer.check_activity_columns(header, str(activities_path))
     wanted = scorer.contract.columns
     monitor = DriftMonitor(scorer.spec["drift_reference"])
     outputs = (scorer.empty_output(explain_reasons), [*REJECT_COLUMNS, *wanted])

@@ -464,25 +464,31 @@ class Scorer:
         if twice:
             raise ScorerError(f"{source}: column(s) {', '.join(twice)} appear twice")
 
+    def check_activity_columns(self, columns: list[str], source: str) -> list[str]:
+        """The activity log's columns this scorer reads (key, time stamp, type);
+        ScorerError when it counts no activities, or ``columns`` (an activity file's
+        or frame's) lack one of them."""
+        needed = self.activity_columns
+        if needed is None:
+            raise ScorerError(
+                f"{source}: this scorer counts no activities (trained without an "
+                "activity log); score without activities"
+            )
+        missing = [c for c in needed if c not in columns]
+        if missing:
+            raise ScorerError(
+                f"{source}: missing activity column(s) {', '.join(missing)}; the "
+                f"activity log needs {', '.join(needed)}, as in training"
+            )
+        return needed
+
     def read_activities(
         self, raw: pd.DataFrame, source: str = "activities"
     ) -> tuple[pd.DataFrame, int]:
         """The activity rows (in the source's own columns, as in training) as
         deal_id, timestamp, activity_type, and how many were left out (no id, no
         readable time stamp, no type)."""
-        columns = self.activity_columns
-        if columns is None:
-            raise ScorerError(
-                f"{source}: this scorer counts no activities (trained without an "
-                "activity log); score without activities"
-            )
-        missing = [c for c in columns if c not in raw.columns]
-        if missing:
-            raise ScorerError(
-                f"{source}: missing activity column(s) {', '.join(missing)}; the "
-                f"activity log needs {', '.join(columns)}, as in training"
-            )
-        key, stamp, kind = columns
+        key, stamp, kind = self.check_activity_columns(list(raw.columns), source)
         log, reasons = activity_log(raw, key, stamp, kind, self.contract.missing_values)
         usable = pd.isna(reasons)
         return log[usable].reset_index(drop=True), int((~usable).sum())
@@ -634,13 +640,6 @@ def load_scorer(path: Path | str) -> Scorer:
             f"{bundle / SPEC_FILE}: incomplete scorer spec ({error!r}); re-export "
             "with `lead-ml export`"
         ) from None
-
-
-def copy_bundle(source: Path, target: Path) -> None:
-    """Copy a bundle's files (and nothing else) to another folder."""
-    target.mkdir(parents=True, exist_ok=True)
-    for name in (*BUNDLE_FILES, CHECKSUM_FILE):
-        shutil.copy2(source / name, target / name)
 
 
 def signature_example(scorer: Scorer, leads: pd.DataFrame) -> pd.DataFrame:

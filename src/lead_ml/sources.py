@@ -127,6 +127,11 @@ def _named_columns(
         for key in ("types", "dimensions", "directions", "bounds")
         for c in getattr(source, key)
     ]
+    named += [
+        (f"source.details.{detail}", c)
+        for detail, parent in source.details.items()
+        for c in (detail, parent)
+    ]
     if bant is not None:
         named += [(f"bant.letters ({c})", c) for c in bant.columns()]
     return named

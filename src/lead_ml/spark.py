@@ -399,20 +399,13 @@ def check_activities(scorer: Scorer, activities_path: str) -> None:
     """Refuse activities this scorer cannot use (its columns checked when local)."""
     if not activities_path:
         return
-    columns = scorer.activity_columns
-    if columns is None:
-        raise ScorerError(
-            f"{activities_path}: this scorer counts no activities (trained without an "
-            "activity log); score without activities"
-        )
-    if _is_local(activities_path):
-        header = read_header(Path(activities_path), "the activities")
-        missing = [c for c in columns if c not in header]
-        if missing:
-            raise ScorerError(
-                f"{activities_path}: missing activity column(s) {', '.join(missing)}; "
-                f"the activity log needs {', '.join(columns)}, as in training"
-            )
+    # A remote file's header is the executors' to read; its columns checked there.
+    header = (
+        read_header(Path(activities_path), "the activities")
+        if _is_local(activities_path)
+        else list(scorer.activity_columns or [])
+    )
+    scorer.check_activity_columns(header, activities_path)
 
 
 def score_dataframe(
