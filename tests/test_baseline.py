@@ -12,8 +12,15 @@ from projects import Project
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
-from lead_ml.baseline import LETTERS, BantRule, bant_scores, check_rule
-from lead_ml.config import BantConfig
+from lead_ml.baseline import (
+    LETTERS,
+    BantRule,
+    LetterError,
+    bant_scores,
+    check_rule,
+    condition_holds,
+)
+from lead_ml.config import BantConfig, parse_condition
 from lead_ml.sources import lead_rows
 from lead_ml.vocab import ConfigError
 
@@ -103,6 +110,60 @@ def test_unknown_and_missing_never_pass_even_under_a_negated_condition() -> None
     assert passes["budget"].tolist() == [False, False, False, False, True]
 
 
+def test_a_missing_cell_leaves_a_comparison_undecided() -> None:
+    deals = pd.DataFrame(
+        {
+            "employees": [500.0, np.nan, 20.0, np.nan],
+            "region": pd.Series(["EU", "EU", None, "unknown"], dtype="string"),
+        }
+    )
+
+    def holds(condition: str) -> list[object]:
+        held = condition_holds(parse_condition(condition), deals)
+        return [None if value is pd.NA else value for value in held]
+
+    assert holds("employees >= 100") == [True, None, False, None]
+    assert holds("not employees >= 100") == [False, None, True, None]
+    assert holds("region not in ['US']") == [True, True, None, None]
+    # Three-valued and/or: a known answer decides where it can.
+    assert holds("employees >= 100 and region == 'EU'") == [True, None, False, None]
+    assert holds("employees >= 100 or region == 'EU'") == [True, True, None, None]
+    # ...but a letter passes only when every column it reads is known.
+    rule = BantRule({"need": "employees >= 100 or region == 'EU'"}, threshold=1)
+    assert rule.fit(deals).letter_passes(deals)["need"].tolist() == [
+        True,
+        False,
+        False,
+        False,
+    ]
+
+
+def test_chains_dates_bools_and_column_pairs_compare_as_written() -> None:
+    deals = pd.DataFrame(
+        {
+            "size": [5.0, 50.0, 500.0],
+            "seats": [10.0, 10.0, 10.0],
+            "signed": pd.to_datetime(["2024-01-05", "2024-03-01", None]),
+            "trial": pd.Series([True, False, None], dtype="boolean"),
+        }
+    )
+    letters = {
+        "budget": "10 <= size < 100",
+        "authority": "signed >= '2024-02-01'",
+        "need": "trial == True",
+        "timeline": "size > seats",
+    }
+    passes = BantRule(letters, threshold=1).fit(deals).letter_passes(deals)
+    assert passes.to_dict("list") == {
+        "budget": [False, True, False],
+        "authority": [False, True, False],
+        "need": [True, False, False],
+        "timeline": [False, True, True],
+    }
+    with pytest.raises(LetterError, match="'soon' is not a date"):
+        BantRule({"timeline": "signed < 'soon'"}, threshold=1).fit(deals)
+
+
 def test_backticked_column_names_are_read(deals: pd.DataFrame) -> None:
     renamed = deals.rename(columns={"annual_revenue": "annual revenue"})
     rule = BantRule(letters={"budget": "`annual revenue` > 1e6"}, threshold=1.0)
@@ -127,10 +188,22 @@ def test_bad_expression_names_the_letter_and_expression(deals: pd.DataFrame) -> 
         rule.fit(deals)
 
 
-def test_non_boolean_condition_is_rejected(deals: pd.DataFrame) -> None:
-    rule = BantRule(letters={"budget": "annual_revenue * 2"}, threshold=1.0).fit(deals)
-    with pytest.raises(ValueError, match="'budget'.*true/false"):
-        rule.predict(deals)
+@pytest.mark.parametrize(
+    ("condition", "said"),
+    [
+        ("annual_revenue", "`annual_revenue` is not a true/false condition"),
+        ("annual_revenue * 2 > 1", "`annual_revenue * 2` is arithmetic"),
+        ("bant_need.str.startswith('y')", "`bant_need.str` is an attribute"),
+    ],
+)
+def test_a_condition_outside_the_grammar_is_refused_at_fit(
+    deals: pd.DataFrame, condition: str, said: str
+) -> None:
+    rule = BantRule(letters={"budget": condition}, threshold=1.0)
+    with pytest.raises(LetterError, match="'budget'") as caught:
+        rule.fit(deals)
+    assert said in str(caught.value)
+    assert caught.value.letter == "budget"
 
 
 @pytest.mark.parametrize(
@@ -219,12 +292,33 @@ def test_check_rule_lists_the_values_of_a_letter_no_deal_passes(
     assert "bant_budget: 'yes' (2), 'no' (1), 'unknown' (1)" in message
 
 
-def test_check_rule_names_a_letter_that_is_not_true_or_false(
-    deals: pd.DataFrame,
+@pytest.mark.parametrize(
+    ("condition", "said"),
+    [
+        (
+            "annual_revenue >= '1e6'",
+            "compares 'annual_revenue', a number column, with '1e6' (text); write "
+            "the number unquoted",
+        ),
+        (
+            "bant_need == 1",
+            "compares 'bant_need', a text column, with 1 (number); quote the value",
+        ),
+        ("bant_need in ['yes', 0]", "with 0 (number)"),
+        ("annual_revenue > bant_need", "'annual_revenue' (number) with 'bant_need'"),
+    ],
+)
+def test_check_rule_names_a_value_of_the_wrong_kind_for_its_column(
+    deals: pd.DataFrame, condition: str, said: str
 ) -> None:
-    cfg = BantConfig(letters={"budget": "annual_revenue * 2"}, threshold=1)
-    with pytest.raises(ConfigError, match=r"bant.letters: .*'budget'.*true/false"):
+    # Unchecked, text against a number is "never equal" (a letter nobody passes) or
+    # a TypeError deep in pandas.
+    cfg = BantConfig(letters={"budget": condition}, threshold=1)
+    with pytest.raises(ConfigError) as caught:
         check_rule(cfg, deals)
+    message = str(caught.value)
+    assert message.startswith(f"bant.letters.budget: {condition!r}: it ")
+    assert said in message
 
 
 def test_check_rule_returns_the_fitted_rule(deals: pd.DataFrame) -> None:

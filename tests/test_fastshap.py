@@ -16,6 +16,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
+import treeoracle
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from projects import Project
@@ -24,6 +25,7 @@ from lead_ml import fastshap
 from lead_ml.explain import dimension_contributions, feature_contributions
 from lead_ml.model import (
     TrainedModel,
+    absent_features,
     feature_rows,
     load_model,
     margin,
@@ -104,13 +106,29 @@ def test_grouped_contributions_are_the_per_feature_sums(
     np.testing.assert_array_equal(grouped[:, -1], per_feature[:, -1])
 
 
+def gapped(model: TrainedModel, rows: np.ndarray) -> np.ndarray:
+    """Which rows lack a feature no training row lacked."""
+    return (np.isnan(rows) & absent_features(model)).any(axis=1)
+
+
 def test_margin_is_lightgbm_predict_to_the_last_bit(
     model: TrainedModel, awkward_leads: pd.DataFrame
 ) -> None:
+    """Equal to Booster.predict wherever LightGBM has a rule for each gap; a lead
+    lacking a feature that was never missing in training is averaged over the
+    training rows instead (the plain-Python reference), not read as 0."""
     matrix = _matrix(model, awkward_leads)
     best = model.info.best_iteration
     expected = model.booster.predict(matrix, raw_score=True, num_iteration=best)
-    np.testing.assert_array_equal(margin(model, awkward_leads), expected)
+    got = margin(model, awkward_leads)
+    lacking = gapped(model, feature_rows(model, awkward_leads))
+    assert lacking.any() == bool(model.info.complete_features)
+    np.testing.assert_array_equal(got[~lacking], expected[~lacking])
+    dump = model.booster.dump_model(num_iteration=best)
+    rows = feature_rows(model, awkward_leads)
+    for i in np.flatnonzero(lacking)[:25]:
+        reference = treeoracle.margin(dump, rows[i], absent_features(model))
+        assert got[i] == pytest.approx(reference, abs=TOLERANCE)
     probability = predict_proba(model, awkward_leads)
     assert ((probability > 0) & (probability < 1)).all()
 
@@ -130,10 +148,14 @@ def test_dimension_contributions_sum_lightgbm_values(
     model: TrainedModel, awkward_leads: pd.DataFrame
 ) -> None:
     matrix = _matrix(model, awkward_leads)
-    raw = lightgbm_contributions(
+    rows = feature_rows(model, awkward_leads)
+    ensemble = fastshap.compile_booster(model.booster, model.info.best_iteration)
+    raw = fastshap.contributions(ensemble, rows, absent=absent_features(model))
+    lightgbm = lightgbm_contributions(
         model.booster, matrix, num_iteration=model.info.best_iteration
     )
-    rows = feature_rows(model, awkward_leads)
+    whole = ~gapped(model, rows)
+    np.testing.assert_allclose(raw[whole], lightgbm[whole], rtol=0, atol=TOLERANCE)
     got = dimension_contributions(
         model, feature_contributions(model, rows), awkward_leads.index
     )
@@ -310,6 +332,145 @@ def test_random_models_match_lightgbm(
 ) -> None:
     params = {"num_leaves": leaves, "max_depth": depth, "min_data_in_leaf": min_leaf}
     assert_matches_lightgbm(train_raw(params, rounds=8, seed=seed))
+
+
+# --- features never missing in training: a missing value is not known ---------------
+
+
+def complete_rows(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Four features, only the third ever missing (so LightGBM learns a rule for
+    it); the second a category."""
+    rng = np.random.default_rng(seed)
+    rows = np.column_stack(
+        [
+            rng.normal(size=n),
+            rng.integers(0, 6, n).astype(float),
+            np.where(rng.random(n) < 0.2, np.nan, rng.normal(size=n)),
+            rng.exponential(size=n),
+        ]
+    )
+    signal = rows[:, 0] + (rows[:, 1] == 2) + np.nan_to_num(rows[:, 2]) - rows[:, 3]
+    return rows, (signal + rng.normal(size=n) > 0).astype(int)
+
+
+#: The features a model of complete_rows has no missing-value rule for.
+ABSENT = np.array([True, True, False, True])
+
+
+def train_complete(params: dict[str, Any], rounds: int = 25) -> lgb.Booster:
+    rows, won = complete_rows(3000, 5)
+    data = lgb.Dataset(rows, won, categorical_feature=[1])
+    defaults = {"objective": "binary", "verbosity": -1, "seed": 5}
+    return lgb.train({**defaults, **params}, data, num_boost_round=rounds)
+
+
+def gapped_rows(n: int) -> np.ndarray:
+    """Rows missing one, two or every feature, and some missing none."""
+    rows = complete_rows(n, 11)[0]
+    rows[::2, 0] = np.nan
+    rows[1::3, 1] = np.nan
+    rows[::5, 3] = np.nan
+    rows[4::7] = np.nan
+    rows[1::7, 1] = 17.0  # a category never seen in training: not known either
+    return rows
+
+
+@pytest.mark.parametrize(
+    ("params", "max_mixed", "max_table_depth"),
+    [
+        ({"num_leaves": 7}, 4, 8),  # table entries mixed
+        ({"num_leaves": 15, "max_cat_to_onehot": 8}, 0, 8),  # computed per leaf
+        ({"num_leaves": 40, "max_depth": -1, "min_data_in_leaf": 3}, 4, 1),
+    ],
+)
+def test_a_missing_complete_feature_is_averaged_over_the_training_rows(
+    monkeypatch: pytest.MonkeyPatch,
+    params: dict[str, Any],
+    max_mixed: int,
+    max_table_depth: int,
+) -> None:
+    """Margins equal the plain-Python expectation over the training rows, and the
+    contributions the brute-force Shapley values of that game: whether a leaf's
+    table entries are mixed, its values computed, or the leaf never tabulated."""
+    monkeypatch.setattr(fastshap, "MAX_MIXED", max_mixed)
+    monkeypatch.setattr(fastshap, "MAX_TABLE_DEPTH", max_table_depth)
+    booster = train_complete(params)
+    dump = booster.dump_model()
+    ensemble = fastshap.parse_dump(dump)
+    rows = gapped_rows(21)
+    margins = fastshap.predict_margin(ensemble, rows, absent=ABSENT)
+    expected = [treeoracle.margin(dump, row, ABSENT) for row in rows]
+    np.testing.assert_allclose(margins, expected, rtol=0, atol=TOLERANCE)
+    values = fastshap.contributions(ensemble, rows, absent=ABSENT)
+    reference = np.array([treeoracle.shapley(dump, row, ABSENT) for row in rows])
+    np.testing.assert_allclose(values, reference, rtol=0, atol=TOLERANCE)
+    np.testing.assert_allclose(values.sum(axis=1), margins, rtol=0, atol=TOLERANCE)
+    gaps = np.isnan(rows) & ABSENT
+    assert np.abs(values[:, :-1][gaps]).max() < TOLERANCE  # not known adds nothing
+    # LightGBM reads those gaps as 0 (and an unseen category as "other"): not this
+    lightgbm = booster.predict(rows, raw_score=True)
+    assert np.abs(lightgbm - margins)[gaps.any(axis=1)].max() > 0.01
+
+
+def test_rows_lacking_no_complete_feature_score_as_lightgbm() -> None:
+    booster = train_complete({"num_leaves": 15})
+    ensemble = fastshap.parse_dump(booster.dump_model())
+    rows = gapped_rows(40)
+    whole = ~(np.isnan(rows) & ABSENT).any(axis=1)
+    assert whole.any() and not whole.all()
+    margins = fastshap.predict_margin(ensemble, rows, absent=ABSENT)
+    lightgbm = booster.predict(rows, raw_score=True)
+    np.testing.assert_array_equal(margins[whole], lightgbm[whole])
+    np.testing.assert_array_equal(
+        fastshap.predict_margin(ensemble, rows, absent=np.zeros(4, bool)), lightgbm
+    )
+
+
+def test_the_trees_of_a_feature_and_the_rest_add_up_for_gapped_rows() -> None:
+    """The next question rescores only the trees splitting on the asked feature:
+    their part and the other trees' part of a gapped row add up to its margin."""
+    ensemble = fastshap.parse_dump(train_complete({"num_leaves": 15}).dump_model())
+    rows = gapped_rows(30)
+    using = min(
+        (fastshap.trees_using(ensemble, [f]) for f in range(4)), key=len
+    )  # the feature the fewest trees split on
+    rest = np.setdiff1d(np.arange(ensemble.n_trees), using)
+    assert len(using) and len(rest)
+    parts = [fastshap.predict_margin(ensemble, rows, t, ABSENT) for t in (using, rest)]
+    np.testing.assert_allclose(
+        parts[0] + parts[1],
+        fastshap.predict_margin(ensemble, rows, absent=ABSENT),
+        rtol=0,
+        atol=TOLERANCE,
+    )
+
+
+def test_grouped_contributions_of_gapped_rows_are_the_per_feature_sums() -> None:
+    ensemble = fastshap.parse_dump(train_complete({"num_leaves": 15}).dump_model())
+    rows = gapped_rows(30)
+    single = fastshap.contributions(ensemble, rows, absent=ABSENT)
+    grouped = fastshap.contributions(
+        ensemble, rows, np.array([1, 0, 1, 0], np.int32), 3, absent=ABSENT
+    )
+    np.testing.assert_allclose(
+        grouped,
+        np.column_stack(
+            [
+                single[:, [1, 3]].sum(1),
+                single[:, [0, 2]].sum(1),
+                np.zeros(len(rows)),
+                single[:, -1],
+            ]
+        ),
+        rtol=0,
+        atol=TOLERANCE,
+    )
+
+
+def test_absent_flags_must_name_every_feature() -> None:
+    ensemble = fastshap.parse_dump(train_complete({"num_leaves": 7}).dump_model())
+    with pytest.raises(fastshap.TreeModelError, match="one flag per feature"):
+        fastshap.predict_margin(ensemble, gapped_rows(3), absent=np.ones(2, bool))
 
 
 # --- refusals ----------------------------------------------------------------------

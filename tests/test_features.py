@@ -9,6 +9,11 @@ import pytest
 from projects import Project
 
 from lead_ml.config import FeaturizeConfig, SourceConfig
+from lead_ml.explain import (
+    CONTRIBUTION_COLUMNS,
+    dimension_of_features,
+    feature_contributions,
+)
 from lead_ml.features import (
     FeatureRegistry,
     FeatureSpec,
@@ -19,6 +24,7 @@ from lead_ml.features import (
     text_codes,
     unique_names,
 )
+from lead_ml.scorer import load_scorer
 from lead_ml.sources import load_deals, read_tables
 from lead_ml.stages import read_registry
 from lead_ml.vocab import (
@@ -88,6 +94,102 @@ def test_the_registry_is_consistent_with_the_source(project: Project) -> None:
     assert any(spec.kind == "activity" for spec in registry.specs) == (
         registry.uses_activities
     )
+
+
+#: The dimension each source column explains, written from the domain (DOMAIN.md's
+#: MEDDIC and BANT, and each export's own fields), not read from any code: authority
+#: is the economic buyer, need the pain, timeline the decision process; a column
+#: not listed is "other". Activity features are engagement.
+DOMAIN_DIMENSIONS: dict[str, dict[str, str]] = {
+    "synthetic": {
+        "industry": "fit",
+        "region": "fit",
+        "employees": "fit",
+        "annual_revenue": "fit",
+        "contact_title": "fit",
+        "contact_seniority": "fit",
+        "bant_budget": "fit",
+        "lead_source": "engagement",
+        "minutes_to_first_response": "engagement",
+        "bant_authority": "economic_buyer",
+        "bant_need": "identify_pain",
+        "bant_timeline": "decision_process",
+        "meddic_metrics": "metrics",
+        "meddic_economic_buyer": "economic_buyer",
+        "meddic_decision_criteria": "decision_criteria",
+        "meddic_decision_process": "decision_process",
+        "meddic_pain_type": "identify_pain",
+        "meddic_pain_severity": "identify_pain",
+        "meddic_champion": "champion",
+        "meddic_champion_strength": "champion",
+    },
+    "x_education": {
+        "Lead Origin": "engagement",
+        "Lead Source": "engagement",
+        "TotalVisits": "engagement",
+        "Total Time Spent on Website": "engagement",
+        "Page Views Per Visit": "engagement",
+        "Do Not Email": "engagement",
+        "Do Not Call": "engagement",
+        "A free copy of Mastering The Interview": "engagement",
+        "How did you hear about X Education": "engagement",
+        "What is your current occupation": "fit",
+        "Specialization": "fit",
+        "Country": "fit",
+        "City": "fit",
+        "What matters most to you in choosing a course": "identify_pain",
+    },
+    "maven": {
+        "sector": "fit",
+        "revenue": "fit",
+        "employees": "fit",
+        "year_established": "fit",
+        "office_location": "fit",
+        "subsidiary_of": "fit",
+        "product": "decision_criteria",
+    },
+}
+
+
+def test_every_feature_explains_the_dimension_the_domain_gives_its_column(
+    project: Project,
+) -> None:
+    """The registry, the scorer's grouping and the contrib_* columns all follow the
+    pinned table: a feature mapped to another dimension fails here."""
+    table = DOMAIN_DIMENSIONS[project.name]
+    registry = registry_of(project)
+    scorer = load_scorer(project.path("models/scorer"))
+    model = scorer.model
+    expected = {
+        spec.name: "engagement"
+        if spec.kind == "activity"
+        else table.get(spec.column, "other")
+        for spec in registry.specs
+    }
+    assert registry.dimensions() == expected
+    grouped = dimension_of_features(model)
+    assert [OUTPUT_DIMENSIONS[g] for g in grouped] == [
+        expected[name] for name in model.info.feature_names
+    ]
+    mapped = {spec.column for spec in registry.specs if spec.column in table}
+    assert mapped, project.name  # the table names columns the features read
+    leads = project.leads().head(40)
+    activities = project.activities()
+    log = None if activities is None else scorer.read_activities(activities)[0]
+    scored = scorer.score_chunk(leads, log, explain_reasons=True)
+    per_feature = feature_contributions(model, scored.rows)
+    for dimension, column in zip(OUTPUT_DIMENSIONS, CONTRIBUTION_COLUMNS, strict=True):
+        members = [
+            i
+            for i, name in enumerate(model.info.feature_names)
+            if expected[name] == dimension
+        ]
+        np.testing.assert_allclose(
+            scored.output[column].to_numpy(),
+            per_feature[:, members].sum(axis=1),
+            rtol=0,
+            atol=1e-9,
+        )
 
 
 def test_the_synthetic_registry_holds_the_meddic_evidence(

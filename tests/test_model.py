@@ -19,6 +19,7 @@ from lead_ml.model import (
     MODEL_FILE,
     Split,
     TrainedModel,
+    absent_features,
     band_thresholds,
     category_levels,
     feature_rows,
@@ -147,6 +148,53 @@ def test_platt_recovers_a_known_calibration() -> None:
     platt = fit_platt(raw, won)
     assert platt.slope == pytest.approx(0.5, abs=0.03)
     assert platt.intercept == pytest.approx(-1.0, abs=0.05)
+
+
+def newton_logistic(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Slope and intercept of an unpenalised one-feature logistic regression."""
+    design = np.column_stack([x, np.ones_like(x)])
+    beta = np.zeros(2)
+    for _ in range(100):
+        p = 1 / (1 + np.exp(-design @ beta))
+        step = np.linalg.solve(
+            design.T @ (design * (p * (1 - p))[:, None]), design.T @ (y - p)
+        )
+        beta += step
+        if np.abs(step).max() < 1e-12:
+            break
+    return float(beta[0]), float(beta[1])
+
+
+def test_the_trained_calibration_is_a_platt_fit_on_the_validation_margins(
+    trained: Trained,
+) -> None:
+    """Refit independently (Newton's method on the log-likelihood of the booster's
+    own validation margins): the stored slope and intercept are that fit, not
+    slope 1 and intercept 0."""
+    model, valid = trained.model, trained.split.valid
+    raw = model.booster.predict(
+        model_matrix(valid, model.info.categories, model.info.feature_names),
+        raw_score=True,
+        num_iteration=model.info.best_iteration,
+    )
+    whole = ~(np.isnan(feature_rows(model, valid)) & absent_features(model)).any(axis=1)
+    raw = np.where(whole, raw, margin(model, valid))  # gaps not known, as trained
+    slope, intercept = newton_logistic(raw, valid["won"].to_numpy(float))
+    calibration = model.info.calibration
+    assert calibration.slope == pytest.approx(slope, rel=1e-4, abs=1e-5)
+    assert calibration.intercept == pytest.approx(intercept, abs=1e-4)
+    assert abs(calibration.slope - 1) + abs(calibration.intercept) > 1e-3
+
+
+def test_the_mean_probability_on_validation_is_its_win_rate(trained: Trained) -> None:
+    """Platt scaling matches the mean prediction to the win rate on the window it
+    was fit on (the logistic score equation), within rounding, far inside the
+    window's own binomial noise (the bound a loose check would use)."""
+    valid = trained.split.valid
+    probability = predict_proba(trained.model, valid)
+    rate = valid["won"].mean()
+    noise = np.sqrt(rate * (1 - rate) / len(valid))
+    assert abs(probability.mean() - rate) < min(1e-4, noise / 20)
 
 
 def test_band_thresholds_cut_the_configured_shares() -> None:

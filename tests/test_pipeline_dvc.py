@@ -562,7 +562,7 @@ class Checks:
             "models/scorer/MLmodel",
             "models/scorer/artifacts/bundle/booster.txt",
             "models/scorer/artifacts/bundle/scorer.json",
-            "models/scorer/artifacts/bundle/checksums.json",
+            "models/scorer/artifacts/bundle/manifest.json",
             EXPORT,
             REPORT,
         ]

@@ -683,7 +683,7 @@ def test_check_columns_lists_every_unknown_column_with_a_suggestion(
         "source.dimensions.revnue: no column 'revnue'",
         "source.bounds.sectr: no column 'sectr'",
         "(did you mean 'sector'?)",
-        "bant.letters (Pain): no column 'Pain'",
+        "bant.letters.need (\"`Pain` == 'yes'\"): no column 'Pain'",
         "(did you mean 'pain'?)",
     ):
         assert said in message, said

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from lead_ml import tables
 from lead_ml.tables import (
     SHOWN_CHARS,
     as_text,
@@ -23,6 +27,7 @@ from lead_ml.tables import (
     first_reason,
     infer_kind,
     no_reasons,
+    not_read_reasons,
     quote_value,
     read_chunks,
     read_header,
@@ -30,6 +35,7 @@ from lead_ml.tables import (
     reject_frame,
     rejected_rows,
     repeated_ids,
+    spreadsheet_safe,
     write_csv,
     write_json,
     write_parquet,
@@ -107,6 +113,8 @@ def _repeated_parquet(path: Path) -> None:
         ("deals.csv", lambda p: p.write_text("id,stage\n"), "the table has no rows"),
         ("deals.parquet", _empty_parquet, "the table has no rows"),
         ("deals.csv", lambda p: p.write_text("id,stage,id\n1,2,3\n"), "'id' appears"),
+        ("deals.csv", lambda p: p.write_text("id,stage\n1,2\n3\n"), "malformed CSV"),
+        ("deals.csv", lambda p: p.write_text("id,stage\n1,2,9\n"), "line 2: 3 field"),
         ("deals.parquet", _repeated_parquet, "'id' appears twice"),
         ("deals.xlsx", lambda p: p.write_bytes(b"PK"), "cannot read a '.xlsx' file"),
     ],
@@ -141,9 +149,73 @@ def test_header_rows_and_chunks_read_what_the_whole_table_reads(
     assert count_rows(path) == (25 if suffix == ".parquet" else None)
     chunks = list(read_chunks(path, ["n"], chunk_rows=10))
     assert [len(chunk) for chunk in chunks] == [10, 10, 5]
-    joined = pd.concat(chunks, ignore_index=True)
+    assert [chunk.first_row for chunk in chunks] == [0, 10, 20]
+    assert all(chunk.malformed == {} for chunk in chunks)
+    joined = pd.concat([chunk.frame for chunk in chunks], ignore_index=True)
     assert joined["n"].tolist() == read_table(path, KEY)["n"].tolist()
     assert list(joined.columns) == ["n"]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_read_header_refuses_a_repeated_column_name(
+    tmp_path: Path, suffix: str
+) -> None:
+    path = tmp_path / f"leads{suffix}"
+    if suffix == ".csv":
+        path.write_text("id,stage,stage\n1,a,b\n")
+    else:
+        _repeated_parquet(path)
+    repeated = "stage" if suffix == ".csv" else "id"
+    with pytest.raises(ContractError, match=f"column '{repeated}' appears twice"):
+        read_header(path, KEY)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(
+    shapes=st.lists(st.sampled_from([3, 3, 3, 3, 2, 4, 1]), min_size=0, max_size=60),
+    chunk_rows=st.integers(1, 25),
+    block_bytes=st.sampled_from([64, 128, 2**20]),
+)
+def test_malformed_csv_records_keep_their_place_among_the_rows(
+    shapes: list[int], chunk_rows: int, block_bytes: int
+) -> None:
+    """Whatever the chunk and parse block sizes, every record is a row in file
+    order; those without one field per header column are missing rows with a
+    reason naming their line."""
+    lines = ["a,b,c"] + [
+        ",".join(f"{r}x{f}" for f in range(n)) for r, n in enumerate(shapes)
+    ]
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "rows.csv"
+        path.write_text("\n".join(lines) + "\n")
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(tables, "CSV_BLOCK_BYTES", block_bytes)
+            chunks = list(read_chunks(path, ["a", "c"], chunk_rows))
+    assert [len(chunk) for chunk in chunks[:-1]] == [chunk_rows] * (len(chunks) - 1)
+    assert all(0 < len(chunk) <= chunk_rows for chunk in chunks)
+    assert [chunk.first_row for chunk in chunks] == list(
+        np.cumsum([0] + [len(chunk) for chunk in chunks])[:-1]
+    )
+    rows = pd.concat([chunk.frame for chunk in chunks]) if chunks else None
+    found = {
+        chunk.first_row + at: reason
+        for chunk in chunks
+        for at, reason in chunk.malformed.items()
+    }
+    bad = [r for r, n in enumerate(shapes) if n != 3]
+    assert sorted(found) == bad
+    for r in bad:
+        assert found[r].startswith(f"malformed CSV line {r + 2}: {shapes[r]} field")
+    if rows is None:
+        assert shapes == []
+        return
+    kept = rows.astype(object).where(rows.notna(), None)
+    assert kept["a"].tolist() == [
+        f"{r}x0" if n == 3 else None for r, n in enumerate(shapes)
+    ]
+    assert kept["c"].tolist() == [
+        f"{r}x2" if n == 3 else None for r, n in enumerate(shapes)
+    ]
 
 
 def test_read_header_names_the_key_of_a_missing_file(tmp_path: Path) -> None:
@@ -223,8 +295,43 @@ def test_mixed_time_zones_in_one_column_are_compared_in_utc() -> None:
 
 
 def test_non_iso_and_impossible_dates_fail() -> None:
-    _, failed = convert(text("31/01/2024", "2024-02-30", "soon", "2024-01-31"), "date")
+    values = text(
+        "31/01/2024", "2024-02-30", "soon", "2025/03/20", "20250320", "2024-1-5",
+        "2024-01", "2024", "2024-01-31", "2024-01-31T09:30",
+    )  # fmt: skip
+    _, failed = convert(values, "date")
+    assert failed.tolist() == [True] * 8 + [False, False]
+    reasons = not_read_reasons(values, "created", "date")(np.arange(4))
+    assert reasons[3] == "created is not an ISO 8601 date: '2025/03/20'"
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        text("0001-01-01", "9999-12-31", "1899-12-31T23:59:59", "2024-01-31"),
+        pd.Series(
+            np.array(
+                ["0001-01-01", "9999-12-31", "1899-12-31", "2024-01-31"],
+                dtype="datetime64[ms]",
+            )
+        ),
+    ],
+    ids=["text", "typed"],
+)
+def test_dates_with_an_implausible_year_fail_until_declared_missing(
+    values: pd.Series,
+) -> None:
+    dates, failed = convert(values, "date")
     assert failed.tolist() == [True, True, True, False]
+    assert dates.isna().tolist() == [True, True, True, False]
+    reason = not_read_reasons(values, "closed", "date")(np.array([1]))[0]
+    assert reason.startswith("closed has the year 9999, outside 1900-2200: ")
+    assert reason.endswith(
+        "; if it stands for blank, declare it under source.missing_values"
+    )
+    declared, failed = convert(values, "date", missing=["9999-12-31", "0001-01-01"])
+    assert failed.tolist() == [False, False, True, False]
+    assert declared.isna().tolist() == [True, True, True, False]
 
 
 def test_typed_dates_with_a_time_zone_become_naive_utc() -> None:
@@ -405,6 +512,20 @@ def test_a_frame_parquet_cannot_store_leaves_the_previous_file(tmp_path: Path) -
         write_parquet(mixed, path)
     assert pd.read_parquet(path)["id"].tolist() == ["a"]
     assert [p.name for p in tmp_path.iterdir()] == ["deals.parquet"]
+
+
+def test_csv_writes_escape_formulas_and_keep_line_breaks_inside_their_cell(
+    tmp_path: Path,
+) -> None:
+    cells = ["=1+1", "+cmd", "-cmd", "@SUM(A1)", "\tx", "\rx", "-5", "+1.5e3", "a\rb"]
+    frame = pd.DataFrame({"text": cells, "number": range(9)})
+    escaped = ["'=1+1", "'+cmd", "'-cmd", "'@SUM(A1)", "'\tx", "'\nx", "-5", "+1.5e3"]
+    assert spreadsheet_safe(frame)["text"].tolist() == [*escaped, "a\nb"]
+    assert frame["text"].tolist() == cells  # the input is left alone
+    write_csv(frame, tmp_path / "out.csv")
+    back = pd.read_csv(tmp_path / "out.csv", dtype=str, keep_default_na=False)
+    assert back["text"].tolist() == [*escaped, "a\nb"]  # nine rows, as written
+    assert back["number"].tolist() == [str(n) for n in range(9)]
 
 
 def test_writes_create_folders_and_replace_whole_files(tmp_path: Path) -> None:

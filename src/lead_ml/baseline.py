@@ -1,9 +1,19 @@
 """The BANT rule as a scikit-learn estimator: the baseline the model has to beat.
 
-Each BANT letter (budget, authority, need, timeline) is a condition on deal columns
-in pandas query syntax. A lead earns a letter's weight when the condition holds, and
-the rule advances it when its points reach the threshold. Like ``DummyClassifier``
-it learns nothing from ``y``; ``fit`` only checks the rule against the columns.
+Each BANT letter (budget, authority, need, timeline) is a condition on deal columns.
+A lead earns a letter's weight when the condition holds, and the rule advances it
+when its points reach the threshold. Like ``DummyClassifier`` it learns nothing from
+``y``; ``fit`` only checks the rule against the columns.
+
+A condition is parsed into a small grammar (:func:`lead_ml.config.parse_condition`:
+column names, literals, comparisons, in-lists, and/or/not) and evaluated here, column
+by column: nothing in it is run as code, so a params file cannot reach Python.
+
+Missing values are never evidence. A comparison with a blank or ``"unknown"`` cell is
+undecided (neither true nor false; ``and``/``or``/``not`` follow three-valued logic,
+see :func:`condition_holds`), and a letter passes only when its condition is true
+*and* every column it reads is known for that lead: ``bant_budget != 'no'`` does not
+pass an unknown budget, nor does ``not bant_need == 'no'``.
 
 >>> deals = pd.DataFrame({
 ...     "bant_budget": ["yes", "yes", "no"],
@@ -21,6 +31,8 @@ array([1, 1, 0])
 from __future__ import annotations
 
 import math
+import operator
+from collections.abc import Callable
 from numbers import Real
 from typing import Any, TypeGuard
 
@@ -30,7 +42,20 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import Tags
 from sklearn.utils.validation import check_is_fitted
 
-from lead_ml.config import BantConfig, SourceConfig, columns_read
+from lead_ml.config import (
+    AllOf,
+    AnyOf,
+    BantConfig,
+    Column,
+    Comparison,
+    Condition,
+    Membership,
+    Negation,
+    SourceConfig,
+    Value,
+    columns_read,
+    parse_condition,
+)
 from lead_ml.sources import lead_rows
 from lead_ml.tables import close_match
 from lead_ml.vocab import BANT_LETTERS, ConfigError
@@ -80,15 +105,21 @@ def _check_letters(
         )
 
 
-def _parse_letter(letter: str, expression: str) -> list[str]:
-    """The columns a letter's condition reads; ValueError naming it if it is bad."""
+class LetterError(ValueError):
+    """A BANT letter that cannot be used as written: names the letter and why."""
+
+    def __init__(self, letter: str, problem: str) -> None:
+        super().__init__(f"BANT letter {letter!r}: {problem}")
+        self.letter = letter
+        self.problem = problem
+
+
+def _parse_letter(letter: str, expression: str) -> Condition:
+    """A letter's parsed condition; LetterError naming the part that is not allowed."""
     try:
-        return columns_read(expression)
-    except SyntaxError as error:
-        raise ValueError(
-            f"BANT letter {letter!r}: {expression!r} is not a valid pandas query "
-            f"condition ({error.msg}); write e.g. \"bant_budget == 'yes'\"."
-        ) from None
+        return parse_condition(expression)
+    except ValueError as error:
+        raise LetterError(letter, f"{expression!r}: {error}") from None
 
 
 def _require_columns(
@@ -102,26 +133,200 @@ def _require_columns(
     for letter, expression in letters.items():
         missing = [column for column in columns[letter] if column not in deals.columns]
         if missing:
-            raise ValueError(
-                f"BANT letter {letter!r} ({expression!r}) reads column(s) {missing} "
-                "that the deals do not have; add them to the data or change "
-                f"bant.letters.{letter} in params.yaml."
+            raise LetterError(
+                letter,
+                f"{expression!r} reads column(s) {missing} that the deals do not "
+                f"have; add them to the data or change bant.letters.{letter} in "
+                "params.yaml.",
             )
 
 
-def _as_condition(
-    result: Any, index: pd.Index, letter: str, expression: str
-) -> np.ndarray:
-    """A boolean array from what DataFrame.eval returned; missing counts as false."""
-    condition = pd.Series(result, index=index) if np.ndim(result) == 0 else result
-    if not isinstance(condition, pd.Series) or not pd.api.types.is_bool_dtype(
-        condition
-    ):
-        raise ValueError(
-            f"BANT letter {letter!r}: {expression!r} is not a true/false condition; "
-            "compare a column, e.g. \"bant_budget == 'yes'\"."
-        )
-    return condition.fillna(False).to_numpy(dtype=bool)
+# --- evaluating a condition -----------------------------------------------------
+
+_COMPARE: dict[str, Callable[[Any, Any], Any]] = {
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
+
+
+def missing_cells(values: pd.Series) -> np.ndarray:
+    """Cells that say nothing: blank, null or one of :data:`UNKNOWN_VALUES`.
+
+    >>> missing_cells(pd.Series(["yes", None, "unknown", ""])).tolist()
+    [False, True, True, False]
+    """
+    return (values.isna() | values.isin(UNKNOWN_VALUES)).to_numpy(dtype=bool)
+
+
+def condition_holds(condition: Condition, deals: pd.DataFrame) -> pd.Series:
+    """Whether a parsed condition holds for each deal: True, False, or NA (pandas'
+    nullable ``boolean``) when a missing cell leaves it undecided. Index kept.
+
+    A comparison or in-list reading a missing cell is NA; ``and``, ``or`` and
+    ``not`` follow three-valued logic (``False and NA`` is False, ``True or NA`` is
+    True, ``not NA`` is NA). TypeError when the values cannot be compared.
+
+    >>> deals = pd.DataFrame({"size": [5.0, None, 50.0], "region": ["EU", "EU", None]})
+    >>> holds = condition_holds(parse_condition("size > 10 or region == 'EU'"), deals)
+    >>> holds.tolist()
+    [True, True, True]
+    >>> condition_holds(parse_condition("size > 10"), deals).tolist()
+    [False, <NA>, True]
+    """
+    if isinstance(condition, AllOf | AnyOf):
+        parts = [condition_holds(part, deals) for part in condition.parts]
+        combined = parts[0]
+        for part in parts[1:]:
+            combined = (
+                combined & part if isinstance(condition, AllOf) else combined | part
+            )
+        return combined
+    if isinstance(condition, Negation):
+        return ~condition_holds(condition.part, deals)
+    if isinstance(condition, Membership):
+        values = deals[condition.column.name]
+        listed = [value.value for value in condition.values]
+        held = values.isin(listed).to_numpy(dtype=bool) != condition.negated
+        return _undecided_where(held, missing_cells(values), deals.index)
+    return _compared(condition, deals)
+
+
+def _compared(comparison: Comparison, deals: pd.DataFrame) -> pd.Series:
+    """A comparison per deal, NA where a column it reads is missing."""
+    sides = [comparison.left, comparison.right]
+    missing = np.zeros(len(deals), dtype=bool)
+    for side in sides:
+        if isinstance(side, Column):
+            missing |= missing_cells(deals[side.name])
+    known = ~missing
+    # Compare only known cells: a blank must not meet the operator at all.
+    left, right = (
+        deals[side.name][known] if isinstance(side, Column) else side.value
+        for side in sides
+    )
+    held = np.zeros(len(deals), dtype=bool)
+    if known.any():
+        result = _COMPARE[comparison.op](left, right)
+        held[known] = np.asarray(result, dtype=bool)
+    return _undecided_where(held, missing, deals.index)
+
+
+def _undecided_where(
+    held: np.ndarray, missing: np.ndarray, index: pd.Index
+) -> pd.Series:
+    return pd.Series(pd.arrays.BooleanArray(held, missing), index=index)
+
+
+def column_kind(values: pd.Series) -> str:
+    """What a column holds, for checking what a condition compares it with:
+    ``number``, ``text``, ``bool``, ``date``, or ``""`` (mixed or all missing).
+
+    >>> column_kind(pd.Series([1.5, None])), column_kind(pd.Series(["a", None]))
+    ('number', 'text')
+    """
+    dtype = values.dtype
+    if pd.api.types.is_object_dtype(dtype):
+        inferred = pd.api.types.infer_dtype(values, skipna=True)
+        return _INFERRED_KINDS.get(inferred, "")
+    if pd.api.types.is_bool_dtype(dtype):
+        return "bool"
+    if pd.api.types.is_numeric_dtype(dtype):
+        return "number"
+    if pd.api.types.is_datetime64_any_dtype(dtype):
+        return "date"
+    if pd.api.types.is_string_dtype(dtype):
+        return "text"
+    return ""
+
+
+_INFERRED_KINDS = {
+    "string": "text",
+    "boolean": "bool",
+    "floating": "number",
+    "integer": "number",
+    "mixed-integer-float": "number",
+    "decimal": "number",
+    "datetime": "date",
+    "datetime64": "date",
+    "date": "date",
+}
+_HINTS = {
+    ("number", "text"): "write the number unquoted, e.g. employees >= 100",
+    ("text", "number"): "quote the value as the file holds it, e.g. '3'",
+    ("bool", "text"): "compare with True or False, unquoted",
+    ("bool", "number"): "compare with True or False",
+}
+
+
+def _literal_kind(value: Value) -> str:
+    if isinstance(value.value, bool):
+        return "bool"
+    return "text" if isinstance(value.value, str) else "number"
+
+
+def _kind_problem(column: str, kind: str, value: Value) -> str:
+    """Why a column of this kind cannot be compared with the literal, or ''."""
+    wanted = _literal_kind(value)
+    if not kind or kind == wanted:
+        return ""
+    if kind == "date" and wanted == "text":
+        try:
+            pd.Timestamp(str(value.value))
+        except ValueError:
+            return f"{value.value!r} is not a date, and {column!r} is a date column"
+        return ""
+    hint = _HINTS.get((kind, wanted), "compare it with a value of its kind")
+    return (
+        f"it compares {column!r}, a {kind} column, with {value.value!r} "
+        f"({wanted}); {hint}"
+    )
+
+
+def _pairs(condition: Condition) -> list[tuple[Column | Value, Column | Value]]:
+    """Every (left, right) a condition compares, in-list values one by one."""
+    if isinstance(condition, AllOf | AnyOf):
+        return [pair for part in condition.parts for pair in _pairs(part)]
+    if isinstance(condition, Negation):
+        return _pairs(condition.part)
+    if isinstance(condition, Membership):
+        return [(condition.column, value) for value in condition.values]
+    return [(condition.left, condition.right)]
+
+
+def _check_kinds(
+    deals: pd.DataFrame, letters: dict[str, str], conditions: dict[str, Condition]
+) -> None:
+    """LetterError when a condition compares a column with a value (or another
+    column) of another kind: a silent "never equal" or a crash otherwise."""
+    for letter, condition in conditions.items():
+        kinds: dict[str, str] = {}
+        for left, right in _pairs(condition):
+            for side in (left, right):
+                if isinstance(side, Column) and side.name not in kinds:
+                    kinds[side.name] = column_kind(deals[side.name])
+            problem = _pair_problem(left, right, kinds)
+            if problem:
+                raise LetterError(letter, f"{letters[letter]!r}: {problem}")
+
+
+def _pair_problem(
+    left: Column | Value, right: Column | Value, kinds: dict[str, str]
+) -> str:
+    if isinstance(left, Column) and isinstance(right, Column):
+        one, other = kinds[left.name], kinds[right.name]
+        if one and other and one != other:
+            return (
+                f"it compares {left.name!r} ({one}) with {right.name!r} ({other}); "
+                "compare columns of one kind"
+            )
+        return ""
+    column, value = (left, right) if isinstance(left, Column) else (right, left)
+    assert isinstance(column, Column) and isinstance(value, Value)
+    return _kind_problem(column.name, kinds[column.name], value)
 
 
 class BantRule(ClassifierMixin, BaseEstimator):
@@ -130,12 +335,14 @@ class BantRule(ClassifierMixin, BaseEstimator):
     A letter passes only on positive evidence: its condition must be true *and*
     every column the condition reads must be known for that lead (not missing, not
     ``"unknown"``), so ``bant_budget != 'no'`` does not pass an unknown budget.
+    Conditions are parsed, never run as code (see the module docstring).
 
     Parameters
     ----------
     letters : dict[str, str]
-        Letter name (a subset of budget, authority, need, timeline) to a condition in
-        pandas query syntax, e.g. ``"bant_timeline in ['0-3 months', '3-6 months']"``.
+        Letter name (a subset of budget, authority, need, timeline) to a condition
+        (:func:`lead_ml.config.parse_condition`), e.g.
+        ``"bant_timeline in ['0-3 months', '3-6 months']"``.
     weights : dict[str, float] or None
         Points a passed letter earns; None means 1.0 for every letter.
     threshold : float
@@ -145,6 +352,8 @@ class BantRule(ClassifierMixin, BaseEstimator):
     ----------
     letters_, weights_ : dict
         The rule in use after defaults are filled in.
+    conditions_ : dict[str, Condition]
+        Each letter's parsed condition.
     columns_read_ : dict[str, list[str]]
         Columns each letter's condition reads.
     threshold_, max_points_ : float
@@ -177,15 +386,20 @@ class BantRule(ClassifierMixin, BaseEstimator):
         )
 
     def fit(self, X: pd.DataFrame, y: object = None) -> BantRule:
-        """Check the rule and that X has every column it reads; ``y`` is ignored."""
+        """Check the rule, that X has every column it reads and that each condition
+        compares columns with values of their kind; ``y`` is ignored. Raises
+        :class:`LetterError` (a ValueError) naming the letter."""
         letters = dict(self.letters)
         weights = dict.fromkeys(letters, 1.0) | dict(self.weights or {})
         _check_letters(letters, weights, self.threshold)
-        columns = {
+        conditions = {
             letter: _parse_letter(letter, expr) for letter, expr in letters.items()
         }
+        columns = {letter: columns_read(c) for letter, c in conditions.items()}
         _require_columns(X, letters, columns)
+        _check_kinds(X, letters, conditions)
         self.letters_ = letters
+        self.conditions_ = conditions
         self.columns_read_ = columns
         self.weights_ = {letter: float(weights[letter]) for letter in letters}
         self.threshold_ = float(self.threshold)
@@ -197,21 +411,22 @@ class BantRule(ClassifierMixin, BaseEstimator):
         """One boolean column per letter: did the lead pass it? X's index is kept."""
         check_is_fitted(self)
         _require_columns(X, self.letters_, self.columns_read_)
+        _check_kinds(X, self.letters_, self.conditions_)
         passes = {letter: self._passes(X, letter) for letter in self.letters_}
         return pd.DataFrame(passes, index=X.index)
 
     def _passes(self, deals: pd.DataFrame, letter: str) -> np.ndarray:
-        expression = self.letters_[letter]
         try:
-            result = deals.eval(expression, engine="python")
-        except Exception as error:
-            raise ValueError(
-                f"BANT letter {letter!r}: cannot evaluate {expression!r}: {error}"
-            ) from error
-        condition = _as_condition(result, deals.index, letter, expression)
-        read = deals[self.columns_read_[letter]]
-        unknown = (read.isna() | read.isin(UNKNOWN_VALUES)).any(axis=1).to_numpy()
-        return condition & ~unknown
+            holds = condition_holds(self.conditions_[letter], deals)
+        except TypeError as error:
+            # Mixed values in one column (text and numbers) that cannot be ordered.
+            raise LetterError(
+                letter, f"{self.letters_[letter]!r} cannot be evaluated: {error}"
+            ) from None
+        known = np.ones(len(deals), dtype=bool)
+        for column in self.columns_read_[letter]:
+            known &= ~missing_cells(deals[column])
+        return holds.fillna(False).to_numpy(dtype=bool) & known
 
     def decision_function(self, X: pd.DataFrame) -> np.ndarray:
         """Weighted points per lead, from 0 to ``max_points_``."""
@@ -247,20 +462,21 @@ class BantRule(ClassifierMixin, BaseEstimator):
 def check_rule(cfg: BantConfig, deals: pd.DataFrame) -> BantRule:
     """The rule fitted on deal rows (the source's column names), every letter checked
     against the data first. Raises ConfigError naming the letter and the column the
-    deals lack, a condition that is not true/false, or a letter no deal passes (a
-    typo in a value, most likely: the values as written are listed)."""
+    deals lack, a value of the wrong kind for its column, or a letter no deal passes
+    (a typo in a value, most likely: the values as written are listed)."""
     rule = BantRule.from_config(cfg)
-    for letter, condition in cfg.letters.items():
-        for column in columns_read(condition):
+    for letter, read in cfg.letter_columns().items():
+        for column in read:
             if column not in deals.columns:
                 raise ConfigError(
-                    f"bant.letters.{letter}: {condition!r} reads column {column!r}, "
-                    f"which the deals do not have{close_match(column, deals.columns)}"
+                    f"bant.letters.{letter}: {cfg.letters[letter]!r} reads column "
+                    f"{column!r}, which the deals do not have"
+                    f"{close_match(column, deals.columns)}"
                 )
     try:
         passes = rule.fit(deals).letter_passes(deals)
-    except ValueError as error:
-        raise ConfigError(f"bant.letters: {error}") from None
+    except LetterError as error:
+        raise ConfigError(f"bant.letters.{error.letter}: {error.problem}") from None
     for letter in passes.columns[~passes.any().to_numpy()]:
         raise ConfigError(_never_true(cfg, letter, deals))
     return rule
@@ -286,10 +502,11 @@ def bant_scores(
     """The rule's points and verdict (``bant_points``, ``bant_qualified``) for every
     labelled deal (:class:`lead_ml.sources.Deals` frame), indexed by deal_id."""
     rows = lead_rows(deals, source)
-    rule = BantRule.from_config(cfg).fit(rows)
+    try:
+        rule = BantRule.from_config(cfg).fit(rows)
+        points, qualified = rule.decision_function(rows), rule.predict(rows)
+    except LetterError as error:
+        raise ConfigError(f"bant.letters.{error.letter}: {error.problem}") from None
     return pd.DataFrame(
-        {
-            "bant_points": rule.decision_function(rows),
-            "bant_qualified": rule.predict(rows).astype(bool),
-        }
+        {"bant_points": points, "bant_qualified": qualified.astype(bool)}
     ).set_axis(deals["deal_id"].to_numpy())

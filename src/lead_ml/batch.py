@@ -5,22 +5,45 @@ scorer needs); each chunk is validated, featurized, scored and appended to a
 temporary output file that is renamed into place only when every row is accounted
 for: rows in = scored + rejected, or the job fails.
 
+What a job guarantees about the files it writes (the output and the rejects):
+
+- written whole or not at all: each goes to a temporary file in a scratch folder
+  beside it (same disk, so the final rename is atomic), through one open handle;
+  a failed, interrupted or killed job leaves the previous file as it was;
+- one writer at a time: a job holds an exclusive lock on each file it writes
+  (``.<name>.lead-ml.lock`` beside it, ``flock``); a second job on the same file
+  fails at once, naming the file, and the first one's result is kept;
+- no path is two things: the input, output, rejects, activities and summary must
+  be different files (after following symlinks and hard links), checked before a
+  row is read;
+- no stray files: the scratch folder (``.<name>.lead-ml-job-<pid>-<random>``: the
+  temporary output, the id hashes, the split activity log) is removed on success,
+  on an error, on SIGTERM and on SIGINT; what a SIGKILL leaves is removed by the
+  next job writing the same file, once it holds the lock.
+
 Duplicate ids are caught across chunks without holding every id: a first pass reads
 the id column alone and writes 64-bit hashes of the ids to disk (:class:`IdIndex`),
 spread over buckets that are then checked one at a time for hashes occurring twice.
 Only those repeated hashes are remembered while scoring, so memory does not grow
-with the file (10 million leads: ~160 MB of temporary files beside the output).
+with the file (10 million leads: ~160 MB of temporary files beside the output). Ids
+are compared as the scorer reads them: trimmed, whole-number floats as integers.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
-import tempfile
+import secrets
+import shutil
+import signal
+import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import numpy as np
@@ -28,13 +51,16 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from lead_ml.schema import id_text
 from lead_ml.scorer import PSI_WARNING, DriftMonitor, Scored, Scorer, ScorerError
 from lead_ml.tables import (
+    Chunk,
+    as_text,
     quote_value,
     read_chunks,
     read_header,
-    readable,
     reject_frame,
+    spreadsheet_safe,
 )
 from lead_ml.vocab import REJECT_COLUMNS, ContractError
 
@@ -43,6 +69,7 @@ DEFAULT_CHUNK_ROWS = 50_000
 #: the training window itself give PSI ~0.8 on a 46-level category, 1,000 ~0.05):
 #: PSI is still reported, but no drift warning is raised.
 DRIFT_MIN_ROWS = 1_000
+OUTPUT_FORMATS = (".parquet", ".csv")
 
 
 @dataclass
@@ -94,6 +121,36 @@ class BatchSummary:
             "output": self.output,
             "rejects": self.rejects,
         }
+
+
+class JobInterrupted(BaseException):
+    """SIGTERM or SIGINT stopped a job; it removed its scratch files and replaced
+    nothing. A BaseException, as KeyboardInterrupt is: no ``except Exception`` on
+    the way may swallow it."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+
+    @property
+    def exit_code(self) -> int:
+        """The shell's code for a process ended by this signal (130, 143)."""
+        return 128 + self.signum
+
+
+# --- ids ---------------------------------------------------------------------------
+
+
+def id_keys(ids: pd.Series, missing: tuple[str, ...] = ()) -> pd.Series:
+    """Ids as the scorer reads them: text, trimmed, whole-number floats without a
+    decimal point, blanks and placeholders missing.
+
+    >>> id_keys(pd.Series([" a", "a ", None, "Select"]), ("Select",)).tolist()
+    ['a', 'a', <NA>, <NA>]
+    >>> id_keys(pd.Series([7.0, 7.5])).tolist()
+    ['7', '7.5']
+    """
+    return as_text(id_text(ids), missing)
 
 
 class SeenIds:
@@ -148,27 +205,35 @@ class IdIndex:
 
     @classmethod
     def build(
-        cls, path: Path, chunk_rows: int, folder: Path, id_column: str
+        cls,
+        path: Path,
+        chunk_rows: int,
+        folder: Path,
+        id_column: str,
+        missing: tuple[str, ...] = (),
     ) -> IdIndex:
-        """Hash every id (column ``id_column``) of the file at ``path`` into files
-        in ``folder``."""
+        """Hash every id (column ``id_column``, read as :func:`id_keys` reads it
+        with the placeholders ``missing``) of the file at ``path`` into files in
+        ``folder``."""
         index = cls(folder)
         shift = np.uint64(64 - ID_BUCKET_BITS)
-        buckets = [open(folder / f"bucket{b}.u64", "wb") for b in range(ID_BUCKETS)]
-        try:
-            with open(folder / HASH_FILE, "wb") as out:
-                for chunk in read_chunks(path, [id_column], chunk_rows):
-                    hashes = SeenIds.hash(chunk[id_column])
-                    out.write(hashes.tobytes())
-                    index.rows += len(hashes)
-                    bucket = hashes >> shift
-                    order = np.argsort(bucket, kind="stable")
-                    starts = np.searchsorted(bucket[order], np.arange(ID_BUCKETS + 1))
-                    for b, file in enumerate(buckets):
-                        file.write(hashes[order[starts[b] : starts[b + 1]]].tobytes())
-        finally:
-            for file in buckets:
-                file.close()
+        # ExitStack: every file is closed even when one fails (a full disk fails
+        # the flush of each close).
+        with ExitStack() as files:
+            buckets = [
+                files.enter_context(open(folder / f"bucket{b}.u64", "wb"))
+                for b in range(ID_BUCKETS)
+            ]
+            out = files.enter_context(open(folder / HASH_FILE, "wb"))
+            for chunk in read_chunks(path, [id_column], chunk_rows):
+                hashes = SeenIds.hash(id_keys(chunk.frame[id_column], missing))
+                out.write(hashes.tobytes())
+                index.rows += len(hashes)
+                bucket = hashes >> shift
+                order = np.argsort(bucket, kind="stable")
+                starts = np.searchsorted(bucket[order], np.arange(ID_BUCKETS + 1))
+                for b, file in enumerate(buckets):
+                    file.write(hashes[order[starts[b] : starts[b + 1]]].tobytes())
         repeated = []
         for b in range(ID_BUCKETS):
             name = folder / f"bucket{b}.u64"
@@ -206,133 +271,323 @@ class IdIndex:
             self._reader.close()
 
 
-class AtomicWriter:
-    """Appends frames to a temporary file; commit() renames it into place."""
+# --- paths, locks and scratch -----------------------------------------------------
 
-    def __init__(self, path: Path, empty: pd.DataFrame) -> None:
+#: Hints for the errors a write can meet, by errno.
+WRITE_HINTS: dict[int, str] = {
+    errno.ENOSPC: "free space on that disk or write to another one",
+    errno.EDQUOT: "free space within your disk quota or write to another disk",
+    errno.EROFS: "that folder is read-only: choose a folder you can write to",
+    errno.EACCES: "no permission to write there: choose a folder you can write to",
+    errno.EPERM: "no permission to write there: choose a folder you can write to",
+}
+
+
+def cannot_write(path: Path, error: OSError) -> ContractError:
+    """The one-line error for a file the job could not write (disk full, read-only
+    or forbidden folder...), saying that the previous file is untouched."""
+    code = error.errno
+    if code is None and "No space left" in str(error):  # pyarrow drops the errno
+        code = errno.ENOSPC
+    reason = os.strerror(code) if code else str(error).strip().splitlines()[0]
+    hint = WRITE_HINTS.get(code or 0, "check that folder and try again")
+    return ContractError(
+        f"{path}: cannot write it ({reason}); {hint}. Nothing was replaced: the "
+        "previous file, if any, is as it was"
+    )
+
+
+@contextmanager
+def writing(path: Path) -> Iterator[None]:
+    """Turn an OSError raised while writing for ``path`` into :func:`cannot_write`."""
+    try:
+        yield
+    except OSError as error:
+        raise cannot_write(path, error) from None
+
+
+def _same_file(first: Path, second: Path) -> bool:
+    """Whether two paths name one file: equal once resolved (symlinks followed),
+    or two names of one inode (a hard link)."""
+    if first.resolve() == second.resolve():
+        return True
+    try:
+        one, other = first.stat(), second.stat()
+    except OSError:  # one does not exist (yet): no inode to share
+        return False
+    return (one.st_dev, one.st_ino) == (other.st_dev, other.st_ino)
+
+
+def refuse_collisions(paths: Mapping[str, Path | None]) -> None:
+    """ContractError when two of the paths (option name -> path; None: not given)
+    are one file, naming both options; a job must never read and write, or write
+    twice, the same file."""
+    given = [(option, Path(path)) for option, path in paths.items() if path]
+    for i, (option, path) in enumerate(given):
+        for other, second in given[i + 1 :]:
+            if _same_file(path, second):
+                raise ContractError(
+                    f"{other} and {option} are the same file ({second}); give "
+                    f"{other} a path of its own"
+                )
+
+
+def refuse_folder(path: Path, option: str) -> None:
+    """ContractError when a file the job writes is an existing folder (checked
+    before any row is scored, not when the file is renamed into place)."""
+    if path.is_dir():
+        raise ContractError(
+            f"{path} ({option}): a folder, not a file; give a file path such as "
+            f"{path / ('scores' + (path.suffix or '.parquet'))}"
+        )
+
+
+def output_suffix(path: Path) -> str:
+    """The format of a file the job writes (.parquet or .csv); ScorerError else."""
+    suffix = path.suffix.lower()
+    if suffix not in OUTPUT_FORMATS:
+        raise ScorerError(
+            f"{path}: the output must be .parquet or .csv, not {suffix or 'none'}"
+        )
+    return suffix
+
+
+class Target:
+    """A file a job writes, held for the job: an exclusive lock on it (a lock
+    file beside it), and the job's scratch folder beside it, everything the job
+    leaves there swept by the next job that holds the lock."""
+
+    def __init__(self, path: Path, option: str) -> None:
+        # Resolved: two names of one file (a symlink) share its lock.
+        self.path = Path(path).absolute()
+        self.path = self.path.parent.resolve() / self.path.name
+        self.option = option
+        self.lock = self.path.with_name(f".{self.path.name}.lead-ml.lock")
+        self.prefix = f".{self.path.name}.lead-ml-job-"
+        self.scratch = self.path.with_name(
+            f"{self.prefix}{os.getpid()}-{secrets.token_hex(4)}"
+        )
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        """Lock the file for this job (ContractError at once if another job holds
+        it), sweep what killed jobs left, make the scratch folder."""
+        with writing(self.path):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = self._locked()
+            os.ftruncate(self._fd, 0)
+            os.write(self._fd, f"{os.getpid()}\n".encode())
+            self._sweep()
+            self.scratch.mkdir()
+
+    def _locked(self) -> int:
+        """An open lock file this job holds the flock of."""
+        while True:
+            fd = os.open(self.lock, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+                os.close(fd)
+                raise ContractError(
+                    f"{self.path}: another lead-ml job (pid {holder}) is writing "
+                    f"it; wait for that job to end or give {self.option} another "
+                    "path"
+                ) from None
+            # A job that just ended removes its lock file while holding it: a lock
+            # taken on that removed file guards nothing, so take the new one.
+            try:
+                if os.stat(self.lock).st_ino == os.fstat(fd).st_ino:
+                    return fd
+            except FileNotFoundError:
+                pass
+            os.close(fd)
+
+    def _sweep(self) -> None:
+        """Remove the scratch folders of earlier jobs on this file (killed: the
+        lock this job holds proves none is running) and the temporary file of
+        lead-ml versions before them."""
+        with os.scandir(self.path.parent) as entries:
+            stale = [e.path for e in entries if e.name.startswith(self.prefix)]
+        for folder in stale:
+            shutil.rmtree(folder, ignore_errors=True)
+        self.path.with_name(f".{self.path.name}.partial").unlink(missing_ok=True)
+
+    def release(self) -> None:
+        """Remove the scratch folder and the lock file, then unlock."""
+        shutil.rmtree(self.scratch, ignore_errors=True)
+        if self._fd is None:
+            return
+        self.lock.unlink(missing_ok=True)  # while still held: see _locked
+        os.close(self._fd)
+        self._fd = None
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """While the block runs, SIGTERM and SIGINT raise :class:`JobInterrupted` in it
+    (so that its cleanup runs: Python's default for SIGTERM skips every finally
+    block); the handlers in place before come back after it. A second signal
+    during the cleanup is ignored, so that the cleanup finishes. Outside the main
+    thread, where Python cannot set handlers, nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    stopped: list[int] = []
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        if stopped:
+            return
+        stopped.append(signum)
+        raise JobInterrupted(signum)
+
+    handled = (signal.SIGTERM, signal.SIGINT)
+    before = {number: signal.getsignal(number) for number in handled}
+    for number in handled:
+        signal.signal(number, stop)
+    try:
+        yield
+    finally:
+        for number, handler in before.items():
+            signal.signal(number, signal.SIG_DFL if handler is None else handler)
+
+
+class AtomicWriter:
+    """Appends frames to a temporary file in a scratch folder beside the file,
+    through one open handle; commit() renames it into place. Text a spreadsheet
+    would read as a formula is escaped in CSV files (:func:`spreadsheet_safe`)."""
+
+    def __init__(self, path: Path, empty: pd.DataFrame, scratch: Path) -> None:
         self.path = path
-        self.suffix = path.suffix.lower()
-        if self.suffix not in (".parquet", ".csv"):
-            raise ScorerError(
-                f"{path}: the output must be .parquet or .csv, not "
-                f"{self.suffix or 'none'}"
-            )
-        self.tmp = path.with_name(f".{path.name}.partial")
+        self.suffix = output_suffix(path)
+        self.tmp = scratch / path.name
         self.empty = empty
         self.schema = pa.Schema.from_pandas(empty, preserve_index=False)
         self.parquet: pq.ParquetWriter | None = None
+        self.text: Any = None
         self.started = False
         self.rows = 0
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp.unlink(missing_ok=True)
 
     def write(self, frame: pd.DataFrame) -> None:
         """Append a frame, cast to the columns and dtypes of ``empty``."""
         if self.started and len(frame) == 0:
             return
         frame = frame[list(self.empty.columns)].astype(self.empty.dtypes.to_dict())
-        if self.suffix == ".csv":
-            frame.to_csv(self.tmp, mode="a", header=not self.started, index=False)
-        else:
-            if self.parquet is None:
-                self.parquet = pq.ParquetWriter(
-                    self.tmp, self.schema, compression="zstd"
+        with writing(self.path):
+            if self.suffix == ".csv":
+                if self.text is None:
+                    self.text = open(self.tmp, "w", encoding="utf-8", newline="")
+                spreadsheet_safe(frame).to_csv(
+                    self.text, header=not self.started, index=False
                 )
-            self.parquet.write_table(
-                pa.Table.from_pandas(frame, schema=self.schema, preserve_index=False)
-            )
+            else:
+                if self.parquet is None:
+                    self.parquet = pq.ParquetWriter(
+                        self.tmp, self.schema, compression="zstd"
+                    )
+                self.parquet.write_table(
+                    pa.Table.from_pandas(
+                        frame, schema=self.schema, preserve_index=False
+                    )
+                )
         self.started = True
         self.rows += len(frame)
 
     def commit(self) -> None:
-        """Finish the file and move it into place (no rows if nothing came)."""
+        """Finish the file, flush it to disk and move it into place (a file of no
+        rows if nothing came)."""
         if not self.started:
             self.write(self.empty)
+        with writing(self.path):
+            self._close()
+            with open(self.tmp, "rb") as done:
+                os.fsync(done.fileno())
+            os.replace(self.tmp, self.path)
+
+    def _close(self) -> None:
         if self.parquet is not None:
             self.parquet.close()
-        os.replace(self.tmp, self.path)
+            self.parquet = None
+        if self.text is not None:
+            self.text.close()
+            self.text = None
 
     def abort(self) -> None:
         """Drop the temporary file: a crash never leaves a file that looks done."""
-        if self.parquet is not None:
-            self.parquet.close()
+        try:
+            self._close()
+        except OSError:  # a full disk fails the flush too: the file goes anyway
+            pass
         self.tmp.unlink(missing_ok=True)
 
+
+# --- activities --------------------------------------------------------------------
 
 #: Rows per part when an activities file is split for scoring (_activity_parts).
 ACTIVITY_PART_ROWS = 250_000
 #: Bytes of id hashes kept to skip parts; parts past it are read for every chunk.
 ACTIVITY_INDEX_BYTES = 64 * 2**20
+#: The part column holding the lead key as the scorer reads it (id_keys).
+ACTIVITY_KEY = "__lead_ml_key"
 
 
 @dataclass(eq=False)
-class _ActivityParts:
+class ActivityParts:
     """An activities file split once into Arrow files in ``folder``, with each
-    one's id hashes (None once the index budget is spent: read for every chunk)."""
+    one's id hashes (None once the index budget is spent: read for every chunk),
+    and how many of its CSV records were malformed (never scored)."""
 
-    key: tuple[str, int, int, tuple[str, ...]]
-    folder: str
-    parts: list[tuple[str, np.ndarray | None]] = field(default_factory=list)
+    source: Path
+    folder: Path
+    parts: list[tuple[Path, np.ndarray | None]] = field(default_factory=list)
+    malformed: int = 0
 
 
-_ACTIVITY_PARTS: list[_ActivityParts] = []  # the file split last, in this process
-
-
-def _activity_parts(path: Path, columns: list[str]) -> _ActivityParts:
-    """The activities file (``columns``: its key, time stamp and type) in parts,
-    read (and, for CSV, parsed) once per process and file version; each chunk of
-    leads then opens only the parts holding its ids. Activities exported in time or
-    deal order cluster, so most parts are skipped."""
-    import shutil
-    import weakref
-
-    import pyarrow.csv as pcsv
-    import pyarrow.dataset as ds
-
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, tuple(columns))
-    if _ACTIVITY_PARTS and _ACTIVITY_PARTS[0].key == key:
-        return _ACTIVITY_PARTS[0]
-    _ACTIVITY_PARTS.clear()  # drops the previous file's parts (and their folder)
-    split = _ActivityParts(key, tempfile.mkdtemp(prefix="lead-ml-activities-"))
-    weakref.finalize(split, shutil.rmtree, split.folder, ignore_errors=True)
-    fmt: Any = "parquet"
-    if path.suffix.lower() != ".parquet":
-        # Every cell as text, as lead-ml reads any CSV (the scorer converts and
-        # rejects row by row): types inferred from the first rows failed the whole
-        # job on one unreadable time stamp further down, and read ids as numbers.
-        text = pcsv.ConvertOptions(column_types=dict.fromkeys(columns, pa.string()))
-        fmt = ds.CsvFileFormat(convert_options=text)
-    pending: list[pa.RecordBatch] = []
+def split_activities(
+    path: Path, columns: list[str], folder: Path, missing: tuple[str, ...] = ()
+) -> ActivityParts:
+    """The activities file (``columns``: its key, time stamp and type) in parts in
+    ``folder`` (a job's scratch), read (and, for CSV, parsed) once per job; each
+    chunk of leads then opens only the parts holding its ids. Activities exported
+    in time or deal order cluster, so most parts are skipped."""
+    folder.mkdir()
+    split = ActivityParts(path, folder)
     budget = ACTIVITY_INDEX_BYTES
-    with readable(path, "the activities"):
-        scanner = ds.dataset(path, format=fmt).scanner(
-            columns=list(columns), batch_size=ACTIVITY_PART_ROWS
-        )
-        for batch in scanner.to_batches():
-            pending.append(batch)
-            if sum(b.num_rows for b in pending) >= ACTIVITY_PART_ROWS:
-                budget = _write_part(split, pending, budget, columns[0])
-                pending = []
-        if pending:
-            _write_part(split, pending, budget, columns[0])
-    _ACTIVITY_PARTS.append(split)
+    # Every cell as text, as lead-ml reads any CSV (the scorer converts and
+    # rejects row by row): types inferred from the first rows failed the whole
+    # job on one unreadable time stamp further down, and read ids as numbers.
+    for chunk in read_chunks(path, columns, ACTIVITY_PART_ROWS):
+        table = chunk.table
+        if chunk.malformed:  # nothing to read in them: counted, left out
+            keep = np.ones(len(chunk), dtype=bool)
+            keep[list(chunk.malformed)] = False
+            table = table.filter(pa.array(keep))
+            split.malformed += len(chunk.malformed)
+        budget = _write_part(split, table, budget, columns[0], missing)
     return split
 
 
 def _write_part(
-    split: _ActivityParts, batches: list[pa.RecordBatch], budget: int, key: str
+    split: ActivityParts,
+    table: pa.Table,
+    budget: int,
+    key: str,
+    missing: tuple[str, ...],
 ) -> int:
-    """Write one part (uncompressed Arrow: read back by memory map); return the
-    index budget left."""
-    table = pa.Table.from_batches(batches)
-    name = os.path.join(split.folder, f"{len(split.parts)}.arrow")
-    with pa.OSFile(name, "wb") as sink, pa.ipc.new_file(sink, table.schema) as out:
-        out.write_table(table)
+    """Write one part (uncompressed Arrow: read back by memory map) with the lead
+    key as the scorer reads it; return the index budget left."""
+    keys = id_keys(table[key].to_pandas(), missing)
+    table = table.append_column(
+        ACTIVITY_KEY, pa.Array.from_pandas(keys, type=pa.string())
+    )
+    name = split.folder / f"{len(split.parts)}.arrow"
+    with writing(name):
+        with pa.OSFile(str(name), "wb") as sink:
+            with pa.ipc.new_file(sink, table.schema) as out:
+                out.write_table(table)
     held = None
     if budget > 0:
-        ids = table[key].cast(pa.string()).to_pandas()
-        held = np.unique(SeenIds.hash(ids))
+        held = np.unique(SeenIds.hash(keys.dropna()))
         budget -= held.nbytes
     split.parts.append((name, held))
     return budget
@@ -345,55 +600,62 @@ def _overlap(held: np.ndarray, hashes: np.ndarray) -> bool:
 
 
 def _chunk_activities(
-    scorer: Scorer, path: Path | None, ids: pd.Series, hashes: np.ndarray
+    scorer: Scorer,
+    split: ActivityParts | None,
+    keys: pd.Series,
+    hashes: np.ndarray,
 ) -> tuple[pd.DataFrame | None, int]:
-    """The activities of these leads, read by the scorer, and how many of them were
-    left out (unusable rows). ``hashes``: the ids' hashes (:meth:`SeenIds.hash`).
+    """The activities of these leads (``keys``: their ids as :func:`id_keys` reads
+    them; ``hashes``: the hashes of those), read by the scorer, and how many of
+    them were left out (unusable rows).
 
-    The file is split into parts once (see :func:`_activity_parts`) rather than
+    The file is split into parts once (see :func:`split_activities`) rather than
     scanned whole for every chunk, which made a job quadratic in its size.
     """
-    columns = scorer.activity_columns
-    if path is None or columns is None:
+    if split is None:
         return None, 0
     import pyarrow.compute as pc
 
-    split = _activity_parts(path, columns)
-    notna = ids.notna().to_numpy()
-    present = ids[notna]
-    wanted = pa.array(present.astype(str).tolist(), type=pa.string())
-    distinct = np.unique(np.asarray(hashes)[notna])
+    present = keys.notna().to_numpy()
+    wanted = pa.array(keys[present].tolist(), type=pa.string())
+    distinct = np.unique(np.asarray(hashes)[present])
     tables = []
     for name, held in split.parts:
         if held is not None and not _overlap(held, distinct):
             continue
-        with pa.memory_map(name) as source:
+        with pa.memory_map(str(name)) as source:
             part = pa.ipc.open_file(source).read_all()
-        keep = pc.is_in(part[columns[0]].cast(pa.string()), value_set=wanted)
-        tables.append(part.filter(keep))
+        keep = pc.is_in(part[ACTIVITY_KEY], value_set=wanted)
+        tables.append(part.filter(keep).drop_columns([ACTIVITY_KEY]))
     if not tables:
         return None, 0
-    return scorer.read_activities(pa.concat_tables(tables).to_pandas(), str(path))
+    log = pa.concat_tables(tables).to_pandas()
+    return scorer.read_activities(log, str(split.source))
+
+
+# --- scoring -----------------------------------------------------------------------
 
 
 def _score_one(
     scorer: Scorer,
-    chunk: pd.DataFrame,
-    first_row: int,
-    ids: tuple[np.ndarray, IdIndex, SeenIds],
+    chunk: Chunk,
+    ids: tuple[pd.Series, np.ndarray, IdIndex, SeenIds],
     activities: pd.DataFrame | None,
     options: tuple[bool, str],
 ) -> tuple[Scored, pd.DataFrame]:
-    """Score a chunk whose first row is row ``first_row`` of the file; its rejects
-    (numbered in the file) include ids already scored in an earlier chunk. ``ids``:
-    the chunk's id hashes, the file's id index and the repeated ids scored so far."""
+    """Score a chunk; its rejects (numbered in the file) include malformed CSV
+    records and ids already scored in an earlier chunk. ``ids``: the chunk's ids
+    as read (:func:`id_keys`), their hashes, the file's id index and the repeated
+    ids scored so far."""
     explain_reasons, source = options
-    hashes, index, seen = ids
-    id_column = scorer.id_column
-    earlier = seen.contains(hashes) & chunk[id_column].notna().to_numpy()
-    fresh = np.flatnonzero(~earlier)
+    keys, hashes, index, seen = ids
+    frame, first_row = chunk.frame, chunk.first_row
+    malformed = np.zeros(len(frame), dtype=bool)
+    malformed[list(chunk.malformed)] = True
+    earlier = seen.contains(hashes) & keys.notna().to_numpy() & ~malformed
+    fresh = np.flatnonzero(~earlier & ~malformed)
     result = scorer.score_chunk(
-        chunk.iloc[fresh],
+        frame.iloc[fresh],
         activities,
         explain_reasons,
         source,
@@ -403,24 +665,41 @@ def _score_one(
     scored = hashes[np.setdiff1d(fresh, rejected)]
     seen.add(scored[index.is_repeated(scored)])  # no other id can come again
     duplicates = np.flatnonzero(earlier)
+    id_column = scorer.id_column
     reasons = [
         f"duplicate {id_column} {quote_value(v)} (already scored at an earlier row)"
-        for v in chunk[id_column].iloc[duplicates]
+        for v in keys.iloc[duplicates]
     ]
-    repeats = reject_frame(chunk, "leads", duplicates, reasons, first_row + duplicates)
-    rejects = pd.concat([repeats, result.rejects], ignore_index=True)
-    return result, rejects.sort_values("row", kind="stable", ignore_index=True)
+    repeats = reject_frame(frame, "leads", duplicates, reasons, first_row + duplicates)
+    broken = np.flatnonzero(malformed)
+    unread = reject_frame(
+        frame,
+        "leads",
+        broken,
+        [chunk.malformed[int(row)] for row in broken],
+        first_row + broken,
+    )
+    rejects = pd.concat([unread, repeats, result.rejects], ignore_index=True)
+    rejects = rejects.sort_values("row", kind="stable", ignore_index=True)
+    # The id as the output writes it (a Parquet float id 7.0 is '7'), so that a
+    # reject can be matched with the lead; other values stay as read.
+    column = f"input_{id_column}" if id_column in REJECT_COLUMNS else id_column
+    positions = rejects["row"].to_numpy(int) - first_row
+    rejects[column] = id_text(frame[id_column]).iloc[positions].to_numpy()
+    return result, rejects
 
 
 @dataclass
 class BatchJob:
     """What a chunk loop writes to and reads from: the output and rejects writers,
-    the id index, the ids scored (of those the file repeats), and the summary."""
+    the id index, the ids scored (of those the file repeats), the split activity
+    log (None without one), and the summary."""
 
     writer: AtomicWriter
     reject_writer: AtomicWriter
     index: IdIndex
     summary: BatchSummary
+    activities: ActivityParts | None = None
     seen: SeenIds = field(default_factory=SeenIds)
 
     def count(self, rows_in: int, scored: int, rejected: int) -> None:
@@ -430,50 +709,93 @@ class BatchJob:
         self.summary.rejected += rejected
 
 
+@dataclass(frozen=True)
+class JobFiles:
+    """The files of a batch job: what it reads and what it writes."""
+
+    input: Path
+    output: Path
+    rejects: Path
+    activities: Path | None = None
+
+    def check(self) -> None:
+        """Refuse, before any row is read, files the job cannot write and paths
+        that collide (:func:`refuse_collisions`)."""
+        for path, option in ((self.output, "--output"), (self.rejects, "--rejects")):
+            output_suffix(path)
+            refuse_folder(path, option)
+        refuse_collisions(self.named())
+
+    def named(self) -> dict[str, Path | None]:
+        """The files by the option of `lead-ml score` that names them."""
+        return {
+            "--input": self.input,
+            "--output": self.output,
+            "--rejects": self.rejects,
+            "--activities": self.activities,
+        }
+
+
 @contextmanager
 def batch_job(
-    input_path: Path,
-    output_path: Path,
-    rejects_path: Path,
+    files: JobFiles,
     outputs: tuple[pd.DataFrame, list[str]],
-    id_column: str,
+    scorer: Scorer,
     chunk_rows: int,
 ) -> Iterator[BatchJob]:
-    """Open a batch job over a file: writers of the output (``outputs[0]``: its
-    empty frame) and rejects (``outputs[1]``: its columns), and the id index. On
-    leaving, the counts must reconcile and both files are moved into place; on any
-    error neither is, and the scratch files go either way."""
+    """Open a batch job: lock the output and the rejects file, make their scratch
+    folders, write the id index and split the activity log there, and open
+    writers of the output (``outputs[0]``: its empty frame) and rejects
+    (``outputs[1]``: its columns). On leaving, the counts must reconcile and both
+    files are moved into place; on any error (or signal) neither is, and the
+    scratch folders and locks go either way."""
     output, reject_columns = outputs
-    summary = BatchSummary(output=str(output_path), rejects=str(rejects_path))
-    writer = AtomicWriter(output_path, output)
-    reject_writer = AtomicWriter(
-        rejects_path, pd.DataFrame(columns=reject_columns, dtype="string")
-    )
-    # Beside the output: a big job's id hashes may not fit a small /tmp.
-    scratch = tempfile.TemporaryDirectory(
-        prefix=".lead-ml-ids-", dir=output_path.parent
-    )
-    index = IdIndex(Path(scratch.name))
-    try:
-        index = IdIndex.build(input_path, chunk_rows, index.folder, id_column)
-        yield BatchJob(writer, reject_writer, index, summary)
+    summary = BatchSummary(output=str(files.output), rejects=str(files.rejects))
+    missing = scorer.contract.missing_values
+    with ExitStack() as stack:
+        targets = [Target(files.output, "--output"), Target(files.rejects, "--rejects")]
+        for target in targets:
+            stack.callback(target.release)
+            target.acquire()
+        scratch = targets[0].scratch
+        writer = AtomicWriter(files.output, output, scratch)
+        stack.callback(writer.abort)
+        reject_writer = AtomicWriter(
+            files.rejects,
+            pd.DataFrame(columns=reject_columns, dtype="string"),
+            targets[1].scratch,
+        )
+        stack.callback(reject_writer.abort)
+        # Beside the output: a big job's id hashes may not fit a small /tmp.
+        with writing(files.output):
+            (scratch / "ids").mkdir()
+        index = IdIndex(scratch / "ids")
+        stack.callback(lambda: index.close())
+        with writing(files.output):
+            index = IdIndex.build(
+                files.input, chunk_rows, scratch / "ids", scorer.id_column, missing
+            )
+        job = BatchJob(writer, reject_writer, index, summary)
+        if files.activities is not None and scorer.activity_columns is not None:
+            with writing(files.output):
+                job.activities = split_activities(
+                    files.activities,
+                    scorer.activity_columns,
+                    scratch / "activities",
+                    missing,
+                )
+            summary.activities_rejected += job.activities.malformed
+        yield job
         if summary.rows_in == 0:
-            raise ContractError(f"{input_path}: no rows to score; check the export")
+            raise ContractError(f"{files.input}: no rows to score; check the export")
         if summary.rows_in != summary.scored + summary.rejected:
             raise RuntimeError(
                 f"rows do not reconcile: {summary.rows_in} in, "
                 f"{summary.scored} scored, "
                 f"{summary.rejected} rejected; the output was not written"
             )
-        writer.commit()
         reject_writer.commit()
-    except BaseException:
-        writer.abort()
-        reject_writer.abort()
-        raise
-    finally:
-        index.close()
-        scratch.cleanup()
+        writer.commit()
 
 
 def score_file(
@@ -486,10 +808,17 @@ def score_file(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     progress: Callable[[int], None] | None = None,
 ) -> BatchSummary:
-    """Score every lead of a file; write scores and rejects; return the summary."""
+    """Score every lead of a file; write scores and rejects; return the summary.
+
+    Raises ContractError or ScorerError (a file or path the job cannot use, another
+    job writing the same file, a disk full...), before any file is replaced, and
+    :class:`JobInterrupted` on SIGTERM or SIGINT.
+    """
     started = time.perf_counter()
+    files = JobFiles(input_path, output_path, rejects_path, activities_path)
     if not input_path.exists():
         raise FileNotFoundError(f"{input_path}: the input file not found")
+    files.check()
     scorer.check_columns(read_header(input_path, "the input"), str(input_path))
     if activities_path is not None:
         header = read_header(activities_path, "the activities")
@@ -497,39 +826,43 @@ def score_file(
     wanted = scorer.contract.columns
     monitor = DriftMonitor(scorer.spec["drift_reference"])
     outputs = (scorer.empty_output(explain_reasons), [*REJECT_COLUMNS, *wanted])
-    with batch_job(
-        input_path, output_path, rejects_path, outputs, scorer.id_column, chunk_rows
-    ) as job:
-        summary = job.summary
+    with stop_on_signals(), batch_job(files, outputs, scorer, chunk_rows) as job:
         for chunk in read_chunks(input_path, wanted, chunk_rows):
-            hashes = job.index.hashes(len(chunk))
-            activities, bad = _chunk_activities(
-                scorer, activities_path, chunk[scorer.id_column], hashes
-            )
-            result, rejects = _score_one(
-                scorer,
-                chunk,
-                summary.rows_in,
-                (hashes, job.index, job.seen),
-                activities,
-                (explain_reasons, str(input_path)),
-            )
-            output = result.output
-            if len(output):
-                monitor.add_rows(
-                    result.rows,
-                    scorer.model.info.feature_names,
-                    output["probability"].to_numpy(float),
-                )
-            job.writer.write(output)
-            if len(rejects):
-                job.reject_writer.write(rejects[[*REJECT_COLUMNS, *wanted]])
-            job.count(len(chunk), len(output), len(rejects))
-            summary.activities_rejected += bad
-            for name, n in result.unseen.items():
-                summary.unseen[name] = summary.unseen.get(name, 0) + n
+            _score_into(scorer, chunk, job, monitor, (explain_reasons, str(input_path)))
             if progress is not None:
                 progress(len(chunk))
+    summary = job.summary
     summary.drift = monitor.psi()
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _score_into(
+    scorer: Scorer,
+    chunk: Chunk,
+    job: BatchJob,
+    monitor: DriftMonitor,
+    options: tuple[bool, str],
+) -> None:
+    """Score one chunk into the job's writers, counts and drift monitor."""
+    summary = job.summary
+    keys = id_keys(chunk.frame[scorer.id_column], scorer.contract.missing_values)
+    hashes = job.index.hashes(len(chunk))
+    activities, bad = _chunk_activities(scorer, job.activities, keys, hashes)
+    result, rejects = _score_one(
+        scorer, chunk, (keys, hashes, job.index, job.seen), activities, options
+    )
+    output = result.output
+    if len(output):
+        monitor.add_rows(
+            result.rows,
+            scorer.model.info.feature_names,
+            output["probability"].to_numpy(float),
+        )
+    job.writer.write(output)
+    if len(rejects):
+        job.reject_writer.write(rejects[[*REJECT_COLUMNS, *scorer.contract.columns]])
+    job.count(len(chunk), len(output), len(rejects))
+    summary.activities_rejected += bad
+    for name, n in result.unseen.items():
+        summary.unseen[name] = summary.unseen.get(name, 0) + n

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from lead_ml.config import Params, load_params
@@ -36,6 +37,21 @@ ParamsOption = Annotated[
     Path, typer.Option("--params", "-p", help="The params file (see README).")
 ]
 F = TypeVar("F", bound=Callable[..., Any])
+#: Exit codes besides 0 (done) and 2 (a user error, see `friendly`): a job that
+#: scored no row because it rejected every one; a signal stopped it (128 + signal).
+EXIT_ALL_REJECTED = 3
+
+
+def plain(value: object) -> str:
+    """Text from the user (a path, a column, a message quoting them) made safe to
+    print through rich: ``[red]`` and ``[/x]`` are shown as typed, not read as
+    markup (which hid them, or failed the command after its work was done)."""
+    return escape(str(value))
+
+
+def table_row(*cells: object) -> list[str]:
+    """Cells of a rich table row, each printed as typed (see :func:`plain`)."""
+    return [plain(cell) for cell in cells]
 
 
 def friendly(command: F) -> F:
@@ -48,7 +64,7 @@ def friendly(command: F) -> F:
         except USER_ERRORS as error:
             # soft_wrap: one line per message line, whatever the terminal width.
             errors.print(
-                f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True
+                f"[bold red]error:[/] {plain(error)}", highlight=False, soft_wrap=True
             )
             raise typer.Exit(code=2) from None
 
@@ -61,7 +77,9 @@ def _params(path: Path) -> Params:
 
 def _done(stage: str, started: float, details: str) -> None:
     elapsed = time.perf_counter() - started
-    console.print(f"[green]{stage}[/] {details} ({elapsed:.1f}s)", soft_wrap=True)
+    console.print(
+        f"[green]{stage}[/] {plain(details)} ({elapsed:.1f}s)", soft_wrap=True
+    )
 
 
 @app.command("check-config")
@@ -92,10 +110,13 @@ def check_config(
         checked = f"; every column it names is in the files ({counts} columns)"
     letters = ", ".join(settings.bant.letters)
     console.print(
-        f"[green]check-config[/] {params}: valid{checked}; {source.name}: deals "
-        f"{source.tables.deals.path}, BANT letters {letters} (threshold "
-        f"{settings.bant.threshold:g}), {len(source.dimensions)} columns mapped to "
-        "dimensions",
+        "[green]check-config[/] "
+        + plain(
+            f"{params}: valid{checked}; {source.name}: deals "
+            f"{source.tables.deals.path}, BANT letters {letters} (threshold "
+            f"{settings.bant.threshold:g}), {len(source.dimensions)} columns mapped "
+            "to dimensions"
+        ),
         soft_wrap=True,
     )
 
@@ -161,9 +182,11 @@ def audit(
 def _print_audit(report: dict[str, Any]) -> None:
     data, split = report["data"], report["split"]
     console.print(
-        f"{data['rows_in']:,} rows: {data['won']:,} won, {data['lost']:,} lost, "
-        f"{data['open']:,} open, {data['rejected']:,} rejected; split by "
-        f"{split['method']}; {report['sufficiency']['message']}",
+        plain(
+            f"{data['rows_in']:,} rows: {data['won']:,} won, {data['lost']:,} lost, "
+            f"{data['open']:,} open, {data['rejected']:,} rejected; split by "
+            f"{split['method']}; {report['sufficiency']['message']}"
+        ),
         soft_wrap=True,
     )
     table = Table("column", "check", "outcome", "reason", title="audit flags")
@@ -171,7 +194,8 @@ def _print_audit(report: dict[str, Any]) -> None:
         outcome = "allowed" if flag["allowed"] else flag["severity"]
         style = "red" if flag["blocking"] else ""
         table.add_row(
-            flag["column"], flag["check"], outcome, flag["reason"], style=style
+            *table_row(flag["column"], flag["check"], outcome, flag["reason"]),
+            style=style,
         )
     if report["flags"]:
         console.print(table)
@@ -296,7 +320,7 @@ def featurize(
     started = time.perf_counter()
     summary = run_featurize(_params(params), validated, audit, split, out, registry)
     for note in summary["notes"]:
-        errors.print(f"note: {note}", soft_wrap=True)
+        errors.print(f"note: {plain(note)}", soft_wrap=True)
     _done(
         "featurize",
         started,
@@ -502,6 +526,13 @@ def score(
     master: Annotated[
         str, typer.Option(help="Spark master for --engine spark, e.g. yarn.")
     ] = "local[*]",
+    expect_version: Annotated[
+        str | None,
+        typer.Option(
+            help="Refuse the scorer unless its model_version is this one "
+            "(lead-ml-scorer:<64 hex digits>, as scored rows carry it)."
+        ),
+    ] = None,
 ) -> None:
     """Score open leads in chunks: probability, score, band, MEDDIC reasons.
 
@@ -511,7 +542,7 @@ def score(
     """
     from rich.progress import Progress
 
-    from lead_ml.batch import score_file
+    from lead_ml.batch import JobInterrupted, score_file
     from lead_ml.scorer import load_scorer
     from lead_ml.tables import count_rows
 
@@ -523,36 +554,87 @@ def score(
                 "--rejects: with --engine spark rejected rows stay in the output "
                 "with their reject_reason; drop --rejects"
             )
+        _check_score_paths(input, output, None, activities, summary_json)
+        if expect_version is not None:  # the folder is checked before Spark starts
+            load_scorer(model, expect_version)
         done = _score_on_spark(
             model, input, output, activities, explain, master, chunk_rows
         )
-        _print_batch(done)
-        if summary_json is not None:
-            summary_json.write_text(json.dumps(done, indent=2) + "\n")
+        _finish_batch(done, summary_json)
         return
-    scorer = load_scorer(model)
     rejects = rejects or output.with_name(f"{output.stem}.rejects.csv")
+    _check_score_paths(input, output, rejects, activities, summary_json)
+    scorer = load_scorer(model, expect_version)
     if scorer.counts_activities and activities is None:
         errors.print(
             "note: this model counts activities; without --activities every lead is "
             "scored as having none"
         )
     total = count_rows(input) if input.exists() else None
-    with Progress(console=errors, transient=True) as bar:
-        task = bar.add_task("scoring", total=total)
-        done = score_file(
-            scorer,
-            input,
-            output,
-            rejects,
-            activities,
-            explain,
-            chunk_rows,
-            progress=lambda n: bar.advance(task, n),
-        ).as_dict()
+    try:
+        with Progress(console=errors, transient=True) as bar:
+            task = bar.add_task("scoring", total=total)
+            done = score_file(
+                scorer,
+                input,
+                output,
+                rejects,
+                activities,
+                explain,
+                chunk_rows,
+                progress=lambda n: bar.advance(task, n),
+            ).as_dict()
+    except JobInterrupted as stop:
+        errors.print(
+            f"[bold red]error:[/] {plain(stop)}: nothing was replaced, "
+            f"{plain(output)} is as it was; run the job again",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(code=stop.exit_code) from None
+    _finish_batch(done, summary_json)
+
+
+def _check_score_paths(
+    input: Path,
+    output: Path,
+    rejects: Path | None,
+    activities: Path | None,
+    summary_json: Path | None,
+) -> None:
+    """Refuse, before the scorer is even loaded, paths of `lead-ml score` that
+    collide or a summary path that is a folder (the job checks its own files)."""
+    from lead_ml.batch import refuse_collisions, refuse_folder
+
+    named = {
+        "--input": input,
+        "--output": output,
+        "--rejects": rejects,
+        "--activities": activities,
+        "--summary": summary_json,
+    }
+    refuse_collisions(named)
+    if summary_json is not None:
+        refuse_folder(summary_json, "--summary")
+
+
+def _finish_batch(done: dict[str, Any], summary_json: Path | None) -> None:
+    """Print a job's summary, write it as JSON if asked, and exit with code 3 and
+    a warning when the job rejected every row (so that a scheduler notices)."""
+    from lead_ml.tables import write_json
+
     _print_batch(done)
     if summary_json is not None:
-        summary_json.write_text(json.dumps(done, indent=2) + "\n")
+        write_json(done, summary_json)
+    if done["rows_in"] and not done["scored"]:
+        errors.print(
+            f"[yellow]warning:[/] every row was rejected ({done['rows_in']:,} of "
+            f"{done['rows_in']:,}) and no lead was scored; see the reasons in "
+            f"{plain(done['rejects'] or done['output'])}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(code=EXIT_ALL_REJECTED)
 
 
 def _score_on_spark(
@@ -597,8 +679,10 @@ def _print_batch(result: dict[str, Any]) -> None:
     if drift:
         worst = next(iter(drift))
         console.print(
-            f"drift vs training window: largest PSI {drift[worst]:.3f} ({worst}), "
-            f"score PSI {drift.get('score', 0.0):.3f}; above 0.25 means a shift"
+            plain(
+                f"drift vs training window: largest PSI {drift[worst]:.3f} ({worst}), "
+                f"score PSI {drift.get('score', 0.0):.3f}; above 0.25 means a shift"
+            )
             + (
                 ""
                 if result.get("drift_checked", True)
@@ -608,18 +692,28 @@ def _print_batch(result: dict[str, Any]) -> None:
         )
     unseen = {k: v for k, v in result["unseen_categories"].items() if v}
     if unseen:
-        console.print(f"unseen category values (scored as unseen): {unseen}")
+        console.print(
+            plain(f"unseen category values (scored as unseen): {unseen}"),
+            soft_wrap=True,
+        )
+    if result.get("activities_rejected"):
+        console.print(
+            f"activity rows left out: {result['activities_rejected']:,} (no lead id, "
+            "no readable time stamp or type, or a malformed CSV line)",
+            soft_wrap=True,
+        )
     if result["rejected"]:
         console.print(
-            f"rejected rows and reasons -> {result['rejects']}", soft_wrap=True
+            f"rejected rows and reasons -> {plain(result['rejects'])}", soft_wrap=True
         )
     if result["drift_warnings"]:
         errors.print(
             "[yellow]warning:[/] drift above PSI 0.25 against the training window in "
-            f"{', '.join(result['drift_warnings'])}: the model may need a retrain",
+            f"{plain(', '.join(result['drift_warnings']))}: the model may need a "
+            "retrain",
             soft_wrap=True,
         )
-    console.print(f"scores -> {result['output']}", soft_wrap=True)
+    console.print(f"scores -> {plain(result['output'])}", soft_wrap=True)
 
 
 @app.command()
@@ -680,9 +774,9 @@ def _print_comparison(results: dict[str, Any]) -> None:
             f"Model vs BANT on {results['n_test']:,} test deals "
             f"({results['split']} split: no created dates)"
         )
-    table = Table("", "model", "BANT rule", title=title)
+    table = Table("", "model", "BANT rule", title=plain(title))
     for row in comparison_rows(results):
-        table.add_row(*row)
+        table.add_row(*table_row(*row))
     console.print(table)
 
 
@@ -751,11 +845,11 @@ def compare(
         capacity,
         record=record,
     )
-    console.print(headline(comparison), soft_wrap=True)
+    console.print(plain(headline(comparison)), soft_wrap=True)
     for section, frame in sections(comparison).items():
-        table = Table(*map(str, frame.columns), title=section)
+        table = Table(*table_row(*frame.columns), title=plain(section))
         for row in frame.itertuples(index=False):
-            table.add_row(*map(str, row))
+            table.add_row(*table_row(*row))
         console.print(table)
     paths = write_outputs(comparison, out_dir)
     _done("compare", started, "-> " + ", ".join(map(str, paths)))
@@ -801,8 +895,10 @@ def promote(
         previous, target = rollback(settings, to, record=record)
         before = f"v{previous}" if previous is not None else "none"
         console.print(
-            f"{alias} moved to {target.label} (was {before}) without the promotion "
-            "gate: --to skips it"
+            plain(
+                f"{alias} moved to {target.label} (was {before}) without the "
+                "promotion gate: --to skips it"
+            )
         )
         return
     result = run_promotion(settings, model, features, validated, record=record)
@@ -810,7 +906,7 @@ def promote(
 
 
 def _print_promotion(result: Promotion, alias: str) -> None:
-    label = result.challenger.label
+    label, alias = plain(result.challenger.label), plain(alias)
     before = f"v{result.previous}" if result.previous is not None else "none"
     if result.previous == result.challenger.version:
         console.print(f"{label} is already the {alias}; nothing to do")
@@ -818,13 +914,13 @@ def _print_promotion(result: Promotion, alias: str) -> None:
     table = Table("condition", "result", "numbers", title=f"Promotion gate for {label}")
     for check in result.checks:
         verdict = "[green]pass[/]" if check.passed else "[bold red]FAIL[/]"
-        table.add_row(check.condition, verdict, check.numbers)
+        table.add_row(plain(check.condition), verdict, plain(check.numbers))
     console.print(table)
-    console.print(f"on {result.window}", soft_wrap=True)
+    console.print(f"on {plain(result.window)}", soft_wrap=True)
     if result.promoted:
         console.print(f"[green]promoted:[/] {label} is now the {alias} (was {before})")
         return
-    failed = "; ".join(c.condition for c in result.checks if not c.passed)
+    failed = "; ".join(plain(c.condition) for c in result.checks if not c.passed)
     errors.print(
         f"[bold red]gate failed:[/] {failed}. The {alias} stays {before}.",
         highlight=False,

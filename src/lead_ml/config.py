@@ -8,6 +8,13 @@ value placeholders, column kinds, bounds and directions, the forbidden columns a
 the column-to-dimension map. The synthetic CRM is described by the same section as
 any user's export.
 
+Nothing in a params file runs as code. It is read with YAML's safe loader, and
+refused when too big, too deep or an alias bomb (:func:`check_shape`). A BANT
+condition is parsed into a small grammar (:func:`parse_condition`) that
+:mod:`lead_ml.baseline` evaluates itself. Numbers are strict (a YAML ``true`` or a
+quoted ``"0.1"`` is refused, not read as 1 or 0.1) and every count and size has an
+upper bound.
+
 >>> params = parse_params({
 ...     "source": {
 ...         "tables": {"deals": {"path": "deals.csv", "id": "Id"}},
@@ -25,16 +32,19 @@ from __future__ import annotations
 
 import ast
 import math
-import re
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    Strict,
     ValidationError,
     field_validator,
     model_validator,
@@ -54,42 +64,411 @@ LATE_NAME_WORDS: tuple[str, ...] = tuple(
     "last latest status stage tag tags quality rating score reason close closed "
     "closing won lost converted outcome result final".split()
 )
-_BACKTICKED = re.compile(r"`([^`]+)`")
+#: The longest BANT condition accepted, in characters: a rule is a line or two, and
+#: the bound keeps parsing and evaluating it cheap whatever a params file holds.
+MAX_CONDITION_CHARS = 1000
+#: The longest file path a table may have (most file systems allow 4,096 bytes).
+MAX_PATH_CHARS = 4096
+#: What a condition may hold, said in every refusal.
+GRAMMAR = (
+    "a condition may use only column names, literals, comparisons, in-lists, and/or/not"
+)
+_OPERATORS: dict[type[ast.cmpop], str] = {
+    ast.Eq: "==",
+    ast.NotEq: "!=",
+    ast.Lt: "<",
+    ast.LtE: "<=",
+    ast.Gt: ">",
+    ast.GtE: ">=",
+}
+_REFUSED: dict[type[ast.AST], str] = {
+    ast.Attribute: "an attribute",
+    ast.Call: "a function call",
+    ast.Subscript: "a subscript",
+    ast.BinOp: "arithmetic",
+    ast.UnaryOp: "arithmetic",
+    ast.Lambda: "a lambda",
+    ast.IfExp: "an if-else expression",
+    ast.NamedExpr: "an assignment",
+    ast.JoinedStr: "an f-string",
+    ast.Dict: "a dict",
+    ast.Set: "a set",
+    ast.ListComp: "a comprehension",
+    ast.SetComp: "a comprehension",
+    ast.DictComp: "a comprehension",
+    ast.GeneratorExp: "a comprehension",
+    ast.Starred: "a starred expression",
+    ast.Await: "an await",
+    ast.Yield: "a yield",
+    ast.YieldFrom: "a yield",
+    ast.Slice: "a slice",
+}
 
 
-def columns_read(condition: str) -> list[str]:
-    """Sorted names of the columns a pandas-query condition reads.
+@dataclass(frozen=True)
+class Column:
+    """A column a condition reads, by its name in the source."""
 
-    Raises SyntaxError when the condition does not parse.
+    name: str
 
-    >>> columns_read("bant_need.str.startswith('y')")
-    ['bant_need']
+
+@dataclass(frozen=True)
+class Value:
+    """A literal of a condition: text, a finite number or True/False."""
+
+    value: str | int | float | bool
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """``left op right`` with op one of == != < <= > >=; one side at least a column."""
+
+    op: str
+    left: Column | Value
+    right: Column | Value
+
+
+@dataclass(frozen=True)
+class Membership:
+    """``column in [values]`` (or ``not in`` when negated)."""
+
+    column: Column
+    values: tuple[Value, ...]
+    negated: bool = False
+
+
+@dataclass(frozen=True)
+class AllOf:
+    """Every part holds (``and``; a chained comparison is one too)."""
+
+    parts: tuple[Condition, ...]
+
+
+@dataclass(frozen=True)
+class AnyOf:
+    """At least one part holds (``or``)."""
+
+    parts: tuple[Condition, ...]
+
+
+@dataclass(frozen=True)
+class Negation:
+    """The part does not hold (``not``)."""
+
+    part: Condition
+
+
+#: A parsed BANT condition: nothing in it can name anything but a column or a value.
+Condition = Comparison | Membership | AllOf | AnyOf | Negation
+
+
+def parse_condition(text: str) -> Condition:
+    """A BANT condition parsed into the safe grammar; ValueError naming the part that
+    is not allowed, or the syntax error. Column names with spaces or other characters
+    go in `backticks`, as in pandas queries.
+
+    >>> parse_condition("`Annual Revenue` >= 1e6").left
+    Column(name='Annual Revenue')
+    >>> parse_condition("bant_budget.__class__ == 1")
+    Traceback (most recent call last):
+    ...
+    ValueError: `bant_budget.__class__` is an attribute; a condition may use only \
+column names, literals, comparisons, in-lists, and/or/not
     """
-    quoted = _BACKTICKED.findall(condition)
-    placeholders = {f"__column_{i}__": name for i, name in enumerate(quoted)}
-    names = iter(placeholders)
-    plain = _BACKTICKED.sub(lambda _: next(names), condition).strip()
-    tree = ast.parse(plain, mode="eval")
-    # Function names (``abs(x)``) are not columns.
-    called = {id(node.func) for node in ast.walk(tree) if isinstance(node, ast.Call)}
-    read = {
-        placeholders.get(node.id, node.id)
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Name) and id(node) not in called
-    }
-    return sorted(read)
-
-
-def letter_columns(letter: str, condition: str) -> list[str]:
-    """The columns a BANT letter's condition reads; ValueError naming the letter."""
+    if not isinstance(text, str):
+        raise ValueError(f"a condition is text; got {type(text).__name__}")
+    if len(text) > MAX_CONDITION_CHARS:
+        raise ValueError(
+            f"the condition is {len(text):,} characters long; at most "
+            f"{MAX_CONDITION_CHARS:,} are allowed"
+        )
+    plain, names = _unquote_columns(text)
     try:
-        return columns_read(condition)
+        tree = ast.parse(plain.strip(), mode="eval")
     except SyntaxError as error:
         raise ValueError(
-            f"letter {letter!r}: {condition!r} is not a pandas query condition "
-            f'({error.msg}); write e.g. "annual_revenue >= 1e6", with `backticks` '
-            "around column names that have spaces"
+            f'not a condition ({error.msg}); write e.g. "annual_revenue >= 1e6", '
+            "with `backticks` around column names that have spaces"
         ) from None
+    except (RecursionError, MemoryError):
+        raise ValueError("the condition is nested too deeply") from None
+    return _ConditionParser(plain.strip(), names).condition(tree.body)
+
+
+def columns_read(condition: str | Condition) -> list[str]:
+    """Sorted names of the columns a condition reads; ValueError when it is not one.
+
+    >>> columns_read("`annual revenue` >= 1e6 and region in ['EU', 'UK']")
+    ['annual revenue', 'region']
+    """
+    parsed = parse_condition(condition) if isinstance(condition, str) else condition
+    return sorted(_columns(parsed))
+
+
+def _columns(condition: Condition) -> set[str]:
+    if isinstance(condition, AllOf | AnyOf):
+        return set().union(*(_columns(part) for part in condition.parts))
+    if isinstance(condition, Negation):
+        return _columns(condition.part)
+    if isinstance(condition, Membership):
+        return {condition.column.name}
+    sides = (condition.left, condition.right)
+    return {side.name for side in sides if isinstance(side, Column)}
+
+
+def _unquote_columns(text: str) -> tuple[str, dict[str, str]]:
+    """The condition with each `backticked` column name replaced by an identifier
+    that occurs nowhere else in it, and those identifiers' column names."""
+    prefix = "_column"
+    while prefix in text:
+        prefix += "_"
+    names: dict[str, str] = {}
+    out: list[str] = []
+    quote, i = "", 0
+    while i < len(text):
+        char = text[i]
+        if quote:
+            # Inside a string literal a backtick is just a character.
+            step = 2 if char == "\\" else 1
+            out.append(text[i : i + step])
+            quote = "" if char == quote else quote
+            i += step
+            continue
+        if char == "`":
+            end = text.find("`", i + 1)
+            name = text[i + 1 : end]
+            if end < 0 or not name.strip():
+                raise ValueError(
+                    "a `backtick` opens a column name that is empty or never closes"
+                )
+            placeholder = f"{prefix}{len(names)}"
+            names[placeholder] = name
+            # A space keeps the placeholder a word of its own where it touches one
+            # (not`b` is `not b`, never a name `not_column0`).
+            before = " " if out and _word_char(out[-1][-1:]) else ""
+            after = " " if _word_char(text[end + 1 : end + 2]) else ""
+            out.append(f"{before}{placeholder}{after}")
+            i = end + 1
+            continue
+        quote = char if char in "'\"" else ""
+        out.append(char)
+        i += 1
+    return "".join(out), names
+
+
+class _ConditionParser:
+    """Turns the AST of a condition into :data:`Condition`, refusing the rest."""
+
+    def __init__(self, text: str, names: dict[str, str]) -> None:
+        self.text = text
+        self.names = names
+
+    def condition(self, node: ast.expr) -> Condition:
+        if isinstance(node, ast.BoolOp):
+            parts = tuple(self.condition(value) for value in node.values)
+            return AllOf(parts) if isinstance(node.op, ast.And) else AnyOf(parts)
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+            return Negation(self.condition(node.operand))
+        if isinstance(node, ast.Compare):
+            operands = [node.left, *node.comparators]
+            pairs = tuple(
+                self.pair(node, left, op, right)
+                for left, op, right in zip(
+                    operands, node.ops, operands[1:], strict=False
+                )
+            )
+            return pairs[0] if len(pairs) == 1 else AllOf(pairs)
+        if isinstance(node, ast.Name | ast.Constant | ast.UnaryOp):
+            self.operand(node)  # a bad literal is named as such first
+            raise ValueError(
+                f"`{self.segment(node)}` is not a true/false condition; compare it, "
+                'e.g. "bant_budget == \'yes\'" or "employees >= 100"'
+            )
+        raise self.refused(node)
+
+    def pair(
+        self, node: ast.Compare, left: ast.expr, op: ast.cmpop, right: ast.expr
+    ) -> Condition:
+        if isinstance(op, ast.In | ast.NotIn):
+            column = self.operand(left)
+            if not isinstance(column, Column):
+                raise ValueError(
+                    f"`{self.segment(left)}` is not a column: `in` tests a column's "
+                    "value against a list, e.g. \"region in ['EU', 'UK']\""
+                )
+            return Membership(column, self.values(right), isinstance(op, ast.NotIn))
+        if isinstance(op, ast.Is | ast.IsNot):
+            raise ValueError(
+                "`is` compares object identity, not values; use == or != (a "
+                "missing value never passes a letter, so there is no need to test "
+                "for None)"
+            )
+        sides = self.operand(left), self.operand(right)
+        if not any(isinstance(side, Column) for side in sides):
+            raise ValueError(
+                f"`{self.segment(node)}` compares two literals; name a column on "
+                "one side"
+            )
+        return Comparison(_OPERATORS[type(op)], *sides)
+
+    def values(self, node: ast.expr) -> tuple[Value, ...]:
+        if not isinstance(node, ast.List | ast.Tuple):
+            raise ValueError(
+                f"`{self.segment(node)}` is not a list of literals; write e.g. "
+                "\"region in ['EU', 'UK']\""
+            )
+        values = []
+        for element in node.elts:
+            value = self.operand(element)
+            if not isinstance(value, Value):
+                raise ValueError(
+                    f"`{self.segment(element)}` in `{self.segment(node)}` is a "
+                    "column; an in-list holds only literals"
+                )
+            values.append(value)
+        return tuple(values)
+
+    def operand(self, node: ast.expr) -> Column | Value:
+        if isinstance(node, ast.Name):
+            return Column(self.names.get(node.id, node.id))
+        signed = _signed_number(node)
+        if signed is not None:
+            return self.literal(node, signed)
+        if isinstance(node, ast.Constant):
+            return self.literal(node, node.value)
+        if isinstance(node, ast.List | ast.Tuple):
+            raise ValueError(
+                f"`{self.segment(node)}` is a list; a list may only follow `in` or "
+                "`not in`"
+            )
+        raise self.refused(node)
+
+    def literal(self, node: ast.expr, value: object) -> Value:
+        if isinstance(value, str | bool):
+            return Value(value)
+        if _is_number_literal(value):
+            assert isinstance(value, int | float)
+            if not math.isfinite(_as_float(value)):
+                raise ValueError(
+                    f"`{self.segment(node)}` is not a finite number; a condition "
+                    "compares with numbers a column can hold"
+                )
+            return Value(value)
+        if value is None:
+            raise ValueError(
+                "`None` is not a value a condition compares with: a missing value "
+                "never passes a letter, so there is no need to test for it"
+            )
+        raise ValueError(
+            f"`{self.segment(node)}` ({type(value).__name__}) is not a literal a "
+            "condition can use; literals are text in quotes, numbers, True and False"
+        )
+
+    def refused(self, node: ast.expr) -> ValueError:
+        culprit = _culprit(node)
+        what = _REFUSED.get(type(culprit), f"a {type(culprit).__name__} expression")
+        return ValueError(f"`{self.segment(culprit)}` is {what}; {GRAMMAR}")
+
+    def segment(self, node: ast.AST) -> str:
+        """The text of a node as the user wrote it (`backticks` and all)."""
+        text = ast.get_source_segment(self.text, node) or ast.unparse(node)
+        for placeholder, name in self.names.items():
+            text = text.replace(placeholder, f"`{name}`")
+        return text.strip()
+
+
+def _culprit(node: ast.expr) -> ast.expr:
+    """The innermost call, subscript or attribute of a chain such as
+    ``x.__class__.__init__(...)``: the first part that is not allowed."""
+    while True:
+        inner = (
+            node.func
+            if isinstance(node, ast.Call)
+            else node.value
+            if isinstance(node, ast.Attribute | ast.Subscript)
+            else None
+        )
+        if not isinstance(inner, ast.Call | ast.Attribute | ast.Subscript):
+            return node
+        node = inner
+
+
+def _word_char(char: str) -> bool:
+    return char.isalnum() or char == "_"
+
+
+def _signed_number(node: ast.expr) -> int | float | None:
+    """The value of ``-3`` or ``+2.5`` (a sign on a number literal), else None."""
+    if not isinstance(node, ast.UnaryOp) or not isinstance(
+        node.op, ast.USub | ast.UAdd
+    ):
+        return None
+    number = node.operand.value if isinstance(node.operand, ast.Constant) else None
+    if not isinstance(number, int | float) or isinstance(number, bool):
+        return None
+    return -number if isinstance(node.op, ast.USub) else number
+
+
+def _is_number_literal(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _as_float(value: int | float) -> float:
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf
+
+
+def _a_condition(text: str) -> str:
+    parse_condition(text)  # raises naming the part that is not allowed
+    return text
+
+
+def _not_text_or_boolean(value: Any) -> Any:
+    # Lax pydantic reads YAML `true` as 1 and "0.1" as 0.1: a setting written that
+    # way is a mistake to point out, not a number to guess.
+    if isinstance(value, bool):
+        raise ValueError("expected a number, got a YAML boolean (true/false/yes/no)")
+    if isinstance(value, str):
+        raise ValueError(
+            "expected a number, got text: write it unquoted (YAML reads 1e3 as text; "
+            "write 1000 or 1.0e3)"
+        )
+    return value
+
+
+#: A number setting: finite, and never a YAML boolean or quoted text.
+Number = Annotated[
+    float, BeforeValidator(_not_text_or_boolean), Strict(), Field(allow_inf_nan=False)
+]
+#: A whole-number setting: never a float, a YAML boolean or quoted text.
+Count = Annotated[int, BeforeValidator(_not_text_or_boolean), Strict()]
+
+
+def _a_file_path(path: Path) -> Path:
+    if "\x00" in str(path) or len(str(path)) > MAX_PATH_CHARS:
+        raise ValueError(
+            f"not a usable file path (a NUL byte, or over {MAX_PATH_CHARS} characters)"
+        )
+    return path
+
+
+#: A file a table is read from.
+FilePath = Annotated[Path, AfterValidator(_a_file_path)]
+
+
+def _a_date(value: Any) -> Any:
+    # Lax pydantic reads a number as seconds since 1970: 2023 would be a date.
+    if not isinstance(value, str | date):
+        raise ValueError(f"expected a date such as 2023-01-01; got {value!r}")
+    return value
+
+
+def _a_direction(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("expected -1, 0 or 1, got a YAML boolean")
+    return value
 
 
 class _Section(BaseModel):
@@ -102,7 +481,9 @@ class _Section(BaseModel):
 class DealsTable(_Section):
     """The deals table: one row per lead or opportunity."""
 
-    path: Path = Field(description="CSV or Parquet file, relative to the project root")
+    path: FilePath = Field(
+        description="CSV or Parquet file, relative to the project root"
+    )
     id: str = Field(min_length=1, description="column with a unique id per deal")
     created: str | None = Field(
         None, description="column with the date the lead came in (time split)"
@@ -123,7 +504,7 @@ class DealsTable(_Section):
 class AccountsTable(_Section):
     """An optional accounts table joined onto the deals on a key."""
 
-    path: Path
+    path: FilePath
     key: str = Field(min_length=1, description="column of the deals naming the account")
     id: str | None = Field(
         None, description="the account id column of this table (default: key)"
@@ -141,7 +522,7 @@ class AccountsTable(_Section):
 class ActivitiesTable(_Section):
     """An optional activity log: one row per email, call, visit... of a deal."""
 
-    path: Path
+    path: FilePath
     key: str = Field(min_length=1, description="column holding the deal id")
     timestamp: str = Field(min_length=1, description="column with when it happened")
     type: str = Field(min_length=1, description="column with the kind of activity")
@@ -165,6 +546,11 @@ class TablesConfig(_Section):
 
 
 def _outcome_value(value: Any) -> str:
+    if not isinstance(value, str | int | float):
+        raise ValueError(
+            f"an outcome value is text as the file holds it; got a "
+            f"{type(value).__name__}"
+        )
     if isinstance(value, bool):
         raise ValueError(
             f"{value!r} is a YAML boolean: quote the value as it is written in "
@@ -212,8 +598,8 @@ class Bounds(_Section):
     """The range a number column's values must lie in; a value outside rejects its
     row (in training and in scoring alike)."""
 
-    min: float | None = None
-    max: float | None = None
+    min: Number | None = None
+    max: Number | None = None
 
     @model_validator(mode="after")
     def _a_range(self) -> Bounds:
@@ -248,12 +634,17 @@ class SourceConfig(_Section):
     bounds: dict[str, Bounds] = Field(
         default_factory=dict, description="number columns' allowed ranges"
     )
-    directions: dict[str, Literal[-1, 0, 1]] = Field(
+    directions: dict[
+        str, Annotated[Literal[-1, 0, 1], BeforeValidator(_a_direction)]
+    ] = Field(
         default_factory=dict,
         description="1: more of it never lowers the score; -1: never raises it",
     )
-    max_levels: int = Field(
-        50, ge=2, description="distinct values above which text is not a category"
+    max_levels: Count = Field(
+        50,
+        ge=2,
+        le=10_000,
+        description="distinct values above which text is not a category",
     )
     dimensions: dict[str, str] = Field(
         default_factory=dict,
@@ -366,37 +757,41 @@ def _role_key(roles: dict[str, str], column: str) -> str:
 class AuditConfig(_Section):
     """Thresholds of the checks before training (see :mod:`lead_ml.audit`)."""
 
-    min_per_outcome: int = Field(
+    min_per_outcome: Count = Field(
         300,
         ge=1,
+        le=1_000_000,
         description="won and lost deals each split needs; fewer: repeated CV instead",
     )
-    max_single_auc: float = Field(
+    max_single_auc: Number = Field(
         0.95,
         gt=0.5,
         le=1,
         description="a column ranking won above lost this well on its own is leakage",
     )
-    decisive_purity: float = Field(
+    decisive_purity: Number = Field(
         0.97, gt=0.5, le=1, description="a value this one-sided decides the outcome"
     )
-    decisive_min_rows: int = Field(
-        30, ge=1, description="rows a value needs before its purity counts"
+    decisive_min_rows: Count = Field(
+        30,
+        ge=1,
+        le=1_000_000,
+        description="rows a value needs before its purity counts",
     )
-    decisive_share: float = Field(
+    decisive_share: Number = Field(
         0.05,
         gt=0,
         le=1,
         description="share of training deals with deciding values that flags a column",
     )
-    one_outcome_max_other: float = Field(
+    one_outcome_max_other: Number = Field(
         0.01,
         ge=0,
         lt=0.2,
         description="a column filled for at most this share of one outcome (and five "
         "times more of the other) is filled only once the outcome is known",
     )
-    late_date_share: float = Field(
+    late_date_share: Number = Field(
         0.01,
         ge=0,
         lt=1,
@@ -406,8 +801,10 @@ class AuditConfig(_Section):
         default_factory=lambda: list(LATE_NAME_WORDS),
         description="words in a column name that mean a state at export time",
     )
-    cv_splits: int = Field(5, ge=2, description="folds of repeated stratified CV")
-    cv_repeats: int = Field(3, ge=1, description="repeats of stratified CV")
+    cv_splits: Count = Field(
+        5, ge=2, le=20, description="folds of repeated stratified CV"
+    )
+    cv_repeats: Count = Field(3, ge=1, le=20, description="repeats of stratified CV")
 
 
 # --- the stages ---------------------------------------------------------------------
@@ -416,12 +813,20 @@ class AuditConfig(_Section):
 class SyntheticConfig(_Section):
     """Size and shape of the built-in synthetic CRM (`lead-ml generate` only)."""
 
-    n_deals: int = Field(40_000, ge=100, description="deals to generate")
-    n_accounts: int = Field(8_000, ge=10, description="accounts the deals belong to")
-    start: date = Field(date(2023, 1, 1), description="first created_at")
-    months: int = Field(36, ge=3, description="months of history up to the export")
-    activities_per_deal: float = Field(
-        28.0, gt=0, description="mean activity-log rows per deal (roughly)"
+    n_deals: Count = Field(
+        40_000, ge=100, le=5_000_000, description="deals to generate"
+    )
+    n_accounts: Count = Field(
+        8_000, ge=10, le=1_000_000, description="accounts the deals belong to"
+    )
+    start: Annotated[date, BeforeValidator(_a_date)] = Field(
+        date(2023, 1, 1), description="first created_at"
+    )
+    months: Count = Field(
+        36, ge=3, le=240, description="months of history up to the export"
+    )
+    activities_per_deal: Number = Field(
+        28.0, gt=0, le=1000, description="mean activity-log rows per deal (roughly)"
     )
     format: Literal["parquet", "csv"] = Field(
         "parquet", description="file format of the generated tables"
@@ -436,9 +841,11 @@ class ActivityFeatures(_Section):
         description="activity types counted one by one; null: the most common "
         "max_types of the training deals",
     )
-    max_types: int = Field(20, ge=1, description="types counted when types is null")
-    half_life_days: float = Field(
-        7.0, gt=0, description="half-life of the recency weight on activities"
+    max_types: Count = Field(
+        20, ge=1, le=200, description="types counted when types is null"
+    )
+    half_life_days: Number = Field(
+        7.0, gt=0, le=3650, description="half-life of the recency weight on activities"
     )
     intent_types: list[str] = Field(
         default_factory=list,
@@ -460,9 +867,10 @@ class ActivityFeatures(_Section):
 class FeaturizeConfig(_Section):
     """Point-in-time feature settings."""
 
-    snapshot_days: int = Field(
+    snapshot_days: Count = Field(
         14,
         ge=0,
+        le=3650,
         description="features use only what was known this many days after created",
     )
     activities: ActivityFeatures = ActivityFeatures()
@@ -471,38 +879,42 @@ class FeaturizeConfig(_Section):
 class SplitConfig(_Section):
     """Time-ordered split of closed deals: oldest train, then validation, then test."""
 
-    valid_fraction: float = Field(0.15, gt=0, lt=0.5)
-    test_fraction: float = Field(0.2, gt=0, lt=0.5)
+    valid_fraction: Number = Field(0.15, gt=0, lt=0.5)
+    test_fraction: Number = Field(0.2, gt=0, lt=0.5)
 
 
 class TrainConfig(_Section):
     """LightGBM settings; the tree shape also decides how fast explanations run."""
 
-    learning_rate: float = Field(0.05, gt=0, le=1)
-    num_leaves: int = Field(8, ge=2)
-    max_depth: int = Field(3, ge=-1)
-    n_estimators: int = Field(600, ge=1)
-    early_stopping_rounds: int = Field(50, ge=1)
-    min_child_samples: int = Field(40, ge=1)
-    reg_lambda: float = Field(1.0, ge=0)
-    feature_fraction: float = Field(0.9, gt=0, le=1)
-    bagging_fraction: float = Field(0.9, gt=0, le=1)
+    learning_rate: Number = Field(0.05, gt=0, le=1)
+    # Explanations walk every leaf of every tree: the bounds keep them (and the
+    # bundle) a size a scoring job can hold.
+    num_leaves: Count = Field(8, ge=2, le=1024)
+    max_depth: Count = Field(3, ge=-1, le=64)
+    n_estimators: Count = Field(600, ge=1, le=20_000)
+    early_stopping_rounds: Count = Field(50, ge=1, le=20_000)
+    min_child_samples: Count = Field(40, ge=1, le=1_000_000)
+    reg_lambda: Number = Field(1.0, ge=0, le=1e6)
+    feature_fraction: Number = Field(0.9, gt=0, le=1)
+    bagging_fraction: Number = Field(0.9, gt=0, le=1)
     # One thread: at tens of thousands of deals LightGBM's OpenMP threads gain little
     # and, when the cores are busy (CI, a shared box), spin: measured 1.3 s vs 30 s.
-    num_threads: int = Field(1, ge=1)
+    num_threads: Count = Field(1, ge=1, le=256)
 
 
 class BantConfig(_Section):
-    """The BANT rule: each letter is a condition on the source's columns (pandas
-    query syntax); leave out letters the export has no data for.
+    """The BANT rule: each letter is a condition on the source's columns (see
+    :func:`parse_condition`); leave out letters the export has no data for.
 
     A lead passes a letter when its condition is true; the rule qualifies a lead when
     the weighted count of passed letters reaches ``threshold``. Weights default to 1.
     """
 
-    letters: dict[str, str] = Field(min_length=1)
-    weights: dict[str, float] = Field(default_factory=dict)
-    threshold: float = Field(gt=0)
+    letters: dict[str, Annotated[str, AfterValidator(_a_condition)]] = Field(
+        min_length=1
+    )
+    weights: dict[str, Number] = Field(default_factory=dict)
+    threshold: Number = Field(gt=0)
 
     @field_validator("letters")
     @classmethod
@@ -512,8 +924,6 @@ class BantConfig(_Section):
             raise ValueError(
                 f"unknown letters {unknown}; use some of {list(BANT_LETTERS)}"
             )
-        for letter, condition in letters.items():
-            letter_columns(letter, condition)  # raises naming the letter
         return letters
 
     @model_validator(mode="before")
@@ -543,29 +953,41 @@ class BantConfig(_Section):
             )
         return self
 
+    def conditions(self) -> dict[str, Condition]:
+        """Each letter's parsed condition."""
+        return {letter: parse_condition(text) for letter, text in self.letters.items()}
+
+    def letter_columns(self) -> dict[str, list[str]]:
+        """The columns each letter's condition reads."""
+        return {letter: columns_read(c) for letter, c in self.conditions().items()}
+
     def columns(self) -> list[str]:
         """Every column the rule reads."""
-        read = {c for t in self.letters.items() for c in letter_columns(*t)}
-        return sorted(read)
+        return sorted({c for read in self.letter_columns().values() for c in read})
 
 
 class EvaluateConfig(_Section):
     """Evaluation settings: bootstrap, capacity, calibration bins."""
 
-    capacity: int | None = Field(
-        None, ge=1, description="leads reps can work; null = as many as BANT qualifies"
+    capacity: Count | None = Field(
+        None,
+        ge=1,
+        le=100_000_000,
+        description="leads reps can work; null = as many as BANT qualifies",
     )
-    n_bootstrap: int = Field(1000, ge=50)
-    calibration_bins: int = Field(10, ge=2)
-    score_bands: int = Field(10, ge=2, description="bins of the win-rate-by-score plot")
+    n_bootstrap: Count = Field(1000, ge=50, le=100_000)
+    calibration_bins: Count = Field(10, ge=2, le=100)
+    score_bands: Count = Field(
+        10, ge=2, le=100, description="bins of the win-rate-by-score plot"
+    )
 
 
 class BandsConfig(_Section):
     """Score bands A, B, C as shares of the validation window; D is the rest."""
 
-    A: float = Field(0.10, gt=0, lt=1)
-    B: float = Field(0.20, gt=0, lt=1)
-    C: float = Field(0.30, gt=0, lt=1)
+    A: Number = Field(0.10, gt=0, lt=1)
+    B: Number = Field(0.20, gt=0, lt=1)
+    C: Number = Field(0.30, gt=0, lt=1)
 
     @model_validator(mode="after")
     def _shares_fit(self) -> BandsConfig:
@@ -589,9 +1011,10 @@ class TrackingConfig(_Section):
 class CompareConfig(_Section):
     """`lead-ml compare`: which months of the test window are judged for stability."""
 
-    min_month_deals: int = Field(
+    min_month_deals: Count = Field(
         100,
         ge=1,
+        le=1_000_000,
         description="months with fewer closed deals are shown, not judged (too noisy)",
     )
 
@@ -603,23 +1026,24 @@ class PromotionConfig(_Section):
     rule) on the same test window, and every condition must hold.
     """
 
-    min_delta_auc_ci_low: float = Field(
+    min_delta_auc_ci_low: Number = Field(
         0.0,
         ge=-1,
         le=1,
         description="the 95% CI low bound of challenger minus champion ROC AUC "
         "must be above this",
     )
-    max_month_drop: float = Field(
+    max_month_drop: Number = Field(
         0.02,
         ge=0,
         le=1,
         description="no judged month may have the challenger's ROC AUC below the "
         "champion's by more than this",
     )
-    min_capacity_wins_ratio: float = Field(
+    min_capacity_wins_ratio: Number = Field(
         1.0,
         ge=0,
+        le=100,
         description="challenger's wins in the top K leads must be at least this "
         "times the champion's",
     )
@@ -628,7 +1052,8 @@ class PromotionConfig(_Section):
 class Params(_Section):
     """All of params.yaml: ``source`` and ``bant`` are required, the rest default."""
 
-    seed: int = 42
+    # LightGBM takes a 32-bit seed.
+    seed: Count = Field(42, ge=0, le=2**31 - 1)
     source: SourceConfig
     bant: BantConfig
     synthetic: SyntheticConfig = SyntheticConfig()
@@ -647,8 +1072,9 @@ class Params(_Section):
         late = {*self.source.forbidden, self.source.outcome.column}
         if self.source.tables.deals.closed:
             late.add(self.source.tables.deals.closed)
-        for letter, condition in self.bant.letters.items():
-            for column in letter_columns(letter, condition):
+        for letter, read in self.bant.letter_columns().items():
+            condition = self.bant.letters[letter]
+            for column in read:
                 if column in late:
                     raise ValueError(
                         f"bant.letters.{letter}: {condition!r} reads {column!r}, "
@@ -665,12 +1091,69 @@ class Params(_Section):
         return self
 
 
+#: Bounds on the shape of a params file: a real one is a page or two, a few levels
+#: deep. Past them it is a mistake (a data file pasted in) or hostile (an alias
+#: bomb), refused in one line before validation walks it.
+MAX_PARAMS_BYTES = 1_000_000
+MAX_PARAMS_DEPTH = 10
+MAX_PARAMS_ITEMS = 20_000
+MAX_TEXT_CHARS = 10_000
+
+
+def check_shape(raw: Any, source: str = "params") -> None:
+    """Raise ConfigError when a params mapping is nested too deeply, holds too many
+    settings and items, or a text that is too long; the key is named.
+
+    >>> check_shape({"bant": {"letters": {"need": "x" * 20_000}}})
+    Traceback (most recent call last):
+    ...
+    lead_ml.vocab.ConfigError: params: bant.letters.need holds a text of 20,000 \
+characters; at most 10,000 are allowed
+    """
+    seen = 0
+    # An explicit stack, not recursion: a cyclic or deep structure cannot overflow it,
+    # and the count stops an alias bomb (shared references) after a few steps.
+    stack: list[tuple[Any, int, str]] = [(raw, 0, "")]
+    while stack:
+        node, depth, key = stack.pop()
+        seen += 1
+        where = key or "the top level"
+        if seen > MAX_PARAMS_ITEMS:
+            raise ConfigError(
+                f"{source}: more than {MAX_PARAMS_ITEMS:,} settings and list items; "
+                "a params file is a page or two (was a data file pasted in?)"
+            )
+        if depth > MAX_PARAMS_DEPTH:
+            raise ConfigError(
+                f"{source}: {where} is nested more than {MAX_PARAMS_DEPTH} levels "
+                "deep; a params file is a few levels deep"
+            )
+        if isinstance(node, str) and len(node) > MAX_TEXT_CHARS:
+            raise ConfigError(
+                f"{source}: {where} holds a text of {len(node):,} characters; at "
+                f"most {MAX_TEXT_CHARS:,} are allowed"
+            )
+        if isinstance(node, dict):
+            stack.extend((k, depth + 1, f"{where} (a key)") for k in node)
+            stack.extend(
+                (v, depth + 1, f"{key}.{k}" if key else str(k)) for k, v in node.items()
+            )
+        elif isinstance(node, list | tuple):
+            stack.extend((v, depth + 1, f"{key}[{i}]") for i, v in enumerate(node))
+
+
+def _shown(value: Any) -> str:
+    """A bad value as a message quotes it: its repr, cut short."""
+    text = repr(value)
+    return text if len(text) <= 120 else f"{text[:100]}... ({len(text):,} characters)"
+
+
 def _explain(error: ValidationError, source: str) -> str:
     lines = [f"{source}: {error.error_count()} bad setting(s)"]
     for item in error.errors():
         key = ".".join(str(part) for part in item["loc"]) or "(top level)"
         got = item.get("input")
-        shown = "" if isinstance(got, dict) else f" (got {got!r})"
+        shown = "" if isinstance(got, dict) else f" (got {_shown(got)})"
         message = str(item["msg"]).removeprefix("Value error, ")
         lines.append(f"  {key}: {message}{shown}")
     return "\n".join(lines)
@@ -678,23 +1161,97 @@ def _explain(error: ValidationError, source: str) -> str:
 
 def parse_params(raw: dict[str, Any], source: str = "params") -> Params:
     """Validate a params mapping; raise ConfigError naming every bad key."""
+    check_shape(raw, source)
     try:
         return Params.model_validate(raw)
     except ValidationError as error:
         raise ConfigError(_explain(error, source)) from None
 
 
+class _ParamsLoader(yaml.SafeLoader):
+    """YAML's safe loader (plain data only: no tag builds an object or runs code)
+    that also refuses a key given twice, which YAML would silently resolve to the
+    last one."""
+
+
+def _unique_keys(loader: _ParamsLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        if (
+            isinstance(key_node, yaml.ScalarNode)
+            and key_node.tag != "tag:yaml.org,2002:merge"
+        ):
+            key = loader.construct_object(key_node)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key {key!r} is given twice", key_node.start_mark
+                )
+            seen.add(key)
+    return loader.construct_mapping(node, deep=True)
+
+
+_ParamsLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+    _unique_keys,
+)
+
+
+def _refuse_deep_yaml(text: str, path: Path) -> None:
+    """ConfigError when the YAML nests deeper than a params file can, found from the
+    parser's events, stopping at the first level too deep."""
+    # Building a 5,000-deep list costs PyYAML seconds and ends in RecursionError;
+    # the events (no recursion) tell the depth after a few tokens.
+    depth = 0
+    for event in yaml.parse(text, Loader=_ParamsLoader):
+        if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+            depth += 1
+            # The top-level mapping is one level above check_shape's count.
+            if depth > MAX_PARAMS_DEPTH + 1:
+                raise ConfigError(
+                    f"{path}: nested more than {MAX_PARAMS_DEPTH} levels deep; a "
+                    "params file is a few levels deep"
+                )
+        elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+            depth -= 1
+
+
 def read_params_file(path: Path | str) -> dict[str, Any]:
-    """The raw mapping of a params file; ConfigError when it is not YAML or absent."""
+    """The raw mapping of a params file; ConfigError when it is absent, unreadable,
+    too big, not YAML, or not a mapping of sections."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        with path.open("rb") as file:
+            # Read at most one byte past the bound: /dev/zero must not fill memory.
+            data = file.read(MAX_PARAMS_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(
             f"{path}: not found; run from the project root or pass --params"
         ) from None
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot be read ({error.strerror})") from None
+    if len(data) > MAX_PARAMS_BYTES:
+        raise ConfigError(
+            f"{path}: over {MAX_PARAMS_BYTES:,} bytes; a params file is a page or two"
+        )
+    try:
+        text = data.decode("utf-8")
+        _refuse_deep_yaml(text, path)
+        # _ParamsLoader is a SafeLoader: this is safe_load plus the duplicate check.
+        raw = yaml.load(text, Loader=_ParamsLoader) or {}
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (not UTF-8)") from None
+    except yaml.MarkedYAMLError as error:
+        # One line: where it is and what is wrong, not PyYAML's excerpt and caret.
+        mark = error.problem_mark
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = error.problem or error.context or "cannot be read"
+        raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    except RecursionError:
+        raise ConfigError(
+            f"{path}: nested too deeply to read; a params file is a few levels deep"
+        ) from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of sections at the top level")
     return raw

@@ -40,6 +40,7 @@ from lead_ml.features import (
 )
 from lead_ml.model import (
     TrainedModel,
+    absent_features,
     feature_rows,
     model_rows,
     probability_of_margin,
@@ -70,7 +71,7 @@ def _ensemble(model: TrainedModel) -> fastshap.TreeEnsemble:
 def feature_contributions(model: TrainedModel, rows: np.ndarray) -> np.ndarray:
     """Per lead, each feature's contribution in calibrated log-odds (model order),
     then the base value: a row sums to the lead's calibrated log-odds."""
-    raw = fastshap.contributions(_ensemble(model), rows)
+    raw = fastshap.contributions(_ensemble(model), rows, absent=absent_features(model))
     calibration = model.info.calibration
     out = calibration.slope * raw
     out[:, -1] = calibration.log_odds(raw[:, -1])
@@ -126,13 +127,17 @@ def number_words(value: float) -> str:
     return f"{value:.4g}"
 
 
-def _numbers(values: np.ndarray, template: str) -> np.ndarray:
-    """Each value formatted by ``template`` (one format per distinct value); a bare
-    ``{}`` takes :func:`number_words`."""
+def _numbers(
+    values: np.ndarray, spec: str = "", before: str = "", after: str = ""
+) -> np.ndarray:
+    """Each value as ``before + number + after`` (one format per distinct value):
+    the number in the format ``spec``, or by :func:`number_words` without one.
+    ``before`` and ``after`` are pasted as they are: they may hold names from the
+    data (an activity type), which must never be read as a format string."""
     distinct, inverse = np.unique(values, return_inverse=True)
     texts = np.array(
         [
-            template.format(number_words(v) if "{}" in template else v)
+            before + (format(v, spec) if spec else number_words(v)) + after
             for v in distinct.tolist()
         ],
         dtype=object,
@@ -157,18 +162,18 @@ def _value_texts(spec: FeatureSpec, values: np.ndarray) -> np.ndarray:
         return values.astype(str).astype(object)
     floats = np.asarray(values, dtype=float)
     if spec.kind == "date":
-        return _numbers(floats, "{:+,.0f} days from the created date")
-    return _numbers(floats, "{}")
+        return _numbers(floats, "+,.0f", after=" days from the created date")
+    return _numbers(floats)
 
 
 def _activity_texts(spec: FeatureSpec, values: np.ndarray) -> np.ndarray:
     floats = np.asarray(values, dtype=float)
     if spec.activity in (COUNT, TOTAL):
-        texts = _numbers(floats, "{:,.0f} " + spec.words)
+        texts = _numbers(floats, ",.0f", after=" " + spec.words)
     elif spec.activity in (RECENT, INTENT):
-        texts = _numbers(floats, spec.words + " {:.2g}")
+        texts = _numbers(floats, ".2g", before=spec.words + " ")
     else:
-        texts = _numbers(floats, "last activity {:.0f} days before the snapshot")
+        texts = _numbers(floats, ".0f", "last activity ", " days before the snapshot")
     none = np.isnan(floats) | ((floats == 0) & (spec.activity != LAST_TOUCH))
     if spec.activity in (TOTAL, LAST_TOUCH):
         texts[none] = "no activity before the snapshot"

@@ -59,6 +59,10 @@ class ModelInfo:
     window: dict[str, str]
     #: feature -> dimension
     dimensions: dict[str, str] = field(default_factory=dict)
+    #: The features no training row lacked. LightGBM has no rule for their missing
+    #: values (it would read one as 0, or as an unseen category), so a lead missing
+    #: one is scored as not known: averaged over the training rows at each split.
+    complete_features: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -170,7 +174,9 @@ def fit_platt(margin: np.ndarray, won: np.ndarray) -> Calibration:
     """Fit Platt scaling (unregularised logistic regression on the margin)."""
     from sklearn.linear_model import LogisticRegression
 
-    platt = LogisticRegression(C=np.inf, solver="lbfgs", max_iter=1000)
+    # Converged tightly: on a window with little signal the likelihood is flat and
+    # a loose tolerance stops visibly short of the fit.
+    platt = LogisticRegression(C=np.inf, solver="lbfgs", max_iter=10_000, tol=1e-10)
     platt.fit(np.asarray(margin).reshape(-1, 1), np.asarray(won, dtype=int))
     return Calibration(
         slope=float(platt.coef_[0, 0]), intercept=float(platt.intercept_[0])
@@ -194,19 +200,31 @@ def train_model(
     """Train, calibrate on the validation window and set band thresholds."""
     names = registry.names
     booster, categories = fit_booster(split, registry, cfg, seed)
-    valid_margin = booster.predict(
-        model_matrix(split.valid, categories, names), raw_score=True
+    best_iteration = int(booster.best_iteration or booster.current_iteration())
+    train_rows = model_rows(split.train, categories, names)
+    complete = [
+        n
+        for n, gaps in zip(names, np.isnan(train_rows).any(axis=0), strict=True)
+        if not gaps
+    ]
+    # The validation window is scored as every lead is: its gaps in a complete
+    # feature averaged, not read as 0 as Booster.predict would.
+    valid_margin = fastshap.predict_margin(
+        fastshap.compile_booster(booster, best_iteration),
+        model_rows(split.valid, categories, names),
+        absent=np.isin(names, complete),
     )
-    calibration = fit_platt(np.asarray(valid_margin), split.valid["won"].to_numpy(int))
-    valid_probability = _sigmoid(calibration.log_odds(np.asarray(valid_margin)))
+    calibration = fit_platt(valid_margin, split.valid["won"].to_numpy(int))
+    valid_probability = _sigmoid(calibration.log_odds(valid_margin))
     info = ModelInfo(
         feature_names=names,
         categories=categories,
         calibration=calibration,
         band_thresholds=band_thresholds(valid_probability, bands),
-        best_iteration=int(booster.best_iteration or booster.current_iteration()),
+        best_iteration=best_iteration,
         window=_window(split),
         dimensions=registry.dimensions(),
+        complete_features=complete,
     )
     return TrainedModel(booster=booster, info=info)
 
@@ -269,7 +287,13 @@ def rows_margin(
     # The same leaves as Booster.predict, added in the same order (equal to the last
     # bit), decided a block of rows at a time.
     ensemble = fastshap.compile_booster(model.booster, model.info.best_iteration)
-    return fastshap.predict_margin(ensemble, rows, trees)
+    return fastshap.predict_margin(ensemble, rows, trees, absent_features(model))
+
+
+def absent_features(model: TrainedModel) -> np.ndarray:
+    """Per feature (model order), whether a missing value is scored as not known
+    (averaged over the training rows): the features no training row lacked."""
+    return np.isin(model.info.feature_names, model.info.complete_features)
 
 
 def probability_of_margin(model: TrainedModel, raw: np.ndarray) -> np.ndarray:

@@ -1,7 +1,17 @@
 """The MLflow pyfunc definition of the lead-ml scorer (MLflow "models from code").
 
-MLflow copies this file into the model folder and runs it on load: no pickles. The
-bundle it loads is checked file by file (see lead_ml.scorer).
+MLflow copies this file into the scorer folder and executes it whenever it loads the
+folder, before any check of lead-ml can run: it only imports the installed lead-ml
+(the folder ships no lead_ml code) and defines the model. Its load_context checks
+every file of the folder against the manifest before the bundle is read
+(lead_ml.scorer.open_pyfunc; lead_ml.scorer.verify_folder says what that does and
+does not protect). Settings, from the environment where it is loaded (or from
+lead_ml.scorer.load_pyfunc's arguments):
+
+- ``LEAD_ML_EXPECT_VERSION``: refuse any other model version.
+- ``LEAD_ML_ALLOW_ACTIVITIES_PATH=1``: let a request's ``activities_path`` param
+  name a file to read (off unless enabled here or at export: a served model would
+  otherwise read any path its server can see).
 """
 
 from __future__ import annotations
@@ -13,7 +23,7 @@ import mlflow
 import pandas as pd
 from mlflow.pyfunc import PythonModel, PythonModelContext
 
-from lead_ml.scorer import Scorer, load_scorer
+from lead_ml.scorer import Scorer, ServingSettings, open_pyfunc
 from lead_ml.tables import read_table
 
 
@@ -21,10 +31,11 @@ class LeadScorerModel(PythonModel):
     """Scores raw lead rows; params: explain (bool), activities_path (str)."""
 
     scorer: Scorer
+    settings: ServingSettings
 
     def load_context(self, context: PythonModelContext) -> None:
-        """Load and verify the bundle shipped in the model's artifacts."""
-        self.scorer = load_scorer(context.artifacts["bundle"])
+        """Check the whole folder, then load the bundle in its artifacts."""
+        self.scorer, self.settings = open_pyfunc(Path(__file__), context.artifacts)
 
     def predict(
         self,
@@ -34,8 +45,10 @@ class LeadScorerModel(PythonModel):
     ) -> pd.DataFrame:
         """One output row per input lead, input order kept."""
         params = params or {}
-        activities_path = params.get("activities_path") or ""
-        activities = read_activities(Path(activities_path)) if activities_path else None
+        path = str(params.get("activities_path") or "")
+        activities = (
+            read_activities(self.settings.activities_file(path)) if path else None
+        )
         return self.scorer.score(
             model_input, activities, explain_reasons=bool(params.get("explain", True))
         )

@@ -1,13 +1,21 @@
-"""The exported scorer: a checked bundle turning raw lead rows into scores and reasons.
+"""The exported scorer: a checked folder turning raw lead rows into scores and reasons.
 
-One scorer serves every source. A bundle is a folder holding ``booster.txt``
-(LightGBM's text format), ``scorer.json`` (everything else: the lead contract of
-the source's columns, the feature registry, category levels, calibration, bands, the
+One scorer serves every source. :func:`export_scorer` writes an MLflow pyfunc model
+folder (MLflow "models from code"). Its ``artifacts/bundle`` holds ``booster.txt``
+(LightGBM's text format), ``scorer.json`` (everything else: the lead contract of the
+source's columns, the feature registry, category levels, calibration, bands, the
 answers a next question tries, versions, training window, drift reference) and
-``checksums.json``. Nothing in it is a pickle or code; a changed or truncated file
-is refused on load. :func:`export_scorer` wraps the bundle in an MLflow pyfunc model
-folder (models-from-code), so ``mlflow.pyfunc.load_model(path)`` and
-:func:`load_scorer` give the same scores.
+``manifest.json``: the sha256 of every other file of the folder, and the model
+version, a sha256 of that list (:func:`manifest_version`). Nothing in the folder is
+a pickle, and the only code is MLflow's models-from-code file ``pyfunc_model.py``,
+which imports the installed lead-ml: lead_ml's own code is not shipped.
+
+:func:`load_scorer` (and so ``lead-ml score``) checks every file against the
+manifest and refuses any file it does not list (:func:`verify_folder`), validates
+``scorer.json`` against its schema, and only then reads the booster; nothing in the
+folder is imported or executed. ``mlflow.pyfunc.load_model(path)`` gives the same
+scores, with the limits :func:`verify_folder` states; :func:`load_pyfunc` checks the
+folder before MLflow reads it.
 
 A lead row carries the source's own columns: its id, its created date (when the
 source has one) and every column the features read; account columns are joined in.
@@ -21,14 +29,24 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 import shutil
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field, replace
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, StringConstraints, TypeAdapter
+from pydantic import ValidationError as SchemaError
 
 from lead_ml.config import SourceConfig
 from lead_ml.explain import (
@@ -42,7 +60,6 @@ from lead_ml.explain import (
 )
 from lead_ml.features import FeatureRegistry, build_features
 from lead_ml.model import (
-    Calibration,
     ModelInfo,
     TrainedModel,
     feature_rows,
@@ -55,14 +72,32 @@ from lead_ml.schema import LeadContract
 from lead_ml.sources import activity_log
 from lead_ml.tables import reject_frame
 from lead_ml.tracking import quiet_environment
-from lead_ml.vocab import BANDS, Kind, ScorerError
+from lead_ml.vocab import BANDS, OUTPUT_DIMENSIONS, Kind, ScorerError
 
-#: Bumped whenever the bundle layout changes; a scorer reads only its own format.
-FORMAT_VERSION = 2
+#: Bumped whenever the folder layout changes; a scorer reads only its own format.
+#: 3: manifest.json covers every file of the folder and holds the model version
+#: (format 2's checksums.json covered booster.txt and scorer.json only).
+FORMAT_VERSION = 3
 BOOSTER_FILE = "booster.txt"
 SPEC_FILE = "scorer.json"
-CHECKSUM_FILE = "checksums.json"
-BUNDLE_FILES = (BOOSTER_FILE, SPEC_FILE)
+MANIFEST_FILE = "manifest.json"
+#: Where the bundle sits in the model folder (MLflow's artifacts of the pyfunc).
+BUNDLE_DIR = "artifacts/bundle"
+MLMODEL_FILE = "MLmodel"
+#: The models-from-code file: MLflow copies it into the folder and executes it.
+MODEL_CODE_FILE = "pyfunc_model.py"
+#: What every folder lists besides MLflow's environment and example files.
+REQUIRED_FILES = (
+    MLMODEL_FILE,
+    MODEL_CODE_FILE,
+    f"{BUNDLE_DIR}/{BOOSTER_FILE}",
+    f"{BUNDLE_DIR}/{SPEC_FILE}",
+)
+VERSION_PREFIX = "lead-ml-scorer:"
+#: The environment's pin of the model version for the pyfunc (as --expect-version).
+EXPECT_VERSION_ENV = "LEAD_ML_EXPECT_VERSION"
+#: Set to 1 to let a pyfunc request's activities_path name a file the server reads.
+ALLOW_ACTIVITIES_ENV = "LEAD_ML_ALLOW_ACTIVITIES_PATH"
 PSI_WARNING = 0.25
 #: What scorer.json must hold besides its format version.
 SPEC_KEYS = (
@@ -72,7 +107,6 @@ SPEC_KEYS = (
     "answers",
     "activities",
     "drift_reference",
-    "model_version",
 )
 #: Python libraries a scorer folder's environment needs, pinned to the training ones.
 LIBRARIES = (
@@ -88,7 +122,8 @@ LIBRARIES = (
 
 
 def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 # --- drift reference ----------------------------------------------------------------
@@ -273,87 +308,562 @@ def bundle_spec(
 
 
 def write_bundle(model: TrainedModel, spec: dict[str, Any], out_dir: Path) -> Path:
-    """Write booster.txt, scorer.json and checksums.json into out_dir."""
+    """Write booster.txt and scorer.json into out_dir (the model version is not in
+    them: it is the hash of the whole folder, see :func:`seal_folder`)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     model.booster.save_model(
         str(out_dir / BOOSTER_FILE), num_iteration=model.info.best_iteration
     )
-    booster_hash = _sha256(out_dir / BOOSTER_FILE)
-    spec = {**spec, "model_version": f"lead-ml-scorer:{booster_hash[:12]}"}
     (out_dir / SPEC_FILE).write_text(json.dumps(spec, indent=1, sort_keys=True) + "\n")
-    checksums = {name: _sha256(out_dir / name) for name in BUNDLE_FILES}
-    (out_dir / CHECKSUM_FILE).write_text(json.dumps(checksums, indent=1) + "\n")
     return out_dir
 
 
-def find_bundle(path: Path) -> Path:
-    """The bundle folder of a scorer path: the folder itself or an MLflow model's."""
+# --- the folder's manifest ----------------------------------------------------------
+
+#: MLmodel keys MLflow writes afresh on every save of the same model (time, ids,
+#: where it was logged). They decide nothing about loading, so the MLmodel hash
+#: leaves them out: the copy MLflow logs to the registry then has the same hash.
+VOLATILE_MLMODEL_KEYS = (
+    "utc_time_created",
+    "model_uuid",
+    "model_id",
+    "run_id",
+    "artifact_path",
+    "model_size_bytes",
+)
+#: The export's own MLmodel time: a fixed one, so the same model writes the same bytes
+#: (the copy logged to MLflow keeps MLflow's real time).
+EXPORT_TIME = "1970-01-01 00:00:00.000000"
+#: Python writes this cache of the models-from-code file beside it when MLflow
+#: imports it; the only file a scorer folder may hold that its manifest cannot list.
+_MODEL_CODE_CACHE = re.compile(r"__pycache__/pyfunc_model\.[\w-]+(\.opt-[12])?\.pyc")
+_RELATIVE_PATH = re.compile(r"[\w.-]+(/[\w.-]+)*")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+#: Far beyond what an export writes; a larger file is refused before it is parsed.
+MAX_SPEC_BYTES = 256 * 2**20
+MAX_SMALL_BYTES = 2**20
+_REEXPORT = "re-export with `lead-ml export`"
+
+
+def _read_bytes(path: Path, limit: int) -> bytes:
+    """A small file's bytes; missing, unreadable or larger than ``limit``: refused."""
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(limit + 1)
+    except FileNotFoundError:
+        raise ScorerError(
+            f"{path}: missing from the scorer folder; {_REEXPORT}"
+        ) from None
+    except OSError as error:
+        raise ScorerError(f"{path}: cannot be read ({error.strerror})") from None
+    if len(data) > limit:
+        raise ScorerError(
+            f"{path}: larger than {limit:,} bytes, far more than an export writes; "
+            f"refusing to parse it; {_REEXPORT}"
+        )
+    return data
+
+
+def _canonical_mlmodel(meta: dict[Any, Any]) -> dict[Any, Any]:
+    """MLmodel without what MLflow rewrites on every save (see
+    VOLATILE_MLMODEL_KEYS): the source URI of each artifact, and the folder of the
+    models-from-code file, of which MLflow reads only the file name."""
+    kept = {k: v for k, v in meta.items() if k not in VOLATILE_MLMODEL_KEYS}
+    flavors = kept.get("flavors")
+    pyfunc = flavors.get("python_function") if isinstance(flavors, dict) else None
+    if not isinstance(flavors, dict) or not isinstance(pyfunc, dict):
+        return kept
+    pyfunc = dict(pyfunc)
+    if isinstance(pyfunc.get("model_code_path"), str):
+        pyfunc["model_code_path"] = os.path.basename(pyfunc["model_code_path"])
+    if isinstance(pyfunc.get("artifacts"), dict):
+        pyfunc["artifacts"] = {
+            name: {k: v for k, v in a.items() if k != "uri"}
+            if isinstance(a, dict)
+            else a
+            for name, a in pyfunc["artifacts"].items()
+        }
+    return kept | {"flavors": flavors | {"python_function": pyfunc}}
+
+
+def _repeats_a_part(document: object) -> bool:
+    """Whether a parsed YAML document holds one list or mapping twice (an alias):
+    a few nested aliases expand to billions of nodes once written out."""
+    seen: set[int] = set()
+    pending = [document]
+    while pending:
+        part = pending.pop()
+        if isinstance(part, dict | list):
+            if id(part) in seen:
+                return True
+            seen.add(id(part))
+            pending.extend(part.values() if isinstance(part, dict) else part)
+    return False
+
+
+def _read_mlmodel(path: Path) -> dict[Any, Any]:
+    """MLmodel as YAML, refused if it is not a mapping or uses aliases (MLflow never
+    writes them)."""
+    try:
+        # yaml.safe_load, as mlflow.models.Model.load reads MLmodel: another parser
+        # could see other content in the same bytes than the one MLflow acts on.
+        meta = yaml.safe_load(_read_bytes(path, MAX_SMALL_BYTES).decode("utf-8"))
+    except (UnicodeDecodeError, yaml.YAMLError) as error:
+        raise ScorerError(f"{path}: not valid YAML ({error}); {_REEXPORT}") from None
+    if not isinstance(meta, dict):
+        raise ScorerError(f"{path}: expected a YAML mapping; {_REEXPORT}")
+    if _repeats_a_part(meta):
+        raise ScorerError(f"{path}: uses YAML aliases, which MLflow never writes")
+    return meta
+
+
+def _mlmodel_digest(path: Path) -> str:
+    try:
+        text = json.dumps(
+            _canonical_mlmodel(_read_mlmodel(path)),
+            sort_keys=True,
+            separators=(",", ":"),
+            default=str,
+        )
+    except (TypeError, ValueError) as error:  # keys that are not all text
+        raise ScorerError(f"{path}: not an MLflow MLmodel ({error})") from None
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def file_digest(folder: Path, relative: str) -> str:
+    """The sha256 the manifest holds for a file of a scorer folder: of its bytes, or
+    for MLmodel of its content without the keys MLflow rewrites on every save."""
+    path = folder / relative
+    if relative == MLMODEL_FILE:
+        return _mlmodel_digest(path)
+    try:
+        return _sha256(path)
+    except FileNotFoundError:
+        raise ScorerError(
+            f"{path}: missing from the scorer folder; {_REEXPORT}"
+        ) from None
+    except OSError as error:
+        raise ScorerError(f"{path}: cannot be read ({error.strerror})") from None
+
+
+def manifest_version(files: Mapping[str, str]) -> str:
+    """The model version of a folder: ``lead-ml-scorer:`` and the sha256 of its
+    files' list (relative path -> sha256), so a change to any file changes it.
+
+    >>> manifest_version({"booster.txt": "0" * 64})[:31]
+    'lead-ml-scorer:eb110a2c786c4794'
+    """
+    listing = json.dumps(dict(files), sort_keys=True, separators=(",", ":"))
+    return VERSION_PREFIX + hashlib.sha256(listing.encode()).hexdigest()
+
+
+def folder_files(folder: Path) -> list[str]:
+    """Every file of a scorer folder as a relative path, but the manifest and the
+    bytecode cache Python writes of the models-from-code file. A link to a folder,
+    or anything that is not a file, is refused."""
+    found = []
+    for current, folders, names in os.walk(folder):
+        here = Path(current)
+        for name in folders:
+            if (here / name).is_symlink():
+                raise ScorerError(
+                    f"{here / name}: a link to a folder; an exported scorer holds "
+                    f"plain files only; {_REEXPORT}"
+                )
+        for name in names:
+            path = here / name
+            if not path.is_file():
+                raise ScorerError(
+                    f"{path}: not a plain file (a broken link or a device); {_REEXPORT}"
+                )
+            found.append(path.relative_to(folder).as_posix())
+    manifest = f"{BUNDLE_DIR}/{MANIFEST_FILE}"
+    return sorted(
+        p for p in found if p != manifest and not _MODEL_CODE_CACHE.fullmatch(p)
+    )
+
+
+class _Closed(BaseModel):
+    """A JSON object of exactly these keys and types: no other key, no coercion
+    (``true`` is no number, ``"1"`` no integer), no NaN or infinity."""
+
+    model_config = ConfigDict(
+        extra="forbid", strict=True, allow_inf_nan=False, frozen=True
+    )
+
+
+class Manifest(_Closed):
+    """manifest.json: the format, every file's sha256 and the model version."""
+
+    format_version: int
+    model_version: str
+    files: dict[str, Annotated[str, StringConstraints(pattern=_SHA256.pattern)]]
+
+
+def _where(location: tuple[int | str, ...]) -> str:
+    """A validation error's location as a key path, e.g. ``model.calibration.slope``
+    or ``registry.specs[0].kind``."""
+    text = ""
+    for part in location:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif re.fullmatch(r"[A-Za-z_]\w*", part):
+            text += f".{part}" if text else part
+        else:
+            text += f"[{part!r}]"
+    return text or "(the whole file)"
+
+
+def schema_error(path: Path, error: SchemaError) -> ScorerError:
+    """One line naming the file, the key and what is wrong with it."""
+    first = error.errors(include_url=False)[0]
+    message = str(first["msg"])
+    if first["type"] == "json_invalid":
+        reason = message.removeprefix("Invalid JSON: ")
+        return ScorerError(f"{path}: not valid JSON ({reason}); {_REEXPORT}")
+    got = repr(first.get("input"))
+    got = got if len(got) <= 60 else got[:57] + "..."
+    more = error.error_count() - 1
+    others = f" (and {more} more problem{'s' * (more > 1)})" if more else ""
+    problem = message[:1].lower() + message[1:]
+    return ScorerError(
+        f"{path}: {_where(first['loc'])}: {problem}, got {got}{others}; {_REEXPORT}"
+    )
+
+
+def _check_paths(path: Path, manifest: Manifest) -> None:
+    for relative in manifest.files:
+        parts = relative.split("/")
+        if not _RELATIVE_PATH.fullmatch(relative) or {".", ".."} & set(parts):
+            raise ScorerError(
+                f"{path}: files[{relative!r}]: not a path inside the folder; "
+                f"{_REEXPORT}"
+            )
+    lacking = [name for name in REQUIRED_FILES if name not in manifest.files]
+    if lacking:
+        raise ScorerError(f"{path}: files: lacks {', '.join(lacking)}; {_REEXPORT}")
+
+
+def read_manifest(folder: Path) -> Manifest:
+    """A scorer folder's manifest, checked against its schema (not yet against the
+    files)."""
+    path = folder / BUNDLE_DIR / MANIFEST_FILE
+    data = _read_bytes(path, MAX_SMALL_BYTES)
+    try:
+        head = TypeAdapter(dict[str, Any]).validate_json(data)
+    except SchemaError as error:
+        raise schema_error(path, error) from None
+    if head.get("format_version") != FORMAT_VERSION:
+        raise _format_error(folder, head.get("format_version"))
+    try:
+        manifest = Manifest.model_validate_json(data)
+    except SchemaError as error:
+        raise schema_error(path, error) from None
+    _check_paths(path, manifest)
+    return manifest
+
+
+def _format_error(folder: Path, found: object) -> ScorerError:
+    """Another format's folder: both versions named, with what to do."""
+    exported = "?"
+    spec = folder / BUNDLE_DIR / SPEC_FILE
+    try:  # only for the message: the file is not trusted for anything else
+        exported = str(json.loads(_read_bytes(spec, MAX_SPEC_BYTES))["lead_ml_version"])
+    except (ScorerError, ValueError, KeyError, TypeError, RecursionError):
+        pass
+    return ScorerError(
+        f"{folder}: scorer format {found} (exported by lead-ml {exported}), but "
+        f"lead-ml {version('lead-ml')} reads format {FORMAT_VERSION}; re-export the "
+        "model with this lead-ml or install the lead-ml version that exported it"
+    )
+
+
+def expected_version(text: str) -> str:
+    """A pinned model version, as a scored row's model_version writes it (the
+    ``lead-ml-scorer:`` prefix may be left out).
+
+    >>> expected_version(" " + "AB" * 32)[:19]
+    'lead-ml-scorer:abab'
+    """
+    digest = text.strip().removeprefix(VERSION_PREFIX).lower()
+    if not _SHA256.fullmatch(digest):
+        raise ScorerError(
+            f"expected model version {text!r}: not a model version; give "
+            f"{VERSION_PREFIX} and the 64 hex digits of the model_version column"
+        )
+    return VERSION_PREFIX + digest
+
+
+def verify_folder(folder: Path, expect_version: str | None = None) -> str:
+    """Check every file of a scorer folder against its manifest; the model version.
+
+    Refused, naming the file: a file the manifest lists that is missing or whose
+    sha256 differs, a file it does not list (an added ``.py`` or ``.pth`` could be
+    imported), a link to a folder, a manifest whose model version is not the hash
+    of its list, and, with ``expect_version``, any other version. Only reading: no
+    file of the folder is imported or executed here.
+
+    What this protects: against corruption and accidental edits of any file, always;
+    with ``expect_version`` pinned from a trusted place (the version you validated,
+    kept outside the folder), against any change at all, deliberate ones included,
+    because the version is the hash of every file (of MLmodel without the keys MLflow
+    rewrites on each save, which do not change how it loads). A manifest stored
+    beside the files is no protection against an attacker who can write the folder:
+    they recompute it. Through ``mlflow.pyfunc.load_model`` MLflow reads MLmodel,
+    imports the loader it names, puts its ``code`` folders on sys.path and executes
+    ``pyfunc_model.py`` (or its cached bytecode) before lead-ml's check runs, and
+    env managers install ``requirements.txt``: check the folder first
+    (:func:`load_pyfunc`)."""
+    manifest = read_manifest(folder)
+    listed = manifest.files
+    extra = [p for p in folder_files(folder) if p not in listed]
+    if extra:
+        others = f" (and {len(extra) - 1} more)" if len(extra) > 1 else ""
+        raise ScorerError(
+            f"{folder / extra[0]}: not part of the exported scorer{others}: the "
+            "manifest does not list it, and an added file could be imported or "
+            f"executed; remove it or {_REEXPORT}"
+        )
+    for relative in sorted(listed):
+        if file_digest(folder, relative) != listed[relative]:
+            raise ScorerError(
+                f"{folder / relative}: checksum mismatch, the file was changed or "
+                "truncated after export; refusing to load it. Re-export with "
+                "`lead-ml export`."
+            )
+    found = manifest_version(listed)
+    if manifest.model_version != found:
+        raise ScorerError(
+            f"{folder / BUNDLE_DIR / MANIFEST_FILE}: model_version "
+            f"{manifest.model_version} is not the hash of the files it lists "
+            f"({found}): the manifest was edited; {_REEXPORT}"
+        )
+    if expect_version is not None and expected_version(expect_version) != found:
+        raise ScorerError(
+            f"{folder}: model version {found}, but {expected_version(expect_version)} "
+            "is expected (--expect-version, load_pyfunc's expect_version or "
+            f"{EXPECT_VERSION_ENV}); refusing another model. Use the pinned scorer "
+            "folder, or change the pin if this model is meant to replace it"
+        )
+    return found
+
+
+def _write_mlmodel(folder: Path, model_version: str) -> None:
+    """MLmodel with the export's fixed time and paths, and a uuid of the version:
+    the same model writes the same bytes (same DVC hash)."""
+    meta = _read_mlmodel(folder / MLMODEL_FILE)
+    meta["utc_time_created"] = EXPORT_TIME
+    meta["model_uuid"] = model_version.removeprefix(VERSION_PREFIX)[:32]
+    pyfunc = meta["flavors"]["python_function"]
+    pyfunc["model_code_path"] = MODEL_CODE_FILE
+    for artifact in pyfunc.get("artifacts", {}).values():
+        artifact["uri"] = BUNDLE_DIR
+    (folder / MLMODEL_FILE).write_text(yaml.safe_dump(meta, default_flow_style=False))
+
+
+def seal_folder(folder: Path) -> str:
+    """Write the manifest of an exported folder (every file's sha256 and the model
+    version) and normalise its MLmodel; the model version."""
+    # Python's cache of the models-from-code file, if MLflow ran it on save, would
+    # hold a time stamp: not part of what an export writes.
+    shutil.rmtree(folder / "__pycache__", ignore_errors=True)
+    files = {
+        relative: file_digest(folder, relative) for relative in folder_files(folder)
+    }
+    model_version = manifest_version(files)
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "model_version": model_version,
+        "files": files,
+    }
+    text = json.dumps(manifest, indent=1, sort_keys=True) + "\n"
+    (folder / BUNDLE_DIR / MANIFEST_FILE).write_text(text)
+    _write_mlmodel(folder, model_version)
+    return verify_folder(folder, model_version)
+
+
+def find_folder(path: Path) -> Path:
+    """The scorer folder (the MLflow model folder) of a path: the folder itself, or
+    the one whose ``artifacts/bundle`` it is."""
     if not path.exists():
         raise ScorerError(
             f"{path}: no such folder; pass the folder `lead-ml export` wrote, "
             "e.g. models/scorer"
         )
-    for candidate in (path, path / "artifacts" / "bundle"):
-        names = (*BUNDLE_FILES, CHECKSUM_FILE)
-        if any((candidate / name).exists() for name in names):
-            return candidate
+    inside = path.name == "bundle" and path.parent.name == "artifacts"
+    candidates = [path, path.parent.parent] if inside else [path]
+    for folder in candidates:
+        if (folder / BUNDLE_DIR / MANIFEST_FILE).is_file():
+            return folder
+    for folder in candidates:
+        for old in (folder / BUNDLE_DIR, folder):
+            if (old / "checksums.json").is_file():  # format 2 had no manifest
+                found = 2 if old == folder / BUNDLE_DIR else "1 or 2"
+                raise _format_error(folder, found)
     raise ScorerError(
-        f"{path}: no lead-ml scorer here (no {CHECKSUM_FILE}); "
+        f"{path}: no lead-ml scorer here (no {BUNDLE_DIR}/{MANIFEST_FILE}); "
         "pass the folder `lead-ml export` wrote, e.g. models/scorer"
     )
 
 
-def _read_json(path: Path) -> Any:
-    """A bundle file's JSON; a missing or unreadable file is a ScorerError."""
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ScorerError(
-            f"{path}: missing from the scorer bundle; re-export with `lead-ml export`"
-        ) from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ScorerError(
-            f"{path}: not valid JSON ({error}); re-export with `lead-ml export`"
-        ) from None
+# --- scorer.json's schema -----------------------------------------------------------
 
 
-def _verify(bundle: Path) -> None:
-    expected = _read_json(bundle / CHECKSUM_FILE)
-    if not isinstance(expected, dict):
-        raise ScorerError(
-            f"{bundle / CHECKSUM_FILE}: expected a file -> sha256 mapping; re-export "
-            "with `lead-ml export`"
-        )
-    for name in BUNDLE_FILES:
-        path = bundle / name
-        if not path.exists():
-            raise ScorerError(f"{path}: missing from the scorer bundle; re-export it")
-        if _sha256(path) != expected.get(name):
-            raise ScorerError(
-                f"{path}: checksum mismatch, the file was changed or truncated after "
-                "export; refusing to load it. Re-export with `lead-ml export`."
-            )
+class _Bands(_Closed):
+    thresholds: dict[str, float]
+    meaning: str
 
 
-def _read_spec(bundle: Path) -> dict[str, Any]:
-    spec = _read_json(bundle / SPEC_FILE)
-    if not isinstance(spec, dict):
-        raise ScorerError(f"{bundle / SPEC_FILE}: expected a JSON object; re-export")
-    found = spec.get("format_version")
-    if found != FORMAT_VERSION:
-        raise ScorerError(
-            f"{bundle}: scorer format {found} (exported by lead-ml "
-            f"{spec.get('lead_ml_version', '?')}), but lead-ml {version('lead-ml')} "
-            f"reads format {FORMAT_VERSION}; re-export the model with this lead-ml "
-            "or install the lead-ml version that exported it"
-        )
-    missing = [key for key in SPEC_KEYS if key not in spec]
+class _Serving(_Closed):
+    allow_activities_path: bool = False
+
+
+class _DriftBins(_Closed):
+    kind: Literal["number", "category"]
+    edges: list[float] | None = None
+    levels: list[str] | None = None
+    shares: list[float]
+
+
+class SpecSchema(_Closed):
+    """scorer.json: every key with its type; the nested parts are the dataclasses
+    the scorer builds from them (their fields, checked as closed objects)."""
+
+    format_version: int
+    lead_ml_version: str
+    library_versions: dict[str, str]
+    source_name: str
+    contract: LeadContract
+    created_column: str | None
+    activities: list[str] | None
+    registry: FeatureRegistry
+    model: ModelInfo
+    #: feature -> the answers a next question tries: [values by feature, words]
+    answers: dict[str, list[tuple[dict[str, float | None], str]]]
+    bands: _Bands
+    drift_reference: dict[str, _DriftBins]
+    #: How the pyfunc serves (export_scorer's allow_activities_path).
+    serving: _Serving = _Serving()
+
+
+#: Larger than any fitted value, small enough that nothing overflows.
+MAX_CALIBRATION = 1e6
+MAX_DAYS = 36_500
+
+
+def _spec_problems(spec: SpecSchema) -> Iterator[tuple[str, str]]:
+    """(key, problem) for what the types allow but a scorer cannot use."""
+    names = spec.model.feature_names
+    known = set(names)
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        yield "model.feature_names", f"{', '.join(twice)} appear twice"
+    if spec.registry.names != names:
+        yield "registry.specs", "the features differ from model.feature_names"
+    for key, mapping in (
+        ("model.categories", spec.model.categories),
+        ("model.dimensions", spec.model.dimensions),
+        ("answers", spec.answers),
+        ("drift_reference", dict.fromkeys(set(spec.drift_reference) - {"score"})),
+    ):
+        unknown = sorted(set(mapping) - known)
+        if unknown:
+            yield key, f"{', '.join(unknown[:3])} not among model.feature_names"
+    for name, dimension in spec.model.dimensions.items():
+        if dimension not in OUTPUT_DIMENSIONS:
+            yield f"model.dimensions.{name}", f"{dimension!r} is no dimension"
+    complete = getattr(spec.model, "complete_features", [])
+    if set(complete) - known:
+        yield "model.complete_features", "names a feature the model lacks"
+    yield from _model_problems(spec)
+    yield from _contract_problems(spec)
+    yield from _answer_problems(spec, known)
+    yield from _drift_problems(spec, known)
+
+
+def _model_problems(spec: SpecSchema) -> Iterator[tuple[str, str]]:
+    cuts = spec.model.band_thresholds
+    if sorted(cuts) != ["A", "B", "C"]:
+        yield "model.band_thresholds", "expected the thresholds of A, B and C"
+    elif not 0 <= cuts["C"] <= cuts["B"] <= cuts["A"] <= 1:
+        yield "model.band_thresholds", "expected 0 <= C <= B <= A <= 1"
+    calibration = spec.model.calibration
+    for key in ("slope", "intercept"):
+        if abs(getattr(calibration, key)) > MAX_CALIBRATION:
+            yield f"model.calibration.{key}", f"beyond +-{MAX_CALIBRATION:g}"
+    if spec.model.best_iteration < 1:
+        yield "model.best_iteration", "expected at least 1"
+    if not 0 <= spec.registry.snapshot_days <= MAX_DAYS:
+        yield "registry.snapshot_days", f"expected 0 to {MAX_DAYS:,} days"
+    if not 0 < spec.registry.half_life_days <= MAX_DAYS:
+        yield "registry.half_life_days", f"expected more than 0, at most {MAX_DAYS:,}"
+
+
+def _contract_problems(spec: SpecSchema) -> Iterator[tuple[str, str]]:
+    kinds = spec.contract.kinds
+    if spec.contract.id_column not in kinds:
+        yield "contract.id_column", "not among contract.kinds"
+    for column in spec.contract.required:
+        if column not in kinds:
+            yield "contract.required", f"{column} not among contract.kinds"
+    for column, (low, high) in spec.contract.bounds.items():
+        if kinds.get(column) != "number":
+            yield f"contract.bounds.{column}", "not a number column"
+        elif low is not None and high is not None and low > high:
+            yield f"contract.bounds.{column}", "the minimum exceeds the maximum"
+    for column in spec.registry.column_kinds():
+        if column not in kinds:
+            yield "registry.specs", f"reads {column}, which the contract lacks"
+    created = spec.created_column
+    if created is not None and kinds.get(created) != "date":
+        yield "created_column", "not a date column of the contract"
+    if spec.activities is not None and len(spec.activities) != 3:
+        yield "activities", "expected the key, time stamp and type columns"
+
+
+def _answer_problems(spec: SpecSchema, known: set[str]) -> Iterator[tuple[str, str]]:
+    for name, tried in spec.answers.items():
+        for values, _ in tried:
+            if set(values) - known:
+                yield f"answers.{name}", "sets a feature the model lacks"
+
+
+def _drift_problems(spec: SpecSchema, known: set[str]) -> Iterator[tuple[str, str]]:
+    missing = sorted((known | {"score"}) - set(spec.drift_reference))
     if missing:
-        raise ScorerError(
-            f"{bundle / SPEC_FILE}: lacks {', '.join(missing)}; re-export with "
-            "`lead-ml export`"
-        )
-    return spec
+        yield "drift_reference", f"lacks {', '.join(missing[:3])}"
+    for name, bins in spec.drift_reference.items():
+        cuts = bins.edges if bins.kind == "number" else bins.levels
+        extra = 2 if bins.kind == "number" else 1
+        if cuts is None or len(bins.shares) != len(cuts) + extra:
+            yield f"drift_reference.{name}", "shares do not match its bins"
+        elif bins.edges is not None and bins.edges != sorted(bins.edges):
+            yield f"drift_reference.{name}.edges", "not in increasing order"
+        elif not all(0 <= share <= 1 for share in bins.shares):
+            yield f"drift_reference.{name}.shares", "expected shares from 0 to 1"
+
+
+def read_spec(bundle: Path) -> tuple[dict[str, Any], SpecSchema]:
+    """scorer.json as plain JSON and as checked by its schema: types, then what
+    the parts must agree on. Any problem is a ScorerError naming the key."""
+    path = bundle / SPEC_FILE
+    data = _read_bytes(path, MAX_SPEC_BYTES)
+    try:
+        raw = TypeAdapter(dict[str, Any]).validate_json(data)
+    except SchemaError as error:
+        raise schema_error(path, error) from None
+    if raw.get("format_version") != FORMAT_VERSION:
+        raise _format_error(bundle.parent.parent, raw.get("format_version"))
+    missing = [key for key in SPEC_KEYS if key not in raw]
+    if missing:
+        raise ScorerError(f"{path}: lacks {', '.join(missing)}; {_REEXPORT}")
+    try:
+        spec = SpecSchema.model_validate_json(data)
+    except SchemaError as error:
+        raise schema_error(path, error) from None
+    for key, problem in _spec_problems(spec):
+        raise ScorerError(f"{path}: {key}: {problem}; {_REEXPORT}")
+    return raw, spec
 
 
 # --- scoring ------------------------------------------------------------------------
@@ -410,7 +920,9 @@ class Scorer:
 
     @property
     def model_version(self) -> str:
-        """``lead-ml-scorer:`` and the first 12 hex digits of the booster's sha256."""
+        """``lead-ml-scorer:`` and the sha256 of the folder's manifest: a hash of
+        every file, the booster and scorer.json's calibration and thresholds
+        included (:func:`manifest_version`)."""
         return str(self.spec["model_version"])
 
     @property
@@ -616,30 +1128,81 @@ def merge_rejects(
     return merged.reset_index(drop=True)
 
 
-def load_scorer(path: Path | str) -> Scorer:
-    """Load a scorer from its folder (or MLflow model folder), checking every file."""
+def _tree_layout_problem(data: bytes) -> str | None:
+    """What is wrong with the tree layout of LightGBM's text format, if anything.
+
+    LightGBM cuts the file into trees by the byte counts of its ``tree_sizes`` line
+    and aborts the whole process when they do not fit: any edit that changes a
+    tree's length does that, so the counts are checked here first.
+    """
+    found = re.search(rb"^tree_sizes=([0-9 ]*)$", data, re.MULTILINE)
+    start = data.find(b"\nTree=0\n") + 1
+    if found is None or start == 0:
+        return "no tree_sizes line or no first tree"
+    position = start
+    for number, size in enumerate(int(s) for s in found.group(1).split()):
+        if not data.startswith(b"Tree=%d\n" % number, position):
+            return f"tree {number} is not where tree_sizes puts it"
+        position += size
+    if not data.startswith(b"end of trees", position):
+        return "the trees do not end where tree_sizes says"
+    # The parameters block too: LightGBM aborts on a line it cannot split.
+    head, _, rest = data[position:].partition(b"\nparameters:\n")
+    block, ended, _ = rest.partition(b"\nend of parameters")
+    if rest and not ended:
+        return "the parameters do not end"
+    for line in block.splitlines():
+        if line and not re.fullmatch(rb"\[\w+: [^\n]*\]", line):
+            return f"a parameter line reads {line[:40]!r}"
+    return None
+
+
+def _read_booster(path: Path, spec: SpecSchema, spec_path: Path) -> Any:
+    """The LightGBM booster, checked against scorer.json's features."""
     import lightgbm as lgb
 
-    bundle = find_bundle(Path(path))
-    _verify(bundle)
-    spec = _read_spec(bundle)
+    problem = _tree_layout_problem(path.read_bytes())
+    if problem is not None:
+        raise ScorerError(f"{path}: not a LightGBM model ({problem}); {_REEXPORT}")
     try:
-        booster = lgb.Booster(model_file=str(bundle / BOOSTER_FILE))
+        booster = lgb.Booster(model_file=str(path))
     except lgb.basic.LightGBMError as error:
         raise ScorerError(
-            f"{bundle / BOOSTER_FILE}: not a LightGBM model ({error}); re-export "
-            "with `lead-ml export`"
+            f"{path}: not a LightGBM model ({error}); {_REEXPORT}"
         ) from None
-    try:
-        info = dict(spec["model"])
-        info["calibration"] = Calibration(**info["calibration"])
-        model = TrainedModel(booster=booster, info=ModelInfo(**info))
-        return Scorer(model, spec)
-    except (KeyError, TypeError, ValueError) as error:
+    names = spec.model.feature_names
+    if booster.num_feature() != len(names) or booster.feature_name() != names:
         raise ScorerError(
-            f"{bundle / SPEC_FILE}: incomplete scorer spec ({error!r}); re-export "
-            "with `lead-ml export`"
-        ) from None
+            f"{spec_path}: model.feature_names: {len(names)} features, but "
+            f"{path.name} has {booster.num_feature()} (or other names); {_REEXPORT}"
+        )
+    if spec.model.best_iteration > booster.current_iteration():
+        raise ScorerError(
+            f"{spec_path}: model.best_iteration: {spec.model.best_iteration}, but "
+            f"{path.name} has {booster.current_iteration()} trees; {_REEXPORT}"
+        )
+    return booster
+
+
+def _open_bundle(bundle: Path, model_version: str) -> Scorer:
+    """The Scorer of a bundle folder whose files are already checked."""
+    raw, spec = read_spec(bundle)
+    booster = _read_booster(bundle / BOOSTER_FILE, spec, bundle / SPEC_FILE)
+    model = TrainedModel(booster=booster, info=spec.model)
+    return Scorer(model, raw | {"model_version": model_version})
+
+
+def load_scorer(path: Path | str, expect_version: str | None = None) -> Scorer:
+    """Load a scorer from its folder (or the folder's artifacts/bundle).
+
+    Every file is checked before any is parsed (:func:`verify_folder`, which says
+    what that protects), then scorer.json against its schema and the booster against
+    scorer.json. ``expect_version``: refuse any other model version (pin it to the
+    model_version you validated). Nothing in the folder is imported or executed.
+    """
+    folder = find_folder(Path(path))
+    model_version = verify_folder(folder, expect_version)
+    return _open_bundle(folder / BUNDLE_DIR, model_version)
 
 
 def signature_example(scorer: Scorer, leads: pd.DataFrame) -> pd.DataFrame:
@@ -656,26 +1219,159 @@ def signature_example(scorer: Scorer, leads: pd.DataFrame) -> pd.DataFrame:
     return example
 
 
-def pyfunc_arguments(bundle: Path, input_example: pd.DataFrame) -> dict[str, Any]:
-    """Arguments of mlflow.pyfunc save_model/log_model for a bundle (from code)."""
-    from mlflow.models import infer_signature
+# --- the pyfunc ---------------------------------------------------------------------
 
-    package = Path(__file__).parent
-    scorer = load_scorer(bundle)
-    example = signature_example(scorer, input_example)
-    example_output = scorer.score(example)
-    signature = infer_signature(
-        example, example_output, params={"explain": True, "activities_path": ""}
+
+def _switched_on(value: str) -> bool:
+    return value.strip().lower() in ("1", "true", "yes")
+
+
+@dataclass(frozen=True)
+class ServingSettings:
+    """How the pyfunc serves: the pinned model version (None: any) and whether a
+    request's ``activities_path`` may name a file to read."""
+
+    expect_version: str | None = None
+    allow_activities_path: bool = False
+
+    def activities_file(self, activities_path: str) -> Path:
+        """The file a request's activities_path names, when that is allowed."""
+        if not self.allow_activities_path:
+            raise ScorerError(
+                "activities_path: this scorer reads no file a request names (a "
+                "served model would read any path its server can see); to allow it, "
+                f"set {ALLOW_ACTIVITIES_ENV}=1 where the model is loaded, load it "
+                "with lead_ml.scorer.load_pyfunc(..., allow_activities_path=True), "
+                "or export it with export_scorer(..., allow_activities_path=True)"
+            )
+        return Path(activities_path)
+
+
+#: What load_pyfunc asks of the pyfunc it is loading (MLflow passes nothing through
+#: but a model_config, whose keys MLflow would also log as params of the run).
+_LOADING: ContextVar[ServingSettings | None] = ContextVar("_LOADING", default=None)
+
+
+def _requested(environ: Mapping[str, str]) -> ServingSettings:
+    """What the loader asks for: the environment's settings (LEAD_ML_EXPECT_VERSION,
+    LEAD_ML_ALLOW_ACTIVITIES_PATH=1), else :func:`load_pyfunc`'s."""
+    loading = _LOADING.get() or ServingSettings()
+    pinned = environ.get(EXPECT_VERSION_ENV, "").strip()
+    allowed = _switched_on(environ.get(ALLOW_ACTIVITIES_ENV, ""))
+    return ServingSettings(
+        expected_version(pinned) if pinned else loading.expect_version,
+        allowed or loading.allow_activities_path,
     )
+
+
+def open_pyfunc(
+    model_file: Path,
+    artifacts: Mapping[str, str],
+    environ: Mapping[str, str] = os.environ,
+) -> tuple[Scorer, ServingSettings]:
+    """What the pyfunc's load_context does: the folder of the models-from-code file
+    MLflow executed, checked whole (and against the pinned version, if any), its
+    Scorer, and how it serves (reading activities_path allowed by the loader or at
+    export, scorer.json's ``serving``)."""
+    folder = model_file.resolve().parent
+    bundle = Path(artifacts.get("bundle", "")).resolve()
+    if bundle != (folder / BUNDLE_DIR).resolve():
+        raise ScorerError(
+            f"{folder / MLMODEL_FILE}: its bundle artifact is {bundle}, not "
+            f"{BUNDLE_DIR} of the folder; {_REEXPORT}"
+        )
+    asked = _requested(environ)
+    scorer = load_scorer(folder, asked.expect_version)
+    exported = bool(scorer.spec.get("serving", {}).get("allow_activities_path"))
+    allowed = asked.allow_activities_path or exported
+    return scorer, replace(asked, allow_activities_path=allowed)
+
+
+@contextmanager
+def _private_bytecode() -> Iterator[None]:
+    """Imports read and write compiled bytecode only in a fresh temporary folder:
+    a ``__pycache__`` planted in the scorer folder is never used."""
+    before = sys.pycache_prefix
+    # Process-wide while MLflow loads: another thread importing meanwhile compiles
+    # afresh too (slower, not wrong).
+    with tempfile.TemporaryDirectory() as cache:
+        sys.pycache_prefix = cache
+        try:
+            yield
+        finally:
+            sys.pycache_prefix = before
+
+
+def load_pyfunc(
+    path: Path | str,
+    expect_version: str | None = None,
+    allow_activities_path: bool = False,
+) -> Any:
+    """``mlflow.pyfunc.load_model`` of a scorer folder, checked before MLflow reads
+    any of it: MLmodel and ``pyfunc_model.py`` too, which a check inside the pyfunc
+    comes too late for (see :func:`verify_folder`). The pyfunc then checks the
+    folder again, pinned to the version found. ``allow_activities_path``: let
+    requests name an activity file to read (see :class:`ServingSettings`).
+
+    The check and MLflow's load read the folder one after the other: keep it where
+    nobody else can write while it loads.
+    """
+    import importlib
+
+    import mlflow
+
+    folder = find_folder(Path(path))
+    checked = verify_folder(folder, expect_version)
+    # The loader the checked MLmodel names, imported before bytecode goes private.
+    importlib.import_module("mlflow.pyfunc.loaders.code_model")
+    token = _LOADING.set(ServingSettings(checked, allow_activities_path))
+    try:
+        with _private_bytecode():
+            return mlflow.pyfunc.load_model(str(folder))
+    finally:
+        _LOADING.reset(token)
+
+
+#: The model version of a bundle not yet in a folder (the export's own example run).
+_UNSEALED = VERSION_PREFIX + "0" * 64
+
+
+def _signature(scorer: Scorer, example: pd.DataFrame) -> Any:
+    """The pyfunc's MLflow signature. Date columns take any type: MLflow refuses a
+    time stamp with a time zone before the scorer sees it, and the scorer reads one
+    as `lead-ml score` does (in UTC, as naive time)."""
+    from mlflow.models import ModelSignature, infer_signature
+    from mlflow.types.schema import AnyType, ColSpec, Schema
+
+    inferred = infer_signature(
+        example, scorer.score(example), params={"explain": True, "activities_path": ""}
+    )
+    dates = {c for c, kind in scorer.contract.kinds.items() if kind == "date"}
+    inputs = [
+        ColSpec(AnyType(), spec.name, required=spec.required)
+        if spec.name in dates
+        else spec
+        for spec in inferred.inputs.inputs
+    ]
+    return ModelSignature(Schema(inputs), inferred.outputs, inferred.params)
+
+
+def pyfunc_arguments(bundle: Path, input_example: pd.DataFrame) -> dict[str, Any]:
+    """Arguments of mlflow.pyfunc save_model/log_model for a bundle (from code).
+
+    No code_paths: the folder ships none of lead_ml's code (which MLflow would put
+    on sys.path before any check); the pinned requirements install lead-ml itself.
+    """
+    scorer = _open_bundle(bundle, _UNSEALED)
+    example = signature_example(scorer, input_example)
     return {
-        "python_model": str(package / "pyfunc_model.py"),
+        "python_model": str(Path(__file__).parent / MODEL_CODE_FILE),
         "artifacts": {"bundle": str(bundle)},
-        "signature": signature,
+        "signature": _signature(scorer, example),
         "input_example": example,
-        # The package travels with the model, so a batch job needs only the folder.
-        "code_paths": [str(package)],
         # Explicit requirements: no slow inference, and the exact training stack.
-        "pip_requirements": [f"{lib}=={version(lib)}" for lib in LIBRARIES]
+        "pip_requirements": [f"lead-ml=={version('lead-ml')}"]
+        + [f"{lib}=={version(lib)}" for lib in LIBRARIES]
         + [f"mlflow=={version('mlflow')}", "pyyaml", "rich", "typer"],
     }
 
@@ -686,14 +1382,26 @@ def export_scorer(
     input_example: pd.DataFrame,
     out_dir: Path,
     staging: Path,
+    allow_activities_path: bool = False,
 ) -> dict[str, Any]:
-    """Write the bundle to staging, then the MLflow pyfunc model folder to out_dir."""
+    """Write the bundle to staging, then the sealed MLflow pyfunc folder to out_dir.
+
+    The arguments returned log the same model to MLflow: the bundle in staging gets
+    the manifest too, so the logged copy checks out with the same model version.
+    ``allow_activities_path``: let the pyfunc read the file a request's
+    activities_path names (off: see :class:`ServingSettings`); kept in scorer.json's
+    ``serving``, so it is part of the model version. No model_config: MLflow would
+    log its keys as params of the training run.
+    """
     import mlflow
 
     quiet_environment()
-    bundle = write_bundle(model, spec, staging)
+    serving = {"allow_activities_path": allow_activities_path}
+    bundle = write_bundle(model, spec | {"serving": serving}, staging)
     arguments = pyfunc_arguments(bundle, input_example)
     if out_dir.exists():
         shutil.rmtree(out_dir)
     mlflow.pyfunc.save_model(path=str(out_dir), **arguments)
+    seal_folder(out_dir)
+    shutil.copyfile(out_dir / BUNDLE_DIR / MANIFEST_FILE, bundle / MANIFEST_FILE)
     return arguments

@@ -133,7 +133,11 @@ def _named_columns(
         for c in (detail, parent)
     ]
     if bant is not None:
-        named += [(f"bant.letters ({c})", c) for c in bant.columns()]
+        named += [
+            (f"bant.letters.{letter} ({bant.letters[letter]!r})", c)
+            for letter, read in bant.letter_columns().items()
+            for c in read
+        ]
     return named
 
 

@@ -51,7 +51,7 @@ import pandas as pd
 
 from lead_ml.batch import BatchSummary
 from lead_ml.schema import LeadContract
-from lead_ml.scorer import Scorer, load_scorer
+from lead_ml.scorer import ALLOW_ACTIVITIES_ENV, Scorer, load_scorer
 from lead_ml.tables import FORMATS, quote_value, read_header
 from lead_ml.tracking import quiet_environment
 from lead_ml.vocab import TIME_DTYPE, ScorerError
@@ -360,6 +360,11 @@ def scoring_udf(
         result_type=_struct(types),
         env_manager=env_manager,
         params=params,
+        # The job names its own activities file: the pyfunc may read it (a served
+        # pyfunc reads no file a request names unless enabled; lead_ml.scorer).
+        extra_env={ALLOW_ACTIVITIES_ENV: "1"}
+        if params.get("activities_path")
+        else None,
     )
 
 

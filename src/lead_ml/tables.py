@@ -24,8 +24,13 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import re
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +77,11 @@ def _suffix(path: Path, what: str) -> str:
 
 @contextmanager
 def readable(path: Path, what: str) -> Iterator[None]:
-    """Turn a file that cannot be read into a ContractError naming it and why."""
+    """Turn a file that cannot be read into a ContractError naming it and why.
+
+    pyarrow reports a corrupt Parquet page or footer as a plain OSError and bad
+    text as ArrowInvalid: every such failure becomes one line naming the file.
+    """
     try:
         yield
     except FileNotFoundError:
@@ -80,20 +89,34 @@ def readable(path: Path, what: str) -> Iterator[None]:
             f"{path} ({what}): no such file; check the path (relative to the project "
             "root)"
         ) from None
+    except IsADirectoryError:
+        raise ContractError(
+            f"{path} ({what}): a folder, not a file; give the path of a .csv or "
+            ".parquet file"
+        ) from None
     except pd.errors.EmptyDataError:
         raise ContractError(
             f"{path} ({what}): empty (not even a header); export it again"
         ) from None
     except UnicodeDecodeError:
-        raise ContractError(
-            f"{path} ({what}): not UTF-8 text; save it as 'CSV UTF-8' and try again"
-        ) from None
+        raise ContractError(_not_utf8(path, what)) from None
     except (OSError, ValueError, pa.ArrowException) as error:
         detail = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        if "invalid UTF8" in detail:
+            raise ContractError(_not_utf8(path, what)) from None
+        if detail == "Empty CSV file":
+            raise ContractError(
+                f"{path} ({what}): empty (not even a header); export it again"
+            ) from None
         raise ContractError(
             f"{path} ({what}): cannot read it ({detail}); check that it is a valid "
-            f"{path.suffix.lower().lstrip('.')} file"
+            f"{path.suffix.lower().lstrip('.')} file (export it again if it was cut "
+            "or damaged)"
         ) from None
+
+
+def _not_utf8(path: Path, what: str) -> str:
+    return f"{path} ({what}): not UTF-8 text; save it as 'CSV UTF-8' and try again"
 
 
 def _read_csv(path: Path, **options: Any) -> Any:
@@ -111,20 +134,28 @@ def _written_names(path: Path, suffix: str) -> list[str]:
     return [str(name) for name in first.iloc[0]] if len(first) else []
 
 
-def read_table(path: Path, what: str) -> pd.DataFrame:
-    """A whole CSV (cells as text) or Parquet table; ContractError if it cannot be
-    read, has no rows or repeats a column name. ``what`` (a params key such as
-    ``source.tables.deals.path``) is named by the errors."""
-    path = Path(path)
-    suffix = _suffix(path, what)
-    with readable(path, what):
-        names = pd.Index(_written_names(path, suffix))
-    repeated = names[names.duplicated()]
+def _refuse_repeated(names: list[str], path: Path, what: str) -> None:
+    index = pd.Index(names)
+    repeated = index[index.duplicated()]
     if len(repeated):
         raise ContractError(
             f"{path} ({what}): column {repeated[0]!r} appears twice; give each "
             "column its own name and export it again"
         )
+
+
+def read_table(path: Path, what: str) -> pd.DataFrame:
+    """A whole CSV (cells as text) or Parquet table; ContractError if it cannot be
+    read, has no rows, repeats a column name or (CSV) holds a row with more or
+    fewer fields than its header. ``what`` (a params key such as
+    ``source.tables.deals.path``) is named by the errors."""
+    path = Path(path)
+    suffix = _suffix(path, what)
+    with readable(path, what):
+        names = _written_names(path, suffix)
+    _refuse_repeated(names, path, what)
+    if suffix == ".csv":
+        _refuse_malformed(path, what, names[0] if names else "")
     with readable(path, what):
         frame = pd.read_parquet(path) if suffix == ".parquet" else _read_csv(path)
     if frame.empty:
@@ -133,13 +164,14 @@ def read_table(path: Path, what: str) -> pd.DataFrame:
 
 
 def read_header(path: Path, what: str) -> list[str]:
-    """The column names of a CSV or Parquet file, reading no rows."""
+    """The column names of a CSV or Parquet file, reading no rows; ContractError
+    when it cannot be read or repeats a name."""
     path = Path(path)
     suffix = _suffix(path, what)
     with readable(path, what):
-        if suffix == ".parquet":
-            return list(pq.ParquetFile(path).schema_arrow.names)
-        return [str(c) for c in _read_csv(path, nrows=0).columns]
+        names = _written_names(path, suffix)
+    _refuse_repeated(names, path, what)
+    return names
 
 
 def count_rows(path: Path) -> int | None:
@@ -150,20 +182,166 @@ def count_rows(path: Path) -> int | None:
         return int(pq.ParquetFile(path).metadata.num_rows)
 
 
-def read_chunks(
-    path: Path, columns: list[str], chunk_rows: int
-) -> Iterator[pd.DataFrame]:
-    """The named columns of a file, chunk by chunk, values as read (CSV as text)."""
+#: Bytes of CSV parsed at a time; a single row must fit in one block.
+CSV_BLOCK_BYTES = 16 * 2**20
+
+
+@dataclass(eq=False)
+class Chunk:
+    """Consecutive rows of a file (``first_row``: the file's row number of the
+    first, 0-based, header not counted), and the rows that could not be read
+    (``malformed``: position in the chunk -> why). Those rows are in the chunk with
+    every value missing, so that row numbers and counts stay those of the file."""
+
+    table: pa.Table
+    first_row: int
+    malformed: dict[int, str]
+
+    @cached_property
+    def frame(self) -> pd.DataFrame:
+        """The rows as a pandas frame (CSV cells as text)."""
+        return self.table.to_pandas()
+
+    def __len__(self) -> int:
+        return self.table.num_rows
+
+
+def read_chunks(path: Path, columns: list[str], chunk_rows: int) -> Iterator[Chunk]:
+    """The named columns of a file, ``chunk_rows`` rows at a time, values as read
+    (CSV cells as text, only empty cells missing). A CSV record with more or fewer
+    fields than the header is kept as a malformed row, never guessed at."""
+    path = Path(path)
     with readable(path, "the input"):
         if _suffix(path, "the input") == ".parquet":
             # pre_buffer (the default) keeps every range read until the iteration
             # ends: ~35 bytes a lead, 350 MB over 10 million. Local reads need no cache.
             parquet = pq.ParquetFile(path, pre_buffer=False)
+            first = 0
             for batch in parquet.iter_batches(batch_size=chunk_rows, columns=columns):
-                yield batch.to_pandas()
+                yield Chunk(pa.Table.from_batches([batch]), first, {})
+                first += batch.num_rows
             return
-        with _read_csv(path, usecols=columns, chunksize=chunk_rows) as reader:
-            yield from reader
+        yield from _csv_chunks(path, columns, chunk_rows)
+
+
+@dataclass
+class _Malformed:
+    """CSV records the reader skipped (data row number -> reason), as reported."""
+
+    reasons: dict[int, str] = field(default_factory=dict)
+
+    def handler(self, row: Any) -> str:
+        """pyarrow's invalid_row_handler: note the record, skip it."""
+        if row.number < 2:  # unknown (-1), or the header itself: fail the read
+            return "error"
+        self.reasons[row.number - 2] = (
+            f"malformed CSV line {row.number}: {row.actual_columns} field(s) where "
+            f"the header has {row.expected_columns} ({quote_value(row.text)}); fix "
+            "the row in the export (a value holding a comma must be quoted)"
+        )
+        return "skip"
+
+
+def _csv_reader(path: Path, columns: list[str], malformed: _Malformed) -> Any:
+    import pyarrow.csv as pcsv
+
+    # Serial reading numbers every record (a threaded reader may not); lines
+    # are counted as records, the header being line 1 (blank lines skipped).
+    return pcsv.open_csv(
+        path,
+        read_options=pcsv.ReadOptions(use_threads=False, block_size=CSV_BLOCK_BYTES),
+        parse_options=pcsv.ParseOptions(
+            newlines_in_values=True, invalid_row_handler=malformed.handler
+        ),
+        convert_options=pcsv.ConvertOptions(
+            include_columns=columns,
+            column_types=dict.fromkeys(columns, pa.string()),
+            null_values=[""],
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=True,
+        ),
+    )
+
+
+def _csv_chunks(path: Path, columns: list[str], chunk_rows: int) -> Iterator[Chunk]:
+    """CSV chunks with malformed records put back in place as missing rows.
+
+    The reader skips a malformed record and reports its number; the good rows of a
+    batch take the lowest row numbers no reported record holds, since every record
+    before a batch's last row is parsed (and reported) before the batch is out.
+    """
+    malformed = _Malformed()
+    reader = _csv_reader(path, columns, malformed)
+    pending: list[pa.RecordBatch] = []
+    held, placed, first = 0, 0, 0  # rows pending, rows placed, first row pending
+    for batch in reader:
+        table = _with_malformed(batch, placed, malformed.reasons)
+        placed += table.num_rows
+        pending.append(table)
+        held += table.num_rows
+        while held >= chunk_rows:
+            chunk, pending, held = _take(pending, chunk_rows, held)
+            yield _chunk(chunk, first, malformed.reasons)
+            first += chunk.num_rows
+    tail = sorted(n for n in malformed.reasons if n >= placed)
+    if tail:  # malformed records after the last good row
+        schema = reader.schema
+        nulls = pa.table({c: pa.nulls(len(tail), pa.string()) for c in schema.names})
+        pending.append(nulls.to_batches()[0])
+        held += len(tail)
+    while held:
+        chunk, pending, held = _take(pending, min(chunk_rows, held), held)
+        yield _chunk(chunk, first, malformed.reasons)
+        first += chunk.num_rows
+
+
+def _with_malformed(
+    batch: pa.RecordBatch, placed: int, reasons: dict[int, str]
+) -> pa.RecordBatch:
+    """The batch with a row of nulls at each malformed record among its rows
+    (``placed``: the file's rows before it)."""
+    skipped = np.array(sorted(n for n in reasons if n >= placed), dtype=np.int64)
+    if not skipped.size:
+        return batch
+    # The k-th good row of the batch is the k-th row number from `placed` on
+    # that no skipped record holds.
+    span = np.arange(placed, placed + batch.num_rows + skipped.size)
+    good = np.setdiff1d(span, skipped, assume_unique=True)[: batch.num_rows]
+    last = good[-1] if good.size else placed - 1
+    rows = np.arange(placed, last + 1)
+    take = np.full(rows.size, -1, dtype=np.int64)
+    take[good - placed] = np.arange(batch.num_rows)
+    indices = pa.array(take, mask=take < 0)
+    return batch.take(indices)
+
+
+def _take(
+    pending: list[pa.RecordBatch], n: int, held: int
+) -> tuple[pa.Table, list[pa.RecordBatch], int]:
+    """The first ``n`` pending rows as a table, and the batches left."""
+    table = pa.Table.from_batches(pending)
+    rest = table.slice(n)
+    return table.slice(0, n), rest.to_batches(), held - n
+
+
+def _chunk(table: pa.Table, first: int, reasons: dict[int, str]) -> Chunk:
+    end = first + table.num_rows
+    found = {n - first: reasons[n] for n in reasons if first <= n < end}
+    return Chunk(table, first, found)
+
+
+def _refuse_malformed(path: Path, what: str, column: str) -> None:
+    """ContractError naming the first CSV record whose field count is wrong."""
+    malformed = _Malformed()
+    with readable(path, what):
+        for _ in _csv_reader(path, [column] if column else [], malformed):
+            pass
+    if malformed.reasons:
+        first = min(malformed.reasons)
+        count = len(malformed.reasons)
+        raise ContractError(
+            f"{path} ({what}): {malformed.reasons[first]} ({count} such row(s) in all)"
+        )
 
 
 # --- converting values ----------------------------------------------------------
@@ -192,15 +370,41 @@ def _numbers(text: pd.Series) -> tuple[pd.Series, np.ndarray]:
     return out, _present(text) & ~finite
 
 
+#: ISO 8601 as exported: a calendar date, then optionally a time (minutes,
+#: seconds, a fraction) and a zone. Anything else (2025/03/20, 20250320, 2024-1-5,
+#: a bare year) is refused rather than guessed at.
+ISO_DATE = (
+    r"^\d{4}-\d{2}-\d{2}"
+    r"(?:[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d{1,9})?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?$"
+)
+#: Years read as dates; one outside (0001-01-01, 9999-12-31) is a sentinel for
+#: "none" far more often than a real date, and rejects its row until declared.
+YEARS = (1900, 2200)
+
+
 def _dates(text: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    stamps = _plausible(_iso_stamps(text))
+    return stamps, _present(text) & stamps.isna().to_numpy()
+
+
+def _iso_stamps(text: pd.Series) -> pd.Series:
+    """ISO 8601 texts as naive UTC time stamps, whatever their year; others NaT."""
+    iso = text.str.match(ISO_DATE).fillna(False).to_numpy(dtype=bool)
+    shaped = text.where(iso)
     try:
-        stamps = pd.to_datetime(text, format="ISO8601", errors="coerce")
+        stamps = pd.to_datetime(shaped, format="ISO8601", errors="coerce")
     except ValueError:  # mixed time zones: compare them all in UTC
-        stamps = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True)
+        stamps = pd.to_datetime(shaped, format="ISO8601", errors="coerce", utc=True)
     if isinstance(stamps.dtype, pd.DatetimeTZDtype):
         stamps = stamps.dt.tz_convert(None)
-    stamps = stamps.astype(TIME_DTYPE)
-    return stamps, _present(text) & stamps.isna().to_numpy()
+    return stamps.astype(TIME_DTYPE)
+
+
+def _plausible(stamps: pd.Series) -> pd.Series:
+    """Dates with a year outside YEARS made missing (the caller counts them as
+    failed)."""
+    years = stamps.dt.year
+    return stamps.mask(years.lt(YEARS[0]) | years.gt(YEARS[1]))
 
 
 def _words(text: pd.Series) -> tuple[pd.Series, pd.Series]:
@@ -250,7 +454,9 @@ def typed_kind(values: pd.Series) -> Kind | None:
     return None
 
 
-def _typed(values: pd.Series, kind: Kind) -> tuple[pd.Series, np.ndarray] | None:
+def _typed(
+    values: pd.Series, kind: Kind, missing: Iterable[str] = ()
+) -> tuple[pd.Series, np.ndarray] | None:
     """A typed column already in the kind's dtype family, converted; else None."""
     have = typed_kind(values)
     if have == "number" and kind == "number":
@@ -261,7 +467,12 @@ def _typed(values: pd.Series, kind: Kind) -> tuple[pd.Series, np.ndarray] | None
     if have == "date" and kind == "date":
         if isinstance(values.dtype, pd.DatetimeTZDtype):
             values = values.dt.tz_convert(None)
-        return values.astype(TIME_DTYPE), np.zeros(len(values), dtype=bool)
+        stamps = values.astype(TIME_DTYPE)
+        # A declared placeholder that is a date (9999-12-31) is missing here too.
+        sentinels = _iso_stamps(as_text(pd.Series(list(missing), dtype="string")))
+        stamps = stamps.mask(stamps.isin(sentinels.dropna()))
+        plausible = _plausible(stamps)
+        return plausible, (stamps.notna() & plausible.isna()).to_numpy()
     if have == "bool" and kind == "bool":
         return values.astype("boolean"), np.zeros(len(values), dtype=bool)
     if have == "number" and kind in ("bool", "evidence"):
@@ -279,9 +490,10 @@ def convert(
 
     numbers float64, dates datetime64[ms] (naive UTC), bools boolean, evidence the
     text "yes" / "no", categories and text trimmed text; missing values (blank,
-    null, a placeholder in ``missing``) are missing and never fail.
+    null, a placeholder in ``missing``) are missing and never fail. Dates must be
+    ISO 8601 (2024-01-31, 2024-01-31T09:30:00Z) with a year from 1900 to 2200.
     """
-    typed = _typed(values, kind)
+    typed = _typed(values, kind, missing)
     if typed is not None:
         return typed
     return _FROM_TEXT[kind](as_text(values, missing))
@@ -328,11 +540,39 @@ def not_read_reasons(
     """Reject reasons for rows whose value of ``column`` does not read as ``kind``."""
 
     def messages(rows: np.ndarray) -> list[str]:
-        values = raw.iloc[rows].tolist()
+        values = raw.iloc[rows]
+        if kind == "date":
+            return [_date_reason(column, value) for value in values.tolist()]
         noun = NOUNS.get(kind, kind)
-        return [f"{column} is not {noun}: {quote_value(value)}" for value in values]
+        return [f"{column} is not {noun}: {quote_value(v)}" for v in values.tolist()]
 
     return messages
+
+
+def _date_reason(column: str, value: Any) -> str:
+    """Why a date did not read: not ISO 8601, or a year outside YEARS."""
+    year = _year(value)
+    if year is not None and not YEARS[0] <= year <= YEARS[1]:
+        return (
+            f"{column} has the year {year}, outside {YEARS[0]}-{YEARS[1]}: "
+            f"{quote_value(value)}; if it stands for blank, declare it under "
+            "source.missing_values"
+        )
+    return f"{column} is not {NOUNS['date']}: {quote_value(value)}"
+
+
+def _year(value: Any) -> int | None:
+    """The year of a date value or of an ISO 8601 calendar date text, else None."""
+    if not isinstance(value, str):
+        year = getattr(value, "year", None)
+        return int(year) if year is not None else None
+    text = value.strip()
+    if not re.match(ISO_DATE, text):
+        return None
+    try:
+        return date.fromisoformat(text[:10]).year
+    except ValueError:  # 2024-02-30: no such day
+        return None
 
 
 # --- rejects and ids -------------------------------------------------------------
@@ -441,14 +681,53 @@ def close_match(name: str, candidates: Iterable[str]) -> str:
     return f" (did you mean {match[0]!r}?)" if match else ""
 
 
+#: A text cell starting with one of these is a formula to a spreadsheet (OWASP
+#: "CSV injection"): CRM admins open these files in Excel.
+FORMULA_START = r"^[=+\-@\t\r]"
+#: ... unless it is a plain number such as -5 or +1.5e3.
+PLAIN_NUMBER = r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$"
+
+
+def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of the frame for a CSV file: every text cell a spreadsheet would read
+    as a formula (starting with =, +, -, @, a tab or a carriage return, and not a
+    plain number such as -5) gets a leading single quote, and a carriage return
+    inside a text becomes a line feed (pandas leaves a lone CR unquoted, which
+    splits the row when the file is read back); other cells as they are.
+
+    >>> spreadsheet_safe(pd.DataFrame({"a": ["=1+1", "-5", "+ champion", "ok"]}))[
+    ...     "a"].tolist()
+    ["'=1+1", '-5', "'+ champion", 'ok']
+    """
+    out = frame.copy()
+    for column in frame.columns:
+        values = frame[column]
+        if not (pd.api.types.is_string_dtype(values) or values.dtype == object):
+            continue
+        text = values.astype("string")
+        matches = text.str.match(FORMULA_START) & ~text.str.match(PLAIN_NUMBER)
+        risky = matches.fillna(False).to_numpy(dtype=bool)
+        breaks = text.str.contains("\r", regex=False).fillna(False).to_numpy(bool)
+        if not (risky.any() or breaks.any()):
+            continue
+        safe = text.where(~risky, "'" + text)
+        safe = safe.str.replace("\r\n", "\n", regex=False)
+        safe = safe.str.replace("\r", "\n", regex=False)
+        out[column] = values.where(~(risky | breaks), safe)
+    return out
+
+
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """A hidden temporary path beside ``path`` to write to; renamed onto ``path``
     only when the block ends without an error (removed otherwise), so a reader
-    never sees half a file and a failed run leaves the previous file in place."""
+    never sees half a file and a failed run leaves the previous file in place.
+    The name is unique to the call: two writers never share a temporary file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    partial = path.with_name(
+        f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.partial"
+    )
     try:
         yield partial
         os.replace(partial, path)
@@ -469,6 +748,7 @@ def write_parquet(frame: pd.DataFrame, path: Path) -> None:
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
-    """Write a frame as CSV (no index) atomically."""
+    """Write a frame as CSV (no index) atomically, formula-like text escaped
+    (:func:`spreadsheet_safe`)."""
     with atomic_path(path) as partial:
-        frame.to_csv(partial, index=False)
+        spreadsheet_safe(frame).to_csv(partial, index=False)
