@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import numpy as np
 import pandas as pd
 
@@ -35,7 +37,7 @@ def score_variants(
     scorer: Scorer,
     sample: pd.DataFrame,
     log: pd.DataFrame | None,
-    variants: list[dict[str, object]],
+    variants: Sequence[Mapping[str, object]],
     explain_reasons: bool = True,
 ) -> list[Scored]:
     """Score the sample once per variant (columns set to values; a list gives one

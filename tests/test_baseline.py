@@ -143,7 +143,7 @@ def test_chains_dates_bools_and_column_pairs_compare_as_written() -> None:
         {
             "size": [5.0, 50.0, 500.0],
             "seats": [10.0, 10.0, 10.0],
-            "signed": pd.to_datetime(["2024-01-05", "2024-03-01", None]),
+            "signed": pd.to_datetime(pd.Series(["2024-01-05", "2024-03-01", None])),
             "trial": pd.Series([True, False, None], dtype="boolean"),
         }
     )

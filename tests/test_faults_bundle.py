@@ -101,16 +101,21 @@ def reseal(folder: Path) -> str:
         "files": files,
     }
     (folder / MANIFEST).write_text(json.dumps(manifest))
-    return manifest["model_version"]
+    return str(manifest["model_version"])
 
 
-def edit_json(path: Path, change: Callable[[Any], None]) -> None:
+def _add_file(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True)
+    path.write_text(text)
+
+
+def edit_json(path: Path, change: Callable[[Any], object]) -> None:
     document = json.loads(path.read_text())
     change(document)
     path.write_text(json.dumps(document))
 
 
-def edit_mlmodel(folder: Path, change: Callable[[dict[str, Any]], None]) -> None:
+def edit_mlmodel(folder: Path, change: Callable[[dict[str, Any]], object]) -> None:
     meta = yaml.safe_load((folder / "MLmodel").read_text())
     change(meta)
     (folder / "MLmodel").write_text(yaml.safe_dump(meta))
@@ -169,7 +174,7 @@ def _code_folder(folder: Path, marker: Path) -> None:
 
 
 #: Tamper -> (edit of the folder given the marker, the file the refusal names).
-TAMPERS: dict[str, tuple[Callable[[Path, Path], None], str]] = {
+TAMPERS: dict[str, tuple[Callable[[Path, Path], object], str]] = {
     "booster": (
         lambda f, m: _raise_a_leaf(f / BUNDLE / "booster.txt"),
         f"{BUNDLE}/booster.txt",
@@ -193,10 +198,7 @@ TAMPERS: dict[str, tuple[Callable[[Path, Path], None], str]] = {
         "input_example.json",
     ),
     "added code": (
-        lambda f, m: (
-            (f / "code/lead_ml").mkdir(parents=True)
-            or (f / "code/lead_ml/__init__.py").write_text(touching(m))
-        ),
+        lambda f, m: _add_file(f / "code/lead_ml/__init__.py", touching(m)),
         "code/lead_ml/__init__.py",
     ),
     "added .pth": (
@@ -419,7 +421,7 @@ def test_the_pyfunc_takes_the_pin_from_the_environment_or_load_pyfunc(
 # --- hand-made manifests ------------------------------------------------------------
 
 
-def _manifest(change: Callable[[dict[str, Any]], None]) -> Callable[[Path], None]:
+def _manifest(change: Callable[[dict[str, Any]], object]) -> Callable[[Path], object]:
     return lambda folder: edit_json(folder / MANIFEST, change)
 
 
@@ -429,7 +431,7 @@ def _drop_listed(folder: Path) -> None:
 
 
 #: Damage -> what the refusal says.
-MANIFESTS: dict[str, tuple[Callable[[Path], None], str]] = {
+MANIFESTS: dict[str, tuple[Callable[[Path], object], str]] = {
     "not JSON": (
         lambda f: (f / MANIFEST).write_text('{"files": {'),
         r"manifest\.json: not valid JSON",
@@ -514,18 +516,18 @@ def test_a_path_without_a_scorer_is_refused(tmp_path: Path, scorer_dir: Path) ->
 # --- hand-made scorer.json ----------------------------------------------------------
 
 
-def _spec(change: Callable[[dict[str, Any]], None]) -> Callable[[Path], None]:
+def _spec(change: Callable[[dict[str, Any]], object]) -> Callable[[Path], object]:
     return lambda folder: edit_json(folder / SPEC, change)
 
 
-def _spec_text(change: Callable[[str], str]) -> Callable[[Path], None]:
+def _spec_text(change: Callable[[str], str]) -> Callable[[Path], object]:
     def edit(folder: Path) -> None:
         (folder / SPEC).write_text(change((folder / SPEC).read_text()))
 
     return edit
 
 
-def _set(*path_and_value: Any) -> Callable[[dict[str, Any]], None]:
+def _set(*path_and_value: Any) -> Callable[[dict[str, Any]], object]:
     *keys, value = path_and_value
 
     def change(spec: dict[str, Any]) -> None:
@@ -568,7 +570,7 @@ def _first_feature(spec: dict[str, Any]) -> str:
 
 
 #: Crafted scorer.json -> (edit, the key and problem the refusal names).
-SPECS: dict[str, tuple[Callable[[Path], None], str]] = {
+SPECS: dict[str, tuple[Callable[[Path], object], str]] = {
     "a number as text": (
         _spec(_set("model", "calibration", "slope", "1.0")),
         r"model\.calibration\.slope: input should be a valid number, got '1\.0'",

@@ -396,7 +396,7 @@ def _alias_bomb(levels: int = 9) -> str:
     return "\n".join(lines) + f"\nsource: *a{levels - 1}\n"
 
 
-FILES: list[tuple[str, Callable[[Path], None], str]] = [
+FILES: list[tuple[str, Callable[[Path], object], str]] = [
     (
         "deep",
         lambda p: p.write_text("a: " + "[" * 5000 + "]" * 5000 + "\n"),
@@ -440,7 +440,7 @@ FILES: list[tuple[str, Callable[[Path], None], str]] = [
 
 @pytest.mark.parametrize(("kind", "write", "said"), FILES, ids=[f[0] for f in FILES])
 def test_a_hostile_params_file_is_one_clear_error(
-    tmp_path: Path, kind: str, write: Callable[[Path], None], said: str
+    tmp_path: Path, kind: str, write: Callable[[Path], object], said: str
 ) -> None:
     params = tmp_path / "params.yaml"
     write(params)
@@ -504,9 +504,9 @@ def comparisons(draw: st.DrawFn) -> tuple[str, Reference]:
     shape = draw(st.sampled_from(["number", "text", "columns", "in", "chain", "bool"]))
     op = draw(st.sampled_from(list(OPS)))
     if shape == "bool":
-        value = draw(st.booleans())
-        return f"flag {op if op in ('==', '!=') else '=='} {value}", _compare(
-            op if op in ("==", "!=") else "==", _column("flag"), _literal(value)
+        flag = draw(st.booleans())
+        return f"flag {op if op in ('==', '!=') else '=='} {flag}", _compare(
+            op if op in ("==", "!=") else "==", _column("flag"), _literal(flag)
         )
     if shape == "columns":
         return f"n {op} `m m`", _compare(op, _column("n"), _column("m"))

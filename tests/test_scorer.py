@@ -395,6 +395,18 @@ def test_every_band_occurs_among_the_sources_leads(
     assert set(scored.output["band"]) == set("ABCD")
 
 
+def test_a_probability_on_a_threshold_is_in_that_band(scorer: Scorer) -> None:
+    """The rule scorer.json states ("A: probability >= thresholds.A; ...") is the
+    rule applied, at the exact boundary and just below it."""
+    cuts = scorer.thresholds
+    assert scorer.spec["bands"]["meaning"].startswith("A: probability >= thresholds.A")
+    on = np.array([cuts["A"], cuts["B"], cuts["C"]])
+    below = np.nextafter(on, 0.0)
+    assert scorer.bands(on).tolist() == ["A", "B", "C"]
+    assert scorer.bands(below).tolist() == ["B", "C", "D"]
+    assert scorer.bands(np.array([1.0, 0.0])).tolist() == ["A", "D"]
+
+
 def test_open_leads_are_scored_with_reasons(project: Project, scorer: Scorer) -> None:
     leads = project.leads("open")
     if leads.empty:

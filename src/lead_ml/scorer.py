@@ -882,15 +882,16 @@ class Scored:
 
 
 def band_letters(thresholds: dict[str, float], probability: np.ndarray) -> np.ndarray:
-    """Band A-D of each probability: A above ``thresholds["A"]``, B above B, C above
-    C, D the rest (a probability equal to a threshold falls in the band below).
+    """Band A-D of each probability: A at or above ``thresholds["A"]``, B at or
+    above B, C at or above C, D the rest (as scorer.json's ``bands.meaning`` says:
+    a probability equal to a threshold is in that threshold's band).
 
     >>> cuts = {"A": 0.6, "B": 0.3, "C": 0.1}
-    >>> band_letters(cuts, np.array([0.7, 0.35, 0.3, 0.05])).tolist()
-    ['A', 'B', 'C', 'D']
+    >>> band_letters(cuts, np.array([0.7, 0.6, 0.35, 0.3, 0.1, 0.05])).tolist()
+    ['A', 'A', 'B', 'B', 'C', 'D']
     """
     cuts = [thresholds[b] for b in BANDS[:3]]
-    position = np.searchsorted(-np.asarray(cuts), -probability, side="right")
+    position = np.searchsorted(-np.asarray(cuts), -probability, side="left")
     return np.asarray(BANDS, dtype=object)[position]
 
 
