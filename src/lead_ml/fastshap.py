@@ -539,15 +539,11 @@ def _absent_mask(ensemble: TreeEnsemble, absent: np.ndarray | None) -> np.ndarra
     return mask
 
 
-def absent_rows(
-    ensemble: TreeEnsemble, rows: np.ndarray, absent: np.ndarray | None
-) -> np.ndarray:
-    """Positions of the rows missing a value in any ``absent`` feature (see
-    :func:`predict_margin`)."""
-    mask = _absent_mask(ensemble, absent)
+def _lacking(rows: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Positions of the rows missing a value in any feature the mask flags."""
     if not mask.any() or not len(rows):
         return np.zeros(0, dtype=np.int64)
-    return np.flatnonzero(np.isnan(np.asarray(rows)[:, mask]).any(axis=1))
+    return np.flatnonzero(np.isnan(rows[:, mask]).any(axis=1))
 
 
 def predict_margin(
@@ -590,9 +586,10 @@ def predict_margin(
             ensemble.code_value,
             out,
         )
-        marginal = absent_rows(ensemble, rows, absent)
+        mask = _absent_mask(ensemble, absent)
+        marginal = _lacking(rows, mask)
         if len(marginal):
-            out[marginal] = _absent_scores(ensemble, rows[marginal], packed, absent)[0]
+            out[marginal] = _absent_scores(ensemble, rows[marginal], packed, mask)[0]
     return out
 
 
@@ -600,13 +597,13 @@ def _absent_scores(
     ensemble: TreeEnsemble,
     rows: np.ndarray,
     trees: np.ndarray,
-    absent: np.ndarray | None,
+    mask: np.ndarray,
     tables: LeafTables | None = None,
     n_groups: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Margins of rows missing absent features over ``trees``, and with ``tables``
-    their contributions to the ``n_groups`` groups (the expected value left out)."""
-    mask = _absent_mask(ensemble, absent)
+    """Margins of rows missing features the mask flags (see :func:`_absent_mask`)
+    over ``trees``, and with ``tables`` their contributions to the ``n_groups``
+    groups (the expected value left out)."""
     margin = np.zeros(len(rows))
     phi = np.zeros((len(rows), max(n_groups, 1)))
     empty_i, empty_f = np.zeros(1, np.int64), np.zeros(1)
@@ -705,10 +702,11 @@ def contributions(
             tables.tree_table,
             out,
         )
-        marginal = absent_rows(ensemble, rows, absent)
+        mask = _absent_mask(ensemble, absent)
+        marginal = _lacking(rows, mask)
         if len(marginal):
             phi = _absent_scores(
-                ensemble, rows[marginal], ensemble.trees, absent, tables, n_groups
+                ensemble, rows[marginal], ensemble.trees, mask, tables, n_groups
             )[1]
             out[marginal, :-1] = phi[:, :n_groups]
     return out
