@@ -32,6 +32,9 @@ install: $(STAMP) ## create .venv and install lead-ml with the pinned stack
 
 run: install ## run the whole pipeline (dvc repro) on params.yaml's source (the synthetic CRM by default), print model vs BANT
 	$(BIN)/dvc repro
+# DVC skips stages whose outputs come out the same: their runs may be missing
+# from a new store (make clean deletes it); track logs only what it lacks.
+	$(BIN)/lead-ml track --params params.yaml
 	$(BIN)/lead-ml summary
 
 test: install ## run the test suite (the Spark tests are left to test-spark)

@@ -110,9 +110,7 @@ def assert_built_by_the_stages(folder: Path) -> None:
         "models/scorer/MLmodel",
     ):
         assert (folder / written).exists(), (folder.name, written)
-    assert json.loads((folder / "reports/export.json").read_text())[
-        "registered_version"
-    ]
+    assert json.loads((folder / "reports/export.json").read_text())["model_version"]
     bundle = folder / "models/scorer"
     assert not (bundle / "code").exists()
     assert not [*bundle.rglob("harness.py"), *bundle.rglob("bench.py")]

@@ -6,19 +6,27 @@ audit refuses) exits 2 with a message naming what to fix, never a traceback.
 
 from __future__ import annotations
 
+import io
 import re
+import subprocess
+import sys
+from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 import yaml
 from projects import QUICK, ROOT, SOURCES, merged
+from rich.console import Console
+from typer.core import TyperOption
 from typer.main import get_command
 from typer.testing import CliRunner
 
-from lead_ml import stages
-from lead_ml.cli import app
-from lead_ml.config import load_params, read_params_file
+from lead_ml import cli, stages
+from lead_ml.cli import GenerateFormat, app
+from lead_ml.config import SyntheticConfig, load_params, read_params_file
+from lead_ml.scorer import FORMAT_VERSION
+from lead_ml.synthetic import STEPS
 
 runner = CliRunner()
 COMMANDS = sorted(get_command(app).commands)  # type: ignore[attr-defined]
@@ -170,18 +178,111 @@ def test_generate_writes_csv_on_request(tmp_path: Path) -> None:
     assert "deals" in result.output and "activities" in result.output
 
 
-def test_a_bad_format_is_refused(tmp_path: Path) -> None:
-    params = params_file(tmp_path, {})
-    refused(
-        [
-            "generate",
-            "--params",
-            str(params),
-            "--out",
-            str(tmp_path),
-            "--format",
-            "xls",
-        ],
-        "--format",
-        "xls",
+def test_version_names_the_package_and_its_scorer_format() -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"lead-ml {version('lead-ml')}, ")
+    assert f"scorer format {FORMAT_VERSION} " in result.output
+
+
+def test_show_completion_prints_a_bash_script() -> None:
+    # typer finds the shell from the process tree, as a user's terminal would.
+    lead_ml = Path(sys.executable).with_name("lead-ml")
+    script = subprocess.run(
+        ["bash", "-c", f"'{lead_ml}' --show-completion"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    assert "_LEAD_ML_COMPLETE=complete_bash" in script
+    assert "complete -o default -F _lead_ml_completion lead-ml" in script
+
+
+def _help(command: str | None) -> str:
+    args = [command, "--help"] if command else ["--help"]
+    result = runner.invoke(app, args, env={"COLUMNS": "200"}, terminal_width=200)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def _choices(command: str | None) -> dict[str, list[str]]:
+    """Options of a command (None: the group) that take one of a few values."""
+    group = get_command(app)
+    found = group if command is None else group.commands[command]  # type: ignore[attr-defined]
+    return {
+        param.opts[0]: [str(c) for c in param.type_descriptor.choices or ()]
+        for param in found.params
+        if isinstance(param, TyperOption) and param.type_descriptor.is_choice
+    }
+
+
+@pytest.mark.parametrize("command", [None, *COMMANDS])
+def test_help_shows_no_bool_metavar_and_lists_every_choice(command: str | None) -> None:
+    shown = _help(command)
+    assert "<bool>" not in shown
+    for option, choices in _choices(command).items():
+        rows = [line for line in shown.splitlines() if line.startswith("│")]
+        line = next(row for row in rows if f" {option} " in row)
+        assert f"<{'|'.join(choices)}>" in line, line
+
+
+def test_the_options_with_few_values_are_choices() -> None:
+    assert _choices("score")["--engine"] == ["local", "spark"]
+    assert _choices("generate")["--format"] == ["parquet", "csv"]
+    assert _choices("read")["--table"] == ["deals", "accounts", "activities"]
+    synthetic_format = SyntheticConfig.model_fields["format"].annotation
+    assert get_args(GenerateFormat) == get_args(synthetic_format)
+
+
+@pytest.mark.parametrize(
+    ("args", "option", "bad"),
+    [
+        (["score"], "--engine", "hadoop"),
+        (["generate"], "--format", "xls"),
+        (["read"], "--table", "leads"),
+    ],
+)
+def test_a_bad_choice_is_refused_naming_the_choices(
+    tmp_path: Path, args: list[str], option: str, bad: str
+) -> None:
+    command = args[0]
+    out = tmp_path / "out"
+    result = runner.invoke(
+        app, [*args, option, bad, "--params", str(params_file(tmp_path, {}))]
     )
+    assert result.exit_code == 2, result.output
+    said = " ".join(result.output.replace("│", " ").split())
+    assert f"Invalid value for '{option}'" in said and repr(bad) in said
+    for choice in _choices(command)[option]:
+        assert repr(choice) in said
+    assert "Traceback" not in result.output and not out.exists()
+
+
+def test_generate_hears_every_step_in_order_and_writes_the_same(
+    tmp_path: Path,
+) -> None:
+    params = load_params(
+        params_file(tmp_path, {"synthetic": {"n_deals": 300, "n_accounts": 50}})
+    )
+    heard: list[str] = []
+    stages.run_generate(params, tmp_path / "heard", heard.append)
+    stages.run_generate(params, tmp_path / "quiet")
+    assert heard == list(STEPS)
+    for path in sorted((tmp_path / "quiet").iterdir()):
+        assert (tmp_path / "heard" / path.name).read_bytes() == path.read_bytes()
+
+
+def test_generate_shows_its_steps_on_a_terminal_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    params = params_file(tmp_path, {"synthetic": {"n_deals": 300, "n_accounts": 50}})
+    args = ["generate", "--params", str(params), "--out", str(tmp_path / "raw")]
+    plain = runner.invoke(app, args)  # not a terminal: no bar
+    assert plain.exit_code == 0, plain.output
+    assert "writing" not in plain.output
+    terminal = io.StringIO()
+    monkeypatch.setattr(cli, "errors", Console(file=terminal, force_terminal=True))
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "writing truth" in terminal.getvalue()  # the bar's last step, labelled

@@ -496,10 +496,12 @@ def test_a_dvc_experiment_name_resolves_to_its_export(
     run(sys.executable, "-m", "dvc", "config", "core.analytics", "false")
     record = tmp_path / "reports" / "export.json"
     record.parent.mkdir()
-    record.write_text('{"registered_version": 1}\n')
+    # The records the two exports wrote: each names its scorer's content version.
+    exports = synthetic_two.project.root / "reports"
+    record.write_text((exports / "stump" / "export.json").read_text())
     run("git", "add", "-A")
     run("git", "commit", "-qm", "baseline")
-    record.write_text('{"registered_version": 2}\n')
+    record.write_text((exports / "export.json").read_text())
     run(sys.executable, "-m", "dvc", "exp", "save", "-n", "more-trees")
     params = synthetic_two.params
     found = resolve(registry_client(), params, "more-trees", repo=tmp_path)

@@ -142,6 +142,11 @@ BAD_SETTINGS = [
     ({"tracking": {"champion_alias": ""}}, "tracking.champion_alias", "1 character"),
     ({"compare": {"min_month_deals": 0}}, "compare.min_month_deals", "1"),
     ({"promotion": {"max_month_drop": 2}}, "promotion.max_month_drop", "1"),
+    (
+        {"writeback": {"columns": {"id": "Id", "scored": "S"}}},
+        "writeback.columns",
+        "unknown field(s) 'scored'",
+    ),
     ({"trian": {"n_estimators": 5}}, "trian", "Extra inputs"),
 ]
 

@@ -320,7 +320,10 @@ def test_report_is_logged_to_the_run_of_the_scorer(
 ) -> None:
     from mlflow import MlflowClient
 
-    run_id = json.loads(built.paths.record.read_text())["run_id"]
+    # export.json holds no run id: the run is found by the scorer's content version.
+    with project_environment(built.project.root):
+        experiment = built.project.params.tracking.experiment
+        run_id = report.run_id_of(built.paths.record, experiment)
     client = MlflowClient(tracking_uri=built.tracking_uri)
     logged = {a.path for a in client.list_artifacts(run_id)}
     assert report.REPORT_FILE in logged
@@ -577,15 +580,27 @@ def test_champion_comparison_shows_what_changed(built: Built) -> None:
     client = MlflowClient(tracking_uri=built.tracking_uri)
     params = built.project.params
     alias, name = params.tracking.champion_alias, record["registered_model"]
-    client.set_registered_model_alias(name, alias, str(record["registered_version"]))
+    version = max(
+        (
+            v
+            for v in client.search_model_versions(f"name = '{name}'")
+            if v.tags.get("lead_ml.model_version") == record["model_version"]
+        ),
+        key=lambda v: int(v.version),
+    )
+    assert version.run_id is not None
+    client.set_registered_model_alias(name, alias, version.version)
     try:
         with project_environment(built.project.root):
-            changes = report.champion_changes(params, record["run_id"])
+            changes = report.champion_changes(params, version.run_id)
     finally:
         client.delete_registered_model_alias(name, alias)
     assert isinstance(changes, dict)
     html = report.champion_section(changes)
-    assert str(record["run_id"]) in html
+    # Named by content: the page is a DVC output, the same in every store.
+    assert record["model_version"] in html
+    assert version.run_id not in html and "champion_version" not in html
+    assert "git_commit" not in html
     assert "<h3>metrics</h3>" in html and "delta" in html
 
 
@@ -652,7 +667,7 @@ def test_an_export_record_without_a_run_is_refused(
 ) -> None:
     paths = copy_inputs(built, tmp_path)
     paths.record.write_text(json.dumps({"registered_version": 1}))
-    with pytest.raises(report.ReportError, match="export.json: no 'run_id'"):
+    with pytest.raises(report.ReportError, match="export.json: no 'model_version'"):
         report.run_report(built.project.params, paths, log_to_mlflow=False)
 
 

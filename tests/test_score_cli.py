@@ -4,16 +4,20 @@ errors naming what is wrong."""
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from projects import Project
+from rich.console import Console
 from typer.testing import CliRunner
 
-from lead_ml.batch import DRIFT_MIN_ROWS
+from lead_ml import cli
+from lead_ml.batch import DRIFT_MIN_ROWS, score_file
 from lead_ml.cli import app
 from lead_ml.scorer import Scorer, load_scorer
 
@@ -179,7 +183,7 @@ def test_a_drifted_input_prints_a_warning(
     )
     assert code == 0, output
     said = " ".join(output.split())
-    warning = said[said.index("warning:") :]
+    warning = said[said.index("warning: drift") :]
     assert warning.startswith(
         "warning: drift above PSI 0.25 against the training window in "
     )
@@ -216,19 +220,7 @@ def test_activities_given_to_a_model_that_counts_none_are_refused(
     tmp_path: Path,
 ) -> None:
     leads.to_parquet(tmp_path / "leads.parquet")
-    if scorer.counts_activities:
-        # a model that counts activities says so when given none
-        code, output = _score(
-            "--model",
-            scorer_dir,
-            "--input",
-            tmp_path / "leads.parquet",
-            "--output",
-            tmp_path / "s.parquet",
-        )
-        assert code == 0, output
-        said = " ".join(output.split())
-        assert "without --activities every lead is scored as having none" in said
+    if scorer.counts_activities:  # see test_scored_without_activities_...
         return
     log = tmp_path / "log.csv"
     pd.DataFrame({"Opp": ["O-1"], "When": ["2024-01-02"], "Kind": ["Demo"]}).to_csv(
@@ -324,3 +316,130 @@ def test_bad_input_is_a_one_line_error(
     assert code == 2
     assert message in _one_line_error(output)
     assert not (tmp_path / "s.parquet").exists()
+
+
+def test_scored_without_activities_a_model_that_counts_them_warns(
+    scorer_dir: Path, scorer: Scorer, leads: pd.DataFrame, tmp_path: Path
+) -> None:
+    leads.to_parquet(tmp_path / "leads.parquet")
+    code, output = _score(
+        "--model",
+        scorer_dir,
+        "--input",
+        tmp_path / "leads.parquet",
+        "--output",
+        tmp_path / "s.parquet",
+        "--summary",
+        tmp_path / "summary.json",
+    )
+    assert code == 0, output
+    said = " ".join(output.split())
+    warnings = json.loads((tmp_path / "summary.json").read_text())["warnings"]
+    if not scorer.counts_activities:  # X Education and Maven log no activity
+        assert "counts activities" not in said and warnings == []
+        return
+    n = len(scorer.activity_features)
+    warning = (
+        f"this model counts activities ({n} features); no --activities given: "
+        "those features are read as unknown"
+    )
+    assert said.count(f"warning: {warning}") == 1
+    assert "pass --activities FILE" in said
+    assert len(warnings) == 1 and warnings[0].startswith(warning)
+
+
+def test_no_activity_log_is_unknown_and_an_empty_one_is_none(
+    synthetic_project: Project, tmp_path: Path
+) -> None:
+    # Blank is never 0: without a log nobody knows a lead's activities; a log
+    # that holds none of the lead's says it had none.
+    scorer_dir = synthetic_project.path("models/scorer")
+    scorer = load_scorer(scorer_dir)
+    leads = synthetic_project.leads().head(200)
+    names = scorer.activity_features
+    assert names
+    unknown = scorer.score_chunk(leads, None, False).features[names]
+    none = scorer.score_chunk(leads, scorer.no_activities(), False).features[names]
+    assert unknown.isna().all().all()
+    counts = none.drop(columns="days_since_last_touch", errors="ignore")
+    assert counts.eq(0).all().all()
+    # the batch job agrees, given no log or a log of other leads only
+    leads.to_parquet(tmp_path / "leads.parquet")
+    other = synthetic_project.activities()
+    assert other is not None
+    other = other.head(5).assign(deal_id="nobody here")
+    other.to_parquet(tmp_path / "other.parquet")
+    logs: dict[str, list[str | Path]] = {
+        "unknown": [],
+        "none": ["--activities", tmp_path / "other.parquet"],
+    }
+    for name, log in logs.items():
+        code, output = _score(
+            "--model",
+            scorer_dir,
+            "--input",
+            tmp_path / "leads.parquet",
+            "--output",
+            tmp_path / f"{name}.parquet",
+            "--no-explain",
+            *log,
+        )
+        assert code == 0, output
+    scored = {
+        name: pd.read_parquet(tmp_path / f"{name}.parquet")["probability"]
+        for name in ("unknown", "none")
+    }
+    expected = {
+        "unknown": scorer.score(leads, explain_reasons=False)["probability"],
+        "none": scorer.score(leads, other.iloc[:0], False)["probability"],
+    }
+    for name, probability in scored.items():
+        np.testing.assert_array_equal(probability, expected[name])
+    assert not np.allclose(scored["unknown"], scored["none"])
+
+
+def test_the_id_pre_pass_reports_its_rows(
+    scorer: Scorer, leads: pd.DataFrame, tmp_path: Path
+) -> None:
+    leads.to_parquet(tmp_path / "leads.parquet")
+    heard: list[int] = []
+    summary = score_file(
+        scorer,
+        tmp_path / "leads.parquet",
+        tmp_path / "s.csv",
+        tmp_path / "r.csv",
+        explain_reasons=False,
+        chunk_rows=25,
+        checking=heard.append,
+    )
+    assert heard == [25, 25, 25, 5] and summary.rows_in == 80
+
+
+def test_a_terminal_sees_the_id_check_and_the_files_do_not(
+    scorer_dir: Path,
+    leads: pd.DataFrame,
+    activities: Path | None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    leads.to_parquet(tmp_path / "leads.parquet")
+    outputs = {}
+    for where in ("pipe", "terminal"):
+        if where == "terminal":
+            terminal = io.StringIO()
+            shown = Console(file=terminal, force_terminal=True, width=120)
+            monkeypatch.setattr(cli, "errors", shown)
+        code, output = _score(
+            "--model",
+            scorer_dir,
+            "--input",
+            tmp_path / "leads.parquet",
+            "--output",
+            tmp_path / f"{where}.csv",
+            *_with_log(activities),
+        )
+        assert code == 0, output
+        assert "checking ids" not in output
+        outputs[where] = (tmp_path / f"{where}.csv").read_bytes()
+    assert "checking ids" in terminal.getvalue()
+    assert outputs["terminal"] == outputs["pipe"]

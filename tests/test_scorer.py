@@ -41,6 +41,7 @@ from lead_ml.scorer import (
     load_scorer,
     manifest_version,
     merge_rejects,
+    predict_leads,
     signature_example,
 )
 from lead_ml.vocab import (
@@ -157,12 +158,15 @@ def test_the_export_registered_this_scorer(project: Project, scorer: Scorer) -> 
 
     record = json.loads(project.path("reports/export.json").read_text())
     client = MlflowClient(tracking_uri=f"sqlite:///{project.path('mlflow.db')}")
-    version = client.get_model_version(
-        record["registered_model"], str(record["registered_version"])
-    )
-    assert version.run_id == record["run_id"]
-    assert version.source == record["model_uri"]
-    logged = client.get_logged_model(record["model_uri"].removeprefix("models:/"))
+    # The record names the scorer by content; the store's version carries it.
+    (version,) = [
+        v
+        for v in client.search_model_versions(f"name = '{record['registered_model']}'")
+        if v.tags.get("lead_ml.model_version") == record["model_version"]
+    ]
+    assert record["model_version"] == scorer.model_version
+    assert version.source is not None and version.run_id is not None
+    logged = client.get_logged_model(version.source.removeprefix("models:/"))
     stored = Path(local_file_uri_to_path(logged.artifact_location))
     exported = project.path("models/scorer")
     for name in ("manifest.json", "booster.txt", "scorer.json"):
@@ -172,8 +176,9 @@ def test_the_export_registered_this_scorer(project: Project, scorer: Scorer) -> 
     # manifest's hash of it leaves exactly those out, so it checks out the same.
     assert (stored / "MLmodel").read_bytes() != (exported / "MLmodel").read_bytes()
     assert load_scorer(stored).model_version == scorer.model_version
-    run = client.get_run(record["run_id"])
+    run = client.get_run(version.run_id)
     assert run.data.tags["source"] == project.params.source.name
+    assert run.data.tags["lead_ml.model_version"] == record["model_version"]
 
 
 # --- the same numbers from every door -------------------------------------------------
@@ -307,7 +312,7 @@ def test_a_time_zone_in_created_at_reads_as_utc_in_the_pyfunc_and_the_cli(
     assert expected["reject_reason"].isna().all()
     for leads in (aware, offsets):
         pd.testing.assert_frame_equal(model.predict(leads), expected)
-    pd.testing.assert_frame_equal(scorer.score(aware), expected)
+    pd.testing.assert_frame_equal(predict_leads(scorer, aware), expected)
 
     aware.to_parquet(tmp_path / "leads.parquet")
     out = tmp_path / "scores.parquet"

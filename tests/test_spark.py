@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 import pandas as pd
 import pytest
-from projects import Project
+from projects import Project, project_environment
 from typer.testing import CliRunner
 
 from lead_ml import spark as lead_spark
 from lead_ml.cli import app
 from lead_ml.schema import LeadContract
-from lead_ml.scorer import Scorer, load_scorer
+from lead_ml.scorer import CACHE_ENV, Scorer, load_scorer
 from lead_ml.spark import SparkJob, check_paths
 from lead_ml.tables import read_table
 from lead_ml.vocab import ScorerError
@@ -320,6 +320,31 @@ def test_activities_reach_every_batch_through_the_pyfunc_param(
 
 
 @spark_test
+def test_a_registered_version_scores_on_spark_as_its_folder(
+    spark: SparkSession,
+    synthetic_project: Project,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 15: Spark takes a model reference (models:/NAME/VERSION) as the local
+    job does: the driver downloads the version into the model cache, checks it,
+    and Spark runs that folder."""
+    scorer = load_scorer(synthetic_project.path("models/scorer"))
+    leads = synthetic_project.leads().head(N_LEADS)
+    leads.to_parquet(tmp_path / "leads.parquet")
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    with project_environment(synthetic_project.root):  # its MLflow store
+        frame = lead_spark.read_leads(spark, str(tmp_path / "leads.parquet"))
+        result = lead_spark.score_dataframe(
+            spark, frame, "models:/lead-ml-scorer/1", explain=False
+        )
+        on_spark = collected(result, tmp_path / "scores.parquet")
+    assert_same_scores(on_spark, scorer.score(leads, explain_reasons=False), scorer)
+    (cached,) = (tmp_path / "cache").iterdir()
+    assert cached.name.startswith("lead-ml-scorer-v1-")
+
+
+@spark_test
 def test_rows_are_numbered_in_input_order_across_partitions(
     spark: SparkSession, tmp_path: Path
 ) -> None:
@@ -458,7 +483,7 @@ def test_missing_java_is_one_line_with_the_fix(
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        (["--engine", "dask"], "expected local or spark"),
+        (["--engine", "dask"], "is not one of"),
         (["--engine", "spark", "--rejects", "r.csv"], "stay in the output"),
     ],
 )

@@ -5,7 +5,9 @@ scorer needs); each chunk is validated, featurized, scored and appended to a
 temporary output file that is renamed into place only when every row is accounted
 for: rows in = scored + rejected, or the job fails.
 
-What a job guarantees about the files it writes (the output and the rejects):
+What a job guarantees about the files it writes (the output, the rejects and, with
+a :class:`CrmFile`, the CRM import file: scored leads only, columns as the params'
+``writeback`` section maps them):
 
 - written whole or not at all: each goes to a temporary file in a scratch folder
   beside it (same disk, so the final rename is atomic), through one open handle;
@@ -42,6 +44,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -51,6 +54,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from lead_ml.config import WritebackConfig
 from lead_ml.schema import id_text
 from lead_ml.scorer import PSI_WARNING, DriftMonitor, Scored, Scorer, ScorerError
 from lead_ml.tables import (
@@ -62,7 +66,7 @@ from lead_ml.tables import (
     reject_frame,
     spreadsheet_safe,
 )
-from lead_ml.vocab import REJECT_COLUMNS, ContractError
+from lead_ml.vocab import REJECT_COLUMNS, ConfigError, ContractError
 
 DEFAULT_CHUNK_ROWS = 50_000
 #: Fewer scored rows than this and PSI is mostly sampling noise (100 leads drawn from
@@ -85,6 +89,8 @@ class BatchSummary:
     drift: dict[str, float] = field(default_factory=dict)
     output: str = ""
     rejects: str = ""
+    crm_file: str = ""
+    crm_rows: int = 0
 
     @property
     def rows_per_second(self) -> float:
@@ -120,7 +126,11 @@ class BatchSummary:
             "drift_min_rows": DRIFT_MIN_ROWS,
             "output": self.output,
             "rejects": self.rejects,
-        }
+        } | (
+            {"crm_file": self.crm_file, "crm_rows": self.crm_rows}
+            if self.crm_file
+            else {}
+        )
 
 
 class JobInterrupted(BaseException):
@@ -211,10 +221,11 @@ class IdIndex:
         folder: Path,
         id_column: str,
         missing: tuple[str, ...] = (),
+        progress: Callable[[int], None] | None = None,
     ) -> IdIndex:
         """Hash every id (column ``id_column``, read as :func:`id_keys` reads it
         with the placeholders ``missing``) of the file at ``path`` into files in
-        ``folder``."""
+        ``folder``; ``progress`` hears the rows of each chunk hashed."""
         index = cls(folder)
         shift = np.uint64(64 - ID_BUCKET_BITS)
         # ExitStack: every file is closed even when one fails (a full disk fails
@@ -229,6 +240,8 @@ class IdIndex:
                 hashes = SeenIds.hash(id_keys(chunk.frame[id_column], missing))
                 out.write(hashes.tobytes())
                 index.rows += len(hashes)
+                if progress is not None:
+                    progress(len(hashes))
                 bucket = hashes >> shift
                 order = np.argsort(bucket, kind="stable")
                 starts = np.searchsorted(bucket[order], np.arange(ID_BUCKETS + 1))
@@ -455,10 +468,14 @@ def stop_on_signals() -> Iterator[None]:
 class AtomicWriter:
     """Appends frames to a temporary file in a scratch folder beside the file,
     through one open handle; commit() renames it into place. Text a spreadsheet
-    would read as a formula is escaped in CSV files (:func:`spreadsheet_safe`)."""
+    would read as a formula is escaped in CSV files (:func:`spreadsheet_safe`);
+    ``bom``: a CSV file starts with a UTF-8 byte order mark (for Excel)."""
 
-    def __init__(self, path: Path, empty: pd.DataFrame, scratch: Path) -> None:
+    def __init__(
+        self, path: Path, empty: pd.DataFrame, scratch: Path, bom: bool = False
+    ) -> None:
         self.path = path
+        self.encoding = "utf-8-sig" if bom else "utf-8"
         self.suffix = output_suffix(path)
         self.tmp = scratch / path.name
         self.empty = empty
@@ -476,7 +493,7 @@ class AtomicWriter:
         with writing(self.path):
             if self.suffix == ".csv":
                 if self.text is None:
-                    self.text = open(self.tmp, "w", encoding="utf-8", newline="")
+                    self.text = open(self.tmp, "w", encoding=self.encoding, newline="")
                 spreadsheet_safe(frame).to_csv(
                     self.text, header=not self.started, index=False
                 )
@@ -627,10 +644,136 @@ def _chunk_activities(
             part = pa.ipc.open_file(source).read_all()
         keep = pc.is_in(part[ACTIVITY_KEY], value_set=wanted)
         tables.append(part.filter(keep).drop_columns([ACTIVITY_KEY]))
-    if not tables:
-        return None, 0
+    if not tables:  # a log that holds no activity of these leads: they have none
+        nothing = pd.DataFrame(columns=scorer.activity_columns, dtype="string")
+        return scorer.read_activities(nothing, str(split.source))
     log = pa.concat_tables(tables).to_pandas()
     return scorer.read_activities(log, str(split.source))
+
+
+# --- the CRM import file -----------------------------------------------------------
+
+#: Fields of the import file that only explained scores have (not with --no-explain).
+EXPLAINED_FIELDS = ("top_reasons", "next_question")
+
+
+def scored_at_moment(text: str | None = None) -> datetime:
+    """The time stamp of a job, in UTC to the second: ``text`` (ISO 8601 with a
+    time zone, as `--scored-at` takes it) or, without one, now.
+
+    >>> scored_at_moment("2026-12-01T10:30:00.5+01:00").isoformat()
+    '2026-12-01T09:30:00+00:00'
+    """
+    if text is None:
+        return datetime.now(UTC).replace(microsecond=0)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(
+            f"--scored-at: {text!r} is not an ISO 8601 time; give one such as "
+            "2026-12-01T09:30:00Z"
+        ) from None
+    if moment.tzinfo is None:
+        raise ConfigError(
+            f"--scored-at: {text!r} has no time zone; add Z for UTC (or an offset "
+            "such as +01:00)"
+        )
+    return moment.astimezone(UTC).replace(microsecond=0)
+
+
+@dataclass(frozen=True)
+class CrmFile:
+    """The import file a job writes for the CRM (`--crm-file`): its path, the
+    mapping (params' ``writeback`` section) and the job's one time stamp, which
+    every row carries. Only scored leads are in it: a rejected row stays in the
+    rejects file with its reason.
+
+    >>> mapping = WritebackConfig(columns={
+    ...     "id": "Id", "probability": "Score__c", "model_version": "Model__c",
+    ...     "scored_at": "Scored__c"}, passthrough={"owner": "OwnerId"})
+    >>> crm = CrmFile(Path("crm.csv"), mapping, scored_at_moment("2026-12-01T09:30Z"))
+    >>> scores = pd.DataFrame({"deal_id": ["d1"], "probability": [0.4242],
+    ...     "model_version": ["v1"]})
+    >>> rows = crm.rows(scores, pd.DataFrame({"owner": ["Ana"]}), "deal_id")
+    >>> print(rows.to_csv(index=False).strip())
+    Id,Score__c,Model__c,Scored__c,OwnerId
+    d1,42,v1,2026-12-01T09:30:00Z,Ana
+    """
+
+    path: Path
+    mapping: WritebackConfig
+    scored_at: datetime
+
+    @property
+    def stamp(self) -> str:
+        """``scored_at`` as the file writes it: ISO 8601 in UTC (``Z``), or the
+        date alone."""
+        moment = self.scored_at.astimezone(UTC)
+        if self.mapping.scored_at == "date":
+            return moment.date().isoformat()
+        return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def passthrough(self, columns: list[str]) -> list[str]:
+        """The input columns to read besides ``columns`` (the contract's)."""
+        return [c for c in self.mapping.passthrough if c not in columns]
+
+    def check(self, header: list[str], explain_reasons: bool, source: str) -> None:
+        """Refuse, before a row is read, a mapping this job cannot fill: a
+        passthrough column the input (its ``header``) lacks, or reasons asked for
+        with --no-explain."""
+        absent = [c for c in self.mapping.passthrough if c not in header]
+        if absent:
+            raise ContractError(
+                f"{source}: no column {', '.join(map(repr, absent))}, which "
+                "writeback.passthrough names; add it to the export or remove it "
+                "from writeback.passthrough"
+            )
+        explained = [f for f in EXPLAINED_FIELDS if f in self.mapping.columns]
+        if explained and not explain_reasons:
+            raise ConfigError(
+                f"writeback.columns maps {', '.join(explained)}, which --no-explain "
+                "leaves out; drop --no-explain, or those fields from the mapping"
+            )
+
+    def dtypes(self) -> dict[str, str]:
+        """The pandas dtype of each column of the file."""
+        decimal = self.mapping.probability == "decimal"
+        numbers = {"probability": "float64" if decimal else "int64", "score": "int64"}
+        fields = {
+            column: numbers.get(field, "string")
+            for field, column in self.mapping.columns.items()
+        }
+        return fields | dict.fromkeys(self.mapping.passthrough.values(), "string")
+
+    def empty(self) -> pd.DataFrame:
+        """The file's columns with no rows."""
+        return pd.DataFrame({c: pd.Series(dtype=d) for c, d in self.dtypes().items()})
+
+    def rows(
+        self, scores: pd.DataFrame, leads: pd.DataFrame, id_column: str
+    ) -> pd.DataFrame:
+        """The import rows of scored leads (``scores``: the output's rows, indexed
+        by their position in ``leads``, the chunk as read)."""
+        probability = scores["probability"].to_numpy(float)
+        if self.mapping.probability == "decimal":
+            probability = probability.round(self.mapping.decimals)
+        else:
+            probability = np.rint(probability * 100).astype("int64")
+        values = {
+            "id": scores[id_column],
+            "probability": pd.Series(probability, index=scores.index),
+            "scored_at": pd.Series(self.stamp, index=scores.index),
+        }
+        frame = pd.DataFrame(
+            {
+                column: values[field] if field in values else scores[field]
+                for field, column in self.mapping.columns.items()
+            },
+            index=scores.index,
+        )
+        for column, name in self.mapping.passthrough.items():
+            frame[name] = id_text(leads[column]).loc[scores.index]
+        return frame.astype(self.dtypes())
 
 
 # --- scoring -----------------------------------------------------------------------
@@ -693,7 +836,8 @@ def _score_one(
 class BatchJob:
     """What a chunk loop writes to and reads from: the output and rejects writers,
     the id index, the ids scored (of those the file repeats), the split activity
-    log (None without one), and the summary."""
+    log (None without one), the summary, and the CRM import file with its writer
+    (None without one)."""
 
     writer: AtomicWriter
     reject_writer: AtomicWriter
@@ -701,6 +845,7 @@ class BatchJob:
     summary: BatchSummary
     activities: ActivityParts | None = None
     seen: SeenIds = field(default_factory=SeenIds)
+    crm: tuple[CrmFile, AtomicWriter] | None = None
 
     def count(self, rows_in: int, scored: int, rejected: int) -> None:
         """Add one chunk's counts to the summary."""
@@ -717,6 +862,7 @@ class JobFiles:
     output: Path
     rejects: Path
     activities: Path | None = None
+    crm: Path | None = None
 
     def check(self) -> None:
         """Refuse, before any row is read, files the job cannot write and paths
@@ -724,6 +870,14 @@ class JobFiles:
         for path, option in ((self.output, "--output"), (self.rejects, "--rejects")):
             output_suffix(path)
             refuse_folder(path, option)
+        if self.crm is not None:
+            if self.crm.suffix.lower() != ".csv":
+                raise ScorerError(
+                    f"{self.crm}: the CRM import file (--crm-file) is CSV, what the "
+                    f"CRM's import tools read; give a .csv path, not "
+                    f"{self.crm.suffix or 'none'}"
+                )
+            refuse_folder(self.crm, "--crm-file")
         refuse_collisions(self.named())
 
     def named(self) -> dict[str, Path | None]:
@@ -733,6 +887,7 @@ class JobFiles:
             "--output": self.output,
             "--rejects": self.rejects,
             "--activities": self.activities,
+            "--crm-file": self.crm,
         }
 
 
@@ -742,13 +897,17 @@ def batch_job(
     outputs: tuple[pd.DataFrame, list[str]],
     scorer: Scorer,
     chunk_rows: int,
+    crm: CrmFile | None = None,
+    checking: Callable[[int], None] | None = None,
 ) -> Iterator[BatchJob]:
     """Open a batch job: lock the output and the rejects file, make their scratch
     folders, write the id index and split the activity log there, and open
     writers of the output (``outputs[0]``: its empty frame) and rejects
-    (``outputs[1]``: its columns). On leaving, the counts must reconcile and both
-    files are moved into place; on any error (or signal) neither is, and the
-    scratch folders and locks go either way."""
+    (``outputs[1]``: its columns), and of the CRM import file ``crm`` (locked,
+    scratch folder of its own) when there is one. On leaving, the counts must
+    reconcile and every file is moved into place; on any error (or signal) none
+    is, and the scratch folders and locks go either way. ``checking`` hears the
+    rows of each chunk of the id pre-pass (:meth:`IdIndex.build`)."""
     output, reject_columns = outputs
     summary = BatchSummary(output=str(files.output), rejects=str(files.rejects))
     missing = scorer.contract.missing_values
@@ -766,6 +925,7 @@ def batch_job(
             targets[1].scratch,
         )
         stack.callback(reject_writer.abort)
+        crm_writer = None if crm is None else _open_crm(crm, stack)
         # Beside the output: a big job's id hashes may not fit a small /tmp.
         with writing(files.output):
             (scratch / "ids").mkdir()
@@ -773,9 +933,17 @@ def batch_job(
         stack.callback(lambda: index.close())
         with writing(files.output):
             index = IdIndex.build(
-                files.input, chunk_rows, scratch / "ids", scorer.id_column, missing
+                files.input,
+                chunk_rows,
+                scratch / "ids",
+                scorer.id_column,
+                missing,
+                checking,
             )
         job = BatchJob(writer, reject_writer, index, summary)
+        if crm is not None and crm_writer is not None:
+            job.crm = (crm, crm_writer)
+            summary.crm_file = str(crm.path)
         if files.activities is not None and scorer.activity_columns is not None:
             with writing(files.output):
                 job.activities = split_activities(
@@ -795,7 +963,31 @@ def batch_job(
                 f"{summary.rejected} rejected; the output was not written"
             )
         reject_writer.commit()
+        if crm_writer is not None:
+            _commit_crm(crm_writer, summary)
         writer.commit()
+
+
+def _open_crm(crm: CrmFile, stack: ExitStack) -> AtomicWriter:
+    """Lock the CRM import file and open its writer in a scratch folder of its
+    own; ``stack`` drops both when the job ends."""
+    target = Target(crm.path, "--crm-file")
+    stack.callback(target.release)
+    target.acquire()
+    writer = AtomicWriter(crm.path, crm.empty(), target.scratch, crm.mapping.excel_bom)
+    stack.callback(writer.abort)
+    return writer
+
+
+def _commit_crm(writer: AtomicWriter, summary: BatchSummary) -> None:
+    """Move the CRM import file into place once it holds one row per scored lead."""
+    if writer.rows != summary.scored:
+        raise RuntimeError(
+            f"the CRM import file holds {writer.rows} rows for {summary.scored} "
+            "scored leads; nothing was written"
+        )
+    writer.commit()
+    summary.crm_rows = writer.rows
 
 
 def score_file(
@@ -807,27 +999,45 @@ def score_file(
     explain_reasons: bool = True,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     progress: Callable[[int], None] | None = None,
+    crm: CrmFile | None = None,
+    checking: Callable[[int], None] | None = None,
 ) -> BatchSummary:
-    """Score every lead of a file; write scores and rejects; return the summary.
+    """Score every lead of a file; write scores and rejects (and the CRM import
+    file ``crm``, when given, with the same guarantees); return the summary.
+    ``progress`` hears the rows of each chunk scored, ``checking`` those of each
+    chunk of the duplicate-id pre-pass that comes first.
 
     Raises ContractError or ScorerError (a file or path the job cannot use, another
     job writing the same file, a disk full...), before any file is replaced, and
     :class:`JobInterrupted` on SIGTERM or SIGINT.
     """
     started = time.perf_counter()
-    files = JobFiles(input_path, output_path, rejects_path, activities_path)
+    files = JobFiles(
+        input_path,
+        output_path,
+        rejects_path,
+        activities_path,
+        None if crm is None else crm.path,
+    )
     if not input_path.exists():
         raise FileNotFoundError(f"{input_path}: the input file not found")
     files.check()
-    scorer.check_columns(read_header(input_path, "the input"), str(input_path))
+    header = read_header(input_path, "the input")
+    scorer.check_columns(header, str(input_path))
+    if crm is not None:
+        crm.check(header, explain_reasons, str(input_path))
     if activities_path is not None:
         header = read_header(activities_path, "the activities")
         scorer.check_activity_columns(header, str(activities_path))
     wanted = scorer.contract.columns
     monitor = DriftMonitor(scorer.spec["drift_reference"])
     outputs = (scorer.empty_output(explain_reasons), [*REJECT_COLUMNS, *wanted])
-    with stop_on_signals(), batch_job(files, outputs, scorer, chunk_rows) as job:
-        for chunk in read_chunks(input_path, wanted, chunk_rows):
+    read = wanted if crm is None else [*wanted, *crm.passthrough(wanted)]
+    with (
+        stop_on_signals(),
+        batch_job(files, outputs, scorer, chunk_rows, crm, checking) as job,
+    ):
+        for chunk in read_chunks(input_path, read, chunk_rows):
             _score_into(scorer, chunk, job, monitor, (explain_reasons, str(input_path)))
             if progress is not None:
                 progress(len(chunk))
@@ -860,6 +1070,9 @@ def _score_into(
             output["probability"].to_numpy(float),
         )
     job.writer.write(output)
+    if job.crm is not None:
+        crm, crm_writer = job.crm
+        crm_writer.write(crm.rows(output, chunk.frame, scorer.id_column))
     if len(rejects):
         job.reject_writer.write(rejects[[*REJECT_COLUMNS, *scorer.contract.columns]])
     job.count(len(chunk), len(output), len(rejects))

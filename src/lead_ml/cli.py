@@ -8,12 +8,13 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from typer.core import TyperGroup, TyperOption
 
 from lead_ml.config import Params, load_params
 from lead_ml.vocab import USER_ERRORS, CompareError, ConfigError, LeakageError
@@ -22,12 +23,40 @@ from lead_ml.vocab import USER_ERRORS, CompareError, ConfigError, LeakageError
 # option answer in a fraction of a second instead of loading LightGBM and MLflow.
 
 if TYPE_CHECKING:
+    from lead_ml.batch import CrmFile
     from lead_ml.compare import Promotion
+    from lead_ml.scorer import Scorer, ScorerSource
+
+
+def _untyped_flags(params: list[Any]) -> None:
+    """Give flags (``--explain/--no-explain``, ``--help``) an empty metavar: a flag
+    takes no value, and typer would print ``<bool>`` beside it in --help."""
+    for param in params:
+        if isinstance(param, TyperOption) and param.is_flag and param.metavar is None:
+            param.metavar = ""
+
+
+class LeadGroup(TyperGroup):
+    """The `lead-ml` group: neither it nor any command shows a type beside a flag
+    in --help (commands are fixed as the group hands them out, so a command added
+    later is covered too)."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params = super().get_params(ctx)
+        _untyped_flags(params)
+        return params
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            _untyped_flags(command.get_params(ctx))
+        return command
+
 
 app = typer.Typer(
     help="lead-ml: score B2B leads with LightGBM, beat BANT, explain in MEDDIC.",
     no_args_is_help=True,
-    add_completion=False,
+    cls=LeadGroup,
     pretty_exceptions_enable=False,
 )
 console = Console()
@@ -40,6 +69,45 @@ F = TypeVar("F", bound=Callable[..., Any])
 #: Exit codes besides 0 (done) and 2 (a user error, see `friendly`): a job that
 #: scored no row because it rejected every one; a signal stopped it (128 + signal).
 EXIT_ALL_REJECTED = 3
+#: The choices of options that take one of a few values, listed in --help (a bad
+#: value is refused naming them). GenerateFormat: params' synthetic.format values.
+Engine = Literal["local", "spark"]
+GenerateFormat = Literal["parquet", "csv"]
+TableName = Literal["deals", "accounts", "activities"]
+
+
+def _version(asked: bool) -> None:
+    """Print lead-ml's version (its package metadata) and the scorer format it
+    writes and reads, then exit."""
+    if not asked:
+        return
+    from importlib.metadata import version
+
+    from lead_ml.scorer import FORMAT_VERSION
+
+    console.print(
+        f"lead-ml {version('lead-ml')}, scorer format {FORMAT_VERSION} (written by "
+        "`lead-ml export`, read by `lead-ml score`)",
+        highlight=False,
+        soft_wrap=True,
+    )
+    raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_version,
+            is_eager=True,
+            help="Show lead-ml's version and its scorer format, then exit.",
+        ),
+    ] = False,
+) -> None:
+    # No docstring: the group's help is the Typer's (above).
+    pass
 
 
 def plain(value: object) -> str:
@@ -101,6 +169,8 @@ def check_config(
     """
     from lead_ml.sources import check_columns
 
+    if _check_fragment(params):
+        return
     settings = _params(params)
     source = settings.source
     checked = ""
@@ -121,12 +191,32 @@ def check_config(
     )
 
 
+def _check_fragment(params: Path) -> bool:
+    """Check a params fragment (sections to merge into a params file, without
+    source or bant, e.g. examples/writeback/salesforce.yaml); False when the file
+    is a whole params file."""
+    from lead_ml.config import is_fragment, parse_fragment, read_params_file
+
+    raw = read_params_file(params)
+    if not is_fragment(raw):
+        return False
+    sections = ", ".join(parse_fragment(raw, str(params)))
+    console.print(
+        "[green]check-config[/] "
+        + plain(
+            f"{params}: a valid params fragment (section(s) {sections}, no source "
+            "or bant); merge it into a params file, or pass it as --params to "
+            "`lead-ml score --crm-file` (which reads only writeback)"
+        ),
+        soft_wrap=True,
+    )
+    return True
+
+
 @app.command()
 @friendly
 def read(
-    table: Annotated[
-        str, typer.Option(help="The source table: deals, accounts or activities.")
-    ],
+    table: Annotated[TableName, typer.Option(help="The source table.")],
     params: ParamsOption = Path("params.yaml"),
     out: Annotated[Path, typer.Option(help="Where the copy goes (Parquet).")] = Path(
         "data/tables/deals.parquet"
@@ -209,9 +299,9 @@ def generate(
         "data/raw"
     ),
     fmt: Annotated[
-        str | None,
+        GenerateFormat | None,
         typer.Option(
-            "--format", help="parquet or csv (default: params synthetic.format)."
+            "--format", help="File format (default: params synthetic.format)."
         ),
     ] = None,
 ) -> None:
@@ -219,16 +309,24 @@ def generate(
 
     Example: lead-ml generate --params params.yaml --out data/raw --format csv
     """
+    from rich.progress import Progress
+
     from lead_ml.stages import run_generate
+    from lead_ml.synthetic import STEPS
 
     started = time.perf_counter()
     settings = _params(params)
     if fmt is not None:
-        if fmt not in ("parquet", "csv"):
-            raise ConfigError(f"--format: expected parquet or csv, got {fmt!r}")
         synthetic = settings.synthetic.model_copy(update={"format": fmt})
         settings = settings.model_copy(update={"synthetic": synthetic})
-    summary = run_generate(settings, out)
+    # On a terminal only (stderr), and gone when done: 400k deals take ~20 s.
+    with Progress(console=errors, transient=True) as bar:
+        task = bar.add_task("generate", total=len(STEPS))
+
+        def step(name: str) -> None:
+            bar.update(task, completed=STEPS.index(name), description=name)
+
+        summary = run_generate(settings, out, step)
     _done(
         "generate",
         started,
@@ -434,8 +532,14 @@ def export(
 
 @app.command()
 @friendly
-def report(
+def track(
     params: ParamsOption = Path("params.yaml"),
+    features: FeaturesOption = Path("data/features/features.parquet"),
+    registry: RegistryOption = Path("data/features/registry.json"),
+    model: ModelOption = Path("models/model"),
+    validated: Annotated[Path, typer.Option(help="Validated deals.")] = Path(
+        "data/validated"
+    ),
     metrics: Annotated[Path, typer.Option(help="Metrics JSON from evaluate.")] = Path(
         "reports/metrics.json"
     ),
@@ -445,6 +549,62 @@ def report(
     scorer: Annotated[Path, typer.Option(help="Scorer folder from export.")] = Path(
         "models/scorer"
     ),
+    record: Annotated[Path, typer.Option(help="Export record JSON.")] = Path(
+        "reports/export.json"
+    ),
+    report: Annotated[Path, typer.Option(help="The report page, if written.")] = Path(
+        "reports/report.html"
+    ),
+) -> None:
+    """Complete the MLflow record of the current outputs (after `dvc repro`): the
+    training run, its evaluation and report, the registered scorer version; only
+    what the store lacks (after `make clean` DVC skips stages whose outputs come
+    out the same), so running it again logs nothing. Writes no output.
+
+    Example: lead-ml track --params params.yaml
+    """
+    from lead_ml.stages import run_track
+
+    started = time.perf_counter()
+    paths = {
+        "features": features,
+        "registry": registry,
+        "model": model,
+        "validated": validated,
+        "metrics": metrics,
+        "plots": plots,
+        "scorer": scorer,
+        "record": record,
+        "report": report,
+    }
+    result = run_track(_params(params), paths)
+    held = (
+        f"run {result['run_id']}, {result['registered_model']} version "
+        f"{result['registered_version']}"
+    )
+    if result["logged"]:
+        _done("track", started, f"logged {', '.join(result['logged'])}: {held}")
+    else:
+        _done("track", started, f"MLflow record already complete ({held})")
+
+
+@app.command()
+@friendly
+def report(
+    params: ParamsOption = Path("params.yaml"),
+    metrics: Annotated[Path, typer.Option(help="Metrics JSON from evaluate.")] = Path(
+        "reports/metrics.json"
+    ),
+    plots: Annotated[Path, typer.Option(help="Plot data from evaluate.")] = Path(
+        "reports/plots"
+    ),
+    scorer: Annotated[
+        str,
+        typer.Option(
+            help="Scorer folder from export, or models:/NAME@ALIAS, "
+            "models:/NAME/VERSION or runs:/RUN_ID/PATH."
+        ),
+    ] = "models/scorer",
     features: Annotated[Path, typer.Option(help="Features Parquet file.")] = Path(
         "data/features/features.parquet"
     ),
@@ -466,18 +626,23 @@ def report(
     mlflow: Annotated[
         bool, typer.Option("--mlflow/--no-mlflow", help="Log it to the MLflow run.")
     ] = True,
+    monitor: Annotated[
+        Path | None,
+        typer.Option(help="`lead-ml monitor`'s JSON: adds what past scores did."),
+    ] = None,
 ) -> None:
     """Write the self-contained HTML model report for revenue ops.
 
     Example: lead-ml report --scorer models/scorer --out reports/report.html
     """
     from lead_ml.report import ReportPaths, run_report
+    from lead_ml.scorer import resolve_scorer
 
     started = time.perf_counter()
     paths = ReportPaths(
         metrics=metrics,
         plots=plots,
-        scorer=scorer,
+        scorer=resolve_scorer(scorer).folder,
         features=features,
         validated=validated,
         rejects=rejects,
@@ -485,7 +650,7 @@ def report(
         audit=audit,
         out=out,
     )
-    result = run_report(_params(params), paths, log_to_mlflow=mlflow)
+    result = run_report(_params(params), paths, log_to_mlflow=mlflow, monitor=monitor)
     logged = f", logged to MLflow run {result['run_id']}" if mlflow else ""
     _done("report", started, f"{result['champion']}; -> {out}{logged}")
 
@@ -494,8 +659,12 @@ def report(
 @friendly
 def score(
     model: Annotated[
-        Path, typer.Option(help="Scorer folder from `lead-ml export`.")
-    ] = Path("models/scorer"),
+        str,
+        typer.Option(
+            help="The scorer: a folder from `lead-ml export`, or from the MLflow "
+            "store models:/NAME@ALIAS, models:/NAME/VERSION or runs:/RUN_ID/PATH."
+        ),
+    ] = "models/scorer",
     input: Annotated[
         Path, typer.Option("--input", help="Leads (.parquet or .csv).")
     ] = Path("leads.parquet"),
@@ -517,7 +686,7 @@ def score(
         Path | None, typer.Option("--summary", help="Also write the summary as JSON.")
     ] = None,
     engine: Annotated[
-        str,
+        Engine,
         typer.Option(
             help="local: chunks in this process; spark: Spark reads the input and "
             "writes a Parquet folder (needs the spark extra and Java 17; README)."
@@ -533,46 +702,81 @@ def score(
             "(lead-ml-scorer:<64 hex digits>, as scored rows carry it)."
         ),
     ] = None,
+    crm_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--crm-file",
+            help="Also write a CSV to import into Salesforce or HubSpot, columns "
+            "mapped by the writeback section of --params (README).",
+        ),
+    ] = None,
+    params: Annotated[
+        Path,
+        typer.Option(
+            "--params",
+            "-p",
+            help="The params file or fragment with the writeback "
+            "section (read only with --crm-file).",
+        ),
+    ] = Path("params.yaml"),
+    scored_at: Annotated[
+        str | None,
+        typer.Option(
+            help="The time stamp of every row of --crm-file, ISO 8601 with a time "
+            "zone (default: now, UTC), e.g. 2026-12-01T09:30:00Z."
+        ),
+    ] = None,
 ) -> None:
     """Score open leads in chunks: probability, score, band, MEDDIC reasons.
 
     Example: lead-ml score --model models/scorer --input leads.csv --output s.parquet
 
+    The champion: lead-ml score --model models:/lead-ml-scorer@champion --input x.csv
+
     On Spark: lead-ml score --engine spark --input leads.parquet --output scores.parquet
+
+    For the CRM: lead-ml score --input leads.csv --crm-file crm.csv --params
+    examples/writeback/salesforce.yaml
     """
     from rich.progress import Progress
 
     from lead_ml.batch import JobInterrupted, score_file
-    from lead_ml.scorer import load_scorer
+    from lead_ml.scorer import load_scorer, resolve_scorer
     from lead_ml.tables import count_rows
 
-    if engine not in ("local", "spark"):
-        raise ConfigError(f"--engine: expected local or spark, got {engine!r}")
+    crm = _crm_file(crm_file, params, scored_at, summary_json)
     if engine == "spark":
+        if crm is not None:
+            raise ConfigError(
+                "--crm-file: only with --engine local (a Spark job writes a Parquet "
+                "folder); score locally, or drop --crm-file"
+            )
         if rejects is not None:
             raise ConfigError(
                 "--rejects: with --engine spark rejected rows stay in the output "
                 "with their reject_reason; drop --rejects"
             )
         _check_score_paths(input, output, None, activities, summary_json)
-        if expect_version is not None:  # the folder is checked before Spark starts
-            load_scorer(model, expect_version)
+        source = resolve_scorer(model)
+        # The folder is checked (and its version named) before Spark starts.
+        checked = load_scorer(source.folder, expect_version)
+        warnings = _activities_unknown(checked, activities)
         done = _score_on_spark(
-            model, input, output, activities, explain, master, chunk_rows
+            source.folder, input, output, activities, explain, master, chunk_rows
         )
-        _finish_batch(done, summary_json)
+        done = _warned(done, warnings, checked)
+        _finish_batch(done | _model_summary(source, checked), summary_json)
         return
     rejects = rejects or output.with_name(f"{output.stem}.rejects.csv")
     _check_score_paths(input, output, rejects, activities, summary_json)
-    scorer = load_scorer(model, expect_version)
-    if scorer.counts_activities and activities is None:
-        errors.print(
-            "note: this model counts activities; without --activities every lead is "
-            "scored as having none"
-        )
+    source = resolve_scorer(model)
+    scorer = load_scorer(source.folder, expect_version)
+    warnings = _activities_unknown(scorer, activities)
     total = count_rows(input) if input.exists() else None
     try:
+        # On a terminal only (stderr), gone when done: never in an output file.
         with Progress(console=errors, transient=True) as bar:
+            ids = bar.add_task("checking ids", total=total)
             task = bar.add_task("scoring", total=total)
             done = score_file(
                 scorer,
@@ -583,6 +787,8 @@ def score(
                 explain,
                 chunk_rows,
                 progress=lambda n: bar.advance(task, n),
+                crm=crm,
+                checking=lambda n: bar.advance(ids, n),
             ).as_dict()
     except JobInterrupted as stop:
         errors.print(
@@ -592,7 +798,60 @@ def score(
             soft_wrap=True,
         )
         raise typer.Exit(code=stop.exit_code) from None
-    _finish_batch(done, summary_json)
+    done = _warned(done, warnings, scorer)
+    _finish_batch(done | _model_summary(source, scorer), summary_json)
+
+
+def _activities_unknown(scorer: Scorer, activities: Path | None) -> list[str]:
+    """Warn (one line) when a model that counts activities is scored without an
+    activity log, and return the warning for the summary (none otherwise)."""
+    if activities is not None or not scorer.counts_activities:
+        return []
+    columns = ", ".join(scorer.activity_columns or [])
+    warning = (
+        f"this model counts activities ({len(scorer.activity_features)} features); "
+        "no --activities given: those features are read as unknown (scored as not "
+        "known, never as 0 activities), and their drift only says so; pass "
+        f"--activities FILE, the leads' activity log ({columns})"
+    )
+    errors.print(f"[yellow]warning:[/] {plain(warning)}", soft_wrap=True)
+    return [warning]
+
+
+def _warned(
+    done: dict[str, Any], warnings: list[str], scorer: Scorer
+) -> dict[str, Any]:
+    """The summary with its ``warnings``. Features read as unknown for want of an
+    activity log leave the drift warnings: the log is missing, not shifted."""
+    if not warnings:
+        return done | {"warnings": []}
+    unknown = set(scorer.activity_features)
+    drifted = [name for name in done["drift_warnings"] if name not in unknown]
+    return done | {"warnings": warnings, "drift_warnings": drifted}
+
+
+def _model_summary(source: ScorerSource, scorer: Scorer) -> dict[str, Any]:
+    """The summary's ``model``: where the scorer came from (a folder, or a
+    registered version and its alias) and its content version."""
+    return {"model": source.as_dict() | {"model_version": scorer.model_version}}
+
+
+def _crm_file(
+    path: Path | None, params: Path, scored_at: str | None, summary_json: Path | None
+) -> CrmFile | None:
+    """The CRM import file `lead-ml score` writes (None without --crm-file): its
+    mapping from the params' writeback section, one time stamp for the job."""
+    from lead_ml.batch import CrmFile, refuse_collisions, scored_at_moment
+    from lead_ml.config import load_writeback
+
+    if path is None:
+        if scored_at is not None:
+            raise ConfigError("--scored-at: only with --crm-file; add --crm-file")
+        return None
+    refuse_collisions(
+        {"--params": params, "--crm-file": path, "--summary": summary_json}
+    )
+    return CrmFile(path, load_writeback(params), scored_at_moment(scored_at))
 
 
 def _check_score_paths(
@@ -675,6 +934,15 @@ def _print_batch(result: dict[str, Any]) -> None:
         f"rows in = scored + rejected: {result['rows_in']:,} = "
         f"{result['scored']:,} + {result['rejected']:,} (checked)"
     )
+    if "crm_file" in result:
+        console.print(
+            plain(
+                f"CRM import file: {result['crm_rows']:,} rows, one per scored lead "
+                f"(rejected rows are only in {result['rejects']}): "
+                f"{result['crm_file']}"
+            ),
+            soft_wrap=True,
+        )
     drift = result["drift_psi"]
     if drift:
         worst = next(iter(drift))
@@ -713,7 +981,65 @@ def _print_batch(result: dict[str, Any]) -> None:
             "retrain",
             soft_wrap=True,
         )
+    if "model" in result:
+        model = result["model"]
+        console.print(
+            plain(f"model: {model['description']}, {model['model_version']}"),
+            soft_wrap=True,
+        )
     console.print(f"scores -> {plain(result['output'])}", soft_wrap=True)
+
+
+@app.command()
+@friendly
+def serve(
+    model: Annotated[
+        str,
+        typer.Option(
+            help="The scorer: a folder from `lead-ml export`, or models:/NAME@ALIAS, "
+            "models:/NAME/VERSION or runs:/RUN_ID/PATH (resolved once, at start)."
+        ),
+    ] = "models/scorer",
+    host: Annotated[
+        str, typer.Option(help="Address to listen on (0.0.0.0: every interface).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 5001,
+    workers: Annotated[int, typer.Option(min=1, help="Server processes.")] = 1,
+    expect_version: Annotated[
+        str | None,
+        typer.Option(
+            help="Refuse the scorer unless its model_version is this one "
+            "(default: LEAD_ML_EXPECT_VERSION, if set)."
+        ),
+    ] = None,
+) -> None:
+    """Serve a scorer over HTTP: MLflow's scoring server, POST /invocations.
+
+    Checks the folder, then runs `mlflow models serve --env-manager local` with
+    this environment's bin folder first on PATH, pinned to the checked version.
+
+    Example: lead-ml serve --model models/scorer --port 5001
+    """
+    import os
+
+    from lead_ml.scorer import (
+        EXPECT_VERSION_ENV,
+        find_folder,
+        resolve_scorer,
+        serve_command,
+        verify_folder,
+    )
+
+    source = resolve_scorer(model)
+    folder = find_folder(source.folder)
+    pinned = expect_version or os.environ.get(EXPECT_VERSION_ENV) or None
+    checked = verify_folder(folder, pinned)
+    argv, env = serve_command(folder, checked, host, port, workers)
+    errors.print(
+        plain(f"serving {source.describe()} ({checked}) on http://{host}:{port}"),
+        soft_wrap=True,
+    )
+    os.execve(argv[0], argv, env)  # the server replaces this process (signals too)
 
 
 @app.command()
@@ -870,6 +1196,14 @@ def promote(
         str | None,
         typer.Option("--to", help="Move the champion here, no gate (rollback)."),
     ] = None,
+    reason: Annotated[
+        str | None,
+        typer.Option(
+            help="Why, in your words: kept with the move in the registry's alias "
+            "history (tags lead_ml.alias_move.N).",
+            show_default=False,
+        ),
+    ] = None,
     params: ParamsOption = Path("params.yaml"),
     features: FeaturesWindowOption = Path("data/features/features.parquet"),
     validated: ValidatedOption = Path("data/validated"),
@@ -882,7 +1216,11 @@ def promote(
     window. A failed gate exits with code 1 and leaves the champion
     alone; --to moves the alias to any version without the gate.
 
-    Example: lead-ml promote v3   (and to roll back: lead-ml promote --to v2)
+    Every move is kept in the registry's alias history with its date and
+    reason.
+
+    Example: lead-ml promote v3   (and to roll back: lead-ml promote --to v2
+    --reason "v3 over-scores new accounts")
     """
     from lead_ml.compare import promote as run_promotion
     from lead_ml.compare import rollback
@@ -892,7 +1230,7 @@ def promote(
     if to is not None:
         if model is not None:
             raise CompareError("give a challenger or --to VERSION, not both")
-        previous, target = rollback(settings, to, record=record)
+        previous, target = rollback(settings, to, record=record, reason=reason)
         before = f"v{previous}" if previous is not None else "none"
         console.print(
             plain(
@@ -901,7 +1239,9 @@ def promote(
             )
         )
         return
-    result = run_promotion(settings, model, features, validated, record=record)
+    result = run_promotion(
+        settings, model, features, validated, record=record, reason=reason
+    )
     _print_promotion(result, alias)
 
 
@@ -926,6 +1266,121 @@ def _print_promotion(result: Promotion, alias: str) -> None:
         highlight=False,
     )
     raise typer.Exit(code=1)
+
+
+@app.command()
+@friendly
+def monitor(
+    scores: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Score files `lead-ml score` wrote (.parquet or .csv), any number.",
+            show_default=False,
+        ),
+    ],
+    params: ParamsOption = Path("params.yaml"),
+    validated: ValidatedOption = Path("data/validated"),
+    rejects: Annotated[
+        Path, typer.Option(help="Rejects CSV from validate (ids it refused).")
+    ] = Path("reports/rejects.csv"),
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="Scorer folder or models:/ reference: its training window is the "
+            "PSI reference (default models/scorer when it exists, else the first "
+            "month scored)."
+        ),
+    ] = None,
+    scored_at: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--scored-at",
+            help="When the files were scored (ISO 8601): once for all, or once per "
+            "file in order. Default: a scored_at column, else the file's time.",
+        ),
+    ] = None,
+    out: Annotated[Path, typer.Option(help="The monitor result (JSON).")] = Path(
+        "reports/monitor.json"
+    ),
+    fail_on_retrain: Annotated[
+        bool,
+        typer.Option(
+            "--fail-on-retrain", help="Exit with code 1 when the verdict is retrain."
+        ),
+    ] = False,
+) -> None:
+    """Judge past scores by the outcomes closed since: win rate per band,
+    calibration by month, AUC, PSI over time, and the retrain rule (monitor: in
+    params.yaml). Re-run `lead-ml validate` (or `dvc repro`) on the newer export
+    first, so data/validated holds the outcomes.
+
+    Example: lead-ml monitor scores/2025-06.parquet --scored-at 2025-06-30
+    """
+    from lead_ml.monitor import headline, monitor_scores, score_files, tables
+    from lead_ml.scorer import load_scorer, resolve_scorer
+    from lead_ml.sources import read_deals
+    from lead_ml.tables import write_json
+
+    started = time.perf_counter()
+    settings = _params(params)
+    folder = Path("models/scorer") if model is None else resolve_scorer(model).folder
+    reference, version = None, None
+    if model is not None or folder.exists():
+        scorer = load_scorer(folder)
+        reference = scorer.spec["drift_reference"]["score"]
+        version = scorer.model_version
+    deals = read_deals(validated, rejects)
+    files = score_files(scores, scored_at)
+    result = monitor_scores(settings, files, deals, reference, version)
+    console.print(plain(headline(result)), soft_wrap=True)
+    for title, frame in tables(result).items():
+        table = Table(*table_row(*frame.columns), title=plain(title))
+        for row in frame.itertuples(index=False):
+            table.add_row(*table_row(*row))
+        console.print(table)
+    write_json(result, out)
+    _done("monitor", started, f"{result['verdict']['decision']} -> {out}")
+    if fail_on_retrain and result["verdict"]["retrain"]:
+        raise typer.Exit(code=1)
+
+
+@app.command("open-leads")
+@friendly
+def open_leads(
+    at: Annotated[
+        datetime,
+        typer.Option(formats=["%Y-%m-%d"], help="The day (UTC, start of day)."),
+    ],
+    out: Annotated[Path, typer.Option(help="The leads (.parquet or .csv).")],
+    params: ParamsOption = Path("params.yaml"),
+    validated: ValidatedOption = Path("data/validated"),
+    activities_out: Annotated[
+        Path | None,
+        typer.Option(help="Also write their activity log up to that day here."),
+    ] = None,
+) -> None:
+    """Write the leads that were open on a day, as the export held them, and their
+    activities up to then: replay a past scoring run for `lead-ml monitor`.
+
+    Example: lead-ml open-leads --at 2025-06-30 --out leads/2025-06-30.parquet
+    """
+    from lead_ml.monitor import open_at
+    from lead_ml.sources import read_deals
+    from lead_ml.tables import write_csv, write_parquet
+
+    started = time.perf_counter()
+    settings = _params(params)
+    leads, log = open_at(read_deals(validated), settings.source, at)
+    for frame, path in ((leads, out), (log, activities_out)):
+        if frame is not None and path is not None:
+            csv = path.suffix.lower() == ".csv"
+            (write_csv if csv else write_parquet)(frame, path)
+    shown = f"{len(leads):,} leads open on {at.date()} -> {out}"
+    if activities_out is not None and log is not None:
+        shown += f", {len(log):,} activities -> {activities_out}"
+    elif activities_out is not None:
+        errors.print("note: the source has no activity log; none written")
+    _done("open-leads", started, shown)
 
 
 if __name__ == "__main__":

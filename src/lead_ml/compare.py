@@ -29,7 +29,7 @@ import re
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -138,11 +138,11 @@ def _git(repo: Path, *args: str) -> str | None:
     return done.stdout
 
 
-def experiment_version(name: str, repo: Path, record: Path) -> int | None:
-    """Version a DVC experiment's export stage registered; None if no such experiment.
+def experiment_record(name: str, repo: Path, record: Path) -> dict[str, Any] | None:
+    """The export record a DVC experiment committed; None if no such experiment.
 
     DVC keeps experiments as git refs ``refs/exps/.../<name>``; the export stage's
-    record (git-tracked JSON) in that commit names the registered version.
+    record (git-tracked JSON) in that commit names the scorer it exported.
     """
     refs = _git(repo, "for-each-ref", "--format=%(objectname) %(refname)", "refs/exps")
     commits = [
@@ -164,14 +164,84 @@ def experiment_version(name: str, repo: Path, record: Path) -> int | None:
             "stage, so it registered no scorer"
         )
     try:
-        return int(json.loads(text)["registered_version"])
-    except (ValueError, KeyError, TypeError):
+        found = json.loads(text)
+    except ValueError:
+        found = None
+    if not isinstance(found, dict):
+        raise CompareError(f"DVC experiment {name!r}: {record} is not a JSON object")
+    return found
+
+
+def _elsewhere(name: str, claim: str) -> CompareError:
+    """The refusal when the registry holds no version of an experiment's model."""
+    return CompareError(
+        f"DVC experiment {name!r} {claim} in {tracking.tracking_uri()}: its runs "
+        "went to another tracking store (a queued or --temp experiment run by an "
+        "older lead-ml trained in a temporary copy's own mlflow.db), so no version "
+        "here is its model; run it again (`dvc exp run`, queued or not) to register "
+        "it in this store, or set MLFLOW_TRACKING_URI to the store that holds it"
+    )
+
+
+def experiment_version(
+    client: MlflowClient, params: Params, name: str, repo: Path, record: Path
+) -> int | None:
+    """Version of the scorer a DVC experiment exported, checked against the
+    registry; None if no such experiment.
+
+    The experiment's record names the scorer's content version (``model_version``);
+    the newest registered version carrying it (tag ``lead_ml.model_version``) is the
+    experiment's. A record that names a registry version and its run instead (older
+    lead-ml) counts only when that version was registered from that run. Anything
+    else is refused (CompareError naming the experiment, the version and the store).
+    """
+    found = experiment_record(name, repo, record)
+    if found is None:
+        return None
+    model = params.tracking.registered_model
+    if isinstance(found.get("model_version"), str):
+        content = found["model_version"]
+        matching = [
+            int(v.version)
+            for v in client.search_model_versions(f"name = '{model}'")
+            if v.tags.get(tracking.SCORER_TAG) == content
+        ]
+        if not matching:
+            raise _elsewhere(
+                name, f"exported {content}, but no version of {model} holds it"
+            )
+        return max(matching)
+    return _checked_legacy(client, model, name, found, record)
+
+
+def _checked_legacy(
+    client: MlflowClient, model: str, name: str, found: dict[str, Any], record: Path
+) -> int:
+    """The version an older record names, when its run is the record's run."""
+    from mlflow.exceptions import MlflowException
+
+    version, run_id = found.get("registered_version"), found.get("run_id")
+    if not isinstance(version, int) or not isinstance(run_id, str):
         raise CompareError(
-            f"DVC experiment {name!r}: {record} names no registered_version"
-        ) from None
+            f"DVC experiment {name!r}: {record} names no model_version (nor a "
+            "registered_version with its run_id), so its model cannot be told from "
+            "another; run the experiment again with this lead-ml"
+        )
+    try:
+        registered = client.get_model_version(model, str(version))
+    except MlflowException:
+        raise _elsewhere(name, f"names v{version} of {model}, not registered") from None
+    if registered.run_id != run_id:
+        raise _elsewhere(
+            name,
+            f"names v{version} of {model} from run {run_id}, but v{version} was "
+            f"registered from run {registered.run_id}",
+        )
+    return version
 
 
 def _version_of(
+    client: MlflowClient,
     reference: str,
     versions: dict[int, str],
     champion: int | None,
@@ -199,7 +269,7 @@ def _version_of(
                 "registers one"
             )
         return max(matching)
-    found = experiment_version(reference, repo, record)
+    found = experiment_version(client, params, reference, repo, record)
     if found is None:
         raise CompareError(
             f"{reference!r} is not a model version (v3 or 3), 'latest', "
@@ -230,7 +300,7 @@ def resolve(
     versions = registered_versions(client, name)
     champion = champion_version(client, params)
     text = reference.strip()
-    version = _version_of(text, versions, champion, params, repo, record)
+    version = _version_of(client, text, versions, champion, params, repo, record)
     if version not in versions:
         raise CompareError(
             f"{name} has no version {version} (from {text!r}); registered versions: "
@@ -1016,11 +1086,120 @@ class Promotion:
         return all(check.passed for check in self.checks)
 
 
-def _move_alias(client: MlflowClient, params: Params, version: int, why: str) -> None:
+#: Registered-model tags of the alias history: one per move, numbered from 1
+#: (``lead_ml.alias_move.0001``), so a later move never overwrites an earlier one.
+MOVE_TAG = "lead_ml.alias_move."
+#: Version tag: how the version last became champion; ``lead_ml.promotion.0003``
+#: (the move's number) keeps each time it did.
+PROMOTION_TAG = "lead_ml.promotion"
+#: The longest reason kept (MLflow keeps tag values up to 5,000 characters).
+MAX_REASON = 1000
+
+
+@dataclass(frozen=True)
+class AliasMove:
+    """One move of the champion alias as the registry keeps it (a tag's JSON).
+
+    >>> move = AliasMove(2, "2026-01-05T09:30:00Z", "champion", 1, 3, "rollback",
+    ...                  "set by --to from v1, no gate")
+    >>> move.text
+    '2026-01-05T09:30:00Z champion v1 -> v3 (rollback): set by --to from v1, no gate'
+    >>> AliasMove.from_tag(*move.as_tag()) == move
+    True
+    """
+
+    number: int
+    date: str
+    alias: str
+    before: int | None
+    after: int
+    action: Literal["promote", "rollback"]
+    reason: str
+
+    @property
+    def text(self) -> str:
+        """One line: when, which versions, how and why."""
+        before = f"v{self.before}" if self.before is not None else "none"
+        return (
+            f"{self.date} {self.alias} {before} -> v{self.after} ({self.action}): "
+            f"{self.reason}"
+        )
+
+    def as_tag(self) -> tuple[str, str]:
+        """The registered-model tag (key, JSON value) that keeps this move."""
+        fields = {
+            "date": self.date,
+            "alias": self.alias,
+            "from": self.before,
+            "to": self.after,
+            "action": self.action,
+            "reason": self.reason,
+        }
+        return f"{MOVE_TAG}{self.number:04d}", json.dumps(fields)
+
+    @classmethod
+    def from_tag(cls, key: str, value: str) -> AliasMove:
+        """The move a tag of :meth:`as_tag` keeps."""
+        fields = json.loads(value)
+        return cls(
+            int(key.removeprefix(MOVE_TAG)),
+            fields["date"],
+            fields["alias"],
+            fields["from"],
+            fields["to"],
+            fields["action"],
+            fields["reason"],
+        )
+
+
+def alias_history(client: MlflowClient, params: Params) -> list[AliasMove]:
+    """Every move of the champion alias (promote and rollback), oldest first; none
+    when the registered model does not exist yet."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        model = client.get_registered_model(params.tracking.registered_model)
+    except MlflowException as error:
+        if error.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return []
+        raise
+    moves = [
+        AliasMove.from_tag(key, value)
+        for key, value in model.tags.items()
+        if key.startswith(MOVE_TAG)
+    ]
+    return sorted(moves, key=lambda move: move.number)
+
+
+def _move_alias(
+    client: MlflowClient,
+    params: Params,
+    version: int,
+    before: int | None,
+    action: Literal["promote", "rollback"],
+    why: str,
+) -> AliasMove:
+    """Point the alias at version and add the move to the history (see MOVE_TAG)."""
     name, alias = params.tracking.registered_model, params.tracking.champion_alias
     client.set_registered_model_alias(name, alias, str(version))
-    # The version keeps a note of how it became champion, for the audit trail.
-    client.set_model_version_tag(name, str(version), "lead_ml.promotion", why)
+    number = max((move.number for move in alias_history(client, params)), default=0)
+    when = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    move = AliasMove(number + 1, when, alias, before, version, action, why)
+    client.set_registered_model_tag(name, *move.as_tag())
+    # The version keeps a note of how it became champion, for the audit trail: the
+    # latest, and each move by its number.
+    client.set_model_version_tag(name, str(version), PROMOTION_TAG, why)
+    client.set_model_version_tag(
+        name, str(version), f"{PROMOTION_TAG}.{move.number:04d}", move.text
+    )
+    return move
+
+
+def _with_reason(why: str, reason: str | None) -> str:
+    """The recorded reason: what lead-ml did, then the user's words (cut short)."""
+    if not reason or not reason.strip():
+        return why
+    return f"{why}: {' '.join(reason.split())[:MAX_REASON]}"
 
 
 def promote(
@@ -1030,12 +1209,15 @@ def promote(
     validated_dir: Path,
     repo: Path = Path("."),
     record: Path = Path("reports/export.json"),
+    reason: str | None = None,
 ) -> Promotion:
     """Move the champion alias to the challenger only if the gate passes.
 
     The gate compares the challenger (default: the latest version) with the champion,
     or with the BANT rule when there is no champion yet, on the newest test window
     at the capacity of params.yaml; nothing here can be changed from the command line.
+    A move is added to the alias history (:func:`alias_history`) with the gate's
+    verdict and ``reason``.
     """
     client = registry_client()
     challenger = resolve(client, params, challenger_ref or "latest", repo, record)
@@ -1051,8 +1233,8 @@ def promote(
     promoted = all(check.passed for check in checks)
     if promoted:
         against = f"v{previous}" if previous is not None else BANT
-        why = f"gate passed vs {against} on {window.describe()}"
-        _move_alias(client, params, challenger.version, why)
+        why = _with_reason(f"gate passed vs {against} on {window.describe()}", reason)
+        _move_alias(client, params, challenger.version, previous, "promote", why)
     return Promotion(challenger, previous, checks, promoted, window.describe())
 
 
@@ -1061,13 +1243,18 @@ def rollback(
     to: str,
     repo: Path = Path("."),
     record: Path = Path("reports/export.json"),
+    reason: str | None = None,
 ) -> tuple[int | None, Candidate]:
-    """Move the champion alias to a version without the gate; return (before, after)."""
+    """Move the champion alias to a version without the gate; return (before, after).
+
+    The move is added to the alias history with ``reason``; earlier moves stay.
+    """
     client = registry_client()
     target = resolve(client, params, to, repo, record)
     previous = champion_version(client, params)
     before = f"v{previous}" if previous is not None else "no champion"
-    _move_alias(client, params, target.version, f"set by --to from {before}, no gate")
+    why = _with_reason(f"set by --to from {before}, no gate", reason)
+    _move_alias(client, params, target.version, previous, "rollback", why)
     return previous, target
 
 
@@ -1087,8 +1274,9 @@ def champion_changes(params: Params, candidate_run_id: str) -> dict[str, Any] | 
     """What changed in a run versus the champion's: params, data and code, metrics.
 
     Metrics are those each run logged on its own test window (`lead-ml compare`
-    re-scores both on one window). Keys: champion_version, champion_run_id,
-    candidate_run_id, params and tags ({key: {champion, candidate}} for values that
+    re-scores both on one window). Keys: champion_version, champion_model_version
+    (its scorer's content version), champion_run_id, candidate_run_id, params and
+    tags ({key: {champion, candidate}} for values that
     differ), metrics ({key: {champion, candidate, delta}} for metrics both logged).
     None when no model has the champion alias.
     """
@@ -1112,6 +1300,7 @@ def champion_changes(params: Params, candidate_run_id: str) -> dict[str, Any] | 
     old, new = (r.data.metrics for r in runs)
     return {
         "champion_version": version,
+        "champion_model_version": runs[0].data.tags.get(tracking.SCORER_TAG, ""),
         "champion_run_id": champion_run,
         "candidate_run_id": candidate_run_id,
         "params": _changed(runs[0].data.params, runs[1].data.params),

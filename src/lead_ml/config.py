@@ -46,6 +46,7 @@ from pydantic import (
     Field,
     Strict,
     ValidationError,
+    create_model,
     field_validator,
     model_validator,
 )
@@ -1049,6 +1050,189 @@ class PromotionConfig(_Section):
     )
 
 
+class MonitorConfig(_Section):
+    """The retrain rule of `lead-ml monitor`, declared before anyone looks at results.
+
+    Past scores are judged against the outcomes that closed since; the rule says
+    retrain when any judged check fails. A check with too few leads is shown but not
+    judged, and with nothing judged the verdict is "not enough data".
+    """
+
+    # Hosmer & Lemeshow's rule of thumb: 0.5 no discrimination, 0.7-0.8 acceptable,
+    # 0.8-0.9 excellent; below 0.7 reps would do about as well sorting by hand.
+    min_auc: Number = Field(
+        0.70,
+        gt=0,
+        lt=1,
+        description="retrain when the ROC AUC of past scores is below this",
+    )
+    # The batch job's own drift warning (lead_ml.scorer.PSI_WARNING), the common
+    # credit-scoring bands: < 0.1 stable, 0.1-0.25 moderate, > 0.25 a real shift.
+    max_psi: Number = Field(
+        0.25,
+        gt=0,
+        le=100,
+        description="retrain when the score's PSI in the latest judged month of "
+        "scoring, against the training window, is above this",
+    )
+    # Bands and forecasts read the probability: ten points off (a "30%" lead that
+    # wins 20% or 40% of the time) misleads revenue ops' forecast accuracy.
+    max_calibration_gap: Number = Field(
+        0.10,
+        gt=0,
+        lt=1,
+        description="retrain when the latest judged month's mean predicted "
+        "probability and realized win rate differ by more than this, outside the "
+        "win rate's 95% interval",
+    )
+    # Below ~30 of each the AUC's bootstrap interval is wider than +-0.1.
+    min_outcomes: Count = Field(
+        30,
+        ge=1,
+        le=1_000_000,
+        description="won and lost leads each needed before the AUC is judged",
+    )
+    # As compare.min_month_deals: fewer closed leads make a month's rate noise.
+    min_month_leads: Count = Field(
+        100,
+        ge=1,
+        le=1_000_000,
+        description="closed leads a month of scoring needs for its calibration "
+        "to be judged",
+    )
+    # Until most of a month's leads closed, the closed ones are the quick ones,
+    # which in most CRMs win more often (deals left open end lost).
+    min_closed_share: Number = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="share of a month's scored leads that must have closed for "
+        "its calibration to be judged",
+    )
+    # lead_ml.batch.DRIFT_MIN_ROWS: below ~1,000 rows PSI is mostly sampling noise.
+    min_psi_rows: Count = Field(
+        1000,
+        ge=1,
+        le=100_000_000,
+        description="scores a month needs for its PSI to be judged",
+    )
+
+
+#: What a row of the CRM import file can carry from a scored lead (`lead-ml score
+#: --crm-file`): ``id`` is the source's id column, whatever the export calls it;
+#: ``scored_at`` is the job's one time stamp; the others are the output's columns.
+WRITEBACK_FIELDS: tuple[str, ...] = (
+    "id",
+    "probability",
+    "score",
+    "band",
+    "top_reasons",
+    "next_question",
+    "model_version",
+    "scored_at",
+)
+#: Fields every import row must carry: which record, which model, when.
+WRITEBACK_REQUIRED: tuple[str, ...] = ("id", "model_version", "scored_at")
+#: The longest CRM column name (Salesforce field labels and HubSpot property labels
+#: are far shorter; the bound keeps a pasted value out of the header).
+MAX_CRM_COLUMN_CHARS = 255
+
+
+def _a_crm_column(name: str) -> str:
+    if not name.strip() or name != name.strip():
+        raise ValueError(
+            f"a CRM column name must be non-blank with no spaces around it; got "
+            f"{name!r}"
+        )
+    if len(name) > MAX_CRM_COLUMN_CHARS or any(c in name for c in "\r\n\t\x00"):
+        raise ValueError(
+            f"a CRM column name is one line of at most {MAX_CRM_COLUMN_CHARS} "
+            "characters"
+        )
+    if name[0] in "=+-@":
+        raise ValueError(
+            f"{name!r} starts with {name[0]!r}, which a spreadsheet reads as a "
+            "formula; name the column as the CRM field is named"
+        )
+    return name
+
+
+#: A column header of the import file: the CRM field (or property) it fills.
+CrmColumn = Annotated[str, Strict(), AfterValidator(_a_crm_column)]
+
+
+class WritebackConfig(_Section):
+    """`lead-ml score --crm-file`: the import file for Salesforce or HubSpot.
+
+    ``columns`` maps a field of the scored lead (:data:`WRITEBACK_FIELDS`) to the
+    CRM column it fills, ``passthrough`` an input column (owner, account...) to
+    its CRM column; the file's header is these names, in this order.
+    """
+
+    columns: dict[str, CrmColumn] = Field(
+        min_length=1,
+        description="scored field -> CRM column; id, model_version and "
+        "scored_at are required",
+    )
+    passthrough: dict[Annotated[str, Field(min_length=1)], CrmColumn] = Field(
+        default_factory=dict, description="input column -> CRM column"
+    )
+    probability: Literal["percent", "decimal"] = Field(
+        "percent",
+        description="percent: a whole number 0-100 (a HubSpot number property, a "
+        "Salesforce Percent field); decimal: 0-1 with `decimals` digits",
+    )
+    decimals: Count = Field(4, ge=1, le=10, description="digits of a decimal")
+    scored_at: Literal["datetime", "date"] = Field(
+        "datetime",
+        description="datetime: 2026-12-01T09:30:00Z (a Salesforce Date/Time field); "
+        "date: 2026-12-01 (a HubSpot date picker property)",
+    )
+    excel_bom: Annotated[bool, Strict()] = Field(
+        False,
+        description="start the file with a UTF-8 byte order mark, for Excel; off "
+        "by default: Salesforce Data Loader reads it into the first column name",
+    )
+
+    @field_validator("columns")
+    @classmethod
+    def _known_fields(cls, columns: dict[str, str]) -> dict[str, str]:
+        unknown = [field for field in columns if field not in WRITEBACK_FIELDS]
+        if unknown:
+            raise ValueError(
+                f"unknown field(s) {', '.join(map(repr, unknown))}; a scored lead has "
+                f"{', '.join(WRITEBACK_FIELDS)} (input columns go under "
+                "writeback.passthrough)"
+            )
+        absent = [field for field in WRITEBACK_REQUIRED if field not in columns]
+        if absent:
+            raise ValueError(
+                f"map {', '.join(absent)} too: every imported row says which record "
+                "it updates, with which model and when it was scored"
+            )
+        return columns
+
+    @model_validator(mode="after")
+    def _one_field_per_column(self) -> WritebackConfig:
+        # CRM field names are matched without regard to case (Salesforce API
+        # names, HubSpot's column-to-property matching): Score and score collide.
+        seen: dict[str, str] = {}
+        named = [(f"columns.{k}", v) for k, v in self.columns.items()]
+        named += [(f"passthrough.{k}", v) for k, v in self.passthrough.items()]
+        for key, name in named:
+            earlier = seen.setdefault(name.casefold(), key)
+            if earlier != key:
+                raise ValueError(
+                    f"the CRM column {name!r} is given twice (writeback.{earlier} "
+                    f"and writeback.{key}); give each field a column of its own"
+                )
+        return self
+
+    def header(self) -> list[str]:
+        """The import file's columns, in order."""
+        return [*self.columns.values(), *self.passthrough.values()]
+
+
 class Params(_Section):
     """All of params.yaml: ``source`` and ``bant`` are required, the rest default."""
 
@@ -1066,6 +1250,8 @@ class Params(_Section):
     tracking: TrackingConfig = TrackingConfig()
     compare: CompareConfig = CompareConfig()
     promotion: PromotionConfig = PromotionConfig()
+    monitor: MonitorConfig = MonitorConfig()
+    writeback: WritebackConfig | None = None
 
     @model_validator(mode="after")
     def _rule_reads_no_outcome(self) -> Params:
@@ -1260,3 +1446,54 @@ def read_params_file(path: Path | str) -> dict[str, Any]:
 def load_params(path: Path | str = "params.yaml") -> Params:
     """Read and validate a params.yaml file."""
     return parse_params(read_params_file(path), str(path))
+
+
+# --- fragments: a file of optional sections, merged into params.yaml by the user ---
+
+
+def is_fragment(raw: dict[str, Any]) -> bool:
+    """Whether a params mapping is a fragment: some sections to merge into a params
+    file (such as examples/writeback/*.yaml), without ``source`` or ``bant``."""
+    return bool(raw) and "source" not in raw and "bant" not in raw
+
+
+def _fragment_model() -> type[BaseModel]:
+    """Params with only its optional sections (every one, as Params declares it)."""
+    optional = {
+        name: (field.annotation, field)
+        for name, field in Params.model_fields.items()
+        if not field.is_required()
+    }
+    return create_model("ParamsFragment", __base__=_Section, **optional)  # type: ignore[call-overload]
+
+
+def parse_fragment(raw: dict[str, Any], source: str = "params") -> dict[str, Any]:
+    """Validate a fragment's sections as Params validates them; ConfigError naming
+    every bad key (a section Params lacks is one). Returns section -> value.
+
+    >>> parse_fragment({"bands": {"A": 0.2}})["bands"].A
+    0.2
+    """
+    check_shape(raw, source)
+    try:
+        fragment = _fragment_model().model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(_explain(error, source)) from None
+    return {name: getattr(fragment, name) for name in raw}
+
+
+def load_writeback(path: Path | str = "params.yaml") -> WritebackConfig:
+    """The ``writeback`` section of a params file or fragment, validated on its own
+    (a batch job needs no more: the scorer folder holds the rest); ConfigError when
+    the file has none."""
+    raw = read_params_file(path)
+    if raw.get("writeback") is None:
+        raise ConfigError(
+            f"{path}: no writeback section; --crm-file needs one, mapping each scored "
+            "field to its CRM column (see examples/writeback/salesforce.yaml), or "
+            "pass --params with the file that has it"
+        )
+    section: WritebackConfig = parse_fragment(
+        {"writeback": raw["writeback"]}, str(path)
+    )["writeback"]
+    return section

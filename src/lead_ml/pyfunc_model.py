@@ -23,12 +23,18 @@ import mlflow
 import pandas as pd
 from mlflow.pyfunc import PythonModel, PythonModelContext
 
-from lead_ml.scorer import Scorer, ServingSettings, open_pyfunc
+from lead_ml.scorer import Scorer, ServingSettings, open_pyfunc, predict_leads
 from lead_ml.tables import read_table
 
 
 class LeadScorerModel(PythonModel):
-    """Scores raw lead rows; params: explain (bool), activities_path (str)."""
+    """Scores raw lead rows; params: explain (bool), activities_path (str).
+
+    A lead may lack any column but its id (and the created date when the model
+    counts activities): the signature marks the others optional, and a missing one
+    reads as unknown. Rejected rows come back with empty (``<NA>``, JSON null)
+    scores and their ``reject_reason`` (lead_ml.scorer.predict_leads).
+    """
 
     scorer: Scorer
     settings: ServingSettings
@@ -49,9 +55,8 @@ class LeadScorerModel(PythonModel):
         activities = (
             read_activities(self.settings.activities_file(path)) if path else None
         )
-        return self.scorer.score(
-            model_input, activities, explain_reasons=bool(params.get("explain", True))
-        )
+        explain_reasons = bool(params.get("explain", True))
+        return predict_leads(self.scorer, model_input, activities, explain_reasons)
 
 
 def read_activities(path: Path) -> pd.DataFrame:

@@ -17,7 +17,8 @@ win rate by score band, importance per MEDDIC dimension (plus fit, engagement an
 when the dimension map leaves columns out, other), importance per column, the mean
 contribution of each MEDDIC column per recorded answer, five example leads with
 their reasons and next question, a data summary (time, order or random split),
-audit warnings, and what changed versus the registered champion.
+audit warnings, and what changed versus the registered champion; given the result
+of `lead-ml monitor` (``--monitor``), what past scores did once their outcomes closed.
 
 >>> svg = line_chart("Demo", [Series("model", "Model", [0, 1], [0, 1])], "x", "y")
 >>> svg.count('class="series"'), svg.startswith("<svg")
@@ -29,7 +30,7 @@ from __future__ import annotations
 import html
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,8 @@ from lead_ml.config import Params
 from lead_ml.explain import feature_contributions
 from lead_ml.features import FeatureRegistry, FeatureSpec
 from lead_ml.model import Split, split_frames
+from lead_ml.monitor import headline as monitor_headline
+from lead_ml.monitor import tables as monitor_tables
 from lead_ml.scorer import Scorer, load_scorer
 from lead_ml.sources import Deals, lead_rows, read_deals, source_activities
 from lead_ml.vocab import (
@@ -205,6 +208,8 @@ class ReportData:
     setting: Setting
     model_version: str = ""
     run_id: str = ""
+    #: `lead-ml monitor`'s result, shown when the report is given one (--monitor).
+    monitor: dict[str, Any] | None = None
 
 
 # --- reading the pipeline's outputs ---------------------------------------------------
@@ -302,12 +307,13 @@ def count_rejects(path: Path) -> dict[str, int]:
     return {str(k): int(v) for k, v in rejects["table"].value_counts().items()}
 
 
-def run_id_of(record_path: Path) -> str:
-    """The MLflow run the exported scorer was trained in (from export.json)."""
+def run_id_of(record_path: Path, experiment: str) -> str:
+    """The MLflow run the exported scorer was trained in: the run tagged with the
+    scorer's content version that export.json names (no run id is kept there)."""
     record = _read_json(record_path, "the export record of `lead-ml export`")
-    if not isinstance(record.get("run_id"), str):
-        raise ReportError(f"{record_path}: no 'run_id'; re-run `lead-ml export`")
-    return str(record["run_id"])
+    if not isinstance(record.get("model_version"), str):
+        raise ReportError(f"{record_path}: no 'model_version'; re-run `lead-ml export`")
+    return tracking.find_run(experiment, tracking.SCORER_TAG, record["model_version"])
 
 
 def read_features(path: Path) -> tuple[pd.DataFrame, Split]:
@@ -606,14 +612,21 @@ def champion_changes(params: Params, run_id: str) -> dict[str, Any] | None:
     :func:`lead_ml.compare.champion_changes`), or None when no champion is
     registered."""
     result = compare_changes(params, run_id)
-    return None if result is None else dict(result)
+    if result is None:
+        return None
+    # The page is a DVC output: registry numbers and run ids differ per store, so
+    # the champion is named by its scorer's content version instead.
+    # The commit is left out too: the page is committed after it is written.
+    per_store = ("champion_version", "champion_run_id", "candidate_run_id")
+    shown = {key: value for key, value in result.items() if key not in per_store}
+    shown["tags"] = {k: v for k, v in result["tags"].items() if k != "git_commit"}
+    return shown
 
 
 def gather(params: Params, paths: ReportPaths) -> ReportData:
     """Read every input of the report and score the test window with the scorer."""
     metrics = read_metrics(paths.metrics)
     plots = read_plots(paths.plots)
-    run_id = run_id_of(paths.record)
     scorer = load_scorer(paths.scorer)
     features, split = read_features(paths.features)
     setting = setting_of(params, features, scorer)
@@ -622,6 +635,8 @@ def gather(params: Params, paths: ReportPaths) -> ReportData:
     summary = data_summary(
         features, split, count_rejects(paths.rejects), window.scored, setting.method
     )
+    # The store is read once every file checked out: a missing file is named first.
+    run_id = run_id_of(paths.record, params.tracking.experiment)
     return ReportData(
         metrics=metrics,
         plots=plots,
@@ -1381,25 +1396,54 @@ def render(data: ReportData) -> str:
         audit_section(data.audit),
         champion_section(data.champion),
     ]
+    if data.monitor is not None:
+        sections.append(monitor_section(data.monitor))
     title = f"lead-ml model report: {setting.source}"
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{_esc(title)}</title><style>{CSS}</style></head><body><main>"
         f"<h1>{_esc(title)}</h1>"
-        f'<p class="muted">Model {_esc(data.model_version)}, MLflow run '
-        f"{_esc(data.run_id)}; test window: "
+        f'<p class="muted">Model {_esc(data.model_version)}; test window: '
         f"{_esc(window_words(metrics, setting))}.</p>"
         + "".join(sections)
         + "</main></body></html>\n"
     )
 
 
+def monitor_section(monitor: dict[str, Any]) -> str:
+    """What past scores did once their outcomes closed (`lead-ml monitor`): the
+    verdict of the retrain rule, win rate by band, calibration by month of scoring,
+    score PSI over time."""
+    verdict = monitor["verdict"]["decision"]
+    style = "warning" if monitor["verdict"]["retrain"] else "ok"
+    parts = [
+        f'<p class="{style}"><b>Retrain rule: {_esc(verdict)}</b></p>',
+        f"<p>{_esc(monitor_headline(monitor))}</p>",
+        f'<p class="muted">Each lead is judged by its '
+        f"{_esc(monitor['scoring_judged'])}; outcomes closed until "
+        f"{_esc(monitor['outcomes_closed_until'] or 'an undated export')}.</p>",
+    ]
+    for title, frame in monitor_tables(monitor).items():
+        rows = frame.astype(str).to_numpy().tolist()
+        parts.append(f"<h3>{_esc(title)}</h3>" + _table(list(frame.columns), rows))
+    return _section("monitor", "After deployment: what the scores did", *parts)
+
+
 def run_report(
-    params: Params, paths: ReportPaths, log_to_mlflow: bool = True
+    params: Params,
+    paths: ReportPaths,
+    log_to_mlflow: bool = True,
+    monitor: Path | None = None,
 ) -> dict[str, Any]:
-    """Write the report and (by default) log it to the scorer's MLflow run."""
+    """Write the report and (by default) log it to the scorer's MLflow run;
+    with ``monitor`` (`lead-ml monitor`'s JSON), a section on past scores too."""
     data = gather(params, paths)
+    if monitor is not None:
+        if not monitor.exists():
+            raise ReportError(f"{monitor}: not found; run `lead-ml monitor` first")
+        result = _read_json(monitor, "the result of `lead-ml monitor`")
+        data = replace(data, monitor=result)
     paths.out.parent.mkdir(parents=True, exist_ok=True)
     paths.out.write_text(render(data), encoding="utf-8")
     if log_to_mlflow:

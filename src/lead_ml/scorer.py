@@ -17,6 +17,12 @@ folder is imported or executed. ``mlflow.pyfunc.load_model(path)`` gives the sam
 scores, with the limits :func:`verify_folder` states; :func:`load_pyfunc` checks the
 folder before MLflow reads it.
 
+Wherever a folder is taken, a model reference may name it instead:
+:func:`resolve_scorer` downloads ``models:/NAME@ALIAS``, ``models:/NAME/VERSION`` or
+``runs:/RUN_ID/PATH`` from the tracking store into a per-version cache folder, which
+is then checked like any other. The folder's ``requirements.txt`` pins lead-ml and
+everything it depends on (:func:`scorer_requirements`).
+
 A lead row carries the source's own columns: its id, its created date (when the
 source has one) and every column the features read; account columns are joined in.
 Rows are read by the same contract as training read the deals
@@ -34,11 +40,11 @@ import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field, replace
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, requires, version
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -71,7 +77,7 @@ from lead_ml.model import (
 from lead_ml.schema import LeadContract
 from lead_ml.sources import activity_log
 from lead_ml.tables import reject_frame
-from lead_ml.tracking import quiet_environment
+from lead_ml.tracking import SCORER_TAG, quiet_environment, tracking_uri
 from lead_ml.vocab import BANDS, OUTPUT_DIMENSIONS, Kind, ScorerError
 
 #: Bumped whenever the folder layout changes; a scorer reads only its own format.
@@ -940,9 +946,21 @@ class Scorer:
 
     @property
     def counts_activities(self) -> bool:
-        """Whether the model has activity features (without a log every lead is
-        scored as having no activity)."""
+        """Whether the model has activity features (without a log they are not
+        known: see :meth:`score_chunk`)."""
         return self.activity_columns is not None
+
+    @property
+    def activity_features(self) -> list[str]:
+        """The features counted from the activity log (none: counts no activity)."""
+        return [spec.name for spec in self.registry.specs if spec.kind == "activity"]
+
+    def no_activities(self) -> pd.DataFrame:
+        """A read activity log (:meth:`read_activities`) without rows: given to
+        :meth:`score_chunk`, it says the leads had no activity (counts of 0), where
+        None says that nobody knows. Only for a scorer that counts activities."""
+        nothing = pd.DataFrame(columns=self.activity_columns or [], dtype="string")
+        return self.read_activities(nothing)[0]
 
     def output_columns(self, explain_reasons: bool = True) -> list[str]:
         """The columns of the output, in order."""
@@ -1016,9 +1034,12 @@ class Scorer:
     ) -> Scored:
         """Read, featurize and score one frame of leads (all in memory).
 
-        ``activities``: the log already read (:meth:`read_activities`). ``rows``
-        numbers the leads in their file (default 0, 1, ...): rejects and reasons use
-        these numbers. Of leads sharing an id, the first valid one is scored.
+        ``activities``: the log already read (:meth:`read_activities`); None when
+        there is none, and then the activity features are not known (scored as
+        missing values are), never 0: a lead has no activity only when a log says
+        so (:meth:`no_activities`). ``rows`` numbers the leads in their file
+        (default 0, 1, ...): rejects and reasons use these numbers. Of leads
+        sharing an id, the first valid one is scored.
         """
         self.check_columns(list(leads.columns), source)
         raw = leads[self.contract.columns]
@@ -1033,6 +1054,11 @@ class Scorer:
             valid[created] if created else pd.Series(pd.NaT, index=valid.index),
             activities,
         )
+        if activities is None and self.counts_activities:
+            # Counted from no log, every lead would have 0 activities, and be
+            # scored as never engaged (half the mean probability on the synthetic
+            # CRM): without a log the counts are not known.
+            features[self.activity_features] = np.nan
         # The model's rows, built once: scores, explanations, unseen counts and drift
         model_input = feature_rows(self.model, features)
         output = self._score_features(features, model_input, explain_reasons)
@@ -1103,6 +1129,8 @@ class Scorer:
         log = None
         if activities is not None and len(activities):
             log, _ = self.read_activities(activities)
+        elif activities is not None and self.counts_activities:  # a log, no rows
+            log = self.no_activities()
         scored = self.score_chunk(leads, log, explain_reasons)
         merged = merge_rejects(
             scored, len(leads), self.output_dtypes(explain_reasons), self.id_column
@@ -1337,24 +1365,164 @@ def load_pyfunc(
 _UNSEALED = VERSION_PREFIX + "0" * 64
 
 
+def required_columns(contract: LeadContract) -> list[str]:
+    """The input columns a lead row must have: the id, and the created date when
+    the model counts activities from it. A lead may lack any other column (a
+    MEDDIC answer nobody asked yet): it is read as unknown, as a blank value is."""
+    return [contract.id_column, *contract.required]
+
+
+def with_absent_columns(contract: LeadContract, leads: pd.DataFrame) -> pd.DataFrame:
+    """The lead rows with every optional column they lack added as unknown (empty);
+    the input is not changed. A missing required column is left for the scorer to
+    name (:meth:`Scorer.check_columns`)."""
+    required = set(required_columns(contract))
+    absent = [c for c in contract.missing_columns(leads.columns) if c not in required]
+    empty = {c: pd.Series(None, index=leads.index, dtype=object) for c in absent}
+    return leads.assign(**empty) if empty else leads
+
+
+def pyfunc_output(scores: pd.DataFrame) -> pd.DataFrame:
+    """:meth:`Scorer.score`'s output as the pyfunc returns it: numbers in pandas'
+    nullable dtypes (``Float64``, ``score`` as ``Int64``), so that a rejected row's
+    empty values are ``<NA>``, which MLflow's server writes as JSON ``null`` (NaN
+    would be the ``NaN`` literal, which is not JSON); text stays ``string``.
+
+    >>> scores = pd.DataFrame({"probability": [0.5, np.nan], "score": [50.0, np.nan]})
+    >>> pyfunc_output(scores).to_dict("records")[1]
+    {'probability': None, 'score': None}
+    """
+    numbers = {
+        c: "Int64" if c == "score" else "Float64"
+        for c in scores.columns
+        if pd.api.types.is_float_dtype(scores[c].dtype)
+    }
+    return scores.astype(numbers)
+
+
+def predict_leads(
+    scorer: Scorer,
+    leads: pd.DataFrame,
+    activities: pd.DataFrame | None = None,
+    explain_reasons: bool = True,
+) -> pd.DataFrame:
+    """What the pyfunc returns for a frame of lead rows: one row per lead, input
+    order kept, optional columns a lead lacks read as unknown, rejected rows with
+    empty scores and their ``reject_reason`` (see :func:`pyfunc_output`)."""
+    complete = with_absent_columns(scorer.contract, leads)
+    return pyfunc_output(scorer.score(complete, activities, explain_reasons))
+
+
+def serve_command(
+    folder: Path,
+    model_version: str,
+    host: str = "127.0.0.1",
+    port: int = 5001,
+    workers: int = 1,
+    environ: Mapping[str, str] = os.environ,
+) -> tuple[list[str], dict[str, str]]:
+    """The command and environment that serve a checked scorer folder with MLflow's
+    scoring server (``mlflow models serve --env-manager local``), pinned to
+    ``model_version`` (:data:`EXPECT_VERSION_ENV`): a folder changed after its check
+    is refused when the server loads it.
+
+    MLflow starts its server as ``bash -c "exec uvicorn ..."``, found on PATH: the
+    folder of this Python (a venv's ``bin``) goes first on PATH, so the server runs
+    in the environment lead-ml is installed in, activated or not.
+
+    >>> argv, env = serve_command(Path("models/scorer"), "v", environ={"PATH": "/bin"})
+    >>> argv[1:5], env["PATH"].endswith(os.pathsep + "/bin"), env[EXPECT_VERSION_ENV]
+    (['-m', 'mlflow', 'models', 'serve'], True, 'v')
+    """
+    here = str(Path(sys.executable).parent)
+    path = [here, *(p for p in environ.get("PATH", "").split(os.pathsep) if p)]
+    env = dict(environ) | {
+        "PATH": os.pathsep.join(path),
+        EXPECT_VERSION_ENV: model_version,
+    }
+    # The scorer holds no pickle: refuse any (MLflow allows them by default).
+    env.setdefault("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
+    env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    argv = [sys.executable, "-m", "mlflow", "models", "serve"]
+    argv += ["-m", str(folder.absolute()), "--env-manager", "local"]
+    argv += ["--host", host, "--port", str(port), "--workers", str(workers)]
+    return argv, env
+
+
+def serving_example(scorer: Scorer, leads: pd.DataFrame) -> pd.DataFrame:
+    """:func:`signature_example` as valid JSON writes it (MLflow's
+    ``serving_input_example.json``): empty numbers ``null`` rather than ``NaN``,
+    dates as ISO text (the signature takes any type for dates)."""
+    example = signature_example(scorer, leads)
+    for column, kind in scorer.contract.kinds.items():
+        if kind == "number":
+            example[column] = example[column].astype("Float64")
+        elif kind == "date":
+            stamps = example[column]
+            text = stamps.dt.strftime("%Y-%m-%dT%H:%M:%S").astype(object)
+            example[column] = text.where(stamps.notna(), None)
+    return example
+
+
 def _signature(scorer: Scorer, example: pd.DataFrame) -> Any:
-    """The pyfunc's MLflow signature. Date columns take any type: MLflow refuses a
+    """The pyfunc's MLflow signature. Only the id (and the created date when
+    activities are counted) is a required column: a lead may lack any other
+    (:func:`with_absent_columns`). Date columns take any type: MLflow refuses a
     time stamp with a time zone before the scorer sees it, and the scorer reads one
     as `lead-ml score` does (in UTC, as naive time)."""
     from mlflow.models import ModelSignature, infer_signature
-    from mlflow.types.schema import AnyType, ColSpec, Schema
+    from mlflow.types.schema import AnyType, ColSpec, DataType, Schema, TensorSpec
 
-    inferred = infer_signature(
-        example, scorer.score(example), params={"explain": True, "activities_path": ""}
-    )
+    inferred = infer_signature(example, params={"explain": True, "activities_path": ""})
     dates = {c for c, kind in scorer.contract.kinds.items() if kind == "date"}
-    inputs = [
-        ColSpec(AnyType(), spec.name, required=spec.required)
-        if spec.name in dates
-        else spec
+    required = set(required_columns(scorer.contract))
+    inputs: list[ColSpec | TensorSpec] = [
+        ColSpec(
+            AnyType() if spec.name in dates else spec.type,
+            spec.name,
+            required=spec.name in required,
+        )
         for spec in inferred.inputs.inputs
     ]
-    return ModelSignature(Schema(inputs), inferred.outputs, inferred.params)
+    # The output's types from its dtypes (MLflow's inference warns on Int64). A
+    # rejected row's values are empty, but for its reason: none is always there.
+    types = {"Float64": DataType.double, "Int64": DataType.long}
+    outputs: list[ColSpec | TensorSpec] = [
+        ColSpec(types.get(str(dtype), DataType.string), str(name), required=False)
+        for name, dtype in predict_leads(scorer, example).dtypes.items()
+    ]
+    return ModelSignature(Schema(inputs), Schema(outputs), inferred.params)
+
+
+def scorer_requirements() -> list[str]:
+    """requirements.txt of a scorer folder: lead-ml and every library lead-ml
+    depends on (what the scorer imports is among them), each pinned to the version
+    installed where it is exported: the same list for every source.
+
+    lead-ml is not on PyPI: install it from a wheel built from the same commit
+    (``pip install --find-links DIR -r requirements.txt``; README, "Installing the
+    scorer elsewhere"). A dependency not installed here (its marker false) is kept
+    as declared.
+    """
+    pins = [_pinned(requirement) for requirement in requires("lead-ml") or []]
+    return [f"lead-ml=={version('lead-ml')}", *(pin for pin in pins if pin)]
+
+
+_REQUIREMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def _pinned(requirement: str) -> str | None:
+    """A dependency of lead-ml pinned to the installed version; None for an
+    extra's (``; extra == "dev"``)."""
+    declared, _, marker = (part.strip() for part in requirement.partition(";"))
+    named = _REQUIREMENT_NAME.match(declared)
+    if "extra" in marker or named is None:
+        return None
+    try:
+        pin = f"{named.group()}=={version(named.group())}"
+    except PackageNotFoundError:
+        pin = declared
+    return f"{pin}; {marker}" if marker else pin
 
 
 def pyfunc_arguments(bundle: Path, input_example: pd.DataFrame) -> dict[str, Any]:
@@ -1369,11 +1537,10 @@ def pyfunc_arguments(bundle: Path, input_example: pd.DataFrame) -> dict[str, Any
         "python_model": str(Path(__file__).parent / MODEL_CODE_FILE),
         "artifacts": {"bundle": str(bundle)},
         "signature": _signature(scorer, example),
-        "input_example": example,
+        # Written as MLflow's serving_input_example.json: valid JSON, no NaN.
+        "input_example": serving_example(scorer, input_example),
         # Explicit requirements: no slow inference, and the exact training stack.
-        "pip_requirements": [f"lead-ml=={version('lead-ml')}"]
-        + [f"{lib}=={version(lib)}" for lib in LIBRARIES]
-        + [f"mlflow=={version('mlflow')}", "pyyaml", "rich", "typer"],
+        "pip_requirements": scorer_requirements(),
     }
 
 
@@ -1406,3 +1573,252 @@ def export_scorer(
     seal_folder(out_dir)
     shutil.copyfile(out_dir / BUNDLE_DIR / MANIFEST_FILE, bundle / MANIFEST_FILE)
     return arguments
+
+
+# --- model references ---------------------------------------------------------------
+
+#: Where scorer versions downloaded from the tracking store are kept (one folder
+#: each); default: ``$XDG_CACHE_HOME/lead-ml/models`` or ``~/.cache/lead-ml/models``.
+CACHE_ENV = "LEAD_ML_MODEL_CACHE"
+REFERENCE_FORMS = (
+    "a scorer folder, models:/NAME@ALIAS, models:/NAME/VERSION or runs:/RUN_ID/PATH"
+)
+_MODELS_URI = re.compile(
+    r"models:/(?P<name>[^/@]+)(@(?P<alias>[^/@]+)|/(?P<version>[^/@]+))"
+)
+_RUNS_URI = re.compile(r"runs:/(?P<run_id>[^/]+)/(?P<path>[^/].*)")
+
+
+@dataclass(frozen=True)
+class ScorerSource:
+    """Where a scorer folder came from: a folder as given, or a registered version
+    (or a run's model) downloaded from the tracking store into the cache."""
+
+    reference: str
+    folder: Path
+    store: str | None = None
+    registered_model: str | None = None
+    version: int | None = None
+    alias: str | None = None
+    run_id: str | None = None
+
+    def describe(self) -> str:
+        """``lead-ml-scorer v3 (alias champion)``, a run's model, or the folder."""
+        if self.version is not None:
+            alias = f" (alias {self.alias})" if self.alias else ""
+            return f"{self.registered_model} v{self.version}{alias}"
+        return self.reference if self.run_id else str(self.folder)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready view (the folder as text, and :meth:`describe`)."""
+        return asdict(self) | {
+            "folder": str(self.folder),
+            "description": self.describe(),
+        }
+
+
+def model_cache() -> Path:
+    """The folder that keeps downloaded scorer versions (see :data:`CACHE_ENV`)."""
+    given = os.environ.get(CACHE_ENV)
+    if given:
+        return Path(given)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "lead-ml" / "models"
+
+
+def resolve_scorer(reference: str | Path, cache: Path | None = None) -> ScorerSource:
+    """The local scorer folder a reference names: a folder as it is, or
+    ``models:/NAME@ALIAS``, ``models:/NAME/VERSION`` (or ``latest``) and
+    ``runs:/RUN_ID/PATH`` looked up in the tracking store in force
+    (:func:`lead_ml.tracking.tracking_uri`) and downloaded once into a folder of
+    their own in ``cache`` (default :func:`model_cache`).
+
+    A download is checked whole (:func:`verify_folder`, against the content version
+    its registered version is tagged with, when it is) before it is renamed into
+    place, so a cache folder is complete or absent, also with jobs resolving the
+    same version at once. An alias is looked up on every call: moving it moves what
+    is scored. Load the folder with :func:`load_scorer`, which checks it again.
+
+    >>> resolve_scorer("models/scorer").describe()
+    'models/scorer'
+    """
+    text = str(reference).strip()
+    if not text.startswith(("models:", "runs:")):
+        return ScorerSource(text, Path(reference))
+    quiet_environment()
+    from mlflow import MlflowClient
+
+    store = tracking_uri()
+    # The registry is the store's own unless MLFLOW_REGISTRY_URI names another.
+    client = MlflowClient(tracking_uri=store)
+    root = model_cache() if cache is None else cache
+    if found := _MODELS_URI.fullmatch(text):
+        return _registered_scorer(client, text, found, root)
+    if found := _RUNS_URI.fullmatch(text):
+        return _run_scorer(client, text, found["run_id"], found["path"], root)
+    raise ScorerError(
+        f"{text}: not a model reference; give {REFERENCE_FORMS} (e.g. "
+        "models:/lead-ml-scorer@champion)"
+    )
+
+
+def _shown(store: str) -> str:
+    """A store URI for messages, without any password in it."""
+    return re.sub(r"//[^/@]*@", "//***@", store)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^\w.-]+", "_", text)[:60]
+
+
+def _cache_key(*parts: str) -> str:
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def _registered_scorer(
+    client: Any, text: str, found: re.Match[str], root: Path
+) -> ScorerSource:
+    """A registered version (by alias, number or ``latest``), downloaded."""
+    import mlflow
+
+    name, alias = found["name"], found["alias"]
+    store = str(client.tracking_uri)
+    number = _version_number(client, text, name, alias, found["version"])
+    entry = client.get_model_version(name, str(number))
+    folder = root / (
+        f"{_slug(name)}-v{number}-"
+        f"{_cache_key(store, name, str(number), str(entry.source), str(entry.run_id))}"
+    )
+    location = client.get_model_version_download_uri(name, str(number))
+
+    def download(staging: Path) -> str:
+        return str(
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=location, dst_path=str(staging), tracking_uri=store
+            )
+        )
+
+    tagged = (entry.tags or {}).get(SCORER_TAG)
+    _cached(folder, download, text, tagged)
+    return ScorerSource(
+        text, folder, _shown(store), name, number, alias, str(entry.run_id)
+    )
+
+
+def _version_number(
+    client: Any, text: str, name: str, alias: str | None, version: str | None
+) -> int:
+    """The version number a models:/ reference names, or a one-line ScorerError
+    naming the store and what to do."""
+    from mlflow.exceptions import MlflowException
+
+    store = _shown(str(client.tracking_uri))
+    try:
+        model = client.get_registered_model(name)
+    except MlflowException as error:
+        if error.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        raise ScorerError(
+            f"{text}: no registered model {name!r} in the tracking store {store}; "
+            "`lead-ml export` registers one, or set MLFLOW_TRACKING_URI to the "
+            "store that holds it"
+        ) from None
+    versions = sorted(
+        int(v.version) for v in client.search_model_versions(f"name = '{name}'")
+    )
+    listing = ", ".join(f"v{v}" for v in versions) or "none"
+    if alias is not None:
+        if alias not in model.aliases:
+            aliases = ", ".join(
+                f"@{a} (v{v})" for a, v in sorted(model.aliases.items())
+            )
+            raise ScorerError(
+                f"{text}: {name} has no alias {alias!r} in the tracking store "
+                f"{store} (aliases: {aliases or 'none'}; versions: {listing}); "
+                "`lead-ml promote` sets the champion alias, `lead-ml compare` "
+                "compares the versions"
+            )
+        return int(model.aliases[alias])
+    number = max(versions, default=0) if version == "latest" else None
+    if version is not None and version.isdigit():
+        number = int(version)
+    if number is None or number not in versions:
+        raise ScorerError(
+            f"{text}: {name} has no version {version!r} in the tracking store "
+            f"{store} (versions: {listing}); give one of them, 'latest' or an "
+            "alias (models:/NAME@champion); `lead-ml compare` compares them"
+        )
+    return number
+
+
+def _run_scorer(
+    client: Any, text: str, run_id: str, path: str, root: Path
+) -> ScorerSource:
+    """The model (or artifact folder) ``path`` of a run, downloaded."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    store = str(client.tracking_uri)
+    try:
+        client.get_run(run_id)
+    except MlflowException:
+        raise ScorerError(
+            f"{text}: no run {run_id!r} in the tracking store {_shown(store)}; check "
+            "the run id (the MLflow UI), or follow the champion with "
+            "models:/lead-ml-scorer@champion (`lead-ml promote`)"
+        ) from None
+    folder = root / f"run-{_slug(run_id)}-{_slug(path)}-{_cache_key(store, text)}"
+
+    def download(staging: Path) -> str:
+        try:
+            return str(
+                mlflow.artifacts.download_artifacts(
+                    artifact_uri=text, dst_path=str(staging), tracking_uri=store
+                )
+            )
+        except MlflowException:
+            raise ScorerError(
+                f"{text}: run {run_id} has no artifact {path!r} in the tracking "
+                f"store {_shown(store)}; the export logs its scorer as "
+                "runs:/RUN_ID/scorer"
+            ) from None
+
+    _cached(folder, download, text, None)
+    return ScorerSource(text, folder, _shown(store), run_id=run_id)
+
+
+def _cached(
+    folder: Path, download: Callable[[Path], str], text: str, expect: str | None
+) -> Path:
+    """``folder``, downloaded first unless it is there: into a fresh folder beside
+    it, checked, then renamed into place (atomic: another job's copy of the same
+    version, renamed first, wins and this one is dropped)."""
+    if folder.is_dir():
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        got = Path(download(staging))
+        # MLflow notes the registered name and version beside a model it downloads
+        # through models:/ (YAML it reads back, not part of the export).
+        (got / "registered_model_meta").unlink(missing_ok=True)
+        if not (got / BUNDLE_DIR / MANIFEST_FILE).is_file():
+            raise ScorerError(
+                f"{text}: no lead-ml scorer there (no {BUNDLE_DIR}/{MANIFEST_FILE}); "
+                "name the scorer `lead-ml export` logged (runs:/RUN_ID/scorer or a "
+                "registered version)"
+            )
+        try:
+            verify_folder(got, expect)
+        except ScorerError as error:
+            raise ScorerError(
+                f"{text}: the downloaded copy does not check out ({error})"
+            ) from None
+        try:
+            got.rename(folder)
+        except OSError:
+            if not folder.is_dir():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return folder

@@ -51,7 +51,7 @@ import pandas as pd
 
 from lead_ml.batch import BatchSummary
 from lead_ml.schema import LeadContract
-from lead_ml.scorer import ALLOW_ACTIVITIES_ENV, Scorer, load_scorer
+from lead_ml.scorer import ALLOW_ACTIVITIES_ENV, Scorer, load_scorer, resolve_scorer
 from lead_ml.tables import FORMATS, quote_value, read_header
 from lead_ml.tracking import quiet_environment
 from lead_ml.vocab import TIME_DTYPE, ScorerError
@@ -428,11 +428,15 @@ def score_dataframe(
     ``activities_path`` must be a Parquet or CSV file every executor can read;
     ``env_manager`` is MLflow's (``local``: executors use the Python of the job,
     with lead-ml installed); ``partitions`` spreads the leads to score over that many
-    tasks (by id).
+    tasks (by id). ``model_dir``: a scorer folder, or a model reference
+    (``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, ``runs:/RUN_ID/PATH``)
+    resolved to its downloaded folder on the driver
+    (:func:`lead_ml.scorer.resolve_scorer`), which Spark ships to the executors.
     """
     from pyspark.sql import functions as F
 
     spark.conf.set("spark.sql.session.timeZone", "UTC")
+    model_dir = str(resolve_scorer(model_dir).folder)
     scorer = load_scorer(model_dir)
     scorer.check_columns(list(leads.columns), "leads")
     check_activities(scorer, activities_path)
@@ -465,7 +469,8 @@ def score_dataframe(
 class SparkJob:
     """Where a Spark batch job reads and writes, and how it scores."""
 
-    model: Path
+    #: A scorer folder or a model reference (see :func:`score_dataframe`).
+    model: Path | str
     input: str
     output: str
     activities: str = ""

@@ -18,13 +18,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import yaml
 from sklearn.metrics import roc_auc_score
 
 from lead_ml import tracking
 from lead_ml.audit import check, cv_folds, summary_markdown
 from lead_ml.audit import run_audit as audit_deals
 from lead_ml.baseline import bant_scores, check_rule
-from lead_ml.config import EvaluateConfig, Params
+from lead_ml.config import EvaluateConfig, Params, parse_params
 from lead_ml.evaluate import (
     cross_validated_probability,
     evaluate_score_frame,
@@ -32,6 +33,8 @@ from lead_ml.evaluate import (
 )
 from lead_ml.features import FeatureRegistry, build_features, plan_features
 from lead_ml.model import (
+    META_FILE,
+    MODEL_FILE,
     Split,
     TrainedModel,
     load_model,
@@ -41,7 +44,7 @@ from lead_ml.model import (
     split_frames,
     train_model,
 )
-from lead_ml.scorer import bundle_spec, export_scorer
+from lead_ml.scorer import bundle_spec, export_scorer, verify_folder
 from lead_ml.sources import (
     Deals,
     copy_table,
@@ -51,12 +54,16 @@ from lead_ml.sources import (
     read_tables,
     write_deals,
 )
-from lead_ml.synthetic import generate_crm, write_crm
+from lead_ml.synthetic import Progress, generate_crm, write_crm
 from lead_ml.tables import atomic_path, write_json, write_parquet
 from lead_ml.vocab import FEATURE_META, ConfigError, ContractError
 
+#: The training record in the model folder: the model's content id, data version and
+#: source. No MLflow run id: evaluate and export find the run by the content id.
 RUN_FILE = "run.json"
 REGISTRY_FILE = "registry.json"
+#: Prefix of a trained model folder's content id (booster and its info).
+MODEL_PREFIX = "lead-ml-model"
 
 
 def _read_json(path: Path, hint: str) -> Any:
@@ -65,10 +72,13 @@ def _read_json(path: Path, hint: str) -> Any:
     return json.loads(path.read_text())
 
 
-def run_generate(params: Params, out_dir: Path) -> dict[str, Any]:
-    """Generate the synthetic CRM into out_dir; return its truth summary."""
-    crm = generate_crm(params.synthetic, seed=params.seed)
-    write_crm(crm, out_dir, params.synthetic.format)
+def run_generate(
+    params: Params, out_dir: Path, progress: Progress | None = None
+) -> dict[str, Any]:
+    """Generate the synthetic CRM into out_dir; return its truth summary.
+    ``progress`` hears each step begin (lead_ml.synthetic.STEPS)."""
+    crm = generate_crm(params.synthetic, seed=params.seed, progress=progress)
+    write_crm(crm, out_dir, params.synthetic.format, progress)
     return {**crm.summary, "n_activities": len(crm.activities)}
 
 
@@ -197,23 +207,124 @@ def run_train(
     split = split_frames(features)
     model = train_model(split, registry, params.train, params.bands, params.seed)
     save_model(model, model_dir)
-    tags = {
+    record = {
+        "model": model_id(model_dir),
         "data_version": tracking.file_md5(features_path),
+        "source": params.source.name,
+    }
+    run_id = log_training(params, features_path, record, (model, registry, split))
+    write_json(record, model_dir / RUN_FILE)
+    sizes = {"n_train": len(split.train), "n_valid": len(split.valid)}
+    return {**sizes, "best_iteration": model.info.best_iteration, "run_id": run_id}
+
+
+def log_training(
+    params: Params,
+    features_path: Path,
+    record: dict[str, str],
+    trained: tuple[TrainedModel, FeatureRegistry, Split],
+    tags: dict[str, str] | None = None,
+) -> str:
+    """Start the MLflow run of a trained model: params, name, the record's tags and
+    ``tags``, window sizes, the train and valid datasets and the booster; its id.
+    ``record``: the model folder's run.json (content id, data version, source);
+    ``trained``: the model, its feature registry and the split of features_path."""
+    model, registry, split = trained
+    # The commit is a tag of the run only: the record is a DVC output, the same
+    # for the same params and data on every commit.
+    run_tags = {
+        tracking.MODEL_TAG: record["model"],
+        "data_version": record["data_version"],
         "git_commit": tracking.git_commit(),
         "source": params.source.name,
     }
     sizes = {"n_train": len(split.train), "n_valid": len(split.valid)}
     with tracking.training_run(
-        params.tracking.experiment, params.model_dump(mode="json"), tags
+        params.tracking.experiment,
+        params.model_dump(mode="json"),
+        run_tags | (tags or {}),
+        run_name(params),
     ) as run:
         tracking.log_metrics({**sizes, "best_iteration": model.info.best_iteration})
+        parts = {"train": split.train, "valid": split.valid}
+        log_datasets(params, features_path, parts)
         example = model_matrix(
             split.valid.head(5), model.info.categories, registry.names
         )
         tracking.log_booster(model.booster, example)
-        run_id = run.info.run_id
-    write_json({"run_id": run_id, **tags}, model_dir / RUN_FILE)
-    return {**sizes, "best_iteration": model.info.best_iteration, "run_id": run_id}
+        return str(run.info.run_id)
+
+
+#: The params file a run's name is diffed against, as the last commit holds it.
+PARAMS_FILE = Path("params.yaml")
+#: MLflow's context for each part of the split logged as a dataset.
+DATASET_CONTEXTS = {"train": "training", "valid": "validation"}
+
+
+def run_name(params: Params, params_file: Path = PARAMS_FILE) -> str:
+    """The MLflow run name (:func:`lead_ml.tracking.run_name`): the DVC experiment's
+    name, else the source's and the params that differ from params_file as the last
+    commit holds it (none outside git, or when that file does not parse)."""
+    experiment = tracking.dvc_experiment()
+    text = None if experiment else tracking.committed_text(params_file)
+    baseline = None
+    if text is not None:
+        try:
+            baseline = parse_params(yaml.safe_load(text)).model_dump(mode="json")
+        except (ConfigError, yaml.YAMLError):
+            pass  # no usable baseline: the name is the source's alone
+    changed = tracking.changed_params(params.model_dump(mode="json"), baseline)
+    return tracking.run_name(params.source.name, changed, experiment)
+
+
+def log_datasets(
+    params: Params, features_path: Path, parts: dict[str, pd.DataFrame]
+) -> None:
+    """Log parts of the features table (train, valid, test...) as dataset inputs of
+    the active run, named by the source and the part, from the DVC-tracked file."""
+    for part, frame in parts.items():
+        tracking.log_dataset(
+            frame,
+            f"{params.source.name} {part}",
+            features_path,
+            DATASET_CONTEXTS.get(part, "test"),
+        )
+
+
+def model_id(model_dir: Path) -> str:
+    """Content id of a trained model folder: ``lead-ml-model:`` and a sha256 of its
+    booster and info (the same training gives the same id in every workspace)."""
+    files = [model_dir / name for name in (MODEL_FILE, META_FILE)]
+    return tracking.content_id(MODEL_PREFIX, files)
+
+
+def training_run_id(params: Params, model_dir: Path) -> str:
+    """The MLflow run that trained the model in model_dir, found by its content id
+    in the store in force (ContractError naming the store when none has it)."""
+    run_id = find_training_run(params, model_dir)
+    if run_id is None:
+        # find_run's message names the store and the ways out.
+        experiment, found = params.tracking.experiment, model_id(model_dir)
+        return tracking.find_run(experiment, tracking.MODEL_TAG, found)
+    return run_id
+
+
+def find_training_run(params: Params, model_dir: Path) -> str | None:
+    """The MLflow run that trained the model in model_dir (see
+    :func:`training_run_id`), None when the store in force has none."""
+    record = _read_json(model_dir / RUN_FILE, "run `lead-ml train` first")
+    found = model_id(model_dir)
+    if "model" not in record and isinstance(record.get("run_id"), str):
+        # Written by an older lead-ml: that run, tagged now so it is found by content.
+        tracking.tag_run(record["run_id"], {tracking.MODEL_TAG: found})
+        return str(record["run_id"])
+    if record.get("model") != found:
+        raise ContractError(
+            f"{model_dir / RUN_FILE} names model {record.get('model')}, but the "
+            f"folder holds {found}: it was written by another lead-ml version or "
+            "edited; run `dvc repro --force train`"
+        )
+    return tracking.search_run(params.tracking.experiment, tracking.MODEL_TAG, found)
 
 
 def _score_frame(
@@ -312,14 +423,46 @@ def run_evaluate(
     }
     write_json(metrics, paths["metrics"])
     write_score_plots(scores, params.evaluate, paths["plots"])
-    run_id = _read_json(paths["model"] / RUN_FILE, "run `lead-ml train` first")[
-        "run_id"
-    ]
+    run_id = training_run_id(params, paths["model"])
+    tested = evaluated_deals(features, split, metrics["evaluation"])
+    log_evaluation(params, paths, run_id, metrics, tested)
+    return metrics
+
+
+def evaluated_deals(
+    features: pd.DataFrame, split: Split, evaluation: str
+) -> dict[str, pd.DataFrame]:
+    """The deals an evaluation scored, by dataset name: the test window, or every
+    closed deal when they were scored out of fold (``evaluation`` "repeated_cv")."""
+    if evaluation == "repeated_cv":
+        return {"closed, out of fold": features[features["won"].notna()]}
+    return {"test": split.test}
+
+
+def log_evaluation(
+    params: Params,
+    paths: dict[str, Path],
+    run_id: str,
+    metrics: dict[str, Any],
+    tested: dict[str, pd.DataFrame],
+) -> None:
+    """Log an evaluation to its training run: the metrics, the deals it scored
+    (:func:`evaluated_deals`) as the test dataset, metrics.json, the plot data and
+    their figures; then describe the run's registered versions again.
+
+    ``paths``: features, metrics, plots.
+    """
     with tracking.resumed_run(params.tracking.experiment, run_id):
         tracking.log_metrics(metrics)
+        log_datasets(params, paths["features"], tested)
         tracking.log_artifacts([paths["metrics"]])
         tracking.log_artifacts([paths["plots"]], artifact_path="plots")
-    return metrics
+        tracking.log_figures(paths["plots"])
+    # When export ran first (DVC may order the two either way), its version's
+    # description gains the test metrics now.
+    tracking.describe_versions(
+        run_id, params.tracking.registered_model, params.tracking.champion_alias
+    )
 
 
 def example_leads(
@@ -342,6 +485,35 @@ def run_export(
     ``paths``: features, registry, model, validated (inputs), scorer, record
     (outputs).
     """
+    with tempfile.TemporaryDirectory() as staging:
+        arguments = build_scorer(
+            params, paths, paths["scorer"], Path(staging) / "bundle"
+        )
+        run_id = training_run_id(params, paths["model"])
+        identity = {
+            tracking.MODEL_TAG: model_id(paths["model"]),
+            tracking.SCORER_TAG: verify_folder(paths["scorer"]),
+        }
+        registered = register_scorer(params, run_id, arguments, identity)
+    # The record is a DVC output: only what the same params and data reproduce. The
+    # run id and registry version differ per store; compare finds them by content.
+    record = {
+        "registered_model": registered["registered_model"],
+        "model": identity[tracking.MODEL_TAG],
+        "model_version": identity[tracking.SCORER_TAG],
+    }
+    write_json(record, paths["record"])
+    return {**record, "run_id": run_id, **registered}
+
+
+def build_scorer(
+    params: Params, paths: dict[str, Path], out_dir: Path, staging: Path
+) -> dict[str, Any]:
+    """Export the scorer of the trained model to out_dir (its bundle staged in
+    staging); the arguments that log the same model to MLflow.
+
+    ``paths``: features, registry, model, validated.
+    """
     model = load_model(paths["model"])
     registry = read_registry(paths["registry"])
     split = split_frames(pd.read_parquet(paths["features"]))
@@ -349,20 +521,25 @@ def run_export(
     spec = bundle_spec(model, registry, params.source, split.train)
     columns = list(spec["contract"]["kinds"])
     example = example_leads(params, deals, columns)
-    with tempfile.TemporaryDirectory() as staging:
-        arguments = export_scorer(
-            model, spec, example, paths["scorer"], Path(staging) / "bundle"
-        )
-        run_id = _read_json(paths["model"] / RUN_FILE, "run `lead-ml train` first")[
-            "run_id"
-        ]
-        with tracking.resumed_run(params.tracking.experiment, run_id):
-            registered = tracking.log_scorer(
-                arguments, params.tracking.registered_model
-            )
-    record = {"run_id": run_id, **registered}
-    write_json(record, paths["record"])
-    return record
+    return export_scorer(model, spec, example, out_dir, staging)
+
+
+def register_scorer(
+    params: Params,
+    run_id: str,
+    arguments: dict[str, Any],
+    identity: dict[str, str],
+) -> dict[str, Any]:
+    """Log the scorer (:func:`build_scorer`'s arguments) to its training run,
+    register it as a new version, set the identity tags (model content id, scorer
+    content version) on both and describe them; the registered model, version and
+    model URI."""
+    with tracking.resumed_run(params.tracking.experiment, run_id):
+        registered = tracking.log_scorer(arguments, params.tracking.registered_model)
+    name, version = registered["registered_model"], registered["registered_version"]
+    tracking.tag_identity(run_id, name, version, identity)
+    tracking.describe_versions(run_id, name, params.tracking.champion_alias)
+    return registered
 
 
 def write_score_plots(
@@ -393,3 +570,107 @@ def write_score_plots(
                 rows.to_csv(partial, index=False, float_format="%.6g")
             written.append(path)
     return written
+
+
+#: Tags of a training run that `lead-ml track` started for a model trained
+#: elsewhere (another store, or one since deleted): the command that logged it.
+TRACK_TAGS = {"mlflow.source.name": "lead-ml track"}
+
+
+def run_track(params: Params, paths: dict[str, Path]) -> dict[str, Any]:
+    """Complete the MLflow record of the current outputs, from the outputs alone.
+
+    Finds the run that trained models/model (by content id), or starts one as train
+    does (no retraining); logs the evaluation (metrics.json, plots, figures, the
+    test dataset) when the run lacks any of it, the report page when it lacks it,
+    and logs and registers the scorer as export does when no registered version
+    carries the scorer's content version. A complete record is left as it is.
+    Nothing here writes an output: a scorer is rebuilt only in a temporary folder,
+    and registered only when it is the same version as the one in ``scorer``.
+
+    ``paths``: features, registry, model, validated, metrics, plots, scorer,
+    record (export.json), report (optional).
+    Returns the run id, registered model and version, and what was ``logged``.
+    """
+    metrics = _read_json(paths["metrics"], "run `dvc repro` first")
+    identity = exported_identity(paths)
+    features = pd.read_parquet(paths["features"])
+    split = split_frames(features)
+    logged: list[str] = []
+    run_id = find_training_run(params, paths["model"])
+    if run_id is None:
+        record = _read_json(paths["model"] / RUN_FILE, "run `lead-ml train` first")
+        model = load_model(paths["model"])
+        trained = (model, read_registry(paths["registry"]), split)
+        run_id = log_training(params, paths["features"], record, trained, TRACK_TAGS)
+        logged.append("training run")
+    tested = evaluated_deals(features, split, metrics["evaluation"])
+    contexts = {DATASET_CONTEXTS.get(part, "test") for part in tested}
+    files = evaluation_files(paths["metrics"], paths["plots"])
+    if tracking.missing_from_run(run_id, metrics, files, contexts):
+        log_evaluation(params, paths, run_id, metrics, tested)
+        logged.append("evaluation")
+    report = paths.get("report")
+    if report is not None and report.exists():
+        if report.name not in tracking.logged_files(run_id):
+            with tracking.resumed_run(params.tracking.experiment, run_id):
+                tracking.log_artifacts([report])
+            logged.append("report")
+    name = params.tracking.registered_model
+    version = tracking.find_version(name, identity[tracking.SCORER_TAG])
+    if version is None:
+        version = register_exported(params, paths, run_id, identity)
+        logged.append(f"{name} version {version}")
+    return {
+        "run_id": run_id,
+        "registered_model": name,
+        "registered_version": version,
+        "logged": logged,
+    }
+
+
+def exported_identity(paths: dict[str, Path]) -> dict[str, str]:
+    """The content ids of the trained model and the exported scorer, checked
+    against the export record (ContractError when the outputs disagree)."""
+    export = _read_json(paths["record"], "run `dvc repro` (the export stage) first")
+    identity = {
+        tracking.MODEL_TAG: model_id(paths["model"]),
+        tracking.SCORER_TAG: verify_folder(paths["scorer"]),
+    }
+    recorded = {
+        tracking.MODEL_TAG: export.get("model"),
+        tracking.SCORER_TAG: export.get("model_version"),
+    }
+    if recorded != identity:
+        raise ContractError(
+            f"{paths['record']} names model {recorded[tracking.MODEL_TAG]} and "
+            f"scorer {recorded[tracking.SCORER_TAG]}, but {paths['model']} and "
+            f"{paths['scorer']} hold {identity[tracking.MODEL_TAG]} and "
+            f"{identity[tracking.SCORER_TAG]}: the outputs are out of date; run "
+            "`dvc repro` first"
+        )
+    return identity
+
+
+def evaluation_files(metrics_path: Path, plots_dir: Path) -> set[str]:
+    """The artifact files :func:`log_evaluation` logs from these outputs."""
+    plots = {f"plots/{p.name}" for p in plots_dir.iterdir() if p.is_file()}
+    return {metrics_path.name, *plots, *tracking.figure_files(plots_dir)}
+
+
+def register_exported(
+    params: Params, paths: dict[str, Path], run_id: str, identity: dict[str, str]
+) -> int:
+    """Register the exported scorer on its training run as export does: rebuilt
+    from the model in a temporary folder (the output stays untouched), and only
+    when it is the same version; the registered version."""
+    with tempfile.TemporaryDirectory() as staging:
+        rebuilt = Path(staging) / "scorer"
+        arguments = build_scorer(params, paths, rebuilt, Path(staging) / "bundle")
+        if verify_folder(rebuilt) != identity[tracking.SCORER_TAG]:
+            raise ContractError(
+                f"{paths['scorer']} is not what `lead-ml export` builds from "
+                f"{paths['model']} with this lead-ml; run `dvc repro --force export`"
+            )
+        registered = register_scorer(params, run_id, arguments, identity)
+    return int(registered["registered_version"])

@@ -38,6 +38,7 @@ outcome values, duplicate ids, orphan activities) so the validate stage has work
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,19 @@ POST_QUALIFICATION_COLUMNS: tuple[str, ...] = (
 )
 #: Every timestamp column, as Parquet stores it.
 TIME_DTYPE = "datetime64[ms]"
+#: The tables :func:`write_crm` writes, in order (and truth.json).
+TABLES = ("accounts", "deals", "activities", "truth")
+#: The steps of making a synthetic CRM, in order, as a progress callback hears each
+#: one begin: :func:`generate_crm` the first four, :func:`write_crm` the rest.
+STEPS = (
+    "accounts",
+    "deals",
+    "activities",
+    "export quirks",
+    *(f"writing {name}" for name in TABLES),
+)
+#: A progress callback: called with the step (one of :data:`STEPS`) about to run.
+Progress = Callable[[str], None]
 #: Expected win rate of deals created at the very start of the history.
 START_WIN_RATE = 0.30
 
@@ -437,11 +451,21 @@ def _draw_types(rng: np.random.Generator, mix: list[float], n: int) -> np.ndarra
 
 
 def generate_crm(
-    cfg: SyntheticConfig, seed: int, dirty_fraction: float = 0.002
+    cfg: SyntheticConfig,
+    seed: int,
+    dirty_fraction: float = 0.002,
+    progress: Progress | None = None,
 ) -> SyntheticCRM:
-    """Generate accounts, deals, activities and the per-deal truth for a seed."""
+    """Generate accounts, deals, activities and the per-deal truth for a seed.
+
+    ``progress`` hears each step (:data:`STEPS`) begin; it draws no random number,
+    so the tables are the same with it or without.
+    """
+    step = progress or _quiet
     rng = np.random.default_rng(seed)
+    step("accounts")
     accounts = _generate_accounts(cfg, rng)
+    step("deals")
     n = cfg.n_deals
     # Bigger accounts open more deals.
     account_weight = np.log1p(accounts["employees"].to_numpy(float))
@@ -509,6 +533,7 @@ def generate_crm(
         {"deal_id": deals["deal_id"], "true_logit": logit, "base": base}
         | {f"true_{d}": dims[d] for d in DIMENSIONS}
     )
+    step("activities")
     log = _activity_log(
         rng, created, closed, intent, won & ~is_open, export_at, cfg.activities_per_deal
     )
@@ -520,6 +545,7 @@ def generate_crm(
             "activity_type": log["activity_type"].to_numpy(),
         }
     )
+    step("export quirks")
     deals, activities = _make_dirty(rng, deals, activities, dirty_fraction)
     summary = _summarise(deals, truth, export_at)
     return SyntheticCRM(
@@ -529,6 +555,10 @@ def generate_crm(
         truth=truth,
         summary=summary,
     )
+
+
+def _quiet(step: str) -> None:
+    """The progress callback of no one: hears every step, says nothing."""
 
 
 def _post_qualification(
@@ -669,11 +699,18 @@ def _effects_table() -> dict[str, Any]:
     }
 
 
-def write_crm(crm: SyntheticCRM, out_dir: Path, fmt: str = "parquet") -> list[Path]:
-    """Write the tables (Parquet or CSV) and truth.json to out_dir; return paths."""
+def write_crm(
+    crm: SyntheticCRM,
+    out_dir: Path,
+    fmt: str = "parquet",
+    progress: Progress | None = None,
+) -> list[Path]:
+    """Write the tables (Parquet or CSV) and truth.json to out_dir; return paths.
+    ``progress`` hears each table's step (``writing deals``...) begin."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for name in ("accounts", "deals", "activities", "truth"):
+    for name in TABLES:
+        (progress or _quiet)(f"writing {name}")
         frame: pd.DataFrame = getattr(crm, name)
         path = out_dir / f"{name}.{fmt}"
         if fmt == "csv":

@@ -1,0 +1,289 @@
+"""Model references: a scorer taken from the MLflow store instead of a folder.
+
+`lead-ml score --model` (and `lead-ml report --scorer`, and Spark) take
+``models:/NAME@ALIAS``, ``models:/NAME/VERSION`` and ``runs:/RUN_ID/PATH`` besides a
+folder. The synthetic CRM's finished project is copied to a tmp folder with an MLflow
+store of its own (sqlite), where two versions are trained, evaluated and exported by
+the pipeline's stages: v1 a one-split stump, v2 the project's model. The champion
+alias is then moved by the real `lead-ml promote` (the gate) and `lead-ml promote
+--to` (no gate), and a job following ``@champion`` must score what the alias names,
+exactly as scoring that version's folder does. The resolver is the same for every
+source (nothing in it reads a source's columns), so one source is enough here.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import yaml
+from mlflow import MlflowClient
+from projects import Project, merged, project_environment
+from typer.testing import CliRunner
+
+from lead_ml import stages
+from lead_ml.cli import app
+from lead_ml.config import Params, load_params, read_params_file
+from lead_ml.scorer import (
+    CACHE_ENV,
+    load_scorer,
+    resolve_scorer,
+    verify_folder,
+)
+from lead_ml.tracking import SCORER_TAG
+from lead_ml.vocab import ScorerError
+
+pytestmark = pytest.mark.slow
+runner = CliRunner()
+NAME = "lead-ml-scorer"
+#: v1: one tree with one split, so that its scores differ from the model's (v2).
+STUMP: dict[str, Any] = {
+    "n_estimators": 1,
+    "num_leaves": 2,
+    "max_depth": 1,
+    "early_stopping_rounds": 1,
+}
+#: The quick CRM's test months hold 50 to 95 deals: judged from 40 (as test_compare).
+JUDGED: dict[str, Any] = {"compare": {"min_month_deals": 40}}
+FEATURES = Path("data/features/features.parquet")
+VALIDATED = Path("data/validated")
+
+
+@dataclass(frozen=True)
+class Store:
+    """A project copy whose MLflow store holds v1 (stump) and v2 (the model)."""
+
+    root: Path
+    runs: dict[int, str]
+    folders: dict[int, Path]
+    leads: Path
+
+    @property
+    def uri(self) -> str:
+        """The store's tracking URI."""
+        return f"sqlite:///{self.root / 'mlflow.db'}"
+
+
+def _export_version(
+    params: Params, root: Path, name: str, train: dict[str, Any]
+) -> dict[str, Any]:
+    """Train and export one version into the project at root (no evaluate: the
+    gate re-scores every version itself)."""
+    changed = params.model_copy(update={"train": params.train.model_copy(update=train)})
+    registry, model = root / "data/features/registry.json", root / "models" / name
+    stages.run_train(changed, root / FEATURES, registry, model)
+    common = {
+        "features": root / FEATURES,
+        "registry": registry,
+        "model": model,
+        "validated": root / VALIDATED,
+    }
+    reports = root / "reports" / name
+    scorer = root / "models" / f"{name}-scorer"
+    record = stages.run_export(
+        changed, common | {"scorer": scorer, "record": reports / "export.json"}
+    )
+    return {**record, "scorer": scorer}
+
+
+@pytest.fixture(scope="module")
+def built(
+    synthetic_project: Project, tmp_path_factory: pytest.TempPathFactory
+) -> Store:
+    """The two-version copy of the synthetic project, built once per module."""
+    root = tmp_path_factory.mktemp("refs")
+    skip = shutil.ignore_patterns("mlflow.db", "mlruns")
+    shutil.copytree(synthetic_project.root, root, ignore=skip, dirs_exist_ok=True)
+    raw = merged(read_params_file(root / "params.yaml"), JUDGED)
+    (root / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    runs, folders = {}, {}
+    with project_environment(root):
+        params = load_params(root / "params.yaml")
+        for version, (name, train) in enumerate((("stump", STUMP), ("model", {})), 1):
+            record = _export_version(params, root, name, train)
+            assert record["registered_version"] == version
+            runs[version], folders[version] = record["run_id"], record["scorer"]
+        leads = root / "leads.parquet"
+        Project("synthetic", root).leads("open").head(300).to_parquet(leads)
+    return Store(root, runs, folders, leads)
+
+
+@pytest.fixture
+def store(
+    built: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Store]:
+    """The store's project as the working directory, with an empty model cache."""
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    with project_environment(built.root):
+        yield built
+
+
+def _score(model: str, store: Store, out: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """`lead-ml score --model MODEL` of the store's leads: the scores and summary."""
+    summary = out.with_suffix(".json")
+    args = ["score", "--model", model, "--input", str(store.leads)]
+    args += ["--output", str(out), "--summary", str(summary)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    facts = json.loads(summary.read_text())["model"]
+    assert f"model: {facts['description']}, {facts['model_version']}" in " ".join(
+        result.output.split()
+    )
+    return pd.read_parquet(out), facts
+
+
+def _promote(*args: str) -> None:
+    result = runner.invoke(app, ["promote", *args])
+    assert result.exit_code == 0, result.output
+
+
+def test_the_champion_alias_scores_what_promote_chose(
+    store: Store, tmp_path: Path
+) -> None:
+    """Issue 15: `score --model models:/lead-ml-scorer@champion` failed with "no such
+    folder". After a real promote it scores exactly as the version's folder does,
+    and it follows the alias when the alias moves."""
+    _promote("v2")  # the gate: v2 against BANT
+    by_alias, facts = _score(f"models:/{NAME}@champion", store, tmp_path / "a.parquet")
+    by_folder, _ = _score(str(store.folders[2]), store, tmp_path / "f.parquet")
+    pd.testing.assert_frame_equal(by_alias, by_folder)
+    assert facts["registered_model"] == NAME and facts["version"] == 2
+    assert facts["alias"] == "champion" and facts["run_id"] == store.runs[2]
+    assert facts["description"] == f"{NAME} v2 (alias champion)"
+    assert facts["model_version"] == verify_folder(store.folders[2])
+    assert facts["store"] == store.uri
+
+    _promote("--to", "v1")  # a rollback moves the alias: the job follows it
+    moved, facts = _score(f"models:/{NAME}@champion", store, tmp_path / "m.parquet")
+    stump, _ = _score(str(store.folders[1]), store, tmp_path / "s.parquet")
+    pd.testing.assert_frame_equal(moved, stump)
+    assert facts["version"] == 1
+    assert not moved["probability"].equals(by_alias["probability"])
+
+
+def test_a_version_number_and_a_run_resolve_to_their_model(
+    store: Store, tmp_path: Path
+) -> None:
+    """models:/NAME/VERSION, models:/NAME/latest and runs:/RUN_ID/scorer score as
+    the folder of the version they name."""
+    by_folder, _ = _score(str(store.folders[1]), store, tmp_path / "f.parquet")
+    by_number, facts = _score(f"models:/{NAME}/1", store, tmp_path / "n.parquet")
+    pd.testing.assert_frame_equal(by_number, by_folder)
+    assert facts["version"] == 1 and facts["alias"] is None
+    run = f"runs:/{store.runs[2]}/scorer"
+    by_run, facts = _score(run, store, tmp_path / "r.parquet")
+    latest, _ = _score(f"models:/{NAME}/latest", store, tmp_path / "l.parquet")
+    pd.testing.assert_frame_equal(by_run, latest)
+    assert facts["run_id"] == store.runs[2] and facts["description"] == run
+    assert facts["model_version"] == verify_folder(store.folders[2])
+
+
+@pytest.mark.parametrize(
+    ("reference", "words"),
+    [
+        (f"models:/{NAME}@nobody", ["no alias 'nobody'", "`lead-ml promote`"]),
+        (f"models:/{NAME}/9", ["no version '9'", "versions: v1, v2", "compare"]),
+        ("models:/no-such-model@champion", ["no registered model", "lead-ml export"]),
+        (f"runs:/{'0' * 32}/scorer", ["no run", "models:/lead-ml-scorer@champion"]),
+        (f"models:/{NAME}", ["not a model reference", "models:/NAME@ALIAS"]),
+    ],
+)
+def test_unknown_references_are_one_line_errors_naming_the_store(
+    store: Store, reference: str, words: list[str], tmp_path: Path
+) -> None:
+    args = ["score", "--model", reference, "--input", str(store.leads)]
+    result = runner.invoke(app, [*args, "--output", str(tmp_path / "s.parquet")])
+    assert result.exit_code == 2, result.output
+    message = result.output.strip()
+    assert message.startswith("error: ") and "\n" not in message
+    assert all(word in message for word in words), message
+    if reference != f"models:/{NAME}":
+        assert store.uri in message
+    assert not (tmp_path / "s.parquet").exists()
+
+
+def test_a_run_artifact_that_is_no_scorer_is_refused(store: Store) -> None:
+    with pytest.raises(ScorerError, match="no lead-ml scorer there"):
+        resolve_scorer(f"runs:/{store.runs[2]}/booster")
+    with pytest.raises(ScorerError, match="has no artifact 'nothing'"):
+        resolve_scorer(f"runs:/{store.runs[2]}/nothing")
+
+
+def test_jobs_resolving_at_once_share_one_complete_cache_folder(
+    store: Store, tmp_path: Path
+) -> None:
+    """Every download goes to a fresh folder and is renamed into place: jobs
+    resolving the same version at once all get the one complete folder, and no
+    partial download is left behind."""
+    cache = tmp_path / "shared-cache"
+    with ThreadPoolExecutor(4) as pool:
+        found = list(
+            pool.map(lambda _: resolve_scorer(f"models:/{NAME}/2", cache), range(4))
+        )
+    folders = {source.folder for source in found}
+    assert len(folders) == 1 and list(cache.iterdir()) == [*folders]
+    assert verify_folder(next(iter(folders))) == verify_folder(store.folders[2])
+    # A version already in the cache is not downloaded again.
+    booster = next(iter(folders)) / "artifacts/bundle/booster.txt"
+    before = booster.stat().st_mtime_ns
+    assert resolve_scorer(f"models:/{NAME}/2", cache).folder == found[0].folder
+    assert booster.stat().st_mtime_ns == before
+
+
+def test_a_cached_folder_is_checked_when_loaded(store: Store, tmp_path: Path) -> None:
+    """The cache gives no pass: an edited cache folder is refused, as a folder is."""
+    source = resolve_scorer(f"models:/{NAME}/1", tmp_path / "cache")
+    spec = source.folder / "artifacts/bundle/scorer.json"
+    spec.write_text(spec.read_text() + " ")
+    with pytest.raises(ScorerError, match="checksum mismatch"):
+        load_scorer(resolve_scorer(f"models:/{NAME}/1", tmp_path / "cache").folder)
+
+
+def test_a_download_must_be_the_content_its_version_is_tagged_with(
+    store: Store, tmp_path: Path
+) -> None:
+    """A registered version carries its scorer's content version (the export tags
+    it): a download that is another content is refused and not cached."""
+    client = MlflowClient(tracking_uri=store.uri)
+    tagged = client.get_model_version(NAME, "1").tags[SCORER_TAG]
+    assert tagged == verify_folder(store.folders[1])
+    client.set_model_version_tag(NAME, "1", SCORER_TAG, verify_folder(store.folders[2]))
+    try:
+        with pytest.raises(ScorerError, match="downloaded copy does not check out"):
+            resolve_scorer(f"models:/{NAME}/1", tmp_path / "cache")
+        assert not any((tmp_path / "cache").iterdir())
+    finally:
+        client.set_model_version_tag(NAME, "1", SCORER_TAG, tagged)
+
+
+def test_expect_version_applies_to_a_reference(store: Store, tmp_path: Path) -> None:
+    """--expect-version pins the content, whichever version the alias names."""
+    _promote("--to", "v2")
+    pinned = verify_folder(store.folders[1])
+    args = ["score", "--model", f"models:/{NAME}@champion", "--input"]
+    args += [str(store.leads), "--output", str(tmp_path / "s.parquet")]
+    result = runner.invoke(app, [*args, "--expect-version", pinned])
+    assert result.exit_code == 2 and "is expected" in result.output
+
+
+def test_the_report_takes_a_reference(store: Store, tmp_path: Path) -> None:
+    """`lead-ml report --scorer models:/...` reports the version the alias names."""
+    _promote("--to", "v2")
+    out = tmp_path / "report.html"
+    args = ["report", "--scorer", f"models:/{NAME}@champion", "--no-mlflow"]
+    result = runner.invoke(app, [*args, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert verify_folder(store.folders[2]) in out.read_text()
+
+
+def test_a_folder_is_taken_as_it_is() -> None:
+    source = resolve_scorer(Path("models/scorer"))
+    assert source.folder == Path("models/scorer") and source.version is None
+    assert source.describe() == "models/scorer"
