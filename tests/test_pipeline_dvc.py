@@ -118,9 +118,10 @@ class Repo:
         """The sqlite store the pipeline in this repository logs to."""
         return f"sqlite:///{self.root / 'mlflow.db'}"
 
-    def start(self, *command: str) -> subprocess.Popen[str]:
-        """Start a command in the repository, stdout and stderr into one pipe."""
-        env = {
+    def environment(self) -> dict[str, str]:
+        """The environment the repository's commands run in: the venv first on
+        PATH, this repository's own store, offline MLflow."""
+        return {
             **os.environ,
             "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
             "MLFLOW_TRACKING_URI": self.tracking_uri,
@@ -129,10 +130,13 @@ class Repo:
             # As the Makefile: cached bytecode, or every stage recompiles its imports.
             "PYTHONDONTWRITEBYTECODE": "",
         }
+
+    def start(self, *command: str) -> subprocess.Popen[str]:
+        """Start a command in the repository, stdout and stderr into one pipe."""
         return subprocess.Popen(
             command,
             cwd=self.root,
-            env=env,
+            env=self.environment(),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

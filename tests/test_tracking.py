@@ -155,27 +155,10 @@ class DefaultRepo(Repo):
     """A test repository run as `make run` runs: no MLFLOW_TRACKING_URI, so lead-ml
     resolves the store itself."""
 
-    def start(self, *command: str) -> subprocess.Popen[str]:
-        """Start a command without any store setting in its environment."""
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if k not in ("MLFLOW_TRACKING_URI", tracking.DVC_ROOT)
-        }
-        env |= {
-            "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-            "MLFLOW_DISABLE_TELEMETRY": "true",
-            "DO_NOT_TRACK": "1",
-            "PYTHONDONTWRITEBYTECODE": "",
-        }
-        return subprocess.Popen(
-            command,
-            cwd=self.root,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+    def environment(self) -> dict[str, str]:
+        """The repository's environment without any store setting."""
+        hidden = ("MLFLOW_TRACKING_URI", tracking.DVC_ROOT)
+        return {k: v for k, v in super().environment().items() if k not in hidden}
 
 
 def default_repo(folder: Path) -> DefaultRepo:
