@@ -7,6 +7,7 @@ audit refuses) exits 2 with a message naming what to fix, never a traceback.
 from __future__ import annotations
 
 import io
+import os
 import re
 import subprocess
 import sys
@@ -186,15 +187,18 @@ def test_version_names_the_package_and_its_scorer_format() -> None:
 
 
 def test_show_completion_prints_a_bash_script() -> None:
-    # The shell is named: typer's guess from the process tree fails under make or
-    # CI, where bash execs the command and its parent is no shell.
+    # The shell is named and typer's detection is off: with shellingham installed
+    # --show-completion is a flag that guesses the shell from the process tree, and
+    # that guess fails under make or CI, where no shell is among the ancestors.
     lead_ml = Path(sys.executable).with_name("lead-ml")
+    env = {**os.environ, "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"}
     script = subprocess.run(
         [str(lead_ml), "--show-completion", "bash"],
         capture_output=True,
         text=True,
         timeout=120,
         check=True,
+        env=env,
     ).stdout
     assert "_LEAD_ML_COMPLETE=complete_bash" in script
     assert "complete -o default -F _lead_ml_completion lead-ml" in script
