@@ -12,7 +12,7 @@ export PYTHONDONTWRITEBYTECODE :=
 # dvc.yaml calls `lead-ml`: the venv comes first on PATH for every target.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help install run test lint format bench test-spark clean
+.PHONY: help install run test lint format bench mutate test-spark clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -40,7 +40,9 @@ run: install ## run the whole pipeline (dvc repro) on params.yaml's source (the 
 test: install ## run the test suite (the Spark tests are left to test-spark)
 # loadscope: a module's tests share one worker, so module fixtures (a whole DVC
 # pipeline in test_pipeline_dvc.py) run once; loadgroup is broken on pytest 9.2.
-	$(BIN)/pytest -q -n auto --dist loadscope -m "not spark"
+# The slowest scopes go first (tests/conftest.py orders them; xdist's own order,
+# by number of tests, would leave a pipeline for the end while a worker idles).
+	$(BIN)/pytest -q -n auto --dist loadscope --no-loadscope-reorder -m "not spark"
 
 # Spark is an optional extra (~490 MB): installed at the pinned version only here.
 test-spark: install ## install the [spark] extra and run the Spark tests (local[2], Java 17)
@@ -53,6 +55,10 @@ test-spark: install ## install the [spark] extra and run the Spark tests (local[
 bench: install ## benchmark the scorer on the synthetic CRM and X Education (< 10 min): reports/bench.json
 	$(BIN)/dvc repro --force bench/dvc.yaml
 
+# Outside CI like the bench: hours of CPU on two cores (niced, one module at a time).
+mutate: install ## mutation testing of the core modules (mutmut, each against its fast tests): reports/mutation.json
+	$(BIN)/python scripts/mutate.py $(MODULES)
+
 lint: install ## ruff, mypy and the import-layer contract (no cycles, floors kept)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -64,4 +70,4 @@ format: install ## apply ruff's formatting and import order
 	$(BIN)/ruff format .
 
 clean: ## remove the venv and generated outputs (committed reports stay)
-	rm -rf $(VENV) data/raw data/tables data/validated data/audit data/features/features.parquet data/features/registry.json models/model models/scorer reports/rejects.csv mlruns mlflow.db
+	rm -rf $(VENV) mutants data/raw data/tables data/validated data/audit data/features/features.parquet data/features/registry.json models/model models/scorer reports/rejects.csv mlruns mlflow.db

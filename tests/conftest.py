@@ -5,11 +5,21 @@ See :mod:`projects` for what a project is and the sources it covers.
 
 from __future__ import annotations
 
+import os
+from collections import Counter
+
 import pytest
+from hypothesis import settings
 from projects import SMALL, SOURCES, Project, build_project, require_source
 
 from lead_ml.config import SyntheticConfig
 from lead_ml.synthetic import SyntheticCRM, generate_crm
+
+# Property tests draw the same examples on every run (seeded from each test), so a
+# failure reruns as it happened; HYPOTHESIS_PROFILE=explore draws new ones.
+settings.register_profile("pinned", derandomize=True, database=None, print_blob=True)
+settings.register_profile("explore", print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "pinned"))
 
 
 @pytest.fixture(scope="session")
@@ -22,6 +32,47 @@ def small_crm() -> SyntheticCRM:
 def default_crm() -> SyntheticCRM:
     """The synthetic CRM `make run` uses (default size, seed and dirty rows)."""
     return generate_crm(SyntheticConfig(), seed=42)
+
+
+#: Scopes that take minutes (a DVC pipeline each, or fresh venvs and processes),
+#: slowest first: `make test` hands them out before the rest (see below).
+SLOW_SCOPES = (
+    "tests/test_pipeline_dvc.py::TestSynthetic",
+    "tests/test_pipeline_dvc.py::TestXEducation",
+    "tests/test_pipeline_dvc.py::TestMaven",
+    "tests/test_compare.py",
+    "tests/test_bench.py",
+    "tests/test_clean_env.py",
+    "tests/test_fastshap.py",
+)
+
+
+def pytest_collection_modifyitems(
+    config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """On an xdist worker, order the scopes (a module, or a class: what
+    ``--dist loadscope`` sends to one worker) slowest first, then by their number of
+    tests. The Makefile turns xdist's own reordering off (it sorts by number of
+    tests only), so the last scopes handed out are short and neither worker idles
+    for minutes while the other finishes a pipeline. A scope's tests keep their
+    order; a run without xdist keeps the collection order."""
+    if not hasattr(config, "workerinput"):
+        return
+
+    def scope(item: pytest.Item) -> str:
+        return item.nodeid.rsplit("::", 1)[0]
+
+    counts = Counter(scope(item) for item in items)
+
+    def rank(item: pytest.Item) -> tuple[int, int]:
+        found = scope(item)
+        slow = next(
+            (i for i, name in enumerate(SLOW_SCOPES) if found == name),
+            len(SLOW_SCOPES),
+        )
+        return slow, -counts[found]
+
+    items.sort(key=rank)  # stable: within a scope, the collection order
 
 
 _PROJECTS: dict[str, Project] = {}

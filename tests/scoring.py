@@ -11,11 +11,12 @@ from lead_ml.scorer import Scored, Scorer
 
 
 def feature_columns(scorer: Scorer, kind: str | None = None) -> list[str]:
-    """The source columns features read (of one kind), in model order."""
+    """The source columns features read (of one kind), in model order; the date
+    parts of the created date read no column of their own and are left out."""
     return [
         s.column
         for s in scorer.registry.specs
-        if s.kind != "activity" and (kind is None or s.kind == kind)
+        if s.kind != "activity" and s.column and (kind is None or s.kind == kind)
     ]
 
 

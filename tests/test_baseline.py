@@ -3,25 +3,37 @@ checked against the data before it is used, and scored on every source."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from projects import Project
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
+from typer.testing import CliRunner
 
 from lead_ml.baseline import (
     LETTERS,
+    NO_RULE,
     BantRule,
     LetterError,
     bant_scores,
+    baseline_of,
     check_rule,
+    column_kind,
+    compared_with_base_rate,
     condition_holds,
 )
+from lead_ml.cli import app
 from lead_ml.config import BantConfig, parse_condition
+from lead_ml.evaluate import evaluate_score_frame, verdict
+from lead_ml.model import load_model, predict_proba
 from lead_ml.sources import lead_rows
+from lead_ml.stages import run_validate
 from lead_ml.vocab import ConfigError
 
 
@@ -331,6 +343,7 @@ def test_check_rule_returns_the_fitted_rule(deals: pd.DataFrame) -> None:
 
 def test_every_source_rule_holds_and_scores_each_deal_by_id(project: Project) -> None:
     params, deals = project.params, project.deals()
+    assert params.bant is not None, "every shipped source gives a rule"
     rows = lead_rows(deals.frame, params.source)
     rule = check_rule(params.bant, rows)
     scores = bant_scores(params.bant, params.source, deals.frame)
@@ -342,3 +355,120 @@ def test_every_source_rule_holds_and_scores_each_deal_by_id(project: Project) ->
     assert scores["bant_qualified"].tolist() == reached.tolist()
     # the rule tells leads apart: some qualify, some do not
     assert 0 < scores["bant_qualified"].mean() < 1
+
+
+# --- no rule: the base rate -----------------------------------------------------------
+
+
+def test_without_a_rule_the_model_is_compared_with_the_base_rate(
+    project: Project, tmp_path: Path
+) -> None:
+    """An export with no BANT-like fields: params without ``bant`` validate the
+    deals, every deal is alike to the baseline (0 points, none qualified), and the
+    metrics compare the model with the base rate and say that no rule was given;
+    so does `lead-ml summary`."""
+    params = project.params.model_copy(update={"bant": None})
+    summary = run_validate(
+        params, project.path("data/tables"), tmp_path / "v", tmp_path / "rejects.csv"
+    )
+    assert summary == project.deals().summary
+    deals = project.deals().frame
+    scores = bant_scores(None, params.source, deals)
+    assert list(scores.index) == deals["deal_id"].tolist()
+    assert (scores["bant_points"] == 0).all() and not scores["bant_qualified"].any()
+
+    features = project.features()
+    closed = features[features["won"].notna()].reset_index(drop=True)
+    frame = pd.DataFrame(
+        {
+            "won": closed["won"].to_numpy(int),
+            "probability": predict_proba(
+                load_model(project.path("models/model")), closed
+            ),
+            "bant_points": scores.loc[closed["deal_id"], "bant_points"].to_numpy(),
+            "bant_qualified": scores.loc[
+                closed["deal_id"], "bant_qualified"
+            ].to_numpy(),
+            "amount": closed["amount"].to_numpy(float),
+        }
+    )
+    metrics = compared_with_base_rate(
+        evaluate_score_frame(frame, params.evaluate, params.seed)
+    )
+    won = frame["won"].to_numpy()
+    assert metrics["bant"] is None
+    assert metrics["baseline"] == baseline_of(None) | {
+        "roc_auc": 0.5,
+        "pr_auc": pytest.approx(won.mean()),
+    }
+    assert metrics["baseline"]["note"] == NO_RULE and "no BANT rule" in NO_RULE
+    model_auc = metrics["model"]["roc_auc"]
+    assert metrics["delta_roc_auc"] == pytest.approx(model_auc - 0.5)
+    capacity = metrics["capacity"]
+    # nothing qualifies: the reps work as many leads as won
+    assert capacity["k"] == won.sum()
+    assert capacity["base_rate_wins"] == pytest.approx(won.sum() * won.mean())
+    assert not any(key.startswith("bant_") for key in capacity)
+    assert verdict(metrics).startswith("the model beats the base rate")
+
+    path = tmp_path / "metrics.json"
+    path.write_text(
+        json.dumps(
+            metrics
+            | {"n_test": len(frame), "test_start": "", "test_end": "", "warnings": []}
+        )
+    )
+    result = CliRunner().invoke(app, ["summary", "--metrics", str(path)])
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert "Model vs the base rate" in said and "base rate" in said
+    assert "No BANT rule was given" in said and "BANT rule" not in said.replace(
+        "No BANT rule", ""
+    )
+    assert f"{capacity['base_rate_wins']:.0f} ({won.mean():.1%})" in said
+
+
+def _never_true(project: Project) -> tuple[str, str]:
+    """A letter of the project's rule rewritten to be true for no deal: (letter,
+    condition)."""
+    rule = project.params.bant
+    assert rule is not None
+    letter, columns = next(iter(rule.letter_columns().items()))
+    rows = lead_rows(project.deals().frame, project.params.source)
+    column = columns[0]
+    if column_kind(rows[column]) == "number":
+        return letter, f"`{column}` > 1e300"
+    return letter, f"`{column}` == 'a value the export never holds'"
+
+
+def test_check_config_given_the_files_finds_a_letter_true_for_no_deal(
+    project: Project, tmp_path: Path
+) -> None:
+    """Before the pipeline runs (`lead-ml check-config` with the files), not only
+    at validate or audit."""
+    raw = yaml.safe_load(project.path("params.yaml").read_text())
+    runner = CliRunner()
+    checked = runner.invoke(
+        app, ["check-config", "--params", str(project.path("params.yaml"))]
+    )
+    assert checked.exit_code == 0, checked.output
+    assert "every BANT letter is true for some deal" in " ".join(checked.output.split())
+
+    letter, condition = _never_true(project)
+    raw["bant"]["letters"][letter] = condition
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    result = runner.invoke(app, ["check-config", "--params", str(path)])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2, said
+    assert f"bant.letters.{letter}:" in said and "is true for no deal" in said
+    assert "Traceback" not in result.output
+    # the header check alone cannot know
+    headers = runner.invoke(app, ["check-config", "--no-data", "--params", str(path)])
+    assert headers.exit_code == 0, headers.output
+
+    raw.pop("bant")
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    result = runner.invoke(app, ["check-config", "--params", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "no BANT rule was given" in " ".join(result.output.split())

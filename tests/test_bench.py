@@ -56,7 +56,9 @@ def test_quick_bench_writes_every_figure_for_both_sources(
 ) -> None:
     require_source("x_education")
     out, work = tmp_path / "bench.json", tmp_path / "work"
+    headline = tmp_path / "bench_metrics.json"
     arguments = ["--quick", "--out", str(out), "--work", str(work)]
+    arguments += ["--metrics", str(headline)]
     arguments += ["--params", str(SOURCES["synthetic"]), "--root", str(ROOT)]
     arguments += ["--export-params", str(SOURCES["x_education"])]
     assert harness.main(arguments) == 0
@@ -66,7 +68,9 @@ def test_quick_bench_writes_every_figure_for_both_sources(
     assert list(results["figures"]) == [*sources, "export_vs_synthetic"]
     for source in sources:
         figures = results["figures"][source]
-        assert set(figures) == set(harness.TARGETS), source
+        has_log = source == harness.SYNTHETIC  # scored with its log, and without
+        expected = set(harness.TARGETS) - set(() if has_log else harness.LOG_FIGURES)
+        assert set(figures) == expected, source
         for name, value in figures.items():
             assert math.isfinite(value), (source, name)
             if not name.endswith(("_exponent", "_gap_vs_31_leaf")):
@@ -77,7 +81,8 @@ def test_quick_bench_writes_every_figure_for_both_sources(
         assert scoring["rejected"] == 0
         assert 0.5 < scoring["test_auc"] <= 1
         rates = [v for k, v in scoring.items() if "_rows_per_second" in k]
-        assert len(rates) == 9 and all(math.isfinite(r) and r > 0 for r in rates)
+        assert len(rates) == 11 + 2 * has_log
+        assert all(math.isfinite(r) and r > 0 for r in rates)
         memory = results["details"][source]["memory"]
         assert memory["large_leads"] > memory["small_leads"] > 0
         growth = results["details"][source]["growth"]
@@ -95,6 +100,15 @@ def test_quick_bench_writes_every_figure_for_both_sources(
     assert results["targets"]["explain_speedup_vs_shap_groupby"] == "reported"
     for source in sources:
         assert_built_by_the_stages(work / source)
+    # the stage's DVC metrics: the headline figures, numbers only
+    metrics = json.loads(headline.read_text())["bench"]
+    assert set(metrics) == {*sources, "export_vs_synthetic"}
+    for source in sources:
+        assert metrics[source] == {
+            name: results["figures"][source][name] for name in harness.HEADLINE
+        }
+    leaves = [v for group in metrics.values() for v in group.values()]
+    assert all(isinstance(v, float) for v in leaves)
 
 
 def assert_built_by_the_stages(folder: Path) -> None:
@@ -133,7 +147,7 @@ def test_project_params_place_generated_tables_in_the_project(tmp_path: Path) ->
 def test_judge_reads_the_direction_of_each_target() -> None:
     met = harness.judge(
         {
-            "score_slowdown_vs_predict": 1.9,
+            "score_slowdown_vs_predict": 0.65,
             "explain_speedup_vs_31_leaf_pred_contrib": 9.0,
             "explain_speedup_vs_pred_contrib": 9.0,  # reported only: not judged
             "memory_ratio_large_vs_small": 1.31,
@@ -166,6 +180,42 @@ def test_write_leads_tiles_rows_with_fresh_ids(
     assert (
         len(pd.read_parquet(path) if suffix == ".parquet" else pd.read_csv(path)) == 10
     )
+
+
+def test_write_activities_tiles_the_log_with_the_leads(
+    small_crm: SyntheticCRM, tmp_path: Path
+) -> None:
+    """Each copy of the leads write_leads tiles gets its own activities, under the
+    same fresh ids; a last, partial copy only those of the leads it holds."""
+    base, log = small_crm.deals.head(70), small_crm.activities
+    leads = pd.read_parquet(
+        harness.write_leads(base, 200, tmp_path / "leads.parquet", "deal_id")
+    )
+    path = tmp_path / "activities.parquet"
+    harness.write_activities(log, base, 200, path, ("deal_id", "deal_id"))
+    tiled = pd.read_parquet(path)
+    mine = log[log["deal_id"].isin(base["deal_id"])]
+    assert len(mine) and set(tiled["deal_id"]) <= set(leads["deal_id"])
+    last = log["deal_id"].isin(base["deal_id"].head(60))  # 200 = 70 + 70 + 60
+    assert len(tiled) == 2 * len(mine) + int(last.sum())
+    first = tiled[tiled["deal_id"].str.endswith("~1")]
+    assert (first["deal_id"].str[:-2].to_numpy() == mine["deal_id"].to_numpy()).all()
+    assert list(tiled.columns) == list(log.columns)
+
+
+def test_job_runs_score_a_log_source_with_and_without_its_log() -> None:
+    files = {"parquet": Path("l.parquet"), "csv": Path("l.csv")}
+    runs = harness.job_runs({**files, harness.LOG: Path("a.parquet")})
+    assert [(key, log) for key, _, log, _ in runs] == [
+        ("score_rows_per_second", Path("a.parquet")),
+        ("explained_rows_per_second", Path("a.parquet")),
+        ("score_rows_per_second_csv", Path("a.parquet")),
+        ("explained_rows_per_second_csv", Path("a.parquet")),
+        ("score_rows_per_second_no_log", None),
+        ("explained_rows_per_second_no_log", None),
+    ]
+    assert all(path == files["parquet"] for _, path, _, _ in runs[4:])
+    assert all(log is None for _, _, log, _ in harness.job_runs(files))
 
 
 def test_tile_keeps_every_copy_whole(small_crm: SyntheticCRM) -> None:
@@ -253,5 +303,13 @@ def test_bench_stage_is_outside_the_default_repro(tmp_path: Path) -> None:
     (tmp_path / "reports/bench.json").write_text(
         json.dumps({"figures": {"synthetic": {"score_slowdown_vs_predict": 1.5}}})
     )
+    (tmp_path / "reports/bench_metrics.json").write_text(
+        json.dumps({"bench": {"synthetic": {"explained_leads_per_second": 2.5}}})
+    )
+    # only the headline figures are metrics (`dvc exp show` columns); the full
+    # record is a plain output, still shown when named
     metrics = json.dumps(json.loads(run("metrics", "show", "--json")))
-    assert "reports/bench.json" in metrics and "1.5" in metrics
+    assert "reports/bench_metrics.json" in metrics and "2.5" in metrics
+    assert "reports/bench.json" not in metrics and "1.5" not in metrics
+    named = run("metrics", "show", "--json", "reports/bench.json")
+    assert "1.5" in json.dumps(json.loads(named))

@@ -17,24 +17,28 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
-from projects import Project, merged, project_environment
+from projects import (
+    FEATURES,
+    VALIDATED,
+    Project,
+    Versions,
+    project_environment,
+    two_versions,
+)
 from sklearn.metrics import roc_auc_score
 from typer.testing import CliRunner
 
-from lead_ml import compare, stages
+from lead_ml import compare
 from lead_ml.baseline import BantRule
 from lead_ml.cli import app
 from lead_ml.compare import (
@@ -55,130 +59,15 @@ from lead_ml.compare import (
     run_compare,
     scoring_window,
 )
-from lead_ml.config import CompareConfig, Params, PromotionConfig, read_params_file
+from lead_ml.config import CompareConfig, Params, PromotionConfig
 from lead_ml.scorer import load_scorer
 from lead_ml.vocab import CompareError as VocabCompareError
 
 pytestmark = pytest.mark.slow
 runner = CliRunner()
 
-#: v1: one tree with one split, so the real model (v2) has something to beat.
-STUMP: dict[str, Any] = {
-    "n_estimators": 1,
-    "num_leaves": 2,
-    "max_depth": 1,
-    "early_stopping_rounds": 1,
-}
-#: The quick synthetic CRM's test window has 50 to 95 closed deals a month: with the
-#: default 100 no month would be judged, and the gate refuses a dated window with no
-#: month to judge (see the unit test at the end).
-JUDGED: dict[str, Any] = {"compare": {"min_month_deals": 40}}
 #: Whether the model clearly beats the stump and BANT on the source (module doc).
 SIGNAL = {"synthetic": True, "x_education": True, "maven": False}
-FEATURES = Path("data/features/features.parquet")
-VALIDATED = Path("data/validated")
-
-
-@dataclass(frozen=True)
-class Versions:
-    """A copy of a finished project whose MLflow store holds v1 (stump) and v2."""
-
-    project: Project
-    runs: dict[int, str]
-    scorers: dict[int, Path]
-
-    @property
-    def name(self) -> str:
-        """The source's name (synthetic, x_education, maven)."""
-        return self.project.name
-
-    @property
-    def params(self) -> Params:
-        """The project's params: v2's."""
-        return self.project.params
-
-    def window_deals(self) -> pd.DataFrame:
-        """The closed deals of the features' test split in time order, by hand."""
-        features = self.project.features()
-        test = features[features["split"].eq("test").fillna(False).to_numpy(bool)]
-        ids = test.sort_values(["created_at", "order", "deal_id"], kind="stable")
-        frame = self.project.deals().frame.set_index("deal_id")
-        return frame.loc[ids["deal_id"].to_numpy()].reset_index()
-
-    def window_leads(self) -> pd.DataFrame:
-        """The same deals as lead rows (the source's own columns), by hand."""
-        id_column = self.params.source.tables.deals.id
-        leads = self.project.leads().set_index(id_column, drop=False)
-        return leads.loc[self.window_deals()["deal_id"].to_numpy()].reset_index(
-            drop=True
-        )
-
-    def hand_scores(self, version: int) -> np.ndarray:
-        """A version's probabilities on the window, scored from its folder."""
-        scorer = load_scorer(self.scorers[version])
-        activities = self.project.activities() if scorer.counts_activities else None
-        scored = scorer.score(self.window_leads(), activities, explain_reasons=False)
-        assert scored["reject_reason"].isna().all()
-        return scored["probability"].to_numpy(float)
-
-
-def _version(
-    params: Params, root: Path, model: str, outputs: str, train: dict[str, Any]
-) -> dict[str, Any]:
-    """Train, evaluate and export one version into the project at root."""
-    changed = params.model_copy(update={"train": params.train.model_copy(update=train)})
-    stages.run_train(
-        changed,
-        root / FEATURES,
-        root / "data/features/registry.json",
-        root / "models" / model,
-    )
-    common = {
-        "features": root / FEATURES,
-        "registry": root / "data/features/registry.json",
-        "model": root / "models" / model,
-        "validated": root / VALIDATED,
-    }
-    out = root / outputs
-    stages.run_evaluate(
-        changed,
-        common
-        | {
-            "audit": root / "reports/audit.json",
-            "metrics": out / "metrics.json",
-            "plots": out / "plots",
-        },
-    )
-    scorer = root / "models" / f"{model}-scorer"
-    record = stages.run_export(
-        changed, common | {"scorer": scorer, "record": out / "export.json"}
-    )
-    return {**record, "scorer": scorer}
-
-
-_BUILT: dict[str, Versions] = {}
-
-
-def two_versions(project: Project, factory: pytest.TempPathFactory) -> Versions:
-    """The two-version copy of a finished project, built once per session."""
-    if project.name not in _BUILT:
-        root = factory.mktemp(f"compare-{project.name}")
-        skip = shutil.ignore_patterns("mlflow.db", "mlruns")
-        shutil.copytree(project.root, root, ignore=skip, dirs_exist_ok=True)
-        raw = merged(read_params_file(root / "params.yaml"), JUDGED)
-        (root / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
-        copy = Project(project.name, root)
-        runs, scorers = {}, {}
-        with project_environment(root):
-            params = copy.params
-            for version, (model, outputs, train) in enumerate(
-                (("stump", "reports/stump", STUMP), ("model", "reports", {})), 1
-            ):
-                record = _version(params, root, model, outputs, train)
-                assert record["registered_version"] == version
-                runs[version], scorers[version] = record["run_id"], record["scorer"]
-        _BUILT[project.name] = Versions(copy, runs, scorers)
-    return _BUILT[project.name]
 
 
 @pytest.fixture
@@ -227,6 +116,17 @@ def _compare(
     )
 
 
+_BOTH: dict[str, Comparison] = {}
+
+
+def _both(two: Versions) -> Comparison:
+    """v1 against v2 (and BANT) on the test split, compared once per source: the
+    tests reading it only read it, and neither version changes."""
+    if two.name not in _BOTH:
+        _BOTH[two.name] = _compare(two, "v1", "v2")
+    return _BOTH[two.name]
+
+
 def _rows(comparison: Comparison, measure: str, approach: str) -> list[compare.Row]:
     return [
         r for r in comparison.rows if r.measure == measure and r.approach == approach
@@ -241,7 +141,7 @@ def test_compare_error_is_the_shared_one() -> None:
 
 
 def test_every_version_is_scored_on_the_test_split(two: Versions) -> None:
-    comparison = _compare(two, "v1", "v2")
+    comparison = _both(two)
     window = comparison.window
     id_column = two.params.source.tables.deals.id
     expected = two.window_deals()
@@ -267,7 +167,7 @@ def test_rescoring_reproduces_the_evaluate_stage(two: Versions) -> None:
     client = registry_client()
     for metrics in ("reports/stump/metrics.json", "reports/metrics.json"):
         assert json.loads(Path(metrics).read_text())["evaluation"] == "holdout"
-    comparison = _compare(two, "v1", "v2")
+    comparison = _both(two)
     for version in (1, 2):
         logged = client.get_run(two.runs[version]).data.metrics
         assert logged["n_test"] == len(comparison.window.won)
@@ -283,7 +183,7 @@ def test_rescoring_reproduces_the_evaluate_stage(two: Versions) -> None:
 
 
 def test_only_params_that_differ_are_shown(two: Versions) -> None:
-    comparison = _compare(two, "v1", "v2")
+    comparison = _both(two)
     shown = {r.measure for r in comparison.rows if r.section == DIFFERS}
     assert {"param train.n_estimators", "param train.num_leaves", "booster"} <= shown
     assert "param seed" not in shown
@@ -295,7 +195,7 @@ def test_only_params_that_differ_are_shown(two: Versions) -> None:
 
 
 def test_metrics_carry_95_percent_intervals(two: Versions) -> None:
-    comparison = _compare(two, "v1", "v2")
+    comparison = _both(two)
     for approach in ("v1", "v2", BANT):
         (auc,) = _rows(comparison, "ROC AUC", approach)
         assert auc.low is not None and auc.high is not None
@@ -342,6 +242,7 @@ def test_bant_at_default_capacity_takes_exactly_the_qualified_leads(
     two: Versions,
 ) -> None:
     leads = two.window_leads()
+    assert two.params.bant is not None
     qualified = BantRule.from_config(two.params.bant).fit(leads).predict(leads) == 1
     comparison = _compare(two, "v2")
     assert two.params.evaluate.capacity is None
@@ -354,7 +255,7 @@ def test_bant_at_default_capacity_takes_exactly_the_qualified_leads(
 def test_month_stability_is_per_calendar_month(two: Versions) -> None:
     if two.params.source.tables.deals.created is None:
         # No created dates: no months at all, and the section says why.
-        comparison = _compare(two, "v1", "v2")
+        comparison = _both(two)
         section = [r for r in comparison.rows if r.section == MONTHS]
         assert comparison.months.empty and comparison.window.month is None
         assert [r.value for r in section] == [NO_MONTHS]

@@ -65,13 +65,14 @@ def config_error(raw: dict[str, Any]) -> str:
     return str(caught.value)
 
 
-def test_the_minimal_params_need_only_source_and_bant() -> None:
+def test_the_minimal_params_need_only_source() -> None:
     params = parse_params(MINIMAL)
     assert params.train == TrainConfig() and params.audit == AuditConfig()
     assert params.source.tables.present().keys() == {"deals"}
-    for section in ("source", "bant"):
-        message = config_error(with_changes({section: None}))
-        assert f"  {section}: Field required" in message
+    message = config_error(with_changes({"source": None}))
+    assert "  source: Field required" in message
+    # No BANT rule (an export with no BANT-like fields): the base rate is the bar.
+    assert parse_params(with_changes({"bant": None})).bant is None
 
 
 # One bad setting, one line naming its key. Every section of params.yaml is here.
@@ -94,7 +95,12 @@ BAD_SETTINGS = [
         "source.tables.activities.timestamp",
         "Field required",
     ),
-    ({"source": {"tables": {"leads": {}}}}, "source.tables.leads", "Extra inputs"),
+    # Any other name is a further table (joined by key, or the outcome's table).
+    (
+        {"source": {"tables": {"leads": {"path": "l.csv"}}}},
+        "source.tables.leads.key",
+        "Field required",
+    ),
     ({"source": {"outcome": {"column": ""}}}, "source.outcome.column", "1 character"),
     ({"source": {"outcome": {"won": []}}}, "source.outcome.won", "at least 1 item"),
     ({"source": {"missing_values": "Select"}}, "source.missing_values", "list"),
@@ -318,20 +324,26 @@ def test_excluded_columns_say_why() -> None:
 # --- the BANT rule ----------------------------------------------------------------
 
 
+def _rule(raw: dict[str, Any]) -> BantConfig:
+    """The BANT rule of params that give one."""
+    rule = parse_params(raw).bant
+    assert rule is not None, "these params give a rule"
+    return rule
+
+
 def test_bant_weights_default_to_one_per_letter() -> None:
-    bant = parse_params(MINIMAL).bant
-    assert bant.weights == {"budget": 1.0, "need": 1.0}
+    assert _rule(MINIMAL).weights == {"budget": 1.0, "need": 1.0}
     partial = with_changes({"bant": {"weights": {"need": 2.5}, "threshold": 3.5}})
-    assert parse_params(partial).bant.weights == {"budget": 1.0, "need": 2.5}
+    assert _rule(partial).weights == {"budget": 1.0, "need": 2.5}
 
 
 def test_a_threshold_above_the_sum_of_the_weights_is_refused() -> None:
     message = config_error(with_changes({"bant": {"threshold": 2.5}}))
     assert "  bant: threshold 2.5 is above the sum of the weights (2)" in message
-    assert parse_params(with_changes({"bant": {"threshold": 2}})).bant.threshold == 2
+    assert _rule(with_changes({"bant": {"threshold": 2}})).threshold == 2
     # 0.3 + 0.6 is 0.8999999999999999 in floats: 0.9 is the sum, not above it.
     floats = {"weights": {"budget": 0.3, "need": 0.6}, "threshold": 0.9}
-    assert parse_params(with_changes({"bant": floats})).bant.threshold == 0.9
+    assert _rule(with_changes({"bant": floats})).threshold == 0.9
 
 
 def test_a_rule_needs_a_letter() -> None:
@@ -373,7 +385,7 @@ def test_a_letter_reading_a_lead_ml_column_name_is_refused() -> None:
             "bant": {"letters": {"budget": "amount > 10"}},
         }
     )
-    assert "amount" in parse_params(raw).bant.columns()
+    assert "amount" in _rule(raw).columns()
 
 
 @pytest.mark.parametrize(
@@ -408,8 +420,8 @@ def test_missing_and_broken_files_are_config_errors(tmp_path: Path) -> None:
         load_params(scalar)
     empty = tmp_path / "empty.yaml"
     empty.write_text("")
-    with pytest.raises(ConfigError, match=r"empty\.yaml: 2 bad setting"):
-        load_params(empty)
+    with pytest.raises(ConfigError, match=r"empty\.yaml: 1 bad setting"):
+        load_params(empty)  # source is required; bant is not
 
 
 def test_params_are_frozen() -> None:

@@ -5,28 +5,41 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from projects import Project
+from projects import Project, project_environment
 from sklearn.metrics import roc_auc_score
+from typer.testing import CliRunner
 
-from lead_ml.audit import cv_folds
-from lead_ml.config import EvaluateConfig, parse_params, read_params_file
+from lead_ml import stages
+from lead_ml.audit import auc_ci_width, cv_folds, evaluation_plan
+from lead_ml.cli import app
+from lead_ml.config import AuditConfig, EvaluateConfig, parse_params, read_params_file
 from lead_ml.evaluate import (
+    auc_interval,
+    base_rate_shift,
+    capacity_check,
     capacity_view,
     classification_metrics,
     cross_validated_probability,
+    evaluate_folds,
     evaluate_score_frame,
     evaluate_scores,
     expected_calibration_error,
+    miscalibration,
     paired_bootstrap_auc_delta,
     plot_data,
+    verdict,
 )
 from lead_ml.features import FeatureRegistry
+from lead_ml.vocab import ConfigError
 
 WON = np.array([0, 0, 1, 1])
 
@@ -420,3 +433,221 @@ def test_cross_validated_probability_scores_each_closed_deal_out_of_fold(
     assert not np.array_equal(repeats[0], repeats[1])  # each repeat its own folds
     again = cross_validated_probability(features, registry, params, folds[:2], 2)
     np.testing.assert_array_equal(again[0], repeats[0])  # seeded
+
+
+# --- one AUC per run, the plan, and the warnings ------------------------------------
+
+
+def _folded(n_folds: int, size: int, seed: int) -> pd.DataFrame:
+    """Out-of-fold scores of ``n_folds`` folds of ``size`` deals, some signal."""
+    rng = np.random.default_rng(seed)
+    won = rng.integers(0, 2, n_folds * size)
+    return pd.DataFrame(
+        {
+            "deal_id": np.arange(won.size),
+            "won": won,
+            "probability": 1 / (1 + np.exp(-(won + rng.normal(0, 1.2, won.size)))),
+            "bant_points": rng.integers(0, 5, won.size)
+            + won * rng.integers(0, 2, won.size),
+            "bant_qualified": rng.random(won.size) < 0.3,
+            "amount": rng.random(won.size) * 100,
+            "fold": np.repeat(np.arange(n_folds), size),
+        }
+    )
+
+
+def test_out_of_fold_the_one_auc_is_the_folds_mean_with_its_spread_and_ci() -> None:
+    scores = _folded(5, 80, seed=4)
+    metrics = evaluate_folds(scores, EvaluateConfig(n_bootstrap=200), seed=0)
+    by_fold = [
+        roc_auc_score(rows["won"], rows["probability"])
+        for _, rows in scores.groupby("fold")
+    ]
+    bant = [
+        roc_auc_score(rows["won"], rows["bant_points"])
+        for _, rows in scores.groupby("fold")
+    ]
+    assert metrics["model"]["roc_auc"] == pytest.approx(np.mean(by_fold), abs=1e-12)
+    assert metrics["cv"]["model_roc_auc_mean"] == metrics["model"]["roc_auc"]
+    assert metrics["cv"]["model_roc_auc_std"] == pytest.approx(np.std(by_fold))
+    assert metrics["cv"]["model_roc_auc_by_fold"] == pytest.approx(by_fold)
+    assert metrics["delta_roc_auc"] == pytest.approx(np.mean(by_fold) - np.mean(bant))
+    low, high = metrics["model"]["roc_auc_ci95"]
+    assert low < metrics["model"]["roc_auc"] < high
+    low, high = metrics["delta_roc_auc_ci95"]
+    assert low < metrics["delta_roc_auc"] < high
+    # One ROC AUC: the pooled out-of-fold AUC is not a second figure.
+    pooled = roc_auc_score(scores["won"], scores["probability"])
+    assert pooled != pytest.approx(metrics["model"]["roc_auc"], abs=1e-9)
+    assert set(metrics["model"]) == {
+        "roc_auc",
+        "roc_auc_ci95",
+        "pr_auc",
+        "brier",
+        "log_loss",
+        "ece",
+    }
+    assert json.loads(json.dumps(metrics)) == metrics
+
+
+def test_repeats_score_each_deal_once_by_its_mean_out_of_fold_probability() -> None:
+    scores = _folded(2, 60, seed=5)
+    again = scores.assign(
+        probability=1 - scores["probability"], fold=scores["fold"] + 2
+    )
+    metrics = evaluate_folds(
+        pd.concat([scores, again]), EvaluateConfig(n_bootstrap=50), seed=0
+    )
+    assert metrics["cv"]["folds"] == 4
+    # every deal's mean probability is 0.5: the pooled list is all ties
+    assert metrics["model"]["pr_auc"] == pytest.approx(scores["won"].mean())
+    assert metrics["capacity"]["k"] <= 120
+
+
+def test_the_hanley_mcneil_width_matches_the_bootstrap_at_the_planned_auc() -> None:
+    """The plan's CI width (no training needed) is what the evaluation's bootstrap
+    then finds on a window of that size and AUC, within 15%."""
+    rng = np.random.default_rng(0)
+    won = np.r_[np.ones(159), np.zeros(350)].astype(int)
+    # binormal scores with AUC 0.75: separation sqrt(2) * Phi^-1(0.75)
+    score = rng.normal(0, 1, won.size) + won * 0.9539
+    assert roc_auc_score(won, score) == pytest.approx(0.75, abs=0.03)
+    low, high = auc_interval(won, score, 1000, seed=0)
+    assert auc_ci_width(159, 350, 0.75) == pytest.approx(high - low, rel=0.15)
+
+
+def test_a_test_window_of_159_wins_keeps_its_time_split() -> None:
+    """The issue's export: 159 wins in the test window gave a CI about 0.1 wide,
+    and the old fixed count (300 per outcome) threw the time split away."""
+    counts = {
+        "train": {"won": 500, "lost": 1100},
+        "valid": {"won": 120, "lost": 260},
+        "test": {"won": 159, "lost": 350},
+    }
+    plan = evaluation_plan(counts, "time", AuditConfig())
+    assert plan["evaluation"] == "holdout"
+    assert plan["test_auc_ci_width"] < 0.1
+    tighter = AuditConfig(max_auc_ci_width=0.08)
+    assert evaluation_plan(counts, "time", tighter)["evaluation"] == "rolling_origin"
+    assert evaluation_plan(counts, "order", tighter)["evaluation"] == "rolling_origin"
+    assert evaluation_plan(counts, "random", tighter)["evaluation"] == "repeated_cv"
+
+
+def test_a_base_rate_shift_is_a_warning() -> None:
+    rng = np.random.default_rng(1)
+    past = (rng.random(2000) < 0.05).astype(int)
+    now = (rng.random(500) < 0.31).astype(int)
+    warning = base_rate_shift(past, now, 1.5)
+    assert warning is not None and "too low" in warning
+    assert "train.calibrate_on: latest" in warning
+    assert base_rate_shift(past, (rng.random(500) < 0.05).astype(int), 1.5) is None
+    # a big ratio on a handful of deals is chance, not a shift
+    assert base_rate_shift(past, np.array([1, 0, 0]), 1.5) is None
+
+
+def test_miscalibration_on_the_judged_window_is_a_warning() -> None:
+    rng = np.random.default_rng(2)
+    cfg = EvaluateConfig()
+    prob = rng.uniform(0.01, 0.15, 600)
+    calibrated = (rng.random(600) < prob).astype(int)
+    assert miscalibration(calibrated, prob, cfg, seed=0) is None
+    shifted = (rng.random(600) < prob + 0.25).astype(int)
+    warning = miscalibration(shifted, prob, cfg, seed=0)
+    assert warning is not None and "ECE" in warning
+    # a small window's chance error is no miscalibration
+    few = np.full(12, 0.5)
+    assert (
+        miscalibration(np.r_[np.ones(9), np.zeros(3)].astype(int), few, cfg, 0) is None
+    )
+
+
+def test_the_verdict_never_claims_a_win_the_capacity_view_contradicts() -> None:
+    metrics = {
+        "delta_roc_auc": 0.032,
+        "delta_roc_auc_ci95": [0.004, 0.06],
+        "capacity": {"k": 2000, "model_wins": 655, "bant_wins": 899},
+    }
+    warning = capacity_check(metrics)
+    assert warning is not None and "655 vs 899" in warning
+    assert "beats" not in verdict(metrics) and verdict(metrics).startswith("mixed")
+    agreed = metrics | {"capacity": {"k": 2000, "model_wins": 999, "bant_wins": 899}}
+    assert capacity_check(agreed) is None
+    assert verdict(agreed).startswith("the model beats the rule")
+    unclear = agreed | {"delta_roc_auc_ci95": [-0.01, 0.06]}
+    assert "no clear difference" in verdict(unclear)
+
+
+# --- the stages: one plan, one AUC, a refit, on every source ------------------------
+
+
+def test_every_project_is_judged_by_its_plan_with_one_auc(project: Project) -> None:
+    metrics = json.loads(project.path("reports/metrics.json").read_text())
+    audit = json.loads(project.path("reports/audit.json").read_text())
+    assert metrics["evaluation"] == metrics["plan"]["evaluation"]
+    assert metrics["evaluation"] == audit["sufficiency"]["evaluation"]
+    if metrics["split"] in ("time", "order"):
+        assert metrics["evaluation"] in ("holdout", "rolling_origin")
+    low, high = metrics["model"]["roc_auc_ci95"]
+    assert low < metrics["model"]["roc_auc"] < high
+    assert isinstance(metrics["verdict"], str) and metrics["verdict"]
+
+
+def test_small_dated_data_is_judged_by_rolling_origin_folds_and_refit(
+    synthetic_project: Project, tmp_path: Path
+) -> None:
+    """800 dated deals: train cross-validates by rolling-origin folds and refits on
+    every closed deal; evaluate reads the out-of-fold scores; metrics, table and
+    console give one ROC AUC, the folds' mean, and never "time" beside random CV."""
+    features = synthetic_project.features()
+    closed = features[features["won"].notna()]
+    sample = closed.iloc[np.linspace(0, len(closed) - 1, 800).astype(int)]
+    sample.to_parquet(tmp_path / "features.parquet", index=False)
+    project = synthetic_project.path
+    shutil.copy(project("data/features/registry.json"), tmp_path / "registry.json")
+    shutil.copy(project("reports/audit.json"), tmp_path / "audit.json")
+    raw = read_params_file(project("params.yaml"))
+    raw["audit"] |= {"max_auc_ci_width": 0.05, "cv_splits": 3}
+    params = parse_params(raw)
+    paths = {
+        "features": tmp_path / "features.parquet",
+        "registry": tmp_path / "registry.json",
+        "model": tmp_path / "model",
+        "validated": project("data/validated"),
+        "audit": tmp_path / "audit.json",
+        "metrics": tmp_path / "metrics.json",
+        "plots": tmp_path / "plots",
+    }
+    with project_environment(tmp_path):
+        trained = stages.run_train(
+            params, paths["features"], paths["registry"], paths["model"]
+        )
+        metrics = stages.run_evaluate(params, paths)
+        exported = stages.run_export(
+            params,
+            paths | {"scorer": tmp_path / "scorer", "record": tmp_path / "export.json"},
+        )
+    assert exported["model"] == stages.model_id(paths["model"])
+    assert trained["evaluation"] == "rolling_origin"
+    assert trained["n_train"] == 800  # refit on every closed deal
+    oof = pd.read_parquet(paths["model"] / stages.OUT_OF_FOLD_FILE)
+    assert oof["fold"].nunique() == 3 and oof["deal_id"].is_unique
+    assert (metrics["split"], metrics["evaluation"]) == ("time", "rolling_origin")
+    assert metrics["n_test"] == len(oof) < 800
+    auc = metrics["model"]["roc_auc"]
+    assert auc == metrics["cv"]["model_roc_auc_mean"]
+    assert auc == pytest.approx(np.mean(metrics["cv"]["model_roc_auc_by_fold"]))
+    assert json.loads(paths["metrics"].read_text()) == metrics
+    printed = CliRunner().invoke(app, ["summary", "--metrics", str(paths["metrics"])])
+    assert printed.exit_code == 0, printed.output
+    shown = set(re.findall(r"ROC AUC[\s│|]+(0\.\d{3})", printed.output))
+    assert shown == {f"{auc:.3f}"}, printed.output
+    assert "rolling-origin" in printed.output
+
+
+def test_the_old_fixed_count_setting_names_its_replacement(
+    synthetic_project: Project,
+) -> None:
+    raw = read_params_file(synthetic_project.path("params.yaml"))
+    raw["audit"] = {"min_per_outcome": 300}
+    with pytest.raises(ConfigError, match="audit.max_auc_ci_width"):
+        parse_params(raw)

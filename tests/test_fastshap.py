@@ -375,10 +375,16 @@ def gapped_rows(n: int) -> np.ndarray:
     return rows
 
 
+def absent_sets(rows: np.ndarray) -> set[bytes]:
+    """The distinct sets of ABSENT features the rows lack (the empty one too)."""
+    return {(np.isnan(row) & ABSENT).tobytes() for row in rows}
+
+
+@pytest.mark.parametrize("collapsed", [True, False], ids=["collapsed", "per-row"])
 @pytest.mark.parametrize(
     ("params", "max_mixed", "max_table_depth"),
     [
-        ({"num_leaves": 7}, 4, 8),  # table entries mixed
+        ({"num_leaves": 7}, 4, 8),  # table entries mixed; trees looked up by code
         ({"num_leaves": 15, "max_cat_to_onehot": 8}, 0, 8),  # computed per leaf
         ({"num_leaves": 40, "max_depth": -1, "min_data_in_leaf": 3}, 4, 1),
     ],
@@ -388,12 +394,16 @@ def test_a_missing_complete_feature_is_averaged_over_the_training_rows(
     params: dict[str, Any],
     max_mixed: int,
     max_table_depth: int,
+    collapsed: bool,
 ) -> None:
     """Margins equal the plain-Python expectation over the training rows, and the
     contributions the brute-force Shapley values of that game: whether a leaf's
-    table entries are mixed, its values computed, or the leaf never tabulated."""
+    table entries are mixed, its values computed, or the leaf never tabulated; and
+    whether the rows of each absent set take that set's collapsed trees (as the
+    rows of a batch scored without its activity log do) or the per-row walk."""
     monkeypatch.setattr(fastshap, "MAX_MIXED", max_mixed)
     monkeypatch.setattr(fastshap, "MAX_TABLE_DEPTH", max_table_depth)
+    monkeypatch.setattr(fastshap, "MIN_COLLAPSE_ROWS", 1 if collapsed else 10**9)
     booster = train_complete(params)
     dump = booster.dump_model()
     ensemble = fastshap.parse_dump(dump)
@@ -410,6 +420,58 @@ def test_a_missing_complete_feature_is_averaged_over_the_training_rows(
     # LightGBM reads those gaps as 0 (and an unseen category as "other"): not this
     lightgbm = booster.predict(rows, raw_score=True)
     assert np.abs(lightgbm - margins)[gaps.any(axis=1)].max() > 0.01
+    nothing = np.zeros(4, bool).tobytes()
+    assert set(ensemble.collapsed) == (absent_sets(rows) if collapsed else {nothing})
+    assert len(absent_sets(rows)) > 4
+
+
+def test_a_batch_lacking_one_set_takes_its_collapsed_trees(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A batch whose rows all lack the same features (scored without their
+    activity log) collapses the trees once for that set and keeps them: every
+    tree kind (looked up by code, walked leaf by leaf), margins over a part of
+    the trees (the next question's), grouped values, all as the per-row walk."""
+    booster = train_complete(  # trees of 5 to 9 splits
+        {"num_leaves": 14, "min_data_in_leaf": 200, "max_depth": 4}, rounds=40
+    )
+    rows = complete_rows(400, 3)[0]
+    rows[:, [0, 3]] = np.nan  # the same two features unknown in every row
+    groups = np.array([0, 1, 0, 1], np.int32)
+
+    def explained(ensemble: fastshap.TreeEnsemble) -> list[np.ndarray]:
+        trees = fastshap.trees_using(ensemble, [1])
+        return [
+            fastshap.predict_margin(ensemble, rows, absent=ABSENT),
+            fastshap.predict_margin(ensemble, rows, trees, ABSENT),
+            fastshap.contributions(ensemble, rows, groups, 2, absent=ABSENT),
+        ]
+
+    with monkeypatch.context() as walking:
+        walking.setattr(fastshap, "MIN_COLLAPSE_ROWS", 10**9)
+        walked = fastshap.parse_dump(booster.dump_model())
+        walk = explained(walked)
+    assert len(walked.collapsed) == 0
+    ensemble = fastshap.parse_dump(booster.dump_model())
+    got = explained(ensemble)
+    flags = (np.isnan(rows[0]) & ABSENT).tobytes()
+    assert list(ensemble.collapsed) == [flags]  # one set, collapsed once
+    codes, mixed = ensemble.code_start >= 0, ensemble.collapsed[flags].tree_mixed
+    assert mixed[codes].any() and mixed[~codes].any()  # both tree kinds collapsed
+    for fast, slow in zip(got, walk, strict=True):
+        np.testing.assert_allclose(fast, slow, rtol=0, atol=TOLERANCE)
+    np.testing.assert_allclose(got[2].sum(axis=1), got[0], rtol=0, atol=TOLERANCE)
+
+
+def test_collapsed_sets_kept_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fastshap, "MIN_COLLAPSE_ROWS", 1)
+    monkeypatch.setattr(fastshap, "MAX_COLLAPSED", 3)
+    ensemble = fastshap.parse_dump(train_complete({"num_leaves": 7}).dump_model())
+    rows = gapped_rows(30)
+    first = fastshap.contributions(ensemble, rows, absent=ABSENT)
+    assert len(absent_sets(rows)) > 3 and len(ensemble.collapsed) == 3
+    again = fastshap.contributions(ensemble, rows, absent=ABSENT)
+    np.testing.assert_array_equal(again, first)
 
 
 def test_rows_lacking_no_complete_feature_score_as_lightgbm() -> None:

@@ -365,7 +365,7 @@ def test_the_shipped_settings_are_still_numbers_within_bounds() -> None:
     params = parse_params(MINIMAL)
     assert params.train.learning_rate == 0.05 and params.evaluate.n_bootstrap == 1000
     # An int where a float is expected is a number: threshold: 1, weights: {x: 2}.
-    assert isinstance(params.bant.threshold, float)
+    assert params.bant is not None and isinstance(params.bant.threshold, float)
 
 
 @pytest.mark.parametrize(

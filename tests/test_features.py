@@ -15,6 +15,7 @@ from lead_ml.explain import (
     feature_contributions,
 )
 from lead_ml.features import (
+    CATEGORY_SPLITS,
     FeatureRegistry,
     FeatureSpec,
     build_features,
@@ -67,7 +68,7 @@ def test_the_registry_is_consistent_with_the_source(project: Project) -> None:
     names = registry.names
     assert len(set(names)) == len(names) and not set(names) & set(FEATURE_META)
     assert all(name == slug(name) or name[-1].isdigit() for name in names)
-    columns = [spec.column for spec in registry.specs if spec.kind != "activity"]
+    columns = [spec.column for spec in registry.specs if spec.column]
     assert columns and len(set(columns)) == len(columns)
     assert set(columns) <= set(deals.candidates)
     assert not set(columns) & set(source.forbidden)
@@ -77,6 +78,10 @@ def test_the_registry_is_consistent_with_the_source(project: Project) -> None:
         assert spec.monotone in (-1, 0, 1), spec
         if spec.kind == "activity":
             assert not spec.column and spec.dimension == "engagement", spec
+            continue
+        if spec.date_part:  # a part of the created date: a number explained as other
+            assert (spec.column, spec.kind, spec.dimension) == ("", "number", OTHER)
+            assert spec.monotone == 0 and source.tables.deals.created, spec
             continue
         assert spec.kind in COLUMN_KINDS and spec.kind == deals.kinds[spec.column].kind
         assert spec.dimension == source.dimensions.get(spec.column, OTHER), spec
@@ -230,6 +235,69 @@ def test_plan_features_reads_kinds_dimensions_directions_and_details(
     assert by_name["strength"].detail_of == "champion"
     assert by_name["region"].dimension == OTHER
     assert not registry.uses_activities
+
+
+#: The parts of the created date each source's training deals support: X Education
+#: has no dates; Maven's engage dates are days (no hour) over about a year, with
+#: the training window short of some months; the synthetic CRM's carry a time.
+DATE_PARTS_OF = {
+    "synthetic": ["created_day_of_week", "created_month", "created_hour"],
+    "x_education": [],
+    "maven": ["created_day_of_week"],
+}
+
+
+def test_the_created_date_gives_its_parts(project: Project) -> None:
+    registry, features = registry_of(project), project.features()
+    parts = [spec.name for spec in registry.specs if spec.date_part]
+    assert parts == DATE_PARTS_OF[project.name]
+    created = pd.DatetimeIndex(features["created_at"])
+    expected = {
+        "created_day_of_week": created.day_of_week + 1,
+        "created_month": created.month,
+        "created_hour": created.hour,
+    }
+    for name in parts:
+        np.testing.assert_array_equal(
+            features[name].to_numpy(float), np.asarray(expected[name], dtype=float)
+        )
+
+
+def test_date_parts_are_read_from_the_created_date_missing_stays_missing() -> None:
+    created = pd.Series(
+        pd.to_datetime(pd.Series(["2024-01-01 09:30", "2024-06-15 00:00", None])),
+        dtype=TIME_DTYPE,
+    )
+    train = pd.Series(pd.date_range("2023-01-01 08:00", periods=365, freq="D"))
+    registry = plan_features([], {}, _source(), FeaturizeConfig(), train_created=train)
+    assert [s.name for s in registry.specs] == [
+        "created_day_of_week",
+        "created_month",
+        "created_hour",
+    ]
+    assert registry.column_kinds() == {}  # no source column: the contract is unchanged
+    ids = pd.Series(["a", "b", "c"])
+    built = build_features(registry, pd.DataFrame(index=ids.index), ids, created)
+    np.testing.assert_array_equal(
+        built[registry.names].to_numpy(),
+        [[1.0, 1.0, 9.0], [6.0, 6.0, 0.0], [np.nan] * 3],
+    )
+    fewer = FeaturizeConfig(date_parts=["month"])
+    assert plan_features([], {}, _source(), fewer, train_created=train).names == [
+        "created_month"
+    ]
+    undated = plan_features(
+        [], {}, _source(), FeaturizeConfig(), has_created=False, train_created=train
+    )
+    assert undated.specs == ()
+
+
+def test_category_splits_are_smoothed_in_the_trained_model(project: Project) -> None:
+    registry = registry_of(project)
+    booster = project.path("models/model/booster.txt").read_text()
+    assert registry.categorical  # every source has category features
+    for key, value in CATEGORY_SPLITS.items():
+        assert f"[{key}: {value:g}]" in booster
 
 
 def test_slugs_are_names_lightgbm_accepts() -> None:

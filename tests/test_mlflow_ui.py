@@ -5,9 +5,10 @@ named run with its datasets (train, valid and test, each with the data's own dig
 and the DVC-tracked file as its source), the standard tags, an experiment marked as
 classic ML, ROC/PR/calibration/gains figures as PNG images, descriptions on the
 registered model and its version, and each metric once (on the run and on each
-logged model). A copy of the synthetic project moves the champion alias by promote
-and rollback and keeps every move. A git + DVC repository shows that a run is named
-after its DVC experiment and carries the commit it was trained at.
+logged model). A copy of the synthetic two-version project moves the champion alias
+by promote and rollback and keeps every move. That a run in a git + DVC repository
+is named after its DVC experiment and carries the commit it was trained at is
+checked on test_pipeline_dvc's repository (TestSynthetic), which runs one.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 import pandas as pd
 import pytest
 import yaml
-from projects import Project, build_project, project_environment
+from projects import Project, fresh_versions, project_environment
 from typer.testing import CliRunner
 
 from lead_ml import stages, tracking
@@ -180,24 +181,15 @@ def test_the_registered_model_and_its_version_are_described(project: Project) ->
 
 
 @pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
-    """A synthetic project of its own whose store holds v1 and v2 (the same run
-    exported twice), its folder the working directory."""
-    project = build_project("synthetic", tmp_path_factory.mktemp("history"))
-    root = project.root
-    with project_environment(root):
-        stages.run_export(
-            project.params,
-            {
-                "features": root / "data/features/features.parquet",
-                "registry": root / "data/features/registry.json",
-                "model": root / "models/model",
-                "validated": root / "data/validated",
-                "scorer": root / "models/again",
-                "record": root / "reports/again.json",
-            },
-        )
-        yield project
+def registry(
+    synthetic_project: Project, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Project]:
+    """The synthetic CRM's two-version project (v1 a one-split stump, v2 the model:
+    :func:`projects.two_versions`) in a folder of its own, no champion and no alias
+    moved yet, its folder the working directory."""
+    versions = fresh_versions(synthetic_project, tmp_path_factory, "history")
+    with project_environment(versions.project.root):
+        yield versions.project
 
 
 def test_every_alias_move_is_kept_with_date_versions_and_reason(
@@ -208,7 +200,7 @@ def test_every_alias_move_is_kept_with_date_versions_and_reason(
     # A rollback runs no gate: the history must not depend on the data.
     steps = [
         ["promote", "--to", "v1", "--reason", "first   champion"],
-        ["promote", "--to", "v2", "--reason", "re-exported"],
+        ["promote", "--to", "v2", "--reason", "the model"],
         ["promote", "--to", "1", "--reason", "v2 over-scores new accounts"],
     ]
     for step in steps:
@@ -223,7 +215,7 @@ def test_every_alias_move_is_kept_with_date_versions_and_reason(
     ]
     assert [m.reason for m in moves] == [
         "set by --to from no champion, no gate: first champion",
-        "set by --to from v1, no gate: re-exported",
+        "set by --to from v1, no gate: the model",
         "set by --to from v2, no gate: v2 over-scores new accounts",
     ]
     for move in moves:
@@ -248,10 +240,10 @@ def test_every_alias_move_is_kept_with_date_versions_and_reason(
 def test_a_gated_promotion_joins_the_history(registry: Project) -> None:
     params = registry.params
     before = alias_history(registry_client(), params)
-    result = runner.invoke(app, ["promote", "--to", "v1"])
+    result = runner.invoke(app, ["promote", "--to", "v2"])
     assert result.exit_code == 0, result.output
-    # v2 is v1 exported again: the same scores, so the gate refuses it ...
-    result = runner.invoke(app, ["promote", "v2", "--reason", "try"])
+    # v1, a one-split stump, ranks worse than the champion: the gate refuses it ...
+    result = runner.invoke(app, ["promote", "v1", "--reason", "try"])
     assert result.exit_code == 1, result.output
     after = alias_history(registry_client(), params)
     assert after[: len(before)] == before
@@ -300,35 +292,3 @@ def test_outside_an_experiment_the_name_says_which_params_changed(
     assert tags["mlflow.source.git.dirty"] == "true"
     monkeypatch.setenv(tracking.DVC_EXP_NAME, "lower-rate")
     assert stages.run_name(changed) == "lower-rate"
-
-
-@pytest.fixture(scope="module")
-def dvc_repo(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """A synthetic git + DVC repository after `dvc repro` and a named experiment."""
-    from test_pipeline_dvc import build_repo
-
-    repo = build_repo("synthetic", tmp_path_factory.mktemp("dvc-names"))
-    repo.dvc("repro")
-    repo.commit("first run")
-    repo.dvc("exp", "run", "-n", "fewer-trees", "-S", "train.n_estimators=120")
-    return repo
-
-
-def test_dvc_runs_are_named_after_their_experiment_with_the_commit(
-    dvc_repo: Any,
-) -> None:
-    from mlflow import MlflowClient
-
-    client = MlflowClient(tracking_uri=dvc_repo.tracking_uri)
-    experiment = client.get_experiment_by_name("lead-ml")
-    assert experiment is not None
-    runs = client.search_runs([experiment.experiment_id], order_by=["start_time ASC"])
-    assert [run.info.run_name for run in runs] == ["synthetic CRM", "fewer-trees"]
-    first, named = runs
-    head = dvc_repo.head()
-    assert named.data.tags["dvc.experiment"] == "fewer-trees"
-    assert named.data.tags["dvc.baseline_rev"] == head
-    assert first.data.tags["mlflow.source.git.commit"] != head  # before "first run"
-    assert named.data.tags["mlflow.source.git.commit"] == head
-    assert named.data.params["train.n_estimators"] == "120"
-    assert experiment.tags[tracking.EXPERIMENT_KIND_TAG] == "custom_model_development"

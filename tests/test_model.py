@@ -13,23 +13,30 @@ from projects import Project
 from sklearn.metrics import roc_auc_score
 
 from lead_ml import fastshap
-from lead_ml.config import BandsConfig
+from lead_ml.config import BandsConfig, TrainConfig
 from lead_ml.features import FeatureRegistry, plan_features
 from lead_ml.model import (
     MODEL_FILE,
+    FoldScores,
     Split,
     TrainedModel,
     absent_features,
     band_thresholds,
     category_levels,
+    closed_in_time,
+    cross_validated_model,
     feature_rows,
     fit_platt,
+    fold_split,
+    judged,
     lightgbm_params,
     load_model,
     margin,
     model_matrix,
     predict_proba,
+    rolling_origin_folds,
     save_model,
+    scaled_train,
     split_frames,
     train_model,
 )
@@ -91,8 +98,11 @@ def test_the_split_is_ordered_in_time_and_holds_only_closed_deals(
 ) -> None:
     split, features = trained.split, trained.features
     windows = [split.train, split.valid, split.test]
+    # A group of copies goes where its first member falls: the others may be later.
+    single = features["group"].map(features["group"].value_counts()).eq(1)
     for earlier, later in zip(windows, windows[1:], strict=False):
-        assert _time(earlier).max() <= _time(later).min()
+        first, then = earlier[single[earlier.index]], later[single[later.index]]
+        assert _time(first).max() <= _time(then).min()
     for window in windows:
         assert set(window["outcome"]) == {"won", "lost"}
         assert _time(window).is_monotonic_increasing
@@ -222,7 +232,11 @@ def test_unseen_categories_score_as_missing(trained: Trained) -> None:
         np.testing.assert_array_equal(
             margin(trained.model, unseen), margin(trained.model, missing)
         )
-        assert np.isfinite(predict_proba(trained.model, unseen)).all()
+        # Both are "not known" in the model's rows (NaN), never some level's code:
+        # the margin above is then the missing-category score.
+        position = trained.model.info.feature_names.index(name)
+        for frame in (unseen, missing):
+            assert np.isnan(feature_rows(trained.model, frame)[:, position]).all()
 
 
 # --- category levels ---------------------------------------------------------------
@@ -271,16 +285,19 @@ def _declared(project: Project, registry: FeatureRegistry) -> FeatureRegistry:
     params, deals = project.params, project.deals()
     directions = params.source.directions | EXTRA_DIRECTIONS[project.name]
     source = params.source.model_copy(update={"directions": directions})
-    columns = [s.column for s in registry.specs if s.kind != "activity"]
+    # Source columns only: activity features and date parts come with no column.
+    columns = [s.column for s in registry.specs if s.column]
     features = project.features()
+    train = features["split"].eq("train").fillna(False).to_numpy(bool)
     planned = plan_features(
         columns,
-        {s.column: s.kind for s in registry.specs if s.kind != "activity"},
+        {s.column: s.kind for s in registry.specs if s.column},
         source,
         params.featurize,
         deals.activities,
-        features.loc[features["split"].eq("train").fillna(False), "deal_id"],
+        features.loc[train, "deal_id"],
         has_created=bool(deals.frame["created_at"].notna().any()),
+        train_created=features.loc[train, "created_at"],
     )
     assert planned.names == registry.names
     return planned
@@ -337,3 +354,139 @@ def test_the_model_honours_every_declared_or_known_direction(
         )
         steps = spec.monotone * np.diff(scores, axis=0)
         assert (steps >= -1e-12).all(), spec.name
+
+
+# --- folds, the refit after them, the small-data shape, the latest calibration ----
+
+
+def test_rolling_origin_folds_train_only_on_deals_before_their_block(
+    trained: Trained,
+) -> None:
+    features = trained.features
+    folds = rolling_origin_folds(features, n_folds=4, min_train=0.5)
+    # Each closed deal's place in time is its group's first member's (copies stay
+    # together, where the first falls).
+    order = closed_in_time(features)
+    groups = features["group"].to_numpy()
+    first: dict[object, int] = {}
+    for rank, position in enumerate(order):
+        first.setdefault(groups[position], rank)
+    start = np.full(len(features), -1)
+    start[order] = [first[groups[p]] for p in order]
+    assert len(folds) == 4
+    tested = np.concatenate([test for _, test in folds])
+    assert len(set(tested)) == len(tested)  # every block its own deals
+    half = round(len(order) / 2)
+    assert len(folds[0][0]) == int((start[order] < half).sum())
+    for (train, test), (later_train, _) in zip(folds, folds[1:], strict=False):
+        assert set(later_train) == set(train) | set(test)  # the window expands
+    for train, test in folds:
+        assert start[train].max() < start[test].min()
+        assert features["won"].iloc[np.r_[train, test]].notna().all()
+        assert not set(groups[train]) & set(groups[test])
+
+
+@pytest.fixture(scope="module")
+def refit(synthetic_project: Project) -> tuple[pd.DataFrame, TrainedModel, FoldScores]:
+    """800 closed deals of the synthetic project (time order kept), cross-validated
+    by 3 rolling-origin folds and refit."""
+    features = synthetic_project.features()
+    closed = features[features["won"].notna()]
+    sample = closed.iloc[np.linspace(0, len(closed) - 1, 800).astype(int)]
+    params = synthetic_project.params
+    registry = read_registry(synthetic_project.path("data/features/registry.json"))
+    plan = {"evaluation": "rolling_origin", "cv_splits": 3, "rolling_min_train": 0.5}
+    model, scores = cross_validated_model(sample, registry, params, plan)
+    return sample, model, scores
+
+
+def test_after_folds_the_model_is_refit_on_every_labelled_deal(
+    refit: tuple[pd.DataFrame, TrainedModel, FoldScores],
+) -> None:
+    sample, model, scores = refit
+    assert model.info.evaluation == "rolling_origin"
+    # as many trees as the folds' median early-stopped count, on every deal
+    assert model.info.best_iteration == int(np.median(scores.best_iterations))
+    assert model.booster.num_trees() == model.info.best_iteration
+    assert model.info.window["train_start"] == str(sample["created_at"].min().date())
+    assert model.info.window["train_end"] == str(sample["created_at"].max().date())
+    # the levels of every labelled deal: none of its own rows is unseen
+    for name, levels in model.info.categories.items():
+        seen = {str(v).strip().lower() for v in sample[name].dropna()}
+        assert seen == {level.lower() for level in levels}, name
+    # Platt scaling fit on the out-of-fold margins
+    won = sample["won"].to_numpy(int)
+    pooled = fit_platt(
+        np.concatenate(scores.margin), np.concatenate([won[t] for t in scores.tested])
+    )
+    assert model.info.calibration == pooled
+    assert model.info.judged_calibration is None
+
+
+def test_out_of_fold_scores_come_from_models_that_never_saw_the_deal(
+    refit: tuple[pd.DataFrame, TrainedModel, FoldScores],
+) -> None:
+    sample, model, scores = refit
+    won = sample["won"].to_numpy(int)
+    for tested, probability in zip(scores.tested, scores.probability, strict=True):
+        assert ((probability > 0) & (probability < 1)).all()
+        assert roc_auc_score(won[tested], probability) > 0.6
+    # the refit model scores its own training deals better than the folds did
+    everything = np.concatenate(scores.tested)
+    inside = roc_auc_score(
+        won[everything], predict_proba(model, sample.iloc[everything])
+    )
+    outside = roc_auc_score(won[everything], np.concatenate(scores.probability))
+    assert inside > outside
+
+
+def test_a_few_hundred_deals_grow_smaller_trees() -> None:
+    cfg = TrainConfig()
+    assert scaled_train(cfg, 300).min_child_samples == 7
+    assert scaled_train(cfg, 300).num_leaves == 4
+    assert scaled_train(cfg, 1000).num_leaves == 8
+    assert scaled_train(cfg, 1000).min_child_samples == 25
+    assert scaled_train(cfg, 10_000) == cfg
+    off = cfg.model_copy(update={"small_data": False})
+    assert scaled_train(off, 300) == off
+
+
+def test_calibrating_on_the_latest_window_keeps_the_judged_fit(
+    trained: Trained,
+) -> None:
+    params = trained.project.params
+    latest = params.train.model_copy(update={"calibrate_on": "latest"})
+    model = train_model(trained.split, trained.registry, latest, params.bands, 0)
+    test = trained.split.test
+    assert model.info.calibration == fit_platt(
+        margin(model, test), test["won"].to_numpy(int)
+    )
+    judged_model = judged(model)
+    valid = trained.split.valid
+    assert judged_model.info.calibration == fit_platt(
+        margin(model, valid), valid["won"].to_numpy(int)
+    )
+    assert judged(trained.model) is trained.model
+    # the latest fit matches the test window's win rate, as Platt does
+    assert predict_proba(model, test).mean() == pytest.approx(
+        test["won"].mean(), abs=1e-4
+    )
+
+
+def test_a_folds_validation_stretch_reaches_back_to_both_outcomes() -> None:
+    """Rare wins: the latest 15% of a fold's deals are all lost, so its early
+    stopping window reaches back to the latest win (in time order still)."""
+    won = np.r_[np.tile([1.0, 0, 0, 0], 20), np.zeros(40)]
+    features = pd.DataFrame(
+        {
+            "deal_id": [f"D{i}" for i in range(won.size)],
+            "created_at": pd.date_range("2024-01-01", periods=won.size, freq="D"),
+            "order": np.nan,
+            "won": won,
+        }
+    )
+    rows = np.arange(won.size)
+    split = fold_split(features, rows, rows[-5:], 0.15, True, np.random.default_rng(0))
+    assert set(split.valid["won"]) == {0.0, 1.0}
+    assert split.train["created_at"].max() < split.valid["created_at"].min()
+    assert len(split.train) + len(split.valid) == won.size

@@ -1,5 +1,8 @@
 """notebooks/explore.ipynb runs top to bottom (nbclient) on a finished project of
-any source, and shows the project's own numbers, leads and column names.
+any source, and shows what the report cannot: the score's dependence on each MEDDIC
+field per dimension, calibration per segment, the leads where the model and BANT
+disagree most, and the base rate by month; in the project's own numbers, leads and
+column names.
 
 The notebook reads the project folder named by ``LEAD_ML_PROJECT``; here that is
 the session's finished project (tests/projects.py) of the synthetic CRM and of the
@@ -17,8 +20,10 @@ import pytest
 from projects import Project
 
 from lead_ml import report
+from lead_ml.audit import split_method
 from lead_ml.model import split_frames
 from lead_ml.scorer import load_scorer
+from lead_ml.vocab import MEDDIC_DIMENSIONS
 
 pytestmark = pytest.mark.slow
 
@@ -108,16 +113,69 @@ def test_bant_versus_model_shows_the_evaluated_metrics(
     assert f"{metrics['capacity']['model_wins']} (" in text
 
 
-def test_charts_are_drawn_as_svg(run: tuple[Project, Any]) -> None:
-    _, notebook = run
+def test_charts_are_vega_lite_drawn_as_svg(run: tuple[Project, Any]) -> None:
+    project, notebook = run
     svgs = [
         output["data"]["image/svg+xml"]
         for cell in code_cells(notebook)
         for output in cell.outputs
         if "image/svg+xml" in output.get("data", {})
     ]
-    assert len(svgs) == 4
-    assert all('class="series"' in s or 'class="bar"' in s for s in svgs)
+    # The base rate over time, and calibration per segment column.
+    assert len(svgs) >= 2
+    assert all("role-mark" in s and "<svg" in s for s in svgs)
+    assert any("Calibration by " in s for s in svgs)
+
+
+def window_of(project: Project) -> report.Window:
+    scorer = load_scorer(project.path("models/scorer"))
+    test = split_frames(project.features()).test
+    return report.score_window(scorer, test, project.deals(), project.params)
+
+
+def test_dependence_on_each_meddic_field_per_dimension(
+    run: tuple[Project, Any],
+) -> None:
+    project, notebook = run
+    registry = load_scorer(project.path("models/scorer")).registry
+    text = shown(notebook)
+    for dimension in MEDDIC_DIMENSIONS:
+        assert f"== {report.DIMENSION_LABELS[dimension]}: " in text
+        for spec in registry.specs:
+            if spec.dimension == dimension:
+                assert "mean contribution" in text and html.escape(spec.words) in text
+
+
+def test_calibration_per_segment_and_disagreements_are_shown(
+    run: tuple[Project, Any],
+) -> None:
+    project, notebook = run
+    window = window_of(project)
+    assert window.deals is not None
+    columns = report.segment_columns(project.params, window.deals)
+    text = shown(notebook)
+    assert f"segment columns: {', '.join(columns)}" in text
+    scored = window.scored
+    lowest = scored[scored["bant_qualified"]].sort_values("probability").head(5)
+    highest = scored[~scored["bant_qualified"]].sort_values(
+        "probability", ascending=False
+    )
+    for deal_id in [*lowest["deal_id"], *highest["deal_id"].head(5)]:
+        assert deal_id in text
+    assert "BANT turns them away; the model ranks them highest" in text
+
+
+def test_base_rate_is_followed_by_month_or_order(run: tuple[Project, Any]) -> None:
+    project, notebook = run
+    features = project.features()
+    method, _ = split_method(features)
+    text = shown(notebook)
+    if method == "time":
+        closed = features[features["won"].notna()]
+        months = closed["created_at"].dt.to_period("M").astype(str).unique()
+        assert all(month in text for month in months)
+    else:
+        assert "tenth of the order" in text
 
 
 def test_example_leads_are_explained(run: tuple[Project, Any]) -> None:
@@ -127,7 +185,10 @@ def test_example_leads_are_explained(run: tuple[Project, Any]) -> None:
     test = split_frames(project.features()).test
     window = report.score_window(scorer, test, project.deals(), params)
     text = shown(notebook)
-    for deal_id in report.example_leads(window.scored)["deal_id"]:
+    examples = report.example_leads(window.scored)
+    for deal_id in examples["deal_id"]:
+        assert deal_id in text
+    for deal_id in report.question_leads(window.scored, examples)["deal_id"]:
         assert deal_id in text
     assert "Ask about" in text
 

@@ -15,8 +15,17 @@ second one that must be a no-op, then the source's experiments, each after a com
 (`dvc exp run` needs one). Fixtures snapshot what the tests read, because later
 steps change the workspace. Which stages an experiment must rerun comes from the
 resolved pipeline in dvc.lock: the stages reading the changed parameter, and every
-stage downstream of their outputs. The synthetic CRM also runs in a twin repository
-built from scratch alongside, for determinism and for what `make clean` does.
+stage downstream of their outputs.
+
+The synthetic CRM's repositories run as `make run` does, with no MLFLOW_TRACKING_URI
+(the store is found in the project root, issue 15), and carry the bench's stage
+file. A twin repository is built from scratch alongside: every tracked file
+byte-identical, `dvc status` clean (bench included), its store the "other store"
+an experiment's version must not be taken from, and a copy of it shows what `make
+clean` does. The first repository's learning-rate experiment is named (MLflow run
+names and commits follow DVC's), then a `dvc exp run --temp` experiment must log
+and register in the project's store. These were test_tracking's and test_mlflow_ui's
+own repositories; they share these so that each pipeline runs once.
 """
 
 from __future__ import annotations
@@ -35,16 +44,21 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 import pandas as pd
 import pytest
 import yaml
 from projects import QUICK, ROOT, SHARED, SOURCES, merged, require_source
 
+from lead_ml import tracking
+from lead_ml.compare import registry_client, resolve
 from lead_ml.config import load_params, read_params_file
 from lead_ml.features import FeatureRegistry
 from lead_ml.tables import read_table
 from lead_ml.tracking import file_md5, flatten, numeric_metrics
+from lead_ml.vocab import CompareError
 
 pytestmark = pytest.mark.slow
 
@@ -63,8 +77,8 @@ PROJECT_FILES = (
 GENERATE = "data/dvc.yaml:generate"
 #: Stages of dvc.yaml besides one read@<table> per table of the source.
 PIPELINE = ("validate", "audit", "featurize", "train", "evaluate", "export", "report")
-#: The twin repository stops here: what determinism and `make clean` need.
-TWIN_TARGET = "evaluate"
+#: After `make clean` in a copy of the twin, `dvc repro` up to here: train reruns.
+CLEAN_TARGET = "evaluate"
 METRIC_KEYS = (
     "model.roc_auc",
     "model.pr_auc",
@@ -99,6 +113,8 @@ RUN_FILE = "models/model/run.json"
 METRICS = "reports/metrics.json"
 EXPORT = "reports/export.json"
 REPORT = "reports/report.html"
+#: The synthetic CRM's learning-rate experiment, named (run names follow it).
+LOWER_RATE = "lower-rate"
 #: X Education's path experiment: an export of its first leads only.
 SHORTER_EXPORT_LEADS = 8000
 
@@ -198,6 +214,14 @@ class Repo:
         return found
 
 
+def keep_site_cache(root: Path) -> None:
+    """DVC keeps a per-repository index under /var/tmp by default: keep it in the
+    repository (its .dvc/tmp)."""
+    (root / ".dvc/config.local").write_text(
+        f"[core]\n    site_cache_dir = {root / '.dvc/tmp/site'}\n"
+    )
+
+
 def build_repo(source: str, folder: Path) -> Repo:
     """Copy what the pipeline needs into ``folder/project`` with the source's params
     file as params.yaml, and make it a committed git + DVC repository."""
@@ -219,16 +243,56 @@ def build_repo(source: str, folder: Path) -> Repo:
         shutil.copy2(SOURCES[source], root / "params.yaml")
         (folder / "shared").mkdir()
         (folder / "shared" / "data").symlink_to(SHARED, target_is_directory=True)
-    # DVC keeps a per-repository index under /var/tmp by default: keep it in here.
-    (root / ".dvc/config.local").write_text(
-        f"[core]\n    site_cache_dir = {root / '.dvc/tmp/site'}\n"
-    )
+    keep_site_cache(root)
     repo = Repo(source, root)
     repo.run("git", "init", "-q")
     repo.run("git", "config", "user.name", "lead-ml tests")
     repo.run("git", "config", "user.email", "tests@lead-ml.invalid")
     repo.commit(f"project on the {source} source")
     return repo
+
+
+BENCH = "bench/dvc.yaml"
+BENCH_FILES = ("bench/dvc.yaml", "bench/harness.py", "examples/x_education/params.yaml")
+
+
+@dataclass(frozen=True)
+class DefaultRepo(Repo):
+    """A test repository run as `make run` runs: no MLFLOW_TRACKING_URI, so lead-ml
+    resolves the store itself (mlflow.db in the repository's root)."""
+
+    def environment(self) -> dict[str, str]:
+        """The repository's environment without any store setting."""
+        hidden = ("MLFLOW_TRACKING_URI", tracking.DVC_ROOT)
+        return {k: v for k, v in super().environment().items() if k not in hidden}
+
+
+def default_repo(folder: Path) -> DefaultRepo:
+    """The synthetic project with the bench's stage file, its code hash recorded,
+    run with the default store."""
+    built = build_repo("synthetic", folder)
+    repo = DefaultRepo(built.source, built.root)
+    for name in BENCH_FILES:
+        (repo.root / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, repo.root / name)
+    # Its outputs stand in as empty JSON: `dvc commit` records what it reads.
+    stage = yaml.safe_load((ROOT / BENCH).read_text())["stages"]["bench"]
+    for entry in [*stage.get("outs", []), *stage.get("metrics", [])]:
+        path = repo.root / (entry if isinstance(entry, str) else next(iter(entry)))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("{}\n")
+    repo.dvc("commit", "--force", "--quiet", f"{BENCH}:bench")
+    repo.commit("the bench's stage, its code dependency hashed")
+    return repo
+
+
+def tracked_files(repo: Repo) -> dict[str, str]:
+    """md5 of every file git tracks or would track (not ignored)."""
+    listed = repo.run(
+        "git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"
+    )
+    names = [n for n in listed.split("\0") if n and (repo.root / n).is_file()]
+    return {name: file_md5(repo.root / name) for name in sorted(names)}
 
 
 # --- the resolved pipeline ---------------------------------------------------------
@@ -292,6 +356,21 @@ def affected_by(stages: dict[str, Locked], key: str) -> set[str]:
         if downstream <= affected:
             return affected
         affected |= downstream
+
+
+def upstream_of(stages: dict[str, Locked], name: str) -> set[str]:
+    """A stage and every stage it depends on (what `dvc repro NAME` covers)."""
+    needed = {name}
+    while True:
+        read = [dep for n in needed for dep in stages[n].deps]
+        upstream = {
+            other
+            for other, stage in stages.items()
+            if any(overlaps(out, dep) for out in stage.outs for dep in read)
+        }
+        if upstream <= needed:
+            return needed
+        needed |= upstream
 
 
 def outputs(stages: dict[str, Locked], names: Iterable[str] | None = None) -> list[str]:
@@ -419,6 +498,8 @@ class Snapshot:
     plot_rows: dict[str, int]
     calibration: list[tuple[int, float, float]]
     has_raw: bool
+    #: md5 of every file git tracks or would track (the committed outputs among them).
+    tracked: dict[str, str]
 
     def md5(self, path: str) -> str:
         """The md5 of an output file."""
@@ -483,13 +564,20 @@ def snapshot(repo: Repo, output: str, new_store: bool = False) -> Snapshot:
         if (plots / "calibration.csv").exists()
         else [],
         has_raw=(root / "data/raw").exists(),
+        tracked=tracked_files(repo),
     )
 
 
-def experiment(repo: Repo, message: str, *settings: str) -> Snapshot:
-    """Commit the workspace as the baseline, then `dvc exp run -S` each setting."""
+def experiment(
+    repo: Repo, message: str, *settings: str, name: str | None = None
+) -> Snapshot:
+    """Commit the workspace as the baseline, then `dvc exp run -S` each setting
+    (named ``name``, or as DVC names it)."""
     repo.commit(message)
-    output = repo.dvc("exp", "run", *(part for s in settings for part in ("-S", s)))
+    named = ("-n", name) if name else ()
+    output = repo.dvc(
+        "exp", "run", *named, *(part for s in settings for part in ("-S", s))
+    )
     return snapshot(repo, output)
 
 
@@ -498,6 +586,20 @@ def experiment_name(output: str) -> str:
     found = re.search(r"Ran experiment\(s\): (\S+)", output)
     assert found, output
     return found.group(1)
+
+
+def experiment_record(repo: Repo, name: str) -> dict[str, Any]:
+    """The export record an experiment committed."""
+    refs = repo.run("git", "for-each-ref", "--format=%(objectname) %(refname)")
+    (commit,) = [
+        line.split()[0]
+        for line in refs.splitlines()
+        if "refs/exps/" in line and line.endswith(f"/{name}")
+    ]
+    record: dict[str, Any] = json.loads(
+        repo.run("git", "show", f"{commit}:reports/export.json")
+    )
+    return record
 
 
 def calibration_bins(path: Path) -> list[tuple[int, float, float]]:
@@ -712,7 +814,10 @@ class Checks:
         )
         assert sorted(model.name for model in logged) == ["booster", "scorer"]
         booster = next(model for model in logged if model.name == "booster")
-        signature = Model.load(booster.artifact_location).signature
+        # Model.load takes a folder, not a file:// URI (the default store's form).
+        location = urlparse(booster.artifact_location)
+        folder = url2pathname(location.path) if location.scheme == "file" else None
+        signature = Model.load(folder or booster.artifact_location).signature
         assert signature is not None
         assert signature.inputs.input_names() == built.registry.names
 
@@ -817,7 +922,13 @@ class LearningRateChecks:
 
 
 class TestSynthetic(LearningRateChecks, Checks):
-    """The built-in synthetic CRM at the tests' size: generate runs upstream."""
+    """The built-in synthetic CRM at the tests' size: generate runs upstream.
+
+    Both repositories carry the bench's stage file and run as `make run` does, with
+    no MLFLOW_TRACKING_URI (lead-ml finds the store in the project root, issue 15).
+    The twin is never changed after its run: its store holds one run and v1, the
+    same content as the first repository's v1 but none of its experiments.
+    """
 
     SOURCE = "synthetic"
 
@@ -826,13 +937,13 @@ class TestSynthetic(LearningRateChecks, Checks):
     def twin_started(
         cls, source: str, tmp_path_factory: pytest.TempPathFactory
     ) -> Iterator[tuple[Repo, subprocess.Popen[str]]]:
-        """A second repository from scratch, its `dvc repro` (up to evaluate) started.
+        """A second repository from scratch, its `dvc repro` started.
 
         It runs while the first repository's pipeline runs: most of a stage's time
         is one process importing its libraries, so the two share the cores well.
         """
-        repo = build_repo(source, tmp_path_factory.mktemp("twin"))
-        process = repo.start(str(VENV_BIN / "dvc"), "repro", TWIN_TARGET)
+        repo = default_repo(tmp_path_factory.mktemp("twin"))
+        process = repo.start(str(VENV_BIN / "dvc"), "repro")
         yield repo, process
         if process.poll() is None:  # the twin was not needed: stop it
             process.kill()
@@ -847,71 +958,255 @@ class TestSynthetic(LearningRateChecks, Checks):
         twin_started: tuple[Repo, subprocess.Popen[str]],
     ) -> Snapshot:
         """The pipeline run from scratch in a new repository (alongside the twin)."""
-        repo = build_repo(source, tmp_path_factory.mktemp(source))
+        repo = default_repo(tmp_path_factory.mktemp(source))
         return snapshot(repo, repo.dvc("repro"))
 
     @pytest.fixture(scope="class")
     @classmethod
-    def learning_rate(
-        cls, built: Snapshot, rerun: tuple[Snapshot, Any]
-    ) -> tuple[Snapshot, Snapshot]:
-        """One training setting changed through `dvc exp run -S`."""
-        before = rerun[0]
-        return before, experiment(built.repo, "first run", "train.learning_rate=0.1")
-
-    @pytest.fixture(scope="class")
-    @classmethod
     def twin(cls, twin_started: tuple[Repo, subprocess.Popen[str]]) -> Snapshot:
-        """The same pipeline from scratch in the second repository, up to evaluate."""
+        """The same pipeline from scratch in the second repository."""
         repo, process = twin_started
         return snapshot(repo, Repo.finish(process))
 
     @pytest.fixture(scope="class")
     @classmethod
-    def cleaned(cls, twin: Snapshot) -> tuple[list[str], Snapshot]:
-        """The twin after what `make clean` removes (outputs, MLflow store), rerun."""
+    def made(cls, built: Snapshot, twin: Snapshot) -> dict[str, list[Any]]:
+        """Both repositories as `make run` leaves them, their sources compiled to
+        bytecode: per repository, whether bytecode was written, then `dvc status` of
+        the pipeline and of the bench. Read before any experiment changes params."""
+        found: dict[str, list[Any]] = {}
+        for name, repo in (("first", built.repo), ("twin", twin.repo)):
+            # The bytecode a clone's own (editable) lead-ml writes beside its
+            # sources: the tests' lead-ml runs from the project, so it is written here.
+            repo.run(sys.executable, "-m", "compileall", "-q", "src/lead_ml")
+            compiled = any((repo.root / "src/lead_ml/__pycache__").glob("*.pyc"))
+            found[name] = [
+                compiled,
+                json.loads(repo.dvc("status", "--json")),
+                json.loads(repo.dvc("status", BENCH, "--json")),
+            ]
+        return found
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def learning_rate(
+        cls, built: Snapshot, rerun: tuple[Snapshot, Any], made: dict[str, list[Any]]
+    ) -> tuple[Snapshot, Snapshot]:
+        """One training setting changed through `dvc exp run -n lower-rate -S`."""
+        before = rerun[0]
+        after = experiment(
+            built.repo, "first run", "train.learning_rate=0.1", name=LOWER_RATE
+        )
+        return before, after
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def temp_experiment(
+        cls, built: Snapshot, learning_rate: tuple[Snapshot, Snapshot]
+    ) -> tuple[str, str]:
+        """`dvc exp run --temp` (a copy under .dvc/tmp/exps) on the first repository,
+        after the learning-rate experiment: the experiment's name and the output."""
+        repo = built.repo
+        repo.commit("the learning-rate experiment")
+        output = repo.dvc("exp", "run", "--temp", "-S", "train.learning_rate=0.05")
+        return experiment_name(output), output
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def cleaned(
+        cls, twin: Snapshot, tmp_path_factory: pytest.TempPathFactory
+    ) -> tuple[list[str], Snapshot]:
+        """A copy of the twin (a clone, its DVC cache and run cache kept) after what
+        `make clean` removes (outputs, MLflow store), rerun up to evaluate. A copy:
+        the twin's own store stays as it was for the tests reading it."""
+        root = tmp_path_factory.mktemp("cleaned") / "project"
+
+        def state(folder: str, names: list[str]) -> set[str]:
+            # DVC's per-repository state (its index of the twin's paths) is rebuilt.
+            return {"tmp"} if Path(folder) == twin.repo.root / ".dvc" else set()
+
+        shutil.copytree(twin.repo.root, root, symlinks=True, ignore=state)
+        keep_site_cache(root)
+        repo = DefaultRepo(twin.repo.source, root)
         removed = make_clean_paths()
         for name in removed:
-            path = twin.repo.root / name
+            path = root / name
             if path.is_dir():
                 shutil.rmtree(path)
             else:
                 path.unlink(missing_ok=True)
-        output = twin.repo.dvc("repro", TWIN_TARGET)
-        return removed, snapshot(twin.repo, output, new_store=True)
+        return removed, snapshot(repo, repo.dvc("repro", CLEAN_TARGET))
 
     def test_same_params_give_identical_data_model_metrics_and_hashes(
         self, built: Snapshot, twin: Snapshot
     ) -> None:
-        # The twin stops after evaluate; run.json names its own MLflow run.
         stages = set(twin.stages)
-        assert stages == {
-            GENERATE,
-            *(s for s in built.stages if s.startswith("read@")),
-        } | {
-            "validate",
-            "audit",
-            "featurize",
-            "train",
-            "evaluate",
-        }
+        assert (
+            stages
+            == set(built.stages)
+            == {
+                GENERATE,
+                *(s for s in built.stages if s.startswith("read@")),
+                *PIPELINE,
+            }
+        )
 
         def hashes(run: Snapshot) -> dict[str, str]:
             written = outputs(run.stages, stages)
             return {
                 path: md5
                 for path, (md5, _) in run.files.items()
-                if any(overlaps(path, w) for w in written) and path != RUN_FILE
+                if any(overlaps(path, w) for w in written)
             }
 
-        assert {FEATURES, BOOSTER, METRICS} <= set(hashes(twin))
+        assert {FEATURES, BOOSTER, RUN_FILE, METRICS, EXPORT} <= set(hashes(twin))
         assert hashes(twin) == hashes(built)
         assert twin.metrics == built.metrics
-        # DVC's own hashes of every output but the model folder (its run.json).
-        for stage in stages - {"train"}:
+        # DVC's own hashes of every output.
+        for stage in stages:
             assert twin.lock[stage]["outs"] == built.lock[stage]["outs"], stage
         assert twin.run["run_id"] != built.run["run_id"]
         assert twin.run["data_version"] == built.run["data_version"]
+
+    def test_a_fresh_folder_reproduces_every_tracked_file_byte_for_byte(
+        self, built: Snapshot, twin: Snapshot
+    ) -> None:
+        first, second = twin.tracked, built.tracked
+        assert "dvc.lock" in first and "reports/export.json" in first
+        assert "reports/report.html" in first and "reports/metrics.json" in first
+        assert [p for p in first if first[p] != second.get(p)] == []
+        assert first.keys() == second.keys()
+        # Neither a run id nor a registry version is in what DVC hashes (the twin's
+        # files are as its run left them).
+        repo = twin.repo
+        lock = (repo.root / "dvc.lock").read_bytes()
+        assert file_md5(repo.root / "dvc.lock") == second["dvc.lock"]
+        record, run = repo.json(EXPORT), repo.json(RUN_FILE)
+        (run_id,) = Store(repo.tracking_uri).run_ids("lead-ml")
+        assert "run_id" not in record and "registered_version" not in record
+        assert run_id not in lock.decode()
+        for path in (REPORT, EXPORT, RUN_FILE):
+            assert run_id not in (repo.root / path).read_text(), path
+        assert set(run) == {"model", "data_version", "source"}
+
+    def test_after_make_run_dvc_status_is_clean_bench_included(
+        self, made: dict[str, list[Any]]
+    ) -> None:
+        assert made == {"first": [True, {}, {}], "twin": [True, {}, {}]}
+
+    def test_runs_and_versions_carry_the_content_identity(self, twin: Snapshot) -> None:
+        repo = twin.repo
+        client = Store(repo.tracking_uri).client()
+        record, run = repo.json(EXPORT), repo.json(RUN_FILE)
+        (version,) = client.search_model_versions("name = 'lead-ml-scorer'")
+        trained = client.get_run(version.run_id)
+        assert trained.data.tags[tracking.MODEL_TAG] == run["model"] == record["model"]
+        assert trained.data.tags[tracking.SCORER_TAG] == record["model_version"]
+        assert version.tags[tracking.SCORER_TAG] == record["model_version"]
+        assert trained.data.metrics["model.roc_auc"] == pytest.approx(
+            repo.json(METRICS)["model"]["roc_auc"]
+        )
+        # Artifacts sit in the project's mlruns/, not wherever a stage ran.
+        experiment = client.get_experiment_by_name("lead-ml")
+        assert experiment.artifact_location == (repo.root / "mlruns").as_uri()
+
+    def test_dvc_runs_are_named_after_their_experiment_with_the_commit(
+        self, learning_rate: tuple[Snapshot, Snapshot]
+    ) -> None:
+        after = learning_rate[1]
+        client = Store(after.repo.tracking_uri).client()
+        experiment = client.get_experiment_by_name("lead-ml")
+        assert experiment is not None
+        runs = [
+            run
+            for run in client.search_runs(
+                [experiment.experiment_id], order_by=["start_time ASC"]
+            )
+            if run.info.run_id in after.runs
+        ]
+        assert [run.info.run_name for run in runs] == ["synthetic CRM", LOWER_RATE]
+        first, named = runs
+        head = after.commit  # the experiment's baseline, "first run"
+        assert named.data.tags["dvc.experiment"] == LOWER_RATE
+        assert named.data.tags["dvc.baseline_rev"] == head
+        assert first.data.tags["mlflow.source.git.commit"] != head  # before it
+        assert named.data.tags["mlflow.source.git.commit"] == head
+        assert named.data.params["train.learning_rate"] == "0.1"
+        assert (
+            experiment.tags[tracking.EXPERIMENT_KIND_TAG] == "custom_model_development"
+        )
+
+    def test_a_temp_experiment_logs_and_registers_in_the_projects_store(
+        self, built: Snapshot, temp_experiment: tuple[str, str]
+    ) -> None:
+        repo, name = built.repo, temp_experiment[0]
+        store = Store(repo.tracking_uri)
+        # v1 the first run, v2 the learning-rate experiment, v3 this one.
+        assert store.versions("lead-ml-scorer") == {1, 2, 3}
+        assert len(store.run_ids("lead-ml")) == 3
+        client = store.client()
+        record = experiment_record(repo, name)
+        latest = client.get_model_version("lead-ml-scorer", "3")
+        assert latest.tags[tracking.SCORER_TAG] == record["model_version"]
+        assert client.get_run(latest.run_id).data.params["train.learning_rate"] == (
+            "0.05"
+        )
+        compared = repo.lead_ml("compare", "v1", name, "--out-dir", "reports/compare")
+        assert "v3" in (repo.root / "reports/compare/compare.md").read_text()
+        assert "Traceback" not in compared
+
+    def test_compare_and_promote_refuse_a_version_that_is_not_the_experiments(
+        self, built: Snapshot, twin: Snapshot, temp_experiment: tuple[str, str]
+    ) -> None:
+        # The bug's mechanism: the store in force (the twin's) has a v1 (the same
+        # content as the first repository's) but not the experiment's model, as
+        # when a queued run registered into a temporary copy's store.
+        repo, name = built.repo, temp_experiment[0]
+        record = experiment_record(repo, name)
+        uri = twin.repo.tracking_uri
+        for command in (("compare", name), ("promote", name)):
+            process = subprocess.run(
+                [str(VENV_BIN / "lead-ml"), *command],
+                cwd=repo.root,
+                env={**os.environ, "MLFLOW_TRACKING_URI": uri},
+                capture_output=True,
+                text=True,
+            )
+            said = " ".join((process.stdout + process.stderr).split())
+            assert process.returncode == 2, said
+            assert f"DVC experiment '{name}'" in said
+            assert record["model_version"] in said and uri in said
+            assert "run it again" in said and "Traceback" not in said
+        assert Store(uri).client().get_registered_model("lead-ml-scorer").aliases == {}
+
+    def test_an_older_record_counts_only_when_its_run_registered_the_version(
+        self, twin: Snapshot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Records of older lead-ml named a registry version and a run id: the
+        # version is the experiment's only when it was registered from that run.
+        def run(*args: str) -> None:
+            subprocess.run(args, cwd=tmp_path, check=True, capture_output=True)
+
+        run("git", "init", "-q")
+        run("git", "config", "user.email", "ci@example.com")
+        run("git", "config", "user.name", "ci")
+        run(sys.executable, "-m", "dvc", "init", "-q")
+        record = tmp_path / "reports" / "export.json"
+        record.parent.mkdir()
+        record.write_text("{}\n")
+        run("git", "add", "-A")
+        run("git", "commit", "-qm", "baseline")
+        store = Store(twin.repo.tracking_uri)
+        (version,) = store.client().search_model_versions("name = 'lead-ml-scorer'")
+        for name, run_id in (("mine", version.run_id), ("stray", "0" * 32)):
+            record.write_text(json.dumps({"registered_version": 1, "run_id": run_id}))
+            run(sys.executable, "-m", "dvc", "exp", "save", "-f", "-n", name)
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", store.uri)
+        params = load_params(twin.repo.root / "params.yaml")
+        client = registry_client()
+        assert resolve(client, params, "mine", repo=tmp_path).version == 1
+        with pytest.raises(CompareError, match=f"registered from run {version.run_id}"):
+            resolve(client, params, "stray", repo=tmp_path)
 
     def test_after_make_clean_train_reruns_into_the_new_store(
         self, twin: Snapshot, cleaned: tuple[list[str], Snapshot]
@@ -923,10 +1218,11 @@ class TestSynthetic(LearningRateChecks, Checks):
         # the old store held (`dvc repro --force evaluate` logs them to the new run).
         removed, after = cleaned
         assert "mlflow.db" in removed and "models/model" in removed
+        covered = upstream_of(twin.stages, CLEAN_TARGET)
         hit = {
             name
-            for name, stage in twin.stages.items()
-            if any(overlaps(out, r) for out in stage.outs for r in removed)
+            for name in covered
+            if any(overlaps(out, r) for out in twin.stages[name].outs for r in removed)
         }
         assert {"train", "featurize", GENERATE} <= hit
         assert hit - {"train"} <= restored(after.output) | ran(after.output)

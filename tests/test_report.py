@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import fcntl
+import html
 import io
 import json
 import math
@@ -23,6 +24,7 @@ import select
 import shlex
 import shutil
 import subprocess
+import sys
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -36,7 +38,7 @@ import yaml
 from projects import Project, project_environment
 from typer.testing import CliRunner
 
-from lead_ml import report
+from lead_ml import charts, report
 from lead_ml.audit import split_method
 from lead_ml.cli import app
 from lead_ml.model import split_frames
@@ -47,9 +49,11 @@ ROOT = Path(__file__).resolve().parents[1]
 SVG = "{http://www.w3.org/2000/svg}"
 SECTIONS = (
     "headline",
+    "bands",
+    "segments",
     "curves",
     "calibration-gains",
-    "bands",
+    "deciles",
     "meddic",
     "columns",
     "answers",
@@ -63,6 +67,12 @@ OWN_COLUMNS = {
     "synthetic": ("meddic_champion", "contact_title", "call activities"),
     "x_education": ("Total Time Spent on Website", "What is your current occupation"),
     "maven": ("sector", "sales_agent", "product"),
+}
+#: The segment columns each source's export is judged by (report.segments: null).
+SEGMENTS = {
+    "synthetic": ["lead_source", "industry", "region"],
+    "x_education": ["Lead Source", "Country"],
+    "maven": ["sector", "office_location", "sales_agent"],
 }
 runner = CliRunner()
 
@@ -149,21 +159,34 @@ def metrics_of(built: Built) -> dict[str, Any]:
 
 
 def expected_figures(built: Built) -> dict[str, tuple[str, int]]:
-    """Figure id -> (element class, how many): curves per line chart, a marker per
-    calibration bin (a test window may fill one bin only), bars else."""
+    """Figure id -> (Vega mark type, how many): a line per curve (model, BANT,
+    the dashed reference), a point per calibration bin, a bar per band, bin,
+    and (twice: raised, lowered) per dimension or column."""
     registry = built.scorer.registry
     dimensions = report.shown_dimensions(registry)
     calibration = pd.read_csv(built.paths.plots / "calibration.csv")
     columns = min(len(registry.specs), report.MAX_CHART_COLUMNS)
     return {
-        "roc": ("series", 2),
-        "pr": ("series", 2),
-        "calibration": ("marker", len(calibration)),
-        "gains": ("series", 2),
-        "band-chart": ("bar", built.project.params.evaluate.score_bands),
-        "importance-chart": ("bar", 2 * len(dimensions)),
-        "column-chart": ("bar", 2 * columns),
+        "letter-chart": ("rect", 4),
+        "roc": ("line", 3),
+        "pr": ("line", 3),
+        "calibration": ("symbol", len(calibration)),
+        "gains": ("line", 3),
+        "band-chart": ("rect", built.project.params.evaluate.score_bands),
+        "importance-chart": ("rect", 2 * len(dimensions)),
+        "column-chart": ("rect", 2 * columns),
     }
+
+
+def marks(svg: ET.Element, kind: str) -> list[ET.Element]:
+    """The data marks of one Vega mark type in a rendered chart (legends and axes
+    are other roles)."""
+    return [
+        item
+        for group in svg.iter(f"{SVG}g")
+        if f"mark-{kind} role-mark" in group.get("class", "")
+        for item in group
+    ]
 
 
 # --- the page's content ---------------------------------------------------------------
@@ -174,56 +197,47 @@ def test_every_section_is_present_in_order(built: Built) -> None:
     assert positions == sorted(positions)
 
 
-def test_every_figure_is_an_svg_with_the_right_number_of_series(built: Built) -> None:
-    for anchor, (css_class, expected) in expected_figures(built).items():
+def test_every_figure_is_a_vega_svg_with_the_right_number_of_marks(
+    built: Built,
+) -> None:
+    for anchor, (kind, expected) in expected_figures(built).items():
         svg = built.figure(anchor)
-        assert svg.tag == f"{SVG}svg"
-        drawn = [e for e in svg.iter() if e.get("class") == css_class]
-        assert len(drawn) == expected, anchor
-        if css_class == "series":
-            for line in drawn:
-                points = [p.split(",") for p in line.get("points", "").split()]
-                xs, ys = (np.array([float(p[i]) for p in points]) for i in (0, 1))
-                assert len(points) >= 2 and np.ptp(xs) > 50 and np.ptp(ys) > 20
-        elif css_class == "bar":
-            assert sum(float(bar.get("width", 0)) for bar in drawn) > 100, anchor
+        assert svg.tag == f"{SVG}svg" and svg.get("viewBox"), anchor
+        assert len(marks(svg, kind)) == expected, anchor
+    calibration = built.figure("calibration")
+    assert len(marks(calibration, "line")) == 2  # the model and the diagonal
 
 
-def test_calibration_markers_sit_on_the_plot_data(built: Built) -> None:
-    calibration = pd.read_csv(built.paths.plots / "calibration.csv")
-    svg = built.figure("calibration")
-    markers = [e for e in svg.iter() if e.get("class") == "marker"]
-    centres = np.array(
-        [[float(m.get(k, "nan")) for k in ("cx", "cy")] for m in markers]
-    )
-    plot_left = report.MARGIN["left"]
-    plot_width = report.WIDTH - plot_left - report.MARGIN["right"]
-    shares = (centres[:, 0] - plot_left) / plot_width
-    assert np.allclose(shares, calibration["mean_predicted"], atol=0.002)
-    line = next(e for e in svg.iter() if e.get("class") == "series")
-    assert len(line.get("points", "").split()) == len(calibration)
-
-
-def test_curves_follow_the_plot_data(built: Built) -> None:
-    gains = pd.read_csv(built.paths.plots / "gains_model.csv")
-    svg = built.figure("gains")
-    line = next(e for e in svg.iter() if e.get("data-series") == "model")
-    points = np.array([p.split(",") for p in line.get("points", "").split()], float)
-    assert len(points) == len(gains) <= report.MAX_CURVE_POINTS
-    # Pixels back to shares: the drawn curve is the plot data.
-    plot_left = report.MARGIN["left"]
-    plot_width = report.WIDTH - plot_left - report.MARGIN["right"]
-    assert np.allclose(
-        (points[:, 0] - plot_left) / plot_width, gains["share_of_leads"], atol=0.002
+def test_curves_are_the_plot_data_thinned_to_the_point_budget(built: Built) -> None:
+    plots = report.read_plots(built.paths.plots)
+    specs = report.curve_specs(plots)
+    points = pd.DataFrame(specs["gains"]["layer"][0]["data"]["values"])
+    model = points[points["series"] == "Model"]
+    gains = plots["gains_model"]
+    assert len(model) == len(gains) <= charts.MAX_CURVE_POINTS
+    np.testing.assert_allclose(model["x"], gains["share_of_leads"], atol=1e-5)
+    np.testing.assert_allclose(model["y"], gains["share_of_wins"], atol=1e-5)
+    pr = pd.DataFrame(specs["pr"]["layer"][0]["data"]["values"])
+    drawn = int((pr["series"] == "Model").sum())
+    assert len(plots["pr_model"]) > drawn and drawn <= charts.MAX_CURVE_POINTS + 2
+    calibration = pd.DataFrame(specs["calibration"]["layer"][1]["data"]["values"])
+    np.testing.assert_allclose(
+        calibration["x"], plots["calibration"]["mean_predicted"], atol=1e-5
     )
 
 
-def test_long_curves_are_thinned_to_the_point_budget(built: Built) -> None:
-    n_points = len(pd.read_csv(built.paths.plots / "pr_model.csv"))
-    svg = built.figure("pr")
-    line = next(e for e in svg.iter() if e.get("data-series") == "model")
-    drawn = len(line.get("points", "").split())
-    assert n_points > drawn and drawn <= report.MAX_CURVE_POINTS + 2
+def test_every_axis_is_titled_in_words(built: Built) -> None:
+    specs = report.curve_specs(report.read_plots(built.paths.plots))
+    for name, spec in specs.items():
+        encoding = spec["layer"][0]["encoding"]
+        for axis in ("x", "y"):
+            title = encoding[axis]["title"]
+            assert " " in title and encoding[axis]["field"] not in title, name
+    for anchor in ("band-chart", "letter-chart", "column-chart"):
+        texts = [e.text or "" for e in built.figure(anchor).iter(f"{SVG}text")]
+        assert "win rate in the test window" in texts or any(
+            "mean contribution" in text for text in texts
+        ), anchor
 
 
 def test_headline_numbers_are_those_of_metrics_json(built: Built) -> None:
@@ -257,9 +271,9 @@ def test_test_window_is_named_by_dates_only_where_there_are_dates(
         assert f"by {deals.order}" in text and "no created dates" in text
 
 
-def test_band_table_is_the_plot_data(built: Built) -> None:
+def test_score_bin_table_is_the_plot_data_in_order(built: Built) -> None:
     bands = pd.read_csv(built.paths.plots / "win_rate_by_band.csv")
-    rows = table_rows(built.section("bands"))
+    rows = table_rows(built.section("deciles"))
     assert len(rows) == len(bands)
     for row, band in zip(rows, bands.itertuples(), strict=True):
         assert row[:4] == [
@@ -272,10 +286,16 @@ def test_band_table_is_the_plot_data(built: Built) -> None:
 
 def test_page_needs_no_network_and_runs_no_script(built: Built) -> None:
     page = built.html.lower()
-    for forbidden in ("<script", "<link", "<img", "<iframe", "src=", "url(", "@import"):
+    for forbidden in ("<script", "<link", "<img", "<iframe", "src=", "@import"):
         assert forbidden not in page
-    assert set(re.findall(r"https?://[^\s\"'<]+", page)) == {
-        "http://www.w3.org/2000/svg"
+    # url() only for the charts' own clip paths, and ids unique on the page.
+    assert re.findall(r"url\((?!#)", page) == []
+    ids = re.findall(r'id="([^"]+)"', page)
+    assert len(ids) == len(set(ids))
+    assert all(f'id="{ref}"' in page for ref in re.findall(r"url\(#([^)]+)\)", page))
+    assert set(re.findall(r"https?://[^\s\"'<]+", page)) <= {
+        "http://www.w3.org/2000/svg",  # XML namespaces of the inline SVG
+        "http://www.w3.org/1999/xlink",
     }
 
 
@@ -303,10 +323,21 @@ def test_column_chart_draws_the_most_important_columns_by_name(
     built: Built, window: report.Window
 ) -> None:
     table = report.column_importance(window.contributions, window.registry)
-    svg = built.figure("column-chart")
-    labels = [e.get("data-label") for e in svg.iter() if e.get("class") == "bar"]
     expected = table["column"].head(report.MAX_CHART_COLUMNS).tolist()
-    assert labels[::2] == expected  # lowered then raised bar per column
+    svg = built.figure("column-chart")
+    labels = [
+        e.text
+        for g in svg.iter(f"{SVG}g")
+        if "role-axis-label" in g.get("class", "")
+        for e in g.iter(f"{SVG}text")
+    ]
+    # Axis labels: the columns in order (cut with an ellipsis past the limit).
+    shown = [
+        label for label in labels if label and not re.fullmatch(r"[−\d.,-]+", label)
+    ]
+    assert len(shown) == len(expected)
+    for label, column in zip(shown, expected, strict=True):
+        assert column.startswith(label.rstrip("…")), (label, column)
 
 
 def test_cli_says_where_the_report_went(built: Built) -> None:
@@ -404,7 +435,9 @@ def test_column_importance_is_the_mean_absolute_contribution_per_column(
     assert set(table.index) == set(window.registry.names)
     for name, row in table.iterrows():
         spec = window.registry.spec(str(name))
-        assert row["column"] == (spec.label if spec.kind == "activity" else spec.column)
+        assert row["column"] == spec.words  # an activity feature by what it counts
+        if spec.kind == "activity":
+            assert row["column"] == spec.label
         assert row["mean_abs"] == pytest.approx(window.contributions[name].abs().mean())
     assert table["mean_abs"].is_monotonic_decreasing
 
@@ -529,9 +562,16 @@ def test_a_random_split_is_said_and_shows_no_window_bounds(built: Built) -> None
 
 def test_audit_of_the_project_is_shown(built: Built) -> None:
     audit = json.loads(built.paths.audit.read_text())
+    metrics = metrics_of(built)
     text = built.section("audit")
-    assert f"{len(audit['warnings'])} warning(s)" in text
+    assert f"{len(audit['warnings'])} audit warning(s)" in text
+    assert f"{len(metrics['warnings'])} from the evaluation" in text
     assert f"<td>split</td><td>{audit['split']['method']}</td>" in text
+    # Every warning of both files, and every column the audit left out.
+    for warning in [*audit["warnings"], *metrics["warnings"]]:
+        assert html.escape(warning) in text
+    for column in audit["data"]["excluded"]:
+        assert f"<td>{html.escape(column)}</td>" in text
 
 
 def test_no_audit_and_no_champion_are_stated(built: Built, tmp_path: Path) -> None:
@@ -566,42 +606,201 @@ def test_audit_warnings_are_shown_when_an_audit_ran(
     with project_environment(built.project.root):
         report.run_report(built.project.params, paths, log_to_mlflow=False)
     text = section_of(paths.out.read_text(), "audit")
-    assert "No audit run" not in text and "1 warning(s)" in text
+    assert "No audit run" not in text and "1 audit warning(s)" in text
     assert "stage_at_close (presence, refused)" in text
     assert "<td>split</td><td>time</td>" in text and "<td>False</td>" in text
     assert "<td>stage_at_close, lost_reason</td>" in text
     assert "auc" not in text  # per-column details stay in audit.json
 
 
-def test_champion_comparison_shows_what_changed(built: Built) -> None:
+def test_champion_is_named_by_version_alias_and_date(built: Built) -> None:
     from mlflow import MlflowClient
 
     record = json.loads(built.paths.record.read_text())
     client = MlflowClient(tracking_uri=built.tracking_uri)
     params = built.project.params
     alias, name = params.tracking.champion_alias, record["registered_model"]
+    with project_environment(built.project.root):
+        run_id = report.run_id_of(built.paths.record, params.tracking.experiment)
     version = max(
-        (
-            v
-            for v in client.search_model_versions(f"name = '{name}'")
-            if v.tags.get("lead_ml.model_version") == record["model_version"]
-        ),
-        key=lambda v: int(v.version),
+        (v for v in client.search_model_versions(f"name = '{name}'")),
+        key=lambda v: int(v.version) if v.run_id == run_id else -1,
     )
-    assert version.run_id is not None
     client.set_registered_model_alias(name, alias, version.version)
     try:
         with project_environment(built.project.root):
-            changes = report.champion_changes(params, version.run_id)
+            names = report.model_names(params, run_id)
+            changes = report.champion_changes(params, run_id, names)
     finally:
         client.delete_registered_model_alias(name, alias)
+    assert names["label"] == f"v{version.version}" and names["is_champion"]
     assert isinstance(changes, dict)
-    html = report.champion_section(changes)
-    # Named by content: the page is a DVC output, the same in every store.
-    assert record["model_version"] in html
-    assert version.run_id not in html and "champion_version" not in html
-    assert "git_commit" not in html
-    assert "<h3>metrics</h3>" in html and "delta" in html
+    page = report.champion_section(changes, alias)
+    assert f"v{version.version} is the {alias}" in page
+    assert re.search(rf"the {alias} since \d{{4}}-\d\d-\d\d", page) is None  # no move
+    assert "No param differs" in page
+    assert run_id not in page and "lead-ml-scorer:" not in page
+    # The header names the version as people do, never the content hash.
+    assert re.search(
+        rf"Model v{version.version} of {name}, registered \d{{4}}-\d\d-\d\d",
+        built.html,
+    )
+
+
+def test_verdict_says_wins_in_the_top_k_then_only_changed_params() -> None:
+    changes = {
+        "champion_label": "v2",
+        "candidate_label": "v3",
+        "alias": "champion",
+        "since": "2026-11-30",
+        "is_champion": False,
+        "params": {"train.learning_rate": {"champion": "0.05", "candidate": "0.1"}},
+        "metrics": {
+            "capacity.model_wins": {"champion": 688.0, "candidate": 700.0, "delta": 12},
+            "capacity.k": {"champion": 978.0, "candidate": 978.0, "delta": 0.0},
+            "model.roc_auc": {"champion": 0.845, "candidate": 0.848, "delta": 0.003},
+        },
+    }
+    page = report.champion_section(changes, "champion")
+    assert "v3 puts 12 more wins in the top 978 than v2 (700 against 688)" in page
+    assert "lead-ml compare v2 v3" in page and "95% CI" in page
+    assert "the champion since 2026-11-30" in page
+    assert table_rows(page) == [["train.learning_rate", "0.05", "0.1"]]
+
+
+def test_bands_a_to_d_show_thresholds_counts_win_rates_and_bant(
+    built: Built, window: report.Window
+) -> None:
+    letters = report.band_table(window.scored)
+    assert letters["band"].tolist() == list(report.BANDS)
+    assert letters["leads"].sum() == len(window.scored)
+    thresholds = built.scorer.thresholds
+    rows = table_rows(built.section("bands"))
+    for row, letter in zip(rows, letters["band"].astype(str), strict=True):
+        members = window.scored[window.scored["band"] == letter]
+        assert row[:4] == [
+            letter,
+            f"below {thresholds['C']:.1%}"
+            if letter == "D"
+            else f"{thresholds[letter]:.1%} or more",
+            f"{len(members):,}",
+            f"{int(members['won'].sum()):,}",
+        ]
+        qualified = members[members["bant_qualified"]]
+        assert row[5:] == [f"{len(qualified):,}", f"{int(qualified['won'].sum()):,}"]
+        # The band rule: probability >= the band's threshold.
+        if letter != "D":
+            assert (members["probability"] >= thresholds[letter]).all()
+    guides = built.project.params.report.guides
+    for band in report.BANDS:
+        assert html.escape(getattr(guides, band)) in built.section("bands")
+    assert "within 5 minutes" in guides.A and "Recycle" in guides.D
+    axis = [e.text for e in built.figure("letter-chart").iter(f"{SVG}text")]
+    assert [a for a in axis if a and re.fullmatch("band [A-D]", a)] == [
+        f"band {b}" for b in report.BANDS
+    ]
+
+
+def test_band_guides_are_settings(built: Built) -> None:
+    letters = pd.DataFrame(
+        {
+            "band": list(report.BANDS),
+            "leads": [1, 1, 1, 1],
+            "wins": [1, 0, 0, 0],
+            "bant_leads": [0, 0, 0, 0],
+            "bant_wins": [0, 0, 0, 0],
+            "win_rate": [1.0, 0.0, 0.0, 0.0],
+        }
+    )
+    guides = {b: f"custom words for {b}" for b in report.BANDS}
+    cuts = {"A": 0.5, "B": 0.3, "C": 0.1}
+    page = report.bands_section(letters, cuts, guides, bant_given=False)
+    assert all(f"custom words for {b}" in page for b in report.BANDS)
+    assert "50.0% or more" in page and "below 10.0%" in page
+    assert report.NO_RULE in page and "BANT-qualified" not in page
+
+
+def test_segments_judge_each_value_with_enough_deals(
+    built: Built, window: report.Window
+) -> None:
+    from sklearn.metrics import roc_auc_score
+
+    params = built.project.params
+    assert window.deals is not None
+    columns = report.segment_columns(params, window.deals)
+    assert sorted(columns) == sorted(SEGMENTS[built.project.name])
+    table = report.segment_table(window, columns, 100, 8)
+    assert set(table["column"]) == set(columns)
+    assert table.groupby("column")["deals"].sum().eq(len(window.scored)).all()
+    records: list[dict[Any, Any]] = table.to_dict("records")
+    for row in records:
+        values = window.deals[row["column"]].astype("string").str.strip()
+        if row["segment"].startswith("any of ") or row["segment"] == "not recorded":
+            continue
+        part = window.scored[(values == row["segment"]).fillna(False).to_numpy(bool)]
+        assert len(part) == row["deals"]
+        if row["judged"]:
+            auc = roc_auc_score(part["won"], part["probability"].astype(float))
+            assert row["auc"] == pytest.approx(auc)
+        else:
+            fewest = min(row["wins"], row["deals"] - row["wins"])
+            assert row["deals"] < 100 or fewest < 10
+    page = built.section("segments")
+    assert ("not judged" in page) == (~table["judged"]).any()
+    assert table["judged"].any(), "every source here has a segment large enough"
+
+
+def test_amounts_carry_the_currency_of_params(built: Built) -> None:
+    currency = built.project.params.report.currency
+    has_amount = built.project.params.source.tables.deals.amount is not None
+    assert (currency is not None) == has_amount  # the params files here say one
+    if has_amount:
+        value = metrics_of(built)["capacity"]["model_pipeline_value"]
+        assert f"<b>{currency} {value:,.0f}</b>" in built.section("headline")
+
+
+def test_next_questions_shown_move_the_probability(
+    built: Built, window: report.Window
+) -> None:
+    examples = report.example_leads(window.scored)
+    questions = report.question_leads(window.scored, examples)
+    moves = report.question_moves(questions)
+    assert (moves >= report.MIN_QUESTION_MOVE).all()
+    assert set(questions["deal_id"]).isdisjoint(examples["deal_id"])
+    page = built.section("examples")
+    for deal_id, question in questions[["deal_id", "next_question"]].to_numpy(str):
+        assert f"<td>{deal_id}</td>" in page and html.escape(question) in page
+    # An example lead shows its question only when the question matters.
+    for question, move in zip(
+        examples["next_question"], report.question_moves(examples), strict=True
+    ):
+        if question and move < report.MIN_QUESTION_MOVE:
+            assert html.escape(question) not in page
+
+
+def test_without_a_bant_rule_the_page_compares_with_the_base_rate(
+    built: Built,
+) -> None:
+    metrics = metrics_of(built)
+    capacity = {
+        k: v for k, v in metrics["capacity"].items() if not k.startswith("bant_")
+    }
+    metrics = metrics | {"bant": None, "capacity": capacity}
+    for key in ("delta_roc_auc", "delta_roc_auc_ci95"):
+        metrics.pop(key)
+    setting = report.Setting("a CRM export", "Id", "time")
+    page = report.headline(metrics, setting)
+    k, base = capacity["k"], capacity["base_win_rate"]
+    assert f"{k:,} leads taken at random about" in page
+    assert f'<span class="big">{round(k * base):,}</span>' in page
+    assert report.NO_RULE in page and "BANT rule" not in page.replace(
+        "No BANT rule", ""
+    )
+    plots = report.read_plots(built.paths.plots, bant=False)
+    assert not any(name.endswith("_bant") for name in plots)
+    specs = report.curve_specs(plots)
+    series = {p["series"] for p in specs["roc"]["layer"][0]["data"]["values"]}
+    assert series == {"Model", "Random"}
 
 
 # --- bad inputs -----------------------------------------------------------------------
@@ -713,6 +912,74 @@ def test_dvc_stage_command_writes_the_same_page(built: Built) -> None:
     assert result.exit_code == 0, result.output
     page = built.project.path("reports/report.html").read_text(encoding="utf-8")
     assert page == built.html
+
+
+def dvc_plots() -> list[dict[str, Any]]:
+    plots: list[dict[str, Any]] = [
+        next(iter(plot.values()))
+        for plot in yaml.safe_load((ROOT / "dvc.yaml").read_text())["plots"]
+    ]
+    return plots
+
+
+def test_dvc_plots_are_labelled_and_bands_use_the_reports_spec() -> None:
+    plots = dvc_plots()
+    for plot in plots:
+        assert " " in plot["x_label"] and " " in plot["y_label"], plot["title"]
+    bands = next(p for p in plots if "win_rate_by_band.csv" in str(p["y"]))
+    template = ROOT / bands["template"]
+    assert json.loads(template.read_text()) == charts.dvc_band_template()
+    assert template.name == charts.DVC_BAND_TEMPLATE
+
+
+def test_dvc_plots_page_inlines_vega_and_loads_nothing() -> None:
+    config = (ROOT / ".dvc" / "config").read_text()
+    found = re.search(r"html_template = (\S+)", config)
+    assert found and found.group(1) == f"plots/{charts.DVC_HTML_TEMPLATE}"
+    page = (ROOT / ".dvc" / found.group(1)).read_text(encoding="utf-8")
+    assert "{plot_divs}" in page and "{scripts}" not in page  # no CDN scripts
+    assert "vegaEmbed" in page and not re.search(r"<script[^>]+src=", page)
+    # The committed page is what charts writes from the installed Vega bundle.
+    assert page == charts.dvc_html_template(), "rerun charts.write_dvc_files"
+
+
+@pytest.mark.slow
+def test_dvc_plots_show_renders_offline(
+    synthetic_project: Project, chromium: str, tmp_path: Path
+) -> None:
+    """`dvc plots show` on a project's plot data, as dvc.yaml and .dvc/config
+    declare it, writes a page that draws every plot without the network (once:
+    the plot files have the same columns for every source)."""
+    shutil.copytree(ROOT / ".dvc" / "plots", tmp_path / ".dvc" / "plots")
+    config = (ROOT / ".dvc" / "config").read_text()
+    (tmp_path / ".dvc" / "config").write_text(
+        config.replace("[core]", "[core]\n    no_scm = true")
+    )
+    shutil.copytree(
+        synthetic_project.path("reports/plots"), tmp_path / "reports" / "plots"
+    )
+    (tmp_path / "dvc.yaml").write_text(
+        yaml.safe_dump(
+            {"plots": yaml.safe_load((ROOT / "dvc.yaml").read_text())["plots"]}
+        )
+    )
+    dvc = Path(sys.executable).parent / "dvc"
+    done = subprocess.run(
+        [str(dvc), "plots", "show", "-o", "shown"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    page = tmp_path / "shown" / "index.html"
+    assert "cdn.jsdelivr" not in page.read_text(encoding="utf-8")
+    seen = visit(chromium, page, tmp_path / "profile")
+    # Vega's console warnings are DVC's (its built-in templates and the v5 specs on
+    # the bundle's Vega 6); an error or an exception would be a plot not drawn.
+    errors = [p for p in seen.problems if not p.startswith("console.warning")]
+    assert errors == [] and seen.requests == []
+    assert distinct_colours(seen.screenshot) > 100  # drawn, not a blank page
 
 
 # --- a real browser -------------------------------------------------------------------
@@ -867,18 +1134,22 @@ class Visit:
     figures: list[dict[str, Any]]
     page_width: float
     screenshot: bytes
+    overflow: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
-#: Per figure: its box on the page, how many marks of each class (series, bar,
-#: marker) it draws with a visible size, and how many of its labels stick out of
-#: the SVG's own box (a cut-off label would).
+#: Per figure: its box on the page, how many data marks of each Vega mark type
+#: (line, symbol, rect...) it draws with a visible size, and how many of its labels
+#: stick out of the SVG's own box (a cut-off label would).
 FIGURE_PROBE = """JSON.stringify([...document.querySelectorAll('figure')].map(f => {
   const svg = f.querySelector('svg');
   const box = svg.getBoundingClientRect();
-  const marks = [...f.querySelectorAll('svg .series, svg .bar, svg .marker')];
-  const drawn = {series: 0, bar: 0, marker: 0};
-  marks.filter(e => { const b = e.getBBox(); return b.width + b.height > 0; })
-       .forEach(e => { drawn[e.getAttribute('class')] += 1; });
+  const drawn = {};
+  f.querySelectorAll('svg g.role-mark').forEach(g => {
+    const kind = [...g.classList].find(c => c.startsWith('mark-')).slice(5);
+    const shown = [...g.children].filter(e => {
+      const b = e.getBBox(); return b.width + b.height > 0; });
+    drawn[kind] = (drawn[kind] || 0) + shown.length;
+  });
   const outside = [...svg.querySelectorAll('text')].filter(t => {
     const b = t.getBoundingClientRect();
     return b.left < box.left - 1 || b.right > box.right + 1;
@@ -886,12 +1157,18 @@ FIGURE_PROBE = """JSON.stringify([...document.querySelectorAll('figure')].map(f 
   return {id: f.id, x: box.x + scrollX, y: box.y + scrollY, width: box.width,
           height: box.height, outside: outside, drawn: drawn};
 }))"""
+#: The page's own width against the viewport's: wider means a sideways scroll.
+OVERFLOW_PROBE = """JSON.stringify({scroll: document.documentElement.scrollWidth,
+  client: document.documentElement.clientWidth})"""
 VIEWPORT = 1280
+#: The widths the page must work at: a wide screen and a small phone.
+WIDTHS = (VIEWPORT, 360)
 
 
-def visit(executable: str, page: Path, profile: Path) -> Visit:
-    """Load a page at 1280 px, collect errors and requests, measure the figures,
-    take a full-page screenshot."""
+def visit(executable: str, page: Path, profile: Path, width: int = VIEWPORT) -> Visit:
+    """Load a page at a width (1280 px by default; below 600 px as a phone), collect
+    errors and requests, measure the figures and the page's width, take a
+    full-page screenshot."""
     browser = Browser(executable, profile)
     try:
         target = browser.send("Target.createTarget", {"url": "about:blank"})
@@ -902,7 +1179,12 @@ def visit(executable: str, page: Path, profile: Path) -> Visit:
             browser.send(f"{domain}.enable", session=session)
         browser.send(
             "Emulation.setDeviceMetricsOverride",
-            {"width": VIEWPORT, "height": 900, "deviceScaleFactor": 1, "mobile": False},
+            {
+                "width": width,
+                "height": 900,
+                "deviceScaleFactor": 1,
+                "mobile": width < 600,
+            },
             session=session,
         )
         browser.send("Page.navigate", {"url": page.resolve().as_uri()}, session=session)
@@ -910,6 +1192,11 @@ def visit(executable: str, page: Path, profile: Path) -> Visit:
         probe = browser.send(
             "Runtime.evaluate",
             {"expression": FIGURE_PROBE, "returnByValue": True},
+            session=session,
+        )
+        overflow = browser.send(
+            "Runtime.evaluate",
+            {"expression": OVERFLOW_PROBE, "returnByValue": True},
             session=session,
         )
         size = browser.send("Page.getLayoutMetrics", session=session)["cssContentSize"]
@@ -931,6 +1218,7 @@ def visit(executable: str, page: Path, profile: Path) -> Visit:
         figures=json.loads(probe["result"]["value"]),
         page_width=float(size["width"]),
         screenshot=base64.b64decode(shot["data"]),
+        overflow=json.loads(overflow["result"]["value"]),
     )
 
 
@@ -976,26 +1264,31 @@ def distinct_colours(png: bytes, box: tuple[int, int, int, int] | None = None) -
 
 
 @pytest.mark.slow
-def test_report_loads_in_chromium_and_draws_every_figure(
-    built: Built, chromium: str, tmp_path: Path
+@pytest.mark.parametrize("width", WIDTHS)
+def test_report_loads_in_chromium_draws_every_figure_and_fits_the_screen(
+    built: Built, chromium: str, tmp_path: Path, width: int
 ) -> None:
-    seen = visit(chromium, built.paths.out, tmp_path / "profile")
-    (tmp_path / "report.png").write_bytes(seen.screenshot)
+    seen = visit(chromium, built.paths.out, tmp_path / "profile", width)
+    (tmp_path / f"report-{width}.png").write_bytes(seen.screenshot)
     assert seen.problems == []
     assert seen.requests == []
-    assert seen.page_width <= VIEWPORT  # nothing scrolls sideways at 1280 px
+    # Nothing scrolls sideways: wide tables scroll inside their own card.
+    assert seen.overflow["scroll"] <= seen.overflow["client"] == width
+    assert seen.page_width <= width
     figures = {f["id"]: f for f in seen.figures}
     expected = expected_figures(built)
     assert set(figures) == set(expected)
-    for anchor, (css_class, count) in expected.items():
+    for anchor, (kind, count) in expected.items():
         figure = figures[anchor]
-        assert figure["width"] > 300 and figure["height"] > 200, anchor
-        assert figure["drawn"][css_class] == count, anchor
+        assert figure["x"] >= 0 and figure["x"] + figure["width"] <= width, anchor
+        assert figure["width"] > min(300, width - 60), anchor
+        assert figure["drawn"].get(kind, 0) == count, anchor
         assert figure["outside"] == 0, anchor
-        left, top = math.floor(figure["x"]), math.floor(figure["y"])
-        box = (left, top, left + int(figure["width"]), top + int(figure["height"]))
-        # White, grid, text and each series' colour at least, with anti-aliasing.
-        assert distinct_colours(seen.screenshot, box) > 20, anchor
+        if width == VIEWPORT:
+            left, top = math.floor(figure["x"]), math.floor(figure["y"])
+            box = (left, top, left + int(figure["width"]), top + int(figure["height"]))
+            # White, grid, text and each series' colour, with anti-aliasing.
+            assert distinct_colours(seen.screenshot, box) > 20, anchor
     assert distinct_colours(seen.screenshot) > 200
 
 

@@ -295,15 +295,15 @@ def test_bad_input_is_a_one_line_error(
         "missing column": f"missing column(s) {column};",
         "no rows": "no rows to score",
         "no such file": "input file not found",
-        "wrong suffix": "cannot read a '.xlsx' file",
+        "wrong suffix": "cannot read a '.xls' file",
     }[problem]
     if problem == "missing column":
         leads.drop(columns=column).to_parquet(path)
     elif problem == "no rows":
         leads.iloc[:0].to_parquet(path)
     elif problem == "wrong suffix":
-        path = tmp_path / "leads.xlsx"
-        path.write_bytes(b"PK")
+        path = tmp_path / "leads.xls"  # Excel 97-2003: saved again as .xlsx
+        path.write_bytes(b"\xd0\xcf\x11\xe0")
     code, output = _score(
         "--model",
         scorer_dir,

@@ -18,11 +18,13 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 from projects import ROOT, Project
@@ -32,10 +34,12 @@ from lead_ml.cli import app
 from lead_ml.scorer import (
     EXPECT_VERSION_ENV,
     Scorer,
+    as_exported,
     load_scorer,
     predict_leads,
     serving_example,
 )
+from lead_ml.tables import read_table
 from lead_ml.vocab import MEDDIC_DIMENSIONS
 
 REQUEST_FILE = ROOT / "examples" / "deploy" / "request.json"
@@ -290,6 +294,99 @@ def test_a_request_without_the_id_column_is_refused_by_the_signature(
     )
     assert status == 400
     assert scorer.id_column in strict_json(text)["message"]
+
+
+# --- the export as pandas reads it --------------------------------------------------
+
+
+def export_frames(project: Project) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The source's deals file as pandas reads it (``pd.read_csv``: int64 and
+    float64 columns; ``pd.read_parquet``: its own types), accounts merged in as
+    pandas merges them; and the same rows as `lead-ml score` reads a file (cells as
+    text, :func:`lead_ml.tables.read_table`)."""
+    tables = project.params.source.tables
+    frames = []
+    for read in (_pandas_read, lambda path: read_table(path, "export")):
+        deals = read(tables.deals.path)
+        if tables.accounts is not None:
+            accounts = read(tables.accounts.path)
+            key, id_column = tables.accounts.key, tables.accounts.id_column
+            accounts = accounts.rename(columns={id_column: key})
+            deals = deals.merge(accounts, on=key, how="left")
+        frames.append(deals)
+    return frames[0], frames[1]
+
+
+def _pandas_read(path: Path) -> pd.DataFrame:
+    return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+
+
+#: MLflow's own warnings on load (its AnyType hints; its input example comparing a
+#: string index with a range), not lead-ml's.
+MLFLOW_WARNINGS = [
+    pytest.mark.filterwarnings("ignore:.*AnyType:UserWarning"),
+    pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning:mlflow"),
+]
+
+
+@pytest.fixture(scope="module")
+def pyfunc(project: Project) -> Any:
+    """Each source's scorer as ``mlflow.pyfunc.load_model`` loads it."""
+    import mlflow
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", ".*AnyType", UserWarning)
+        return mlflow.pyfunc.load_model(str(project.path("models/scorer")))
+
+
+@MLFLOW_WARNINGS[0]
+@MLFLOW_WARNINGS[1]
+def test_the_pyfunc_scores_the_export_as_pandas_reads_it(
+    project: Project, pyfunc: Any, tmp_path: Path
+) -> None:
+    """``mlflow.pyfunc.load_model(path).predict(pd.read_csv(export))`` on the export's
+    own file scores every row as `lead-ml score` scores the file: int64 numbers and
+    numbers in text columns are read by their kinds, not refused by the signature."""
+    scorer = load_scorer(project.path("models/scorer"))
+    by_pandas, as_text = export_frames(project)
+    reads = [by_pandas]
+    if project.name == "synthetic":  # its export is Parquet: a CSV of it too
+        by_pandas.to_csv(tmp_path / "deals.csv", index=False)
+        reads.append(pd.read_csv(tmp_path / "deals.csv"))
+    expected = predict_leads(scorer, as_text, explain_reasons=False)
+    assert len(expected) > 1000 and expected["probability"].notna().mean() > 0.9
+    for read in reads:
+        dtypes = read[scorer.contract.columns].dtypes
+        assert any(pd.api.types.is_numeric_dtype(d) for d in dtypes), "typed cells"
+        scored = pyfunc.predict(read, params={"explain": False})
+        pd.testing.assert_frame_equal(scored, expected.set_axis(scored.index))
+    # with reasons and next questions, on a few hundred leads
+    head = pyfunc.predict(by_pandas.head(300))
+    pd.testing.assert_frame_equal(head, predict_leads(scorer, as_text.head(300)))
+
+
+@MLFLOW_WARNINGS[0]
+@MLFLOW_WARNINGS[1]
+def test_numbers_in_a_category_column_read_as_the_text_the_export_holds(
+    project: Project, pyfunc: Any
+) -> None:
+    """A category column that pandas typed as numbers (codes such as 3; with gaps,
+    3.0) or JSON as mixed values scores as its text would; MLflow refused it
+    before ("Can not safely convert float64 to <U0")."""
+    scorer = load_scorer(project.path("models/scorer"))
+    column = next(
+        s.column
+        for s in scorer.registry.specs
+        if s.kind == "category" and s.column and s.column != scorer.id_column
+    )
+    leads = serving_example(scorer, project.leads().head(4))
+    as_text = leads.assign(**{column: pd.Series(["3", None, "2.5", "7"], dtype=object)})
+    as_numbers = leads.assign(**{column: [3.0, np.nan, 2.5, 7.0]})
+    as_json = leads.assign(**{column: pd.Series([3, None, 2.5, 7], dtype=object)})
+    expected = predict_leads(scorer, as_text)
+    for typed in (as_numbers, as_json):
+        pd.testing.assert_frame_equal(pyfunc.predict(typed), expected)
+    assert as_exported(scorer, as_numbers)[column].tolist() == ["3", None, "2.5", "7"]
 
 
 # --- lead-ml serve's own checks ------------------------------------------------------

@@ -6,6 +6,7 @@ X Education, Maven); the rules behind them are pinned on small hand-made exports
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from lead_ml.sources import (
     Deals,
     check_columns,
     copy_table,
+    dialect,
     lead_rows,
     load_deals,
     read_deals,
@@ -322,7 +324,8 @@ def load(
     tables = {}
     for name, table in params.source.tables.present().items():
         frames[name].to_csv(table.path, index=False)
-        tables[name] = read_table(table.path, f"source.tables.{name}.path")
+        key = f"source.tables.{name}.path"
+        tables[name] = read_table(table.path, key, dialect(table, name))
     return load_deals(params.source, params.bant, tables)
 
 
@@ -785,3 +788,155 @@ def test_any_export_loads_or_says_why_and_always_reconciles(
     assert summary["activities"] + summary["activities_rejected"] == 8
     assert loaded.rejects["reason"].notna().all()
     assert loaded.frame["deal_id"].is_unique
+
+
+# --- real export shapes: dialects, no id column, an outcome table, joins ------------
+
+
+def test_a_missing_column_says_how_the_file_was_read_and_what_to_set(
+    tmp_path: Path,
+) -> None:
+    export().to_csv(tmp_path / "deals.csv", sep=";", index=False)
+    params = params_for(tmp_path, source={"tables": {"deals": {"sep": ","}}})
+    with pytest.raises(ConfigError) as caught:
+        check_columns(params.source, params.bant)
+    path = tmp_path / "deals.csv"
+    assert (
+        f"source.tables.deals.id: no column 'Deal Id' in {path} (read with sep ','; "
+        "the header looks ';'-separated: set source.tables.deals.sep)"
+    ) in str(caught.value)
+    detected = params_for(tmp_path)  # the default: the separator is detected
+    assert check_columns(detected.source, detected.bant)["deals"] == list(export())
+
+
+def test_a_row_number_id_numbers_the_deals_and_may_order_them(tmp_path: Path) -> None:
+    deals = export().drop(columns=["Deal Id"])
+    row_id = {"id": {"row_number": True}, "created": None, "order": "row_number"}
+    loaded = load(tmp_path, deals, source={"tables": {"deals": row_id}})
+    frame = loaded.frame
+    assert frame["deal_id"].tolist() == [str(i) for i in range(1, 9)]
+    assert frame["order"].tolist() == [float(i) for i in range(1, 9)]
+    assert "row_number" not in loaded.candidates
+    assert (
+        lead_rows(
+            frame, params_for(tmp_path, source={"tables": {"deals": row_id}}).source
+        ).columns[0]
+        == "row_number"
+    )
+
+
+def test_an_order_that_is_a_numeric_id_is_an_order_even_declared_a_number(
+    tmp_path: Path,
+) -> None:
+    deals = export().assign(**{"Deal Id": [str(10 + i) for i in range(8)]})
+    for types in ({}, {"Deal Id": "number"}):
+        by_id = {"created": None, "order": "Deal Id"}
+        loaded = load(
+            tmp_path, deals, source={"tables": {"deals": by_id}, "types": types}
+        )
+        assert loaded.frame["order"].tolist() == [10.0 + i for i in range(8)]
+        assert loaded.frame["deal_id"].tolist() == [str(10 + i) for i in range(8)]
+    with pytest.raises(ConfigError, match="column 'Deal Id' holds category values"):
+        load(tmp_path, export(), source={"tables": {"deals": by_id}, "types": {}})
+
+
+def _closed_source(**outcome: Any) -> dict[str, Any]:
+    return {
+        "tables": {"closed": {"path": "closed.csv", "key": "Deal Id", "id": "deal"}},
+        "outcome": {"table": "closed", "column": None, "won": None, "lost": None}
+        | outcome,
+    }
+
+
+def test_won_is_a_key_in_the_closed_deals_table(tmp_path: Path) -> None:
+    deals = export().drop(columns=["stage"])
+    closed = pd.DataFrame({"deal": ["D1", "D3", "D3", None, "X9"]})
+    loaded = load(tmp_path, deals, {"closed": closed}, source=_closed_source())
+    assert (
+        loaded.frame["outcome"].tolist()
+        == ["lost", "won", "lost", "won"] + ["lost"] * 4
+    )
+    assert reasons_of(loaded, "closed") == {
+        2: "repeated deal: first row kept",
+        3: "deal is missing",
+    }
+    summary = loaded.summary
+    assert (summary["closed_in"], summary["closed_rejected"]) == (5, 2)
+    assert summary["closed_without_deal"] == 1  # X9
+    none = pd.DataFrame({"deal": ["Y1"]})
+    with pytest.raises(ContractError, match="no deal's Deal Id"):
+        load(tmp_path, deals, {"closed": none}, source=_closed_source())
+
+
+def test_the_outcome_is_a_status_column_of_another_table(tmp_path: Path) -> None:
+    deals = export().drop(columns=["stage"])
+    closed = pd.DataFrame(
+        {"deal": ["D0", "D1", "D2", "D3"], "status": ["Won", "Lost", "Lost", "Odd"]}
+    )
+    outcome = {"column": "status", "won": ["Won"], "lost": ["Lost"], "absent": "open"}
+    loaded = load(tmp_path, deals, {"closed": closed}, source=_closed_source(**outcome))
+    assert (
+        loaded.frame["outcome"].tolist()
+        == ["won", "lost", "lost", "open"] + ["open"] * 4
+    )
+    strict = outcome | {"open": []}
+    loaded = load(tmp_path, deals, {"closed": closed}, source=_closed_source(**strict))
+    path = tmp_path / "closed.csv"
+    assert reasons_of(loaded) == {3: f"status 'Odd' in {path} is not one of Won, Lost"}
+    assert "status" not in loaded.frame
+
+
+def test_further_tables_join_many_to_one_by_key(tmp_path: Path) -> None:
+    keys = pd.Series(["P1", "P2", "P1", "P9", None, "P1", "P2", "P1"], dtype="string")
+    deals = export().assign(product=keys)
+    products = pd.DataFrame(
+        {
+            "product": ["P1", "P2", "P2"],
+            "series": ["GTX", "MG", "XX"],
+            "price": ["5", "9", "1"],
+        }
+    )
+    loaded = load(
+        tmp_path,
+        deals,
+        {"products": products},
+        source={"tables": {"products": {"path": "products.csv", "key": "product"}}},
+    )
+    frame = loaded.frame
+    assert frame["series"].tolist()[:5] == ["GTX", "MG", "GTX", pd.NA, pd.NA]
+    assert loaded.kinds["price"].kind == "number"
+    assert "product" in loaded.candidates  # a key that is a feature stays one
+    assert reasons_of(loaded, "products") == {2: "repeated product: first row kept"}
+    assert loaded.summary["deals_without_products"] == 2
+    assert loaded.summary["products_in"] == 3
+    joined = {"tables": {"products": {"path": "products.csv", "key": "product"}}}
+    params = params_for(tmp_path, source=joined | {"dimensions": {"series": "fit"}})
+    assert check_columns(params.source)["products"] == ["product", "series", "price"]
+    typo = {"tables": {"products": {"path": "products.csv", "key": "prodcut"}}}
+    with pytest.raises(ConfigError, match="source.tables.products.key: no column"):
+        check_columns(params_for(tmp_path, source=typo).source)
+
+
+def test_source_settings_for_real_exports_are_checked() -> None:
+    deals = {"path": "d.csv", "id": {"row_number": True, "name": "lead"}, "sep": "tab"}
+    source = merged(BASE_SOURCE, {"tables": {"deals": deals}})
+    parsed = parse_params({"source": source, "bant": BASE_BANT}).source.tables.deals
+    assert (parsed.id, parsed.row_number, parsed.sep) == ("lead", True, "\t")
+    for bad, said in (
+        ({"deals": {"id": {"row_number": False}}}, "{row_number: true}"),
+        ({"deals": {"id": {"row_number": True, "name": "row"}}}, "'row' is a name"),
+        ({"deals": {"sep": ":"}}, "source.tables.deals.sep"),
+        ({"deals": {"encoding": "klingon"}}, "not a text encoding"),
+        ({"deals": {"decimal": ";"}}, "source.tables.deals.decimal"),
+        ({"bad name": {"path": "x.csv", "key": "k"}}, "a table name is a letter"),
+    ):
+        raw = {"source": merged(BASE_SOURCE, {"tables": bad}), "bant": BASE_BANT}
+        with pytest.raises(ConfigError, match=re.escape(said)):
+            parse_params(raw)
+    for outcome, said in (
+        ({"table": "nope", "column": None, "won": None, "lost": None}, "'nope' is not"),
+        ({"table": None, "column": "stage", "won": None}, "won: required"),
+    ):
+        raw = {"source": merged(BASE_SOURCE, {"outcome": outcome}), "bant": BASE_BANT}
+        with pytest.raises(ConfigError, match=re.escape(said)):
+            parse_params(raw)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -16,15 +17,19 @@ from hypothesis import strategies as st
 
 from lead_ml import tables
 from lead_ml.tables import (
+    SEP_NAMES,
     SHOWN_CHARS,
+    Dialect,
     as_text,
     atomic_path,
     close_match,
     concat_rejects,
     convert,
     count_rows,
+    describe,
     duplicate_reasons,
     first_reason,
+    header_hint,
     infer_kind,
     no_reasons,
     not_read_reasons,
@@ -35,6 +40,7 @@ from lead_ml.tables import (
     reject_frame,
     rejected_rows,
     repeated_ids,
+    sniff,
     spreadsheet_safe,
     write_csv,
     write_json,
@@ -116,7 +122,8 @@ def _repeated_parquet(path: Path) -> None:
         ("deals.csv", lambda p: p.write_text("id,stage\n1,2\n3\n"), "malformed CSV"),
         ("deals.csv", lambda p: p.write_text("id,stage\n1,2,9\n"), "line 2: 3 field"),
         ("deals.parquet", _repeated_parquet, "'id' appears twice"),
-        ("deals.xlsx", lambda p: p.write_bytes(b"PK"), "cannot read a '.xlsx' file"),
+        ("deals.xlsx", lambda p: p.write_bytes(b"PK"), "not a valid .xlsx workbook"),
+        ("deals.json", lambda p: p.write_text("{}"), "cannot read a '.json' file"),
     ],
 )
 def test_a_file_that_cannot_be_read_is_a_contract_error_naming_file_and_key(
@@ -535,3 +542,177 @@ def test_writes_create_folders_and_replace_whole_files(tmp_path: Path) -> None:
     assert path.read_text() == "table,row\naccounts,1\n"
     write_json({"b": 1}, tmp_path / "x.json")
     assert (tmp_path / "x.json").read_text() == '{\n  "b": 1\n}\n'
+
+
+# --- dialects: separators, line ends, quotes, encodings, decimals -----------------
+
+DIALECT_FRAME = pd.DataFrame(
+    {
+        "Id": ["1", "2", "3"],
+        "Name": ["Acme; Inc", 'say "hi"', "Zed, Ltd"],
+        "Amount": ["1.234,5", "7,25", "12"],
+    }
+)
+
+
+def _whole(path: Path, dialect: Dialect) -> pd.DataFrame:
+    """read_table and read_chunks (two rows a chunk) of a file: asserted equal."""
+    frame = read_table(path, KEY, dialect)
+    chunks = [c.frame for c in read_chunks(path, list(frame.columns), 2, dialect)]
+    streamed = pd.concat(chunks, ignore_index=True)
+    pd.testing.assert_frame_equal(
+        streamed.astype("string"), frame.astype("string"), check_dtype=False
+    )
+    assert read_header(path, KEY, dialect) == list(frame.columns)
+    return frame
+
+
+@pytest.mark.parametrize(
+    ("sep", "line_end"), [(";", "\r\n"), ("\t", "\n"), ("|", "\r\n"), (",", "\n")]
+)
+def test_the_separator_is_detected_whatever_the_line_ends_and_quotes(
+    tmp_path: Path, sep: str, line_end: str
+) -> None:
+    path = tmp_path / "deals.csv"
+    DIALECT_FRAME.to_csv(path, sep=sep, index=False, lineterminator=line_end)
+    sniffed = sniff(path)
+    assert sniffed.sep == sep
+    assert sniffed.line_end == ("CRLF" if line_end == "\r\n" else "LF")
+    frame = _whole(path, Dialect(decimal=","))
+    assert frame["Name"].tolist() == DIALECT_FRAME["Name"].tolist()
+    assert frame["Amount"].tolist() == ["1234.5", "7.25", "12"]
+    said = describe(path, Dialect())
+    assert said.startswith(f"sep {SEP_NAMES[sep]} (detected)")
+    assert describe(path, Dialect(sep=sep)).startswith(f"sep {SEP_NAMES[sep]} (set)")
+
+
+def test_a_one_column_file_reads_with_commas(tmp_path: Path) -> None:
+    path = tmp_path / "ids.csv"
+    path.write_text("Id\nA\nB\n")
+    assert sniff(path).sep == ","
+    assert read_table(path, KEY)["Id"].tolist() == ["A", "B"]
+
+
+def test_a_wrong_separator_is_named_with_the_setting_to_change(tmp_path: Path) -> None:
+    path = tmp_path / "deals.csv"
+    DIALECT_FRAME.to_csv(path, sep=";", index=False)
+    assert read_header(path, KEY, Dialect(sep=",")) == ["Id;Name;Amount"]
+    hint = header_hint(path, Dialect(sep=",", key="source.tables.deals"))
+    assert hint == (
+        " (read with sep ','; the header looks ';'-separated: set "
+        "source.tables.deals.sep)"
+    )
+    assert header_hint(path, Dialect()) == " (read with sep ';', detected)"
+
+
+def test_decimal_commas_are_read_only_when_set() -> None:
+    text = pd.Series(["1.234,5", "-0,5", "1 234", "2.5", "v1,2a", None, "1.2.3"])
+    assert tables._decimal_text(text.astype("string")).tolist() == [
+        "1234.5",
+        "-0.5",
+        "1234",
+        "2.5",
+        "v1,2a",
+        pd.NA,
+        "1.2.3",
+    ]
+
+
+def test_another_encoding_is_read_when_set_and_named_when_not(tmp_path: Path) -> None:
+    path = tmp_path / "deals.csv"
+    path.write_bytes("Id;Ville\r\n1;Orléans\r\n2;Köln\r\n".encode("cp1252"))
+    with pytest.raises(ContractError, match="encoding: cp1252"):
+        read_table(path, KEY)
+    frame = _whole(path, Dialect(encoding="cp1252"))
+    assert frame["Ville"].tolist() == ["Orléans", "Köln"]
+
+
+def test_a_utf8_byte_order_mark_is_not_part_of_the_first_name(tmp_path: Path) -> None:
+    path = tmp_path / "deals.csv"
+    path.write_bytes(b"\xef\xbb\xbfId;Stage\r\n1;Won\r\n")
+    assert read_header(path, KEY) == ["Id", "Stage"]
+    assert _whole(path, Dialect())["Stage"].tolist() == ["Won"]
+
+
+# --- Excel workbooks ----------------------------------------------------------------
+
+
+def _workbook(path: Path) -> None:
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    about = book.active
+    about.title = "About"
+    about.append(["exported by the CRM"])
+    sheet = book.create_sheet("Leads")
+    sheet.append(["Id", "Revenue", "Created", "Opted in", "Note"])
+    sheet.append([101, 1500.5, datetime(2024, 1, 31), True, "first"])
+    sheet.append([None, None, None, None, None])  # a blank row: not a lead
+    sheet.append([102, 3, datetime(2024, 2, 1, 9, 30), False, None])
+    book.save(path)
+
+
+def test_an_excel_sheet_reads_as_text_cells_like_a_csv(tmp_path: Path) -> None:
+    path = tmp_path / "leads.xlsx"
+    _workbook(path)
+    frame = _whole(path, Dialect(sheet="Leads"))
+    assert frame.to_dict("list") == {
+        "Id": ["101", "102"],
+        "Revenue": ["1500.5", "3"],
+        "Created": ["2024-01-31", "2024-02-01T09:30:00"],
+        "Opted in": ["yes", "no"],
+        "Note": ["first", None],
+    }
+    assert read_header(path, KEY) == ["exported by the CRM"]  # the first sheet
+    assert describe(path, Dialect(sheet="Leads")) == "Excel sheet 'Leads'"
+
+
+def test_a_missing_sheet_names_the_sheets_and_the_setting(tmp_path: Path) -> None:
+    path = tmp_path / "leads.xlsx"
+    _workbook(path)
+    dialect = Dialect(sheet="Deals", key="source.tables.deals")
+    with pytest.raises(ContractError) as caught:
+        read_table(path, KEY, dialect)
+    assert str(caught.value) == (
+        f"{path} ({KEY}): no sheet 'Deals'; its sheets are 'About', 'Leads': set "
+        "source.tables.deals.sheet"
+    )
+
+
+# --- the row-number id --------------------------------------------------------------
+
+
+def test_the_row_number_id_is_the_files_one_based_row_in_every_reader(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "deals.csv"
+    path.write_text("stage,x\nWon,1\nLost,2,9\nWon,3\n\nLost,4\n")
+    dialect = Dialect(row_number="row_number")
+    assert read_header(path, KEY, dialect) == ["row_number", "stage", "x"]
+    chunks = list(read_chunks(path, ["stage", "row_number"], 2, dialect))
+    numbers = [n for c in chunks for n in c.frame["row_number"].tolist()]
+    assert numbers == ["1", "2", "3", "4"]  # the malformed row keeps its number
+    assert chunks[0].frame.columns.tolist() == ["stage", "row_number"]
+    parquet = tmp_path / "deals.parquet"
+    pd.DataFrame({"stage": ["Won", "Lost"]}).to_parquet(parquet)
+    assert read_table(parquet, KEY, dialect)["row_number"].tolist() == ["1", "2"]
+
+
+def test_a_row_number_id_named_like_a_column_of_the_file_is_refused(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "deals.csv"
+    path.write_text("row_number,stage\n1,Won\n")
+    with pytest.raises(ContractError, match="'row_number' is already a column"):
+        read_table(path, KEY, Dialect(row_number="row_number"))
+    # ... but a file of leads to score that carries it keeps its own.
+    assert Dialect(row_number="row_number").for_input(path).row_number is None
+
+
+def test_a_dialect_round_trips_and_refuses_anything_else() -> None:
+    dialect = Dialect(";", "cp1252", ",", "Leads", "row_number", "source.tables.x")
+    assert Dialect.from_dict(dialect.as_dict()) == dialect
+    assert Dialect.from_dict(None) == Dialect()
+    for bad in ({"sep": "x"}, {"nope": ","}, {"decimal": 1}):
+        with pytest.raises(ContractError, match="not a dialect"):
+            Dialect.from_dict(bad)

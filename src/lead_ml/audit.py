@@ -6,24 +6,29 @@
 - **splits** the closed deals into train, validation and test: by the created date
   when there is one, else by the order column the user names, else at random,
   stratified by outcome and seeded from params; the report says which and why;
-- **groups duplicates**: deals equal on every column lead-ml reads but the id (dates,
-  order, outcome, amount, features) share a group id, and every splitter here
+- **groups duplicates**: deals equal on every column of the export but the id and
+  the order column (the deals table as `lead-ml read` copied it, ignored and
+  forbidden columns included) share a group id, and every splitter here
   (:func:`split_deals`, :func:`cv_folds`) keeps a group on one side, so a copy of a
   training deal never inflates the test score. Deals that merely answered a coarse
-  form the same way but came in at different times are not copies;
+  form the same way but differ in any other column are not copies;
 - **counts** won and lost deals per split: below ``audit.min_per_outcome`` it
   says so and recommends repeated stratified cross-validation (:func:`cv_folds`)
   instead of one small test window;
-- **flags columns**, each with a plain-language reason. Leakage (the column must be
-  forbidden, or allowed by the user after checking): a column that ranks won above
-  lost almost perfectly on its own (out-of-fold AUC on the training deals); values
-  that decide the outcome for a sizeable share of deals (one-sided beyond chance at
-  the base rate, so rare wins do not make every small level look decisive); a
-  column filled in for only
-  one outcome; a date after the close; a name that says it holds the state at
-  export time (``Last Activity``, ``Lead Quality``, ``close_value``: a heuristic,
-  because no statistic separates "last activity" from honest engagement). Dropped:
-  a constant column, which cannot tell deals apart.
+- **flags columns**, each with a plain-language reason. The run stops only on
+  near-certain leakage (the column must be forbidden, or allowed by the user after
+  checking): a column that ranks won above lost almost perfectly on its own
+  (out-of-fold AUC on the training deals); values nearly always won that cover a
+  sizeable share of deals (one-sided beyond chance at the base rate, so rare wins
+  do not make every small level look decisive); a column filled in for only one
+  outcome; a date after the close. Warnings (the column is kept): values that
+  seldom convert (a low-converting segment is normal), and a name that says it
+  may hold the state at export time (``Last Activity``, ``Lead Quality``: a
+  heuristic, because no statistic separates "last activity" from honest
+  engagement). Dropped: a constant column, which cannot tell deals apart;
+- **names every column left out** with its reason (``data.excluded``: roles,
+  ignored, forbidden, free text, dropped, refused) and warns when one of them is
+  mapped to a dimension under ``source.dimensions``.
 
 Statistics are computed on the training deals only, so the audit never looks at the
 window the model is judged on.
@@ -50,17 +55,24 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedGroupKFold
 
 from lead_ml.config import AuditConfig, SourceConfig, SplitConfig
+from lead_ml.schema import id_text
 from lead_ml.sources import Deals
+from lead_ml.tables import as_text
 from lead_ml.vocab import SPLITS, LeakageError
 
 Check = Literal[
     "constant",
     "single_feature_auc",
     "decisive_values",
+    "low_converting_values",
     "one_outcome",
     "date_after_close",
     "late_name",
 ]
+#: What a flag does: stop the run (near-certain leakage, until the user forbids or
+#: allows the column), say something the reader should know (the column is kept),
+#: or drop the column.
+Severity = Literal["leakage", "warning", "dropped"]
 MISSING_LEVEL = "(missing)"
 #: Quantile bins of a number or date column when scoring it on its own.
 _BINS = 20
@@ -81,7 +93,7 @@ class Flag:
 
     column: str
     check: Check
-    severity: Literal["leakage", "dropped"]
+    severity: Severity
     reason: str
     allowed: bool = False
 
@@ -253,25 +265,48 @@ def column_levels(values: pd.Series, kind: str) -> pd.Series:
     """
     if kind not in ("number", "date"):
         return values.astype("string").fillna(MISSING_LEVEL)
-    numbers = pd.Series(
-        values.to_numpy(dtype="float64", na_value=np.nan), index=values.index
-    )
     if kind == "date":
-        numbers = pd.Series(
-            values.to_numpy(dtype="datetime64[ms]").astype("int64"), index=values.index
-        ).where(values.notna())
-    labels = pd.Series(MISSING_LEVEL, index=values.index, dtype="string")
-    counts = numbers.value_counts()
-    spikes = counts.index[counts >= len(values) / _BINS]
-    is_spike = numbers.isin(spikes)
-    labels[is_spike] = numbers[is_spike].map(lambda v: f"= {v:g}")
-    rest = numbers.notna() & ~is_spike
-    if rest.any():
-        binned = pd.qcut(numbers[rest], q=_BINS, duplicates="drop")
-        # Too few distinct values for quantile bins (one, say): each is a level.
-        exact = numbers[rest].map(lambda v: f"= {v:g}").astype("string")
-        labels[rest] = binned.astype("string").fillna(exact)
-    return labels
+        stamps = values.to_numpy(dtype="datetime64[ms]")
+        numbers = np.where(np.isnat(stamps), np.nan, stamps.astype("int64"))
+    else:
+        numbers = values.to_numpy(dtype="float64", na_value=np.nan)
+    words = _date_words if kind == "date" else _number_words
+    labels = np.full(len(numbers), MISSING_LEVEL, dtype=object)
+    present = ~np.isnan(numbers)
+    distinct, inverse, counts = np.unique(
+        numbers[present], return_inverse=True, return_counts=True
+    )
+    spike = (counts >= len(numbers) / _BINS)[inverse]
+    where = np.flatnonzero(present)
+    labels[where[spike]] = ["= " + words(v) for v in numbers[where[spike]]]
+    rest = np.sort(numbers[where[~spike]])
+    if len(rest):
+        # Quantile bins by rank, cut only between different values: ties, constant
+        # stretches and one lone value stay whole, and no arithmetic on the values
+        # (infinite, huge or subnormal ones included) can make a bin empty.
+        cuts = rest[np.linspace(0, len(rest) - 1, _BINS + 1).round().astype(int)]
+        edges = np.unique(cuts[1:-1])
+        bins = np.searchsorted(edges, numbers[where[~spike]], side="right")
+        low = np.searchsorted(edges, rest, side="right")
+        lows = {b: rest[low == b][0] for b in np.unique(low)}
+        highs = {b: rest[low == b][-1] for b in np.unique(low)}
+        labels[where[~spike]] = [
+            "= " + words(lows[b])
+            if lows[b] == highs[b]
+            else f"{words(lows[b])} to {words(highs[b])}"
+            for b in bins
+        ]
+    return pd.Series(labels, index=values.index, dtype="string")
+
+
+def _number_words(value: float) -> str:
+    return f"{value:g}"
+
+
+def _date_words(value: float) -> str:
+    stamp = np.datetime64(int(value), "ms")
+    text = str(stamp)
+    return text[:10] if text.endswith("T00:00:00.000") else text[:16].replace("T", " ")
 
 
 def _encoding_folds(groups: pd.Series, seed: int) -> np.ndarray:
@@ -289,8 +324,9 @@ def single_feature_auc(levels: pd.Series, won: np.ndarray, folds: np.ndarray) ->
     AUC is computed within each fold and averaged: pooling folds would compare
     scores learned from different deals and push a useless column below 0.5.
     """
-    codes = pd.factorize(levels)[0]
-    size = codes.max() + 1
+    # A missing label (there is none from column_levels) is a level too, never -1.
+    codes = pd.factorize(levels, use_na_sentinel=False)[0]
+    size = int(codes.max()) + 1 if len(codes) else 0
     aucs = []
     for fold in np.unique(folds):
         held = folds == fold
@@ -311,7 +347,9 @@ def decisive_levels(
     ``purity`` of them one outcome, and that one-sided by chance at the base rate
     with probability below one in a million.
 
-    Columns ``level``, ``deals``, ``win_rate``; largest first.
+    Columns ``level``, ``deals``, ``win_rate``; largest first. Both sides are
+    returned: values nearly always won, and values nearly always lost (a segment
+    that seldom converts, which is usually honest).
     """
     table = pd.DataFrame({"level": levels.to_numpy(), "won": won})
     stats = table.groupby("level", sort=False)["won"].agg(["size", "sum"])
@@ -360,23 +398,48 @@ def _auc_flag(column: str, auc: float, cfg: AuditConfig) -> Flag | None:
     )
 
 
+def _shown(levels: pd.DataFrame) -> str:
+    return ", ".join(
+        f"{row.level!r} ({row.win_rate:.0%} won, {row.deals:,} deals)"
+        for row in levels.head(3).itertuples()
+    )
+
+
 def _decisive_flag(
     column: str, decisive: pd.DataFrame, n: int, cfg: AuditConfig
 ) -> Flag | None:
-    share = decisive["deals"].sum() / n if n else 0.0
+    """Leakage when values nearly always won cover decisive_share of the deals."""
+    won = decisive[decisive["win_rate"] >= 0.5]
+    share = won["deals"].sum() / n if n else 0.0
     if share < cfg.decisive_share:
         return None
-    shown = [
-        f"{row.level!r} ({row.win_rate:.0%} won, {row.deals:,} deals)"
-        for row in decisive.head(3).itertuples()
-    ]
     return Flag(
         column,
         "decisive_values",
         "leakage",
-        f"values that settle the outcome cover {share:.0%} of training deals "
-        f"(audit.decisive_share={cfg.decisive_share}): {', '.join(shown)}; a "
-        "value that decides a deal is usually written after the deal is decided",
+        f"values that are nearly always won cover {share:.0%} of training deals "
+        f"(audit.decisive_share={cfg.decisive_share}): {_shown(won)}; a value "
+        "that wins a deal is usually written once the deal is won",
+    )
+
+
+def _low_converting_flag(
+    column: str, decisive: pd.DataFrame, n: int, cfg: AuditConfig
+) -> Flag | None:
+    """A warning (the column is kept) when values nearly always lost cover
+    decisive_share of the deals: low-converting segments are normal."""
+    lost = decisive[decisive["win_rate"] < 0.5]
+    share = lost["deals"].sum() / n if n else 0.0
+    if share < cfg.decisive_share:
+        return None
+    return Flag(
+        column,
+        "low_converting_values",
+        "warning",
+        f"values that seldom convert cover {share:.0%} of training deals: "
+        f"{_shown(lost)}; kept as a feature, since a segment that rarely converts "
+        "is common and honest; it is leakage only if the value is written once "
+        "the deal is lost (a loss reason, a closed status)",
     )
 
 
@@ -428,10 +491,10 @@ def _name_flag(column: str, cfg: AuditConfig) -> Flag | None:
     return Flag(
         column,
         "late_name",
-        "leakage",
-        f"its name says it holds a state at export time ({', '.join(words)}): CRM "
-        "fields like that are updated until the export, after the outcome; allow it "
-        "only if it is fixed when the lead comes in",
+        "warning",
+        f"its name suggests a state at export time ({', '.join(words)}): kept as a "
+        "feature, as no statistic shows it leaks; if the CRM updates it after the "
+        "lead comes in (until the export), list it under source.forbidden",
     )
 
 
@@ -479,11 +542,12 @@ def _column_flags(
     levels = column_levels(values, kind)
     auc = single_feature_auc(levels, won, folds)
     decisive = decisive_levels(levels, won, cfg.decisive_purity, cfg.decisive_min_rows)
-    share = float(decisive["deals"].sum() / len(won))
+    share = float(decisive.loc[decisive["win_rate"] >= 0.5, "deals"].sum() / len(won))
     candidates = [
         _auc_flag(column, auc, cfg),
         _decisive_flag(column, decisive, len(won), cfg),
         _presence_flag(column, values, won, cfg),
+        _low_converting_flag(column, decisive, len(won), cfg),
     ]
     if kind == "date":
         candidates.append(_late_date_flag(column, values, train["closed_at"], cfg))
@@ -506,31 +570,85 @@ def _counts(frame: pd.DataFrame, split: pd.Series) -> dict[str, dict[str, int]]:
     return counts
 
 
-def _sufficiency(counts: dict[str, dict[str, int]], cfg: AuditConfig) -> dict[str, Any]:
-    fewest = min(
-        (n, f"{outcome} deals in {name}")
-        for name, row in counts.items()
-        for outcome, n in row.items()
+def auc_ci_width(n_won: int, n_lost: int, auc: float) -> float:
+    """Width of the 95% confidence interval of a ROC AUC of ``auc`` measured on
+    n_won and n_lost deals (the Hanley-McNeil standard error, 1982).
+
+    >>> round(auc_ci_width(159, 350, 0.75), 3)
+    0.097
+    """
+    if n_won < 1 or n_lost < 1:
+        return float("inf")
+    q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)
+    variance = (
+        auc * (1 - auc) + (n_won - 1) * (q1 - auc**2) + (n_lost - 1) * (q2 - auc**2)
+    ) / (n_won * n_lost)
+    return float(2 * 1.959964 * np.sqrt(variance))
+
+
+#: The evaluation of each split method when one test window is too small: folds that
+#: respect time wherever deals are dated or ordered.
+FOLDS_BY_METHOD = {"time": "rolling_origin", "order": "rolling_origin"}
+
+
+def evaluation_plan(
+    counts: dict[str, dict[str, int]], method: str, cfg: AuditConfig
+) -> dict[str, Any]:
+    """How the model is judged: one test window when its AUC's 95% CI would be at
+    most ``audit.max_auc_ci_width`` wide (planned at ``audit.planning_auc``), else
+    folds over every closed deal: rolling-origin (expanding-window) folds when the
+    split is by time or order, repeated stratified folds only when it is random.
+
+    >>> cfg = AuditConfig()
+    >>> counts = {"train": {"won": 600, "lost": 1200}, "valid": {"won": 120, "lost":
+    ...     240}, "test": {"won": 159, "lost": 350}}
+    >>> evaluation_plan(counts, "time", cfg)["evaluation"]
+    'holdout'
+    >>> small = {name: {"won": 30, "lost": 60} for name in counts}
+    >>> evaluation_plan(small, "time", cfg)["evaluation"]
+    'rolling_origin'
+    >>> evaluation_plan(small, "random", cfg)["evaluation"]
+    'repeated_cv'
+    """
+    test = counts["test"]
+    width = auc_ci_width(test["won"], test["lost"], cfg.planning_auc)
+    enough = width <= cfg.max_auc_ci_width and all(
+        row["won"] and row["lost"] for row in counts.values()
     )
-    enough = fewest[0] >= cfg.min_per_outcome
+    folds = FOLDS_BY_METHOD.get(method, "repeated_cv")
+    repeats = 1 if folds == "rolling_origin" else cfg.cv_repeats
+    planned = (
+        f"the test window's {test['won']:,} won and {test['lost']:,} lost deals give "
+        f"a 95% CI about {width:.3f} wide for an AUC near {cfg.planning_auc:g}"
+    )
     if enough:
         message = (
-            f"every split has at least {cfg.min_per_outcome} won and lost deals "
-            f"(fewest: {fewest[0]:,} {fewest[1]}): one test window is enough"
+            f"{planned}, within audit.max_auc_ci_width={cfg.max_auc_ci_width:g}: "
+            "one test window is enough"
+        )
+    elif folds == "rolling_origin":
+        message = (
+            f"{planned}, wider than audit.max_auc_ci_width={cfg.max_auc_ci_width:g}: "
+            f"evaluate with {cfg.cv_splits} rolling-origin folds (each trains on "
+            "every deal before its test block, the oldest "
+            f"{cfg.rolling_min_train:.0%} first) and report the mean AUC with its CI"
         )
     else:
         message = (
-            f"only {fewest[0]:,} {fewest[1]}, below audit.min_per_outcome="
-            f"{cfg.min_per_outcome}: a single test window this small gives a wide, "
-            f"unstable AUC; evaluate with repeated stratified cross-validation "
-            f"({cfg.cv_splits} folds x {cfg.cv_repeats} repeats) and report its CI"
+            f"{planned}, wider than audit.max_auc_ci_width={cfg.max_auc_ci_width:g}: "
+            f"the deals have no dates or order, so evaluate with repeated stratified "
+            f"cross-validation ({cfg.cv_splits} folds x {cfg.cv_repeats} repeats) "
+            "and report the mean AUC with its CI"
         )
     return {
-        "min_per_outcome": cfg.min_per_outcome,
+        "max_auc_ci_width": cfg.max_auc_ci_width,
+        "planning_auc": cfg.planning_auc,
+        "test_auc_ci_width": width,
         "enough": enough,
-        "evaluation": "holdout" if enough else "repeated_cv",
+        "evaluation": "holdout" if enough else folds,
         "cv_splits": cfg.cv_splits,
-        "cv_repeats": cfg.cv_repeats,
+        "cv_repeats": repeats,
+        "rolling_min_train": cfg.rolling_min_train,
         "message": message,
     }
 
@@ -540,6 +658,7 @@ def _duplicates(groups: pd.Series, split: pd.Series, columns: list[str]) -> dict
     sides = split.dropna().groupby(groups.loc[split.dropna().index]).nunique()
     return {
         "compared_columns": columns,
+        "groups": int(groups.nunique()),
         "rows_with_a_copy": int((sizes > 1).sum()),
         "groups_with_copies": int((groups.value_counts() > 1).sum()),
         "groups_across_splits": int((sides > 1).sum()),
@@ -548,18 +667,94 @@ def _duplicates(groups: pd.Series, split: pd.Series, columns: list[str]) -> dict
     }
 
 
+def export_rows(
+    frame: pd.DataFrame, export: pd.DataFrame, source: SourceConfig
+) -> tuple[pd.DataFrame, list[str]] | None:
+    """The export's row of each deal (deal order), on every column of the export
+    but the id and order columns, and those columns; None when the deals cannot all
+    be found in the export by their id (then copies are judged on the columns
+    lead-ml reads)."""
+    deals = source.tables.deals
+    skip = {deals.id, deals.order}
+    columns = [c for c in export.columns if c not in skip]
+    if deals.id not in export.columns or not columns:
+        return None
+    ids = as_text(id_text(export[deals.id]))
+    first = ~ids.duplicated(keep="first") & ids.notna()
+    rows = pd.Series(np.flatnonzero(first.to_numpy(bool)), index=ids[first].to_numpy())
+    wanted = frame["deal_id"].astype("string")
+    if not wanted.isin(rows.index).all():
+        return None
+    picked = export.iloc[rows.reindex(wanted.tolist()).to_numpy()][columns]
+    # Text as the export holds it, trimmed: "7" and "7.0" in a CSV are told apart
+    # as a person reading the file would, and a blank equals a blank.
+    text = picked.astype("string").apply(lambda c: as_text(c))
+    return text.set_axis(frame.index), columns
+
+
+def _mapped_but_left_out(
+    deals: Deals, source: SourceConfig, flags: list[Flag]
+) -> list[str]:
+    """A warning per column the user mapped to a dimension that is not a feature."""
+    said = []
+    for column, reason in deals.excluded.items():
+        if column in source.dimensions:
+            said.append(
+                f"{column}: mapped to {source.dimensions[column]} under "
+                f"source.dimensions but left out of the features: {reason}"
+            )
+    for flag in flags:
+        if flag.column in source.dimensions and (
+            flag.severity == "dropped" or flag.blocking
+        ):
+            said.append(
+                f"{flag.column}: mapped to {source.dimensions[flag.column]} under "
+                f"source.dimensions but left out of the features ({flag.check})"
+            )
+    return said
+
+
+def left_out(deals: Deals, flags: list[Flag]) -> dict[str, str]:
+    """Every column of the deals that is not a feature, with the reason: the
+    source's exclusions (roles, ignore, forbidden, free text) and the audit's
+    (dropped, refused)."""
+    out = dict(deals.excluded)
+    for flag in flags:
+        if flag.severity == "dropped" or flag.blocking:
+            what = "dropped" if flag.severity == "dropped" else "refused as leakage"
+            out.setdefault(flag.column, f"{what} by the audit ({flag.check})")
+    return out
+
+
 def run_audit(
     deals: Deals,
     source: SourceConfig,
     cfg: AuditConfig,
     split: SplitConfig,
     seed: int,
+    export: pd.DataFrame | None = None,
 ) -> AuditReport:
-    """Split, count, group duplicates and check every feature (see the module doc)."""
+    """Split, count, group duplicates and check every feature (see the module doc).
+
+    ``export``: the deals table as read (`lead-ml read`); copies are judged on
+    every one of its columns but the id and the order. Without it (or when a deal
+    cannot be found in it), on the columns lead-ml reads.
+    """
     frame = deals.frame
     dimensions = deals.dimensions(source)
-    compared = [c for c in frame.columns if c not in _NOT_COMPARED]
-    groups = duplicate_groups(frame, compared)
+    on_export = None if export is None else export_rows(frame, export, source)
+    if on_export is not None:
+        rows, compared = on_export
+        groups = duplicate_groups(rows, compared)
+        judged = "every column of the export but the id and the order column"
+    else:
+        compared = [c for c in frame.columns if c not in _NOT_COMPARED]
+        groups = duplicate_groups(frame, compared)
+        judged = "the columns lead-ml reads (" + (
+            "no export given)"
+            if export is None
+            else "the export's ids do not all match the deals')"
+        )
     labels = split_deals(frame, groups, split, seed)
     train_rows = labels.eq("train").fillna(False).to_numpy(dtype=bool)
     train = frame[train_rows]
@@ -577,10 +772,10 @@ def run_audit(
     method, why = split_method(frame)
     counts = _counts(frame, labels)
     report = {
-        "data": {**deals.summary, "excluded": deals.excluded},
+        "data": {**deals.summary, "excluded": left_out(deals, flags)},
         "split": {"method": method, "explanation": why, "counts": counts},
-        "sufficiency": _sufficiency(counts, cfg),
-        "duplicates": _duplicates(groups, labels, compared),
+        "sufficiency": evaluation_plan(counts, method, cfg),
+        "duplicates": _duplicates(groups, labels, compared) | {"judged_on": judged},
         "flags": [asdict(f) | {"blocking": f.blocking} for f in flags],
         "blocking": sorted({f.column for f in flags if f.blocking}),
         "columns": columns,
@@ -590,7 +785,9 @@ def run_audit(
         "rejects_by_reason": _rejects_by_reason(deals.rejects),
         "passed": not any(f.blocking for f in flags),
     }
-    report["warnings"] = _warnings(report, flags)
+    report["warnings"] = _warnings(report, flags) + _mapped_but_left_out(
+        deals, source, flags
+    )
     return AuditReport(labels, groups, flags, features, report)
 
 
@@ -609,8 +806,13 @@ def _warnings(report: dict[str, Any], flags: list[Flag]) -> list[str]:
     return said
 
 
+def excluded_lines(excluded: dict[str, str]) -> list[str]:
+    """One line per column left out of the features: the column and why."""
+    return [f"{column}: {reason}" for column, reason in excluded.items()]
+
+
 def _allow(flag: Flag, source: SourceConfig) -> Flag:
-    if flag.column in source.allowed and flag.severity == "leakage":
+    if flag.column in source.allowed and flag.severity != "dropped":
         return Flag(flag.column, flag.check, flag.severity, flag.reason, allowed=True)
     return flag
 
@@ -679,11 +881,20 @@ def summary_markdown(report: AuditReport) -> str:
         "",
         "## Duplicates",
         f"{r['duplicates']['rows_with_a_copy']:,} deals have an exact copy "
-        f"({r['duplicates']['groups_with_copies']:,} groups); groups across splits: "
-        f"{r['duplicates']['groups_across_splits']}.",
+        f"({r['duplicates']['groups_with_copies']:,} groups of copies, "
+        f"{r['duplicates']['groups']:,} groups in all); groups across splits: "
+        f"{r['duplicates']['groups_across_splits']}. Compared on "
+        f"{len(r['duplicates']['compared_columns'])} columns: "
+        f"{', '.join(map(str, r['duplicates']['compared_columns']))}.",
         "",
         "## Flags",
         *_flag_lines(report.flags),
+        "",
+        "## Columns left out",
+        *([f"- {line}" for line in excluded_lines(data["excluded"])] or ["None."]),
+        "",
+        "## Warnings",
+        *([f"- {w}" for w in r["warnings"]] or ["None."]),
         "",
         "## Features used",
         ", ".join(f"{c} ({d})" for c, d in r["dimensions"].items()) or "(none)",
@@ -696,6 +907,8 @@ def _outcome(flag: Flag, allowed: str) -> str:
     its severity."""
     if flag.allowed:
         return allowed
+    if flag.severity == "warning":
+        return "warning (kept)"
     return "refused" if flag.blocking else flag.severity
 
 

@@ -32,8 +32,10 @@ from __future__ import annotations
 
 import math
 import operator
+import tempfile
 from collections.abc import Callable
 from numbers import Real
+from pathlib import Path
 from typing import Any, TypeGuard
 
 import numpy as np
@@ -56,7 +58,13 @@ from lead_ml.config import (
     columns_read,
     parse_condition,
 )
-from lead_ml.sources import lead_rows
+from lead_ml.sources import (
+    TABLE_FILE,
+    copy_table,
+    lead_rows,
+    load_deals,
+    read_tables,
+)
 from lead_ml.tables import close_match
 from lead_ml.vocab import BANT_LETTERS, ConfigError
 
@@ -482,6 +490,20 @@ def check_rule(cfg: BantConfig, deals: pd.DataFrame) -> BantRule:
     return rule
 
 
+def check_rule_on_files(cfg: BantConfig, source: SourceConfig) -> BantRule:
+    """:func:`check_rule` on the labelled deals of the source's files, read and
+    labelled as `lead-ml read` and `lead-ml validate` read them (the activity log
+    aside: the rule reads no activity), so that a letter true for no deal is found
+    before the pipeline runs. ConfigError or ContractError as those stages raise."""
+    tables = source.tables.model_copy(update={"activities": None})
+    without_log = source.model_copy(update={"tables": tables})
+    with tempfile.TemporaryDirectory() as folder:
+        for name, table in tables.present().items():
+            copy_table(table, name, Path(folder) / TABLE_FILE.format(name=name))
+        deals = load_deals(without_log, cfg, read_tables(without_log, Path(folder)))
+    return check_rule(cfg, lead_rows(deals.frame, source))
+
+
 def _never_true(cfg: BantConfig, letter: str, deals: pd.DataFrame) -> str:
     """Why a letter no deal passes is almost surely a typo, with the values seen."""
     condition = cfg.letters[letter]
@@ -497,10 +519,18 @@ def _never_true(cfg: BantConfig, letter: str, deals: pd.DataFrame) -> str:
 
 
 def bant_scores(
-    cfg: BantConfig, source: SourceConfig, deals: pd.DataFrame
+    cfg: BantConfig | None, source: SourceConfig, deals: pd.DataFrame
 ) -> pd.DataFrame:
     """The rule's points and verdict (``bant_points``, ``bant_qualified``) for every
-    labelled deal (:class:`lead_ml.sources.Deals` frame), indexed by deal_id."""
+    labelled deal (:class:`lead_ml.sources.Deals` frame), indexed by deal_id.
+
+    Without a rule (``cfg`` None) every deal gets 0 points and none is qualified:
+    the base rate, a list in no order (ROC AUC 0.5; its top K win at the base rate,
+    see :func:`compared_with_base_rate`)."""
+    if cfg is None:
+        return pd.DataFrame(
+            {"bant_points": 0.0, "bant_qualified": False}, index=range(len(deals))
+        ).set_axis(deals["deal_id"].to_numpy())
     rows = lead_rows(deals, source)
     try:
         rule = BantRule.from_config(cfg).fit(rows)
@@ -510,3 +540,103 @@ def bant_scores(
     return pd.DataFrame(
         {"bant_points": points, "bant_qualified": qualified.astype(bool)}
     ).set_axis(deals["deal_id"].to_numpy())
+
+
+# --- no rule: the base rate ---------------------------------------------------------
+
+#: What metrics.json, the summary, MLflow and the report say when params give no rule.
+NO_RULE = (
+    "no BANT rule was given (bant is null or absent in params.yaml): the model is "
+    "compared with the base rate, leads taken in no order (ROC AUC 0.5; the top K "
+    "leads win at the base rate)"
+)
+
+
+def baseline_of(cfg: BantConfig | None) -> dict[str, Any]:
+    """metrics.json's ``baseline``: what the model is compared with, the rule params
+    give or the base rate (``rule_given`` false, and why, in ``note``).
+
+    >>> baseline_of(None)["label"], baseline_of(None)["rule_given"]
+    ('base rate', False)
+    >>> baseline_of(BantConfig(letters={"need": "need == 'yes'"}, threshold=1))["label"]
+    'BANT rule'
+    """
+    if cfg is None:
+        return {
+            "kind": "base_rate",
+            "label": "base rate",
+            "rule_given": False,
+            "note": NO_RULE,
+        }
+    letters = ", ".join(f"{letter} ({cfg.weights[letter]:g})" for letter in cfg.letters)
+    return {
+        "kind": "bant",
+        "label": "BANT rule",
+        "rule_given": True,
+        "note": f"the BANT rule of params.yaml: letters {letters}, qualified at "
+        f"{cfg.threshold:g} points",
+    }
+
+
+#: Capacity keys of the rule's list (lead_ml.evaluate.capacity_view), "bant_" prefixed.
+_RULE_CAPACITY = ("wins", "win_rate", "pipeline_value")
+
+
+def compared_with_base_rate(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The metrics of a model compared with :func:`bant_scores` without a rule (0
+    points everywhere), as the base-rate comparison they are: ``bant`` null, the
+    ``baseline`` (:func:`baseline_of`, with its ROC AUC 0.5 and PR AUC, the base
+    rate) and, in the capacity view, the wins a list in no order puts in the top K
+    (``base_rate_wins``: K times the base rate, its expectation) in place of the
+    rule's. The gain in ROC AUC is the model's over 0.5 already. A new dict.
+
+    >>> metrics = {"bant": {"roc_auc": 0.5, "pr_auc": 0.25, "qualified_share": 0.0},
+    ...     "cv": {"bant_roc_auc_by_fold": [0.5, 0.5]}, "capacity": {
+    ...         "k": 8, "model_wins": 5, "bant_wins": 1, "base_win_rate": 0.25}}
+    >>> compared = compared_with_base_rate(metrics)
+    >>> compared["bant"], compared["capacity"], compared["cv"]
+    (None, {'k': 8, 'model_wins': 5, 'base_win_rate': 0.25, 'base_rate_wins': 2.0}, {})
+    >>> compared["baseline"]["roc_auc"], compared["baseline"]["pr_auc"]
+    (0.5, 0.25)
+    """
+    out = dict(metrics)
+    rule = out.pop("bant", None) or {}
+    out["bant"] = None
+    capacity = {
+        key: value
+        for key, value in out.get("capacity", {}).items()
+        if key not in {f"bant_{name}" for name in _RULE_CAPACITY}
+    }
+    if "k" in capacity and "base_win_rate" in capacity:
+        capacity["base_rate_wins"] = float(capacity["k"] * capacity["base_win_rate"])
+    if "capacity" in out:
+        out["capacity"] = capacity
+    if isinstance(out.get("cv"), dict):
+        out["cv"] = {k: v for k, v in out["cv"].items() if not k.startswith("bant_")}
+    out["baseline"] = baseline_of(None) | {
+        "roc_auc": 0.5,
+        "pr_auc": float(rule.get("pr_auc", capacity.get("base_win_rate", 0.0))),
+    }
+    return out
+
+
+def base_rate_verdict(metrics: dict[str, Any]) -> str:
+    """The one-line claim a summary may make without a rule (see
+    :func:`lead_ml.evaluate.verdict`): the model against the base rate, where the
+    AUC gain's CI and the capacity view agree.
+
+    >>> base_rate_verdict({"delta_roc_auc_ci95": [0.38, 0.41],
+    ...     "capacity": {"k": 684, "model_wins": 516, "base_rate_wins": 253.2}})
+    'the model beats the base rate: 516 wins in the top 684 against 253 by chance'
+    """
+    capacity = metrics["capacity"]
+    model, chance, k = capacity["model_wins"], capacity["base_rate_wins"], capacity["k"]
+    low, high = metrics["delta_roc_auc_ci95"]
+    counts = f"{model:,} wins in the top {k:,} against {chance:,.0f} by chance"
+    if low > 0 and model >= chance:
+        return f"the model beats the base rate: {counts}"
+    if high < 0 and model <= chance:
+        return f"the model ranks worse than the base rate: {counts}"
+    if low > 0 or high < 0:
+        return f"mixed: the ROC AUC and the top {k:,} disagree ({counts})"
+    return "no clear difference from the base rate: the AUC gain's 95% CI includes 0"

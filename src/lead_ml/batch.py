@@ -59,6 +59,7 @@ from lead_ml.schema import id_text
 from lead_ml.scorer import PSI_WARNING, DriftMonitor, Scored, Scorer, ScorerError
 from lead_ml.tables import (
     Chunk,
+    Dialect,
     as_text,
     quote_value,
     read_chunks,
@@ -222,6 +223,7 @@ class IdIndex:
         id_column: str,
         missing: tuple[str, ...] = (),
         progress: Callable[[int], None] | None = None,
+        dialect: Dialect | None = None,
     ) -> IdIndex:
         """Hash every id (column ``id_column``, read as :func:`id_keys` reads it
         with the placeholders ``missing``) of the file at ``path`` into files in
@@ -236,7 +238,7 @@ class IdIndex:
                 for b in range(ID_BUCKETS)
             ]
             out = files.enter_context(open(folder / HASH_FILE, "wb"))
-            for chunk in read_chunks(path, [id_column], chunk_rows):
+            for chunk in read_chunks(path, [id_column], chunk_rows, dialect):
                 hashes = SeenIds.hash(id_keys(chunk.frame[id_column], missing))
                 out.write(hashes.tobytes())
                 index.rows += len(hashes)
@@ -561,7 +563,11 @@ class ActivityParts:
 
 
 def split_activities(
-    path: Path, columns: list[str], folder: Path, missing: tuple[str, ...] = ()
+    path: Path,
+    columns: list[str],
+    folder: Path,
+    missing: tuple[str, ...] = (),
+    dialect: Dialect | None = None,
 ) -> ActivityParts:
     """The activities file (``columns``: its key, time stamp and type) in parts in
     ``folder`` (a job's scratch), read (and, for CSV, parsed) once per job; each
@@ -573,7 +579,7 @@ def split_activities(
     # Every cell as text, as lead-ml reads any CSV (the scorer converts and
     # rejects row by row): types inferred from the first rows failed the whole
     # job on one unreadable time stamp further down, and read ids as numbers.
-    for chunk in read_chunks(path, columns, ACTIVITY_PART_ROWS):
+    for chunk in read_chunks(path, columns, ACTIVITY_PART_ROWS, dialect):
         table = chunk.table
         if chunk.malformed:  # nothing to read in them: counted, left out
             keep = np.ones(len(chunk), dtype=bool)
@@ -939,6 +945,7 @@ def batch_job(
                 scorer.id_column,
                 missing,
                 checking,
+                scorer.dialect().for_input(files.input),
             )
         job = BatchJob(writer, reject_writer, index, summary)
         if crm is not None and crm_writer is not None:
@@ -951,6 +958,7 @@ def batch_job(
                     scorer.activity_columns,
                     scratch / "activities",
                     missing,
+                    scorer.dialect("activities").resolve(files.activities),
                 )
             summary.activities_rejected += job.activities.malformed
         yield job
@@ -1022,12 +1030,16 @@ def score_file(
     if not input_path.exists():
         raise FileNotFoundError(f"{input_path}: the input file not found")
     files.check()
-    header = read_header(input_path, "the input")
+    # Read as training read the deals (sep, encoding, decimal, row-number id).
+    dialect = scorer.dialect().for_input(input_path)
+    header = read_header(input_path, "the input", dialect)
     scorer.check_columns(header, str(input_path))
     if crm is not None:
         crm.check(header, explain_reasons, str(input_path))
     if activities_path is not None:
-        header = read_header(activities_path, "the activities")
+        header = read_header(
+            activities_path, "the activities", scorer.dialect("activities")
+        )
         scorer.check_activity_columns(header, str(activities_path))
     wanted = scorer.contract.columns
     monitor = DriftMonitor(scorer.spec["drift_reference"])
@@ -1037,7 +1049,7 @@ def score_file(
         stop_on_signals(),
         batch_job(files, outputs, scorer, chunk_rows, crm, checking) as job,
     ):
-        for chunk in read_chunks(input_path, read, chunk_rows):
+        for chunk in read_chunks(input_path, read, chunk_rows, dialect):
             _score_into(scorer, chunk, job, monitor, (explain_reasons, str(input_path)))
             if progress is not None:
                 progress(len(chunk))

@@ -73,7 +73,8 @@ EXIT_ALL_REJECTED = 3
 #: value is refused naming them). GenerateFormat: params' synthetic.format values.
 Engine = Literal["local", "spark"]
 GenerateFormat = Literal["parquet", "csv"]
-TableName = Literal["deals", "accounts", "activities"]
+#: deals, accounts, activities, or a further table named under source.tables.
+TableName = str
 
 
 def _version(asked: bool) -> None:
@@ -159,7 +160,9 @@ def check_config(
         typer.Option(
             "--data/--no-data",
             help="Also check the columns the source section and the BANT rule name "
-            "against the files' headers (reads no rows).",
+            "against the files' headers, and, when a rule is given, that each of "
+            "its letters is true for some deal (reads the deals and joined tables, "
+            "not the activity log).",
         ),
     ] = True,
 ) -> None:
@@ -167,25 +170,32 @@ def check_config(
 
     Example: lead-ml check-config --params examples/maven_crm/params.yaml
     """
+    from lead_ml.baseline import NO_RULE, check_rule_on_files
     from lead_ml.sources import check_columns
 
     if _check_fragment(params):
         return
     settings = _params(params)
-    source = settings.source
+    source, rule = settings.source, settings.bant
     checked = ""
     if data:
-        headers = check_columns(source, settings.bant)
+        headers = check_columns(source, rule)
         counts = ", ".join(f"{len(h)} {name}" for name, h in headers.items())
         checked = f"; every column it names is in the files ({counts} columns)"
-    letters = ", ".join(settings.bant.letters)
+        if rule is not None:
+            check_rule_on_files(rule, source)
+            checked += ", and every BANT letter is true for some deal"
+    if rule is None:
+        compared = NO_RULE
+    else:
+        letters = ", ".join(rule.letters)
+        compared = f"BANT letters {letters} (threshold {rule.threshold:g})"
     console.print(
         "[green]check-config[/] "
         + plain(
             f"{params}: valid{checked}; {source.name}: deals "
-            f"{source.tables.deals.path}, BANT letters {letters} (threshold "
-            f"{settings.bant.threshold:g}), {len(source.dimensions)} columns mapped "
-            "to dimensions"
+            f"{source.tables.deals.path}, {compared}, {len(source.dimensions)} "
+            "columns mapped to dimensions"
         ),
         soft_wrap=True,
     )
@@ -230,7 +240,11 @@ def read(
 
     started = time.perf_counter()
     result = run_read(_params(params), table, out)
-    _done("read", started, f"{result['rows']:,} rows of {result['path']} -> {out}")
+    _done(
+        "read",
+        started,
+        f"{result['rows']:,} rows of {result['path']} ({result['read_with']}) -> {out}",
+    )
 
 
 @app.command()
@@ -249,6 +263,10 @@ def audit(
     split: Annotated[
         Path, typer.Option(help="The split of every deal (Parquet).")
     ] = Path("data/audit/split.parquet"),
+    tables: Annotated[
+        Path,
+        typer.Option(help="Folder of the tables `lead-ml read` copied (copies)."),
+    ] = Path("data/tables"),
 ) -> None:
     """Check the deals before training: sufficiency, split, copies, leakage.
 
@@ -261,7 +279,7 @@ def audit(
 
     started = time.perf_counter()
     try:
-        report = run_audit(_params(params), validated, out, summary_md, split)
+        report = run_audit(_params(params), validated, out, summary_md, split, tables)
     except LeakageError:
         _print_audit(json.loads(out.read_text()))
         raise
@@ -289,6 +307,17 @@ def _print_audit(report: dict[str, Any]) -> None:
         )
     if report["flags"]:
         console.print(table)
+    # Every column left out, with its reason: a column never disappears unsaid.
+    left_out = report["data"].get("excluded", {})
+    if left_out:
+        excluded = Table("column", "why it is not a feature", title="columns left out")
+        for column, reason in left_out.items():
+            excluded.add_row(*table_row(column, reason))
+        console.print(excluded)
+    flagged = {f"{f['column']} ({f['check']}" for f in report["flags"]}
+    for warning in report.get("warnings", []):
+        if not any(warning.startswith(f) for f in flagged):
+            console.print(plain(f"warning: {warning}"), soft_wrap=True)
 
 
 @app.command()
@@ -1063,9 +1092,12 @@ def summary(
 
 
 def comparison_rows(metrics: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """The model-vs-BANT table `make run` prints: (measure, model, BANT)."""
+    """The model-vs-BANT table `make run` prints: (measure, model, BANT); without a
+    rule, (measure, model, base rate)."""
     model, bant, capacity = metrics["model"], metrics["bant"], metrics["capacity"]
     low, high = metrics["delta_roc_auc_ci95"]
+    if bant is None:
+        return _base_rate_rows(metrics)
     return [
         ("ROC AUC", f"{model['roc_auc']:.3f}", f"{bant['roc_auc']:.3f}"),
         ("PR AUC", f"{model['pr_auc']:.3f}", f"{bant['pr_auc']:.3f}"),
@@ -1083,27 +1115,74 @@ def comparison_rows(metrics: dict[str, Any]) -> list[tuple[str, str, str]]:
     ]
 
 
+def _base_rate_rows(metrics: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """:func:`comparison_rows` without a rule: the model against the base rate (a
+    list in no order: ROC AUC 0.5, its top K win at the base rate)."""
+    model, capacity = metrics["model"], metrics["capacity"]
+    baseline = metrics.get("baseline") or {}
+    low, high = metrics["delta_roc_auc_ci95"]
+    rate = capacity["base_win_rate"]
+    return [
+        ("ROC AUC", f"{model['roc_auc']:.3f}", "0.500"),
+        ("PR AUC", f"{model['pr_auc']:.3f}", f"{baseline.get('pr_auc', rate):.3f}"),
+        (
+            "AUC gain (95% CI)",
+            f"{metrics['delta_roc_auc']:+.3f} [{low:+.3f}, {high:+.3f}]",
+            "",
+        ),
+        (
+            f"wins in top {capacity['k']} leads",
+            f"{capacity['model_wins']} ({capacity['model_win_rate']:.1%})",
+            f"{capacity.get('base_rate_wins', rate * capacity['k']):.0f} ({rate:.1%})",
+        ),
+        ("calibration error (ECE)", f"{model['ece']:.3f}", "-"),
+    ]
+
+
 def _print_comparison(results: dict[str, Any]) -> None:
+    rule = results.get("bant") is not None
+    versus = "BANT" if rule else "the base rate"
     title = (
-        f"Model vs BANT on {results['n_test']:,} deals created "
+        f"Model vs {versus} on {results['n_test']:,} deals created "
         f"{results['test_start']} to {results['test_end']}"
     )
-    if results.get("evaluation") == "repeated_cv":
+    evaluation = results.get("evaluation")
+    if evaluation not in (None, "holdout"):
         cv = results["cv"]
+        kind = (
+            "rolling-origin folds"
+            if evaluation == "rolling_origin"
+            else "stratified folds (no dates or order)"
+        )
         title = (
-            f"Model vs BANT, out of fold on {results['n_test']:,} closed deals "
-            f"({cv['folds']}-fold CV x {cv['repeats']}: model ROC AUC "
-            f"{cv['model_roc_auc_mean']:.3f} +- {cv['model_roc_auc_std']:.3f})"
+            f"Model vs {versus}, out of fold on {results['n_test']:,} closed deals "
+            f"({cv['folds']} {kind}: ROC AUC is the folds' mean, sd "
+            f"{cv['model_roc_auc_std']:.3f})"
         )
     elif results.get("split") in ("order", "random"):
         title = (
-            f"Model vs BANT on {results['n_test']:,} test deals "
+            f"Model vs {versus} on {results['n_test']:,} test deals "
             f"({results['split']} split: no created dates)"
         )
-    table = Table("", "model", "BANT rule", title=plain(title))
+    table = Table("", "model", "BANT rule" if rule else "base rate", title=plain(title))
     for row in comparison_rows(results):
         table.add_row(*table_row(*row))
     console.print(table)
+    interval = results["model"].get("roc_auc_ci95")
+    if interval:
+        console.print(
+            plain(
+                f"model ROC AUC {results['model']['roc_auc']:.3f} "
+                f"(95% CI {interval[0]:.3f} to {interval[1]:.3f})"
+            )
+        )
+    if not rule:
+        note = (results.get("baseline") or {}).get("note", "no BANT rule was given")
+        console.print(plain(note[:1].upper() + note[1:]), soft_wrap=True)
+    if results.get("verdict"):
+        console.print(plain(f"verdict: {results['verdict']}"), soft_wrap=True)
+    for warning in results.get("warnings", []):
+        console.print(plain(f"warning: {warning}"), soft_wrap=True)
 
 
 FeaturesWindowOption = Annotated[

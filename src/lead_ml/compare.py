@@ -633,14 +633,15 @@ class Comparison:
 
 
 def capacity_k(window: Window, capacity: int | None) -> int:
-    """Leads reps can work: the given capacity, else as many as BANT qualifies.
+    """Leads reps can work: the given capacity, else as many as BANT qualifies, else
+    (no rule given, or none qualified) as many as won, as `lead-ml evaluate` takes.
 
     >>> window = Window(pd.DataFrame(), None, np.array([1, 0, 1]), None, None,
     ...                 np.zeros(3), np.array([True, False, True]), "example")
     >>> capacity_k(window, None), capacity_k(window, 1)
     (2, 1)
     """
-    k = capacity or max(1, int(window.bant_qualified.sum()))
+    k = capacity or max(1, int(window.bant_qualified.sum()) or int(window.won.sum()))
     if k > len(window.won):
         raise CompareError(
             f"capacity {k} exceeds the {len(window.won)} leads in the window; "

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import ast
 import math
+import re
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -46,6 +47,7 @@ from pydantic import (
     Field,
     Strict,
     ValidationError,
+    ValidationInfo,
     create_model,
     field_validator,
     model_validator,
@@ -55,6 +57,7 @@ from lead_ml.vocab import (
     BANT_LETTERS,
     META_COLUMNS,
     OUTPUT_DIMENSIONS,
+    REJECT_COLUMNS,
     ConfigError,
     DeclaredKind,
 )
@@ -65,6 +68,10 @@ LATE_NAME_WORDS: tuple[str, ...] = tuple(
     "last latest status stage tag tags quality rating score reason close closed "
     "closing won lost converted outcome result final".split()
 )
+#: A part of the created date that may be a feature (featurize.date_parts).
+DatePart = Literal["day_of_week", "month", "hour"]
+#: Every date part, in the order the features are built.
+DATE_PARTS: tuple[DatePart, ...] = ("day_of_week", "month", "hour")
 #: The longest BANT condition accepted, in characters: a rule is a line or two, and
 #: the bound keeps parsing and evaluating it cheap whatever a params file holds.
 MAX_CONDITION_CHARS = 1000
@@ -479,13 +486,96 @@ class _Section(BaseModel):
 # --- the source: files and their contract -------------------------------------------
 
 
-class DealsTable(_Section):
+#: Field separators a CSV export is read with (detected among them when not set).
+SEPARATORS = (",", ";", "\t", "|")
+#: The name of the row-number id column when ``id: {row_number: true}`` names none.
+ROW_NUMBER_COLUMN = "row_number"
+#: A table name becomes a file name (data/tables/<name>.parquet) and a params key.
+TABLE_NAME = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
+
+
+def _a_separator(value: Any) -> Any:
+    if isinstance(value, str) and value.lower() in ("tab", "\\t"):
+        return "\t"
+    return value
+
+
+class _Reading(_Section):
+    """How a table's file is read: every key optional (CSV dialect detected)."""
+
+    sep: (
+        Annotated[Literal[",", ";", "\t", "|"], BeforeValidator(_a_separator)] | None
+    ) = Field(
+        None,
+        description="CSV field separator: ',', ';', tab ('\\t' or tab) or '|'; "
+        "default: detected from the file's first lines",
+    )
+    encoding: str = Field(
+        "utf-8",
+        min_length=1,
+        max_length=40,
+        description="text encoding of a CSV file, e.g. utf-8, cp1252, latin-1 "
+        "(a UTF-8 byte-order mark is skipped)",
+    )
+    decimal: Literal[".", ","] = Field(
+        ".",
+        description="decimal mark of the numbers in a CSV file; with ',' a value "
+        "such as 1.234,5 reads as 1234.5",
+    )
+    sheet: str | None = Field(
+        None, min_length=1, description="the sheet of an .xlsx file (default: first)"
+    )
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, encoding: str) -> str:
+        import codecs
+
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise ValueError(
+                f"{encoding!r} is not a text encoding; use e.g. utf-8, cp1252 or "
+                "latin-1"
+            ) from None
+        return encoding
+
+
+def _row_number_id(data: Any) -> Any:
+    """``id: {row_number: true[, name: ...]}``: the id is the file's row number."""
+    if not isinstance(data, dict) or not isinstance(data.get("id"), dict):
+        return data
+    spec = dict(data["id"])
+    if spec.pop("row_number", None) is not True:
+        raise ValueError(
+            "id: give a column name, or {row_number: true} (optionally with "
+            "name: ...) when the export has no id column"
+        )
+    name = spec.pop("name", ROW_NUMBER_COLUMN)
+    if name in (*REJECT_COLUMNS, *META_COLUMNS):
+        raise ValueError(
+            f"id.name: {name!r} is a name lead-ml uses for its own columns; "
+            "choose another"
+        )
+    if spec:
+        raise ValueError(f"id: unknown key(s) {sorted(spec)}; use row_number, name")
+    return {**data, "id": name, "row_number": True}
+
+
+class DealsTable(_Reading):
     """The deals table: one row per lead or opportunity."""
 
     path: FilePath = Field(
-        description="CSV or Parquet file, relative to the project root"
+        description="CSV, Excel (.xlsx) or Parquet file, relative to the project root"
     )
     id: str = Field(min_length=1, description="column with a unique id per deal")
+    row_number: bool = Field(
+        False,
+        description="the export has no id column: the id is the 1-based row number "
+        "of the file (header and blank lines not counted), added as column `id`; "
+        "written id: {row_number: true} (column 'row_number') or "
+        "{row_number: true, name: ...}",
+    )
     created: str | None = Field(
         None, description="column with the date the lead came in (time split)"
     )
@@ -501,26 +591,36 @@ class DealsTable(_Section):
         None, description="column with the deal's expected value, known at creation"
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _id_form(cls, data: Any) -> Any:
+        return _row_number_id(data)
 
-class AccountsTable(_Section):
-    """An optional accounts table joined onto the deals on a key."""
+
+class AccountsTable(_Reading):
+    """A table joined onto the deals on a key, many deals to one row (accounts,
+    products, teams...); or, named by ``source.outcome.table``, the outcome."""
 
     path: FilePath
-    key: str = Field(min_length=1, description="column of the deals naming the account")
+    key: str = Field(min_length=1, description="column of the deals naming the row")
     id: str | None = Field(
-        None, description="the account id column of this table (default: key)"
+        None, description="the matching id column of this table (default: key)"
     )
     columns: list[str] | None = Field(
-        None, description="account columns to join (default: all but the id)"
+        None, description="columns to join (default: all but the id)"
     )
 
     @property
     def id_column(self) -> str:
-        """The account id column of the accounts table."""
+        """The id column of this table."""
         return self.id or self.key
 
 
-class ActivitiesTable(_Section):
+#: A further many-to-one table (products, teams...): an accounts table by shape.
+JoinTable = AccountsTable
+
+
+class ActivitiesTable(_Reading):
     """An optional activity log: one row per email, call, visit... of a deal."""
 
     path: FilePath
@@ -530,11 +630,30 @@ class ActivitiesTable(_Section):
 
 
 class TablesConfig(_Section):
-    """The source's tables; leave out the ones the export does not have."""
+    """The source's tables; leave out the ones the export does not have. Any other
+    name is a further table (:data:`JoinTable`): joined onto the deals by key like
+    the accounts, or the outcome table that ``source.outcome.table`` names."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+    __pydantic_extra__: dict[str, JoinTable] = Field(init=False)
 
     deals: DealsTable
     accounts: AccountsTable | None = None
     activities: ActivitiesTable | None = None
+
+    @model_validator(mode="after")
+    def _table_names(self) -> TablesConfig:
+        for name in self.extra():
+            if not re.match(TABLE_NAME, name):
+                raise ValueError(
+                    f"{name!r}: a table name is a letter then letters, digits, _ "
+                    "or - (it names a file, data/tables/<name>.parquet)"
+                )
+        return self
+
+    def extra(self) -> dict[str, JoinTable]:
+        """The further tables by name, in params order."""
+        return dict(self.__pydantic_extra__ or {})
 
     def present(self) -> dict[str, DealsTable | AccountsTable | ActivitiesTable]:
         """The configured tables by name (what `lead-ml read` reads, one a stage)."""
@@ -542,6 +661,7 @@ class TablesConfig(_Section):
             "deals": self.deals,
             "accounts": self.accounts,
             "activities": self.activities,
+            **self.extra(),
         }
         return {name: table for name, table in tables.items() if table is not None}
 
@@ -567,32 +687,74 @@ class OutcomeConfig(_Section):
 
     With ``open`` given, any other value rejects its row; without it, every value
     that is neither won nor lost is an open deal, the kind that gets scored.
+
+    With ``table`` (a further table of ``source.tables``, matched on its key) the
+    outcome is in another table: with no ``column`` a deal is won when its key is in
+    that table; with a ``column`` its value there is read as above. A deal missing
+    from the table is ``absent`` (lost, or open).
     """
 
-    column: str = Field(min_length=1)
-    won: list[str] = Field(min_length=1, description="values meaning closed-won")
-    lost: list[str] = Field(min_length=1, description="values meaning closed-lost")
+    column: str | None = Field(
+        None, min_length=1, description="the outcome column (of `table` when set)"
+    )
+    won: list[str] = Field(
+        default_factory=list, description="values meaning closed-won"
+    )
+    lost: list[str] = Field(
+        default_factory=list, description="values meaning closed-lost"
+    )
     open: list[str] | None = Field(
         None, description="values meaning still open; others are rejected when set"
+    )
+    table: str | None = Field(
+        None,
+        min_length=1,
+        description="a further table of source.tables holding the outcome: a deal is "
+        "won when its key is there (or by `column` there)",
+    )
+    absent: Literal["lost", "open"] = Field(
+        "lost", description="with `table`: the outcome of a deal the table lacks"
     )
 
     @field_validator("won", "lost", "open", mode="before")
     @classmethod
-    def _values_as_text(cls, values: Any) -> Any:
+    def _values_as_text(cls, values: Any, info: ValidationInfo) -> Any:
         if values is None:
-            return None
+            return None if info.field_name == "open" else []
         if not isinstance(values, list):
             values = [values]
+        if not values and info.field_name != "open":
+            raise ValueError("List should have at least 1 item (a value of the file)")
         return [_outcome_value(value) for value in values]
 
     @model_validator(mode="after")
     def _values_differ(self) -> OutcomeConfig:
+        if self.table is not None and self.column is None:
+            given = [k for k in ("won", "lost", "open") if getattr(self, k)]
+            if given:
+                raise ValueError(
+                    f"{', '.join(given)}: with a table and no column a deal is won "
+                    "when its key is in the table; name the table's outcome column "
+                    "(column) to read its values, or drop them"
+                )
+            return self
+        for key in ("column", "won", "lost"):
+            if not getattr(self, key):
+                raise ValueError(
+                    f"{key}: required (the outcome column and its won and lost "
+                    "values), unless the outcome is a table's keys (table)"
+                )
         groups = {"won": self.won, "lost": self.lost, "open": self.open or []}
         for first, second in (("won", "lost"), ("won", "open"), ("lost", "open")):
-            both = sorted(set(groups[first]) & set(groups[second]))
+            both = sorted(set(groups[first] or []) & set(groups[second] or []))
             if both:
                 raise ValueError(f"{both} are listed as both {first} and {second}")
         return self
+
+    @property
+    def deals_column(self) -> str | None:
+        """The deals table's outcome column (None when the outcome is a table's)."""
+        return self.column if self.table is None else None
 
 
 class Bounds(_Section):
@@ -680,7 +842,7 @@ class SourceConfig(_Section):
         deals, accounts = self.tables.deals, self.tables.accounts
         named = {
             "source.tables.deals.id": deals.id,
-            "source.outcome.column": self.outcome.column,
+            "source.outcome.column": self.outcome.deals_column,
             "source.tables.deals.created": deals.created,
             "source.tables.deals.closed": deals.closed,
             "source.tables.deals.order": deals.order,
@@ -702,6 +864,9 @@ class SourceConfig(_Section):
 def _consistency_problem(source: SourceConfig) -> str:
     """The first contradiction between keys of the source section, or ''."""
     roles = source.roles()
+    problem = _tables_problem(source)
+    if problem:
+        return problem
     seen: dict[str, str] = {}
     for key, column in roles.items():
         # A sequential id may also be the order column; no other role is shared.
@@ -751,6 +916,19 @@ def _consistency_problem(source: SourceConfig) -> str:
     return ""
 
 
+def _tables_problem(source: SourceConfig) -> str:
+    """A contradiction between the tables and the outcome's table, or ''."""
+    tables, outcome = source.tables, source.outcome
+    extra = tables.extra()
+    if outcome.table is not None and outcome.table not in extra:
+        named = ", ".join(extra) or "none"
+        return (
+            f"outcome.table: {outcome.table!r} is not a further table under "
+            f"source.tables (those: {named}); add it there with path and key"
+        )
+    return ""
+
+
 def _role_key(roles: dict[str, str], column: str) -> str:
     return next((key for key, name in roles.items() if name == column), "")
 
@@ -758,11 +936,18 @@ def _role_key(roles: dict[str, str], column: str) -> str:
 class AuditConfig(_Section):
     """Thresholds of the checks before training (see :mod:`lead_ml.audit`)."""
 
-    min_per_outcome: Count = Field(
-        300,
-        ge=1,
-        le=1_000_000,
-        description="won and lost deals each split needs; fewer: repeated CV instead",
+    max_auc_ci_width: Number = Field(
+        0.10,
+        gt=0,
+        lt=1,
+        description="widest 95% CI of the test window's ROC AUC (Hanley-McNeil, at "
+        "planning_auc) that one test window may give; wider: folds over all deals",
+    )
+    planning_auc: Number = Field(
+        0.75,
+        gt=0.5,
+        lt=1,
+        description="the AUC the CI width is planned at (a typical lead model)",
     )
     max_single_auc: Number = Field(
         0.95,
@@ -803,9 +988,33 @@ class AuditConfig(_Section):
         description="words in a column name that mean a state at export time",
     )
     cv_splits: Count = Field(
-        5, ge=2, le=20, description="folds of repeated stratified CV"
+        5,
+        ge=2,
+        le=20,
+        description="folds: rolling-origin test blocks over dated or ordered deals, "
+        "else stratified folds per repeat",
     )
-    cv_repeats: Count = Field(3, ge=1, le=20, description="repeats of stratified CV")
+    cv_repeats: Count = Field(
+        3, ge=1, le=20, description="repeats of stratified CV (undated deals only)"
+    )
+    rolling_min_train: Number = Field(
+        0.5,
+        ge=0.2,
+        le=0.9,
+        description="share of the closed deals (the oldest) that trains the first "
+        "rolling-origin fold; the rest is cut into cv_splits test blocks",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "min_per_outcome" in data:
+            raise ValueError(
+                "audit.min_per_outcome was replaced by audit.max_auc_ci_width (the "
+                "widest AUC confidence interval one test window may give, e.g. 0.10): "
+                "a fixed count threw away good time splits"
+            )
+        return data
 
 
 # --- the stages ---------------------------------------------------------------------
@@ -875,6 +1084,12 @@ class FeaturizeConfig(_Section):
         description="features use only what was known this many days after created",
     )
     activities: ActivityFeatures = ActivityFeatures()
+    date_parts: list[DatePart] = Field(
+        default_factory=lambda: list(DATE_PARTS),
+        description="parts of the created date that are features (explained as "
+        "'other'): month only when the training deals span every month, hour only "
+        "when created dates carry a time; [] for none",
+    )
 
 
 class SplitConfig(_Section):
@@ -901,6 +1116,17 @@ class TrainConfig(_Section):
     # One thread: at tens of thousands of deals LightGBM's OpenMP threads gain little
     # and, when the cores are busy (CI, a shared box), spin: measured 1.3 s vs 30 s.
     num_threads: Count = Field(1, ge=1, le=256)
+    small_data: Annotated[bool, Strict()] = Field(
+        True,
+        description="at a few thousand training deals or fewer, cap min_child_samples "
+        "and leaves by the deal count (see lead_ml.model.scaled_train)",
+    )
+    calibrate_on: Literal["validation", "latest"] = Field(
+        "validation",
+        description="Platt fit of the exported model: on the validation window (or "
+        "every out-of-fold score), or on the latest labelled window when the base "
+        "rate has moved (the evaluation still judges the validation fit)",
+    )
 
 
 class BantConfig(_Section):
@@ -909,6 +1135,8 @@ class BantConfig(_Section):
 
     A lead passes a letter when its condition is true; the rule qualifies a lead when
     the weighted count of passed letters reaches ``threshold``. Weights default to 1.
+    The whole section is optional: without a rule (an export with no BANT-like
+    fields) the model is compared with the base rate (``Params.bant`` None).
     """
 
     letters: dict[str, Annotated[str, AfterValidator(_a_condition)]] = Field(
@@ -967,6 +1195,20 @@ class BantConfig(_Section):
         return sorted({c for read in self.letter_columns().values() for c in read})
 
 
+class ExplainConfig(_Section):
+    """What a scored lead is told (kept in the scorer: `lead-ml score`, the pyfunc
+    and the report alike)."""
+
+    min_question_gain: Number = Field(
+        0.01,
+        ge=0,
+        lt=1,
+        description="the least change in win probability (0.01: one percentage "
+        "point) an answer must make for its next question to be offered; below it "
+        "the lead is told no question is worth asking",
+    )
+
+
 class EvaluateConfig(_Section):
     """Evaluation settings: bootstrap, capacity, calibration bins."""
 
@@ -980,6 +1222,20 @@ class EvaluateConfig(_Section):
     calibration_bins: Count = Field(10, ge=2, le=100)
     score_bands: Count = Field(
         10, ge=2, le=100, description="bins of the win-rate-by-score plot"
+    )
+    max_base_rate_ratio: Number = Field(
+        1.5,
+        gt=1,
+        le=100,
+        description="test win rate this many times the training one (or its "
+        "inverse), and beyond chance, warns of a base-rate shift",
+    )
+    max_ece: Number = Field(
+        0.05,
+        gt=0,
+        lt=1,
+        description="calibration error on the test window above this, and above "
+        "what a calibrated model shows by chance there, warns of miscalibration",
     )
 
 
@@ -1233,13 +1489,65 @@ class WritebackConfig(_Section):
         return [*self.columns.values(), *self.passthrough.values()]
 
 
+class BandGuide(_Section):
+    """What reps do with a lead of each band (shown beside the band's numbers)."""
+
+    A: str = Field(
+        "Speed to lead: first touch within 5 minutes (leads reached that fast are "
+        "about 9x more likely to convert).",
+        min_length=1,
+    )
+    B: str = Field(
+        "Nurture with a rep: a named rep follows up this week and works the open "
+        "MEDDIC questions.",
+        min_length=1,
+    )
+    C: str = Field(
+        "Marketing nurture: keep them in campaigns; a rep looks again when the "
+        "score moves up a band.",
+        min_length=1,
+    )
+    D: str = Field(
+        "Recycle: no rep time now; back to marketing, re-scored when new activity "
+        "arrives.",
+        min_length=1,
+    )
+
+
+class ReportConfig(_Section):
+    """`lead-ml report`: band guidance, segments, currency.
+
+    The band thresholds are the scorer's (``bands`` shares of the validation
+    window); only the words are set here.
+    """
+
+    guides: BandGuide = BandGuide()
+    currency: str | None = Field(
+        None, description="currency of deal amounts, e.g. USD or EUR (null: none said)"
+    )
+    segments: list[str] | None = Field(
+        None,
+        description="export columns to judge the model per value of (region, "
+        "industry, lead source, owner...); null: the source's columns with such names",
+    )
+    min_segment_deals: Count = Field(
+        100,
+        ge=2,
+        le=1_000_000,
+        description="segments with fewer test deals (or under 10 wins or losses) "
+        "are shown, not judged",
+    )
+    max_segment_values: Count = Field(8, ge=1, le=100)
+
+
 class Params(_Section):
-    """All of params.yaml: ``source`` and ``bant`` are required, the rest default."""
+    """All of params.yaml: ``source`` is required, the rest default. Without
+    ``bant`` no rule is given: the model is compared with the base rate."""
 
     # LightGBM takes a 32-bit seed.
     seed: Count = Field(42, ge=0, le=2**31 - 1)
     source: SourceConfig
-    bant: BantConfig
+    bant: BantConfig | None = None
     synthetic: SyntheticConfig = SyntheticConfig()
     audit: AuditConfig = AuditConfig()
     featurize: FeaturizeConfig = FeaturizeConfig()
@@ -1252,12 +1560,16 @@ class Params(_Section):
     promotion: PromotionConfig = PromotionConfig()
     monitor: MonitorConfig = MonitorConfig()
     writeback: WritebackConfig | None = None
+    explain: ExplainConfig = ExplainConfig()
+    report: ReportConfig = ReportConfig()
 
     @model_validator(mode="after")
     def _rule_reads_no_outcome(self) -> Params:
-        late = {*self.source.forbidden, self.source.outcome.column}
+        late = {*self.source.forbidden, self.source.outcome.column} - {None}
         if self.source.tables.deals.closed:
             late.add(self.source.tables.deals.closed)
+        if self.bant is None:
+            return self
         for letter, read in self.bant.letter_columns().items():
             condition = self.bant.letters[letter]
             for column in read:

@@ -4,6 +4,13 @@ Pure functions on arrays and frames: no files, no printing, no MLflow. Every dic
 they return holds plain Python numbers and lists so it can go straight to
 ``json.dump``.
 
+One ROC AUC per run: on a test window it is that window's, with a bootstrap CI;
+out of fold (:func:`evaluate_folds`) it is the mean of the folds' AUCs, with their
+spread and a CI from resampling within every fold. The other metrics, the capacity
+view and the plots are read off the pooled out-of-fold scores. :func:`drift_checks`
+warns of a base-rate shift and miscalibration on the judged window, and
+:func:`capacity_check` of an AUC gain that the capacity view contradicts.
+
 >>> won = np.array([0, 0, 1, 1])
 >>> classification_metrics(won, np.array([0.1, 0.4, 0.35, 0.8]))["roc_auc"]
 0.75
@@ -26,9 +33,10 @@ from sklearn.metrics import (
     roc_curve,
 )
 
+from lead_ml.baseline import base_rate_verdict
 from lead_ml.config import EvaluateConfig, Params
 from lead_ml.features import FeatureRegistry
-from lead_ml.model import Split, predict_proba, train_model
+from lead_ml.model import fold_scores
 
 #: Points per approach on the cumulative gains curve (every 1% of leads).
 GAINS_POINTS = 101
@@ -331,8 +339,9 @@ def evaluate_scores(
 ) -> dict[str, Any]:
     """The model-vs-BANT metrics dict for the test window (JSON-ready).
 
-    Capacity k is ``cfg.capacity``, or else the number of BANT-qualified leads
-    (at least 1).
+    Capacity k is ``cfg.capacity``, or else the number of BANT-qualified leads, or
+    when none is qualified (no rule given: every lead has 0 points) as many leads
+    as won (at least 1).
 
     >>> metrics = evaluate_scores(
     ...     [0, 1, 0, 1], [0.2, 0.7, 0.4, 0.9], [1, 3, 3, 4], [0, 1, 1, 1],
@@ -347,7 +356,7 @@ def evaluate_scores(
     points = _scores(bant_points, won.size, "bant_points")
     qualified = _scores(bant_qualified, won.size, "bant_qualified").astype(bool)
     delta = paired_bootstrap_auc_delta(won, prob, points, cfg.n_bootstrap, seed)
-    k = cfg.capacity or max(1, int(qualified.sum()))
+    k = cfg.capacity or max(1, int(qualified.sum()) or int(won.sum()))
     return {
         "model": classification_metrics(won, prob, cfg.calibration_bins),
         "bant": {
@@ -383,24 +392,270 @@ def cross_validated_probability(
     params: Params,
     folds: list[tuple[np.ndarray, np.ndarray]],
     n_splits: int,
+    in_time: bool = False,
 ) -> list[np.ndarray]:
     """Out-of-fold win probabilities of the closed deals, one array per repeat of
     ``n_splits`` folds (positions into ``features``; NaN where never held out).
 
-    Each fold trains on its other deals, a seeded share (``split.valid_fraction``)
-    of them held back for early stopping and calibration, as the final model is.
+    Each fold trains on its other deals, a share (``split.valid_fraction``) of them
+    held back for early stopping and calibration, as the final model is: the latest
+    ones when ``in_time``, else a seeded draw.
     """
+    scores = fold_scores(features, registry, params, folds, in_time)
     repeats = []
     for start in range(0, len(folds), n_splits):
         probability = np.full(len(features), np.nan)
-        for i, (train_rows, test_rows) in enumerate(folds[start : start + n_splits]):
-            part = features.iloc[train_rows]
-            rng = np.random.default_rng(params.seed + 1000 * (start // n_splits) + i)
-            held = rng.random(len(part)) < params.split.valid_fraction
-            split = Split(part[~held], part[held], features.iloc[test_rows])
-            model = train_model(
-                split, registry, params.train, params.bands, params.seed
-            )
-            probability[test_rows] = predict_proba(model, split.test)
+        for rows, prob in zip(
+            scores.tested[start : start + n_splits],
+            scores.probability[start : start + n_splits],
+            strict=True,
+        ):
+            probability[rows] = prob
         repeats.append(probability)
     return repeats
+
+
+def _auc_of(
+    groups: tuple[np.ndarray, int], won: np.ndarray, copies: np.ndarray
+) -> float:
+    return _weighted_auc(*groups, won, copies)
+
+
+def evaluate_folds(
+    scores: pd.DataFrame, cfg: EvaluateConfig, seed: int
+) -> dict[str, Any]:
+    """Model-vs-BANT metrics out of fold: ``scores`` holds one row per deal and fold
+    that tested it (won, probability, bant_points, bant_qualified, amount, fold).
+
+    The ROC AUCs and their gain are the means over folds (a fold with one outcome
+    only is left out), their 95% CIs from resampling deals within every fold
+    (paired: model and BANT on the same draws); ``cv`` holds each fold's AUCs and
+    their spread. The rest is :func:`evaluate_score_frame` on every deal's mean
+    out-of-fold probability (its folds' mean when repeats test it again).
+    """
+    model_auc: list[float] = []
+    bant_auc: list[float] = []
+    sizes: list[int] = []
+    wins: list[int] = []
+    model_draws: list[list[float]] = []
+    bant_draws: list[list[float]] = []
+    for _, rows in scores.groupby("fold", sort=True):
+        won = rows["won"].to_numpy(int)
+        if won.min() == won.max():
+            continue
+        model = _tie_groups(rows["probability"].to_numpy(float))
+        bant = _tie_groups(rows["bant_points"].to_numpy(float))
+        draws = list(_resamples(won, cfg.n_bootstrap, seed + len(sizes)))
+        ones = np.ones(won.size)
+        sizes.append(int(won.size))
+        wins.append(int(won.sum()))
+        model_auc.append(_auc_of(model, won, ones))
+        bant_auc.append(_auc_of(bant, won, ones))
+        model_draws.append([_auc_of(model, won, c) for c in draws])
+        bant_draws.append([_auc_of(bant, won, c) for c in draws])
+    if not sizes:
+        raise ValueError("no fold holds both won and lost deals; add more deals")
+    # Draw r of the run is draw r of every fold: the mean over folds per draw.
+    n_draws = min(len(d) for d in model_draws)
+    model_mean = np.mean([d[:n_draws] for d in model_draws], axis=0)
+    bant_mean = np.mean([d[:n_draws] for d in bant_draws], axis=0)
+    model_by_fold, bant_by_fold = np.array(model_auc), np.array(bant_auc)
+    pooled = (
+        scores.groupby("deal_id", sort=False)
+        .agg(
+            won=("won", "first"),
+            probability=("probability", "mean"),
+            bant_points=("bant_points", "first"),
+            bant_qualified=("bant_qualified", "first"),
+            amount=("amount", "first"),
+        )
+        .reset_index()
+    )
+    metrics = evaluate_score_frame(pooled, cfg, seed)
+    metrics["model"] |= {
+        "roc_auc": float(model_by_fold.mean()),
+        "roc_auc_ci95": _interval(model_mean),
+    }
+    metrics["bant"] |= {"roc_auc": float(bant_by_fold.mean())}
+    metrics["delta_roc_auc"] = float((model_by_fold - bant_by_fold).mean())
+    metrics["delta_roc_auc_ci95"] = _interval(model_mean - bant_mean)
+    metrics["cv"] = {
+        "folds": len(sizes),
+        "fold_sizes": sizes,
+        "fold_wins": wins,
+        "model_roc_auc_by_fold": model_by_fold.tolist(),
+        "bant_roc_auc_by_fold": bant_by_fold.tolist(),
+        "model_roc_auc_mean": float(model_by_fold.mean()),
+        "model_roc_auc_std": float(model_by_fold.std()),
+        "model_roc_auc_ci95": _interval(model_mean),
+        "n_bootstrap": int(n_draws),
+    }
+    return metrics
+
+
+def _interval(values: ArrayLike) -> list[float]:
+    low, high = np.percentile(np.asarray(values, dtype=float), [2.5, 97.5])
+    return [float(low), float(high)]
+
+
+def auc_interval(
+    y_true: ArrayLike, score: ArrayLike, n_bootstrap: int, seed: int
+) -> list[float]:
+    """Bootstrap 95% CI of one approach's ROC AUC (the resamples of
+    :func:`paired_bootstrap_auc_delta` with the same seed).
+
+    >>> low, high = auc_interval([0, 0, 1, 1, 0, 1], [1, 2, 3, 4, 5, 6], 200, 0)
+    >>> 0 <= low <= high <= 1
+    True
+    """
+    won = _outcomes(y_true)
+    groups = _tie_groups(_scores(score, won.size, "score"))
+    _both_classes(won)
+    return _interval(
+        [_auc_of(groups, won, c) for c in _resamples(won, n_bootstrap, seed)]
+    )
+
+
+# --- warnings: drift, miscalibration, a headline the capacity view contradicts ---
+
+
+def base_rate_shift(
+    train_won: ArrayLike, test_won: ArrayLike, max_ratio: float
+) -> str | None:
+    """A warning when the judged window's win rate is ``max_ratio`` times the
+    training deals' (or less than its inverse) and beyond chance (a two-proportion
+    z above 3); else None.
+
+    >>> base_rate_shift([1] * 5 + [0] * 95, [1] * 31 + [0] * 69, 1.5)[:46]
+    'base-rate shift: 31.0% of the judged deals won'
+    >>> base_rate_shift([1, 0] * 50, [1, 0] * 50, 1.5) is None
+    True
+    """
+    train, test = _outcomes(train_won), _outcomes(test_won)
+    p1, p2 = train.mean(), test.mean()
+    pooled = np.concatenate([train, test]).mean()
+    se = np.sqrt(pooled * (1 - pooled) * (1 / train.size + 1 / test.size))
+    z = abs(p2 - p1) / se if se > 0 else 0.0
+    ratio = max(p2, 1e-9) / max(p1, 1e-9)
+    if z <= 3 or 1 / max_ratio < ratio < max_ratio:
+        return None
+    return (
+        f"base-rate shift: {p2:.1%} of the judged deals won against {p1:.1%} of the "
+        f"training deals ({ratio:.1f}x): scores calibrated on the past are "
+        f"{'too low' if p2 > p1 else 'too high'} now; consider "
+        "train.calibrate_on: latest (Platt fit on the latest labelled window)"
+    )
+
+
+def chance_ece(prob: np.ndarray, n_bins: int, seed: int, draws: int = 200) -> float:
+    """The 95th percentile of the ECE a perfectly calibrated model shows on these
+    probabilities by chance alone (outcomes drawn from the probabilities)."""
+    rng = np.random.default_rng(seed)
+    bins = _calibration_bins(prob, n_bins)
+    outcomes = rng.random((draws, prob.size)) < prob
+    gaps = [
+        np.abs(np.bincount(bins, weights=prob - row, minlength=n_bins)).sum()
+        for row in outcomes
+    ]
+    return float(np.percentile(gaps, 95) / prob.size)
+
+
+def miscalibration(
+    y_true: ArrayLike, prob: ArrayLike, cfg: EvaluateConfig, seed: int
+) -> str | None:
+    """A warning when the judged window's ECE is above ``evaluate.max_ece`` and
+    above what a calibrated model shows there by chance (:func:`chance_ece`)."""
+    won = _outcomes(y_true)
+    p = _scores(prob, won.size, "prob")
+    ece = expected_calibration_error(won, p, cfg.calibration_bins)
+    noise = chance_ece(p, cfg.calibration_bins, seed)
+    if ece <= max(cfg.max_ece, noise):
+        return None
+    return (
+        f"miscalibration: calibration error (ECE) {ece:.3f} on the judged deals, "
+        f"above evaluate.max_ece={cfg.max_ece:g} and the {noise:.3f} a calibrated "
+        f"model shows by chance on {won.size:,} deals: mean predicted "
+        f"{p.mean():.1%} against {won.mean():.1%} won; read probabilities as ranks, "
+        "or set train.calibrate_on: latest"
+    )
+
+
+def capacity_check(metrics: dict[str, Any]) -> str | None:
+    """A warning when the ROC AUC gain and the capacity view disagree: the model
+    ranks better overall but puts fewer wins in the top k than the rule (or the
+    reverse); else None.
+
+    >>> capacity_check({"delta_roc_auc": 0.032,
+    ...     "capacity": {"k": 2000, "model_wins": 655, "bant_wins": 899}})[:60]
+    'capacity: the model ranks better overall (ROC AUC +0.032) bu'
+    """
+    capacity = metrics["capacity"]
+    model, rule = capacity.get("model_wins"), capacity.get("bant_wins")
+    if rule is None or model is None:
+        return None
+    delta, k = metrics["delta_roc_auc"], capacity["k"]
+    if delta > 0 and model < rule:
+        return (
+            f"capacity: the model ranks better overall (ROC AUC {delta:+.3f}) but "
+            f"puts fewer wins in the top {k:,} leads than the rule ({model:,} vs "
+            f"{rule:,}): at this capacity the rule is the better list"
+        )
+    if delta < 0 and model > rule:
+        return (
+            f"capacity: the model ranks worse overall (ROC AUC {delta:+.3f}) yet "
+            f"puts more wins in the top {k:,} leads than the rule ({model:,} vs "
+            f"{rule:,}): its gain holds at this capacity only"
+        )
+    return None
+
+
+def verdict(metrics: dict[str, Any]) -> str:
+    """The one-line claim a summary may make: what the capacity view and the AUC
+    gain's CI both support, never a win one of them contradicts.
+
+    >>> verdict({"delta_roc_auc": 0.032, "delta_roc_auc_ci95": [0.01, 0.05],
+    ...     "capacity": {"k": 2000, "model_wins": 655, "bant_wins": 899}})
+    'mixed: the model ranks better overall but the rule puts more wins in the top 2,000'
+    """
+    capacity = metrics["capacity"]
+    model, rule, k = (
+        capacity.get("model_wins"),
+        capacity.get("bant_wins"),
+        capacity["k"],
+    )
+    low, high = metrics["delta_roc_auc_ci95"]
+    if rule is None and model is not None and "base_rate_wins" in capacity:
+        return base_rate_verdict(metrics)  # no rule given: the base rate
+    if rule is None or model is None:
+        return "no rule to compare"
+    if low > 0 and model >= rule:
+        return f"the model beats the rule: more wins in the top {k:,}, higher AUC"
+    if high < 0 and model <= rule:
+        return f"the rule beats the model: more wins in the top {k:,}, higher AUC"
+    if (low > 0 and model < rule) or (high < 0 and model > rule):
+        better, other = ("model", "rule") if low > 0 else ("rule", "model")
+        return (
+            f"mixed: the {better} ranks better overall but the {other} puts more "
+            f"wins in the top {k:,}"
+        )
+    return "no clear difference: the AUC gain's 95% CI includes 0"
+
+
+def evaluation_warnings(
+    metrics: dict[str, Any],
+    train_won: ArrayLike,
+    judged: pd.DataFrame,
+    cfg: EvaluateConfig,
+    seed: int,
+) -> list[str]:
+    """The evaluation's warnings: a base-rate shift between the training deals and
+    the judged ones, miscalibration on them (``judged``: their won and probability),
+    and with a rule (``metrics`` bant not null) an AUC gain that the capacity view
+    contradicts."""
+    won = judged["won"].to_numpy(int)
+    found = [
+        base_rate_shift(train_won, won, cfg.max_base_rate_ratio),
+        miscalibration(won, judged["probability"].to_numpy(float), cfg, seed),
+        capacity_check(metrics) if metrics.get("bant") is not None else None,
+    ]
+    return [w for w in found if w is not None]

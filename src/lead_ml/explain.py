@@ -9,7 +9,11 @@ Reasons name the dimensions that moved the score most and, for each, the feature
 that moved it most: ``+`` raised the score, ``-`` lowered it, ``?`` the column is not
 yet known (blank, null or a declared placeholder: never read as negative evidence,
 whatever the sign of its contribution). The next question is the unknown column of
-a MEDDIC dimension whose answer would move the lead's win probability most.
+a MEDDIC dimension whose answer would move the lead's win probability most, offered
+only when that answer moves it by at least ``min_gain`` (default one percentage
+point, :data:`MIN_QUESTION_GAIN`) and the probabilities before and after read apart;
+otherwise the lead is told that no question is worth asking
+(:func:`nothing_worth_asking`).
 
 >>> spec = FeatureSpec("champion", "Champion", "evidence", "champion", 1)
 >>> texts = reason_texts(spec, np.array([2.0, 1.0, 2.0]), np.array([0.4, -0.1, -0.2]))
@@ -62,6 +66,13 @@ ASKABLE = ("evidence", "bool", "category", "number")
 #: One tried answer: the values the model's row takes (the asked feature's, and its
 #: details' as answered alongside), and how a rep would say it.
 Answer = tuple[dict[str, float], str]
+#: The least change in win probability an answer must make for its question to be
+#: offered: one percentage point ("from 88% to 88%" is not worth a call).
+MIN_QUESTION_GAIN = 0.01
+#: The next question of a lead whose unknown columns no answer would move enough.
+NOTHING_WORTH_ASKING = (
+    "No question worth asking: no answer would move the win probability"
+)
 
 
 def _ensemble(model: TrainedModel) -> fastshap.TreeEnsemble:
@@ -431,9 +442,56 @@ class _Answering:
         return np.column_stack(results)
 
 
-def _percent(probability: np.ndarray) -> np.ndarray:
-    """Probabilities as whole percents ("37%"), rounded as ``f"{p:.0%}"`` rounds."""
-    return np.rint(probability * 100).astype(int).astype(str).astype(object) + "%"
+def _percent(probability: np.ndarray, decimals: int = 0) -> np.ndarray:
+    """Probabilities as percents ("37%"; with decimals, "37.4%"): ``100 * p``
+    rounded half to even, as ``round(100 * p, decimals)`` rounds.
+
+    >>> _percent(np.array([0.37, 0.3744])).tolist(), _percent(np.array([0.3744]), 1)
+    (['37%', '37%'], array(['37.4%'], dtype=object))
+    """
+    percents = np.round(np.asarray(probability, dtype=float) * 100, decimals)
+    return np.array([f"{p:.{decimals}f}%" for p in percents], dtype=object)
+
+
+def _percent_pairs(now: np.ndarray, after: np.ndarray) -> tuple[np.ndarray, ...]:
+    """``now`` and ``after`` as percents, whole where they differ as whole percents,
+    else with as many decimals (up to 3) as it takes to tell them apart: an answer
+    that moves the probability never reads "from 2% to 2%".
+
+    >>> now, after = _percent_pairs(np.array([0.0151, 0.3]), np.array([0.0154, 0.6]))
+    >>> now.tolist(), after.tolist()
+    (['1.51%', '30%'], ['1.54%', '60%'])
+    """
+    texts = [_percent(now), _percent(after)]
+    for decimals in (1, 2, 3):
+        same = texts[0] == texts[1]
+        if not same.any():
+            break
+        for text, values in zip(texts, (now, after), strict=True):
+            text[same] = _percent(values[same], decimals)
+    return texts[0], texts[1]
+
+
+def nothing_worth_asking(min_gain: float) -> str:
+    """What a lead with unknown MEDDIC columns is told when no answer would move its
+    win probability by ``min_gain`` or more.
+
+    >>> nothing_worth_asking(0.01)[26:]
+    'no answer would move the win probability by 1 point or more'
+    """
+    if min_gain <= 0:
+        return NOTHING_WORTH_ASKING
+    return f"{NOTHING_WORTH_ASKING} by {points_words(min_gain)} or more"
+
+
+def points_words(gain: float) -> str:
+    """A change in probability in percentage points, as a rep reads it.
+
+    >>> points_words(0.01), points_words(0.025), points_words(0.1)
+    ('1 point', '2.5 points', '10 points')
+    """
+    points = number_words(round(gain * 100, 4))
+    return f"{points} point" + ("" if points == "1" else "s")
 
 
 def _unknown_leads(spec: FeatureSpec, features: pd.DataFrame) -> np.ndarray:
@@ -449,24 +507,29 @@ def _question_texts(
     labels: list[str],
     chosen: np.ndarray,
     probabilities: tuple[np.ndarray, np.ndarray],
-    asked: np.ndarray,
+    offered: np.ndarray,
+    nothing: str,
 ) -> np.ndarray:
-    """The next question of each lead (``labels[chosen]``, with the probabilities
-    now and after the answer; "" where none is ``asked``), formatted once per
-    distinct question and pair of whole percents and spread back to the leads."""
+    """The next question of each lead: where one is ``offered``, ``labels[chosen]``
+    with the probabilities now and after the answer; elsewhere, and where the two
+    read alike even to three decimals (a move of a millionth is none), ``nothing``
+    where the lead has a question to try (``chosen`` > 0), "" where it has none.
+    Formatted once per distinct question and pair of probabilities, spread back to
+    the leads."""
     now, after = probabilities
-    # Percents by the bits of their rounded value: formatted alike exactly when equal
-    percents = [np.rint(p * 100).view(np.int64) for p in (now, after)]
-    key = _combined_codes([chosen, *percents, asked], len(chosen))
+    # Offered questions by their probabilities' bits: formatted alike when equal.
+    bits = [np.where(offered, p, 0.0).view(np.int64) for p in (now, after)]
+    key = _combined_codes([np.where(offered, chosen, -chosen), *bits], len(chosen))
     _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    before, later = _percent_pairs(now[first], after[first])
     texts = np.where(
-        asked[first],
+        offered[first] & (before != later),
         np.array(labels, dtype=object)[chosen[first]]
         + " would move the win probability from "
-        + _percent(now[first])
+        + before
         + " to "
-        + _percent(after[first]),
-        "",
+        + later,
+        np.where(chosen[first] > 0, nothing, ""),
     )
     return texts[inverse.reshape(-1)]
 
@@ -478,11 +541,15 @@ def next_question(
     features: pd.DataFrame,
     rows: np.ndarray,
     raw: np.ndarray,
+    min_gain: float = MIN_QUESTION_GAIN,
 ) -> pd.DataFrame:
     """Per lead, the unknown MEDDIC column whose answer would move its win
-    probability most (``next_question``, "" when none is unknown) and by how much
-    (``next_question_gain``, the absolute change in probability). ``rows`` and
-    ``raw``: the leads' model rows and raw scores."""
+    probability most (``next_question``) and by how much (``next_question_gain``,
+    the absolute change in probability). The question is offered only when that
+    change is at least ``min_gain``; otherwise ``next_question`` says that none is
+    worth asking (:func:`nothing_worth_asking`), and it is "" when no MEDDIC column
+    of the lead is unknown (``next_question_gain`` 0). ``rows`` and ``raw``: the
+    leads' model rows and raw scores."""
     n = len(features)
     now = probability_of_margin(model, raw)
     best_gain = np.full(n, -1.0)
@@ -506,7 +573,11 @@ def next_question(
         chosen[leads] = len(labels) + pick[better]
         labels += [f"Ask about {spec.words}: {said}" for _, said in tried]
     asked = best_gain >= 0
-    question = _question_texts(labels, chosen, (now, best_after), asked)
+    # A change of exactly min_gain is offered: 1e-12 absorbs the float error of
+    # the tree sums (0.89 - 0.88 is 0.010000000000000009 or 0.00999...).
+    offered = asked & (best_gain >= min_gain - 1e-12)
+    nothing = nothing_worth_asking(min_gain)
+    question = _question_texts(labels, chosen, (now, best_after), offered, nothing)
     return pd.DataFrame(
         {
             "next_question": pd.Series(question, index=features.index, dtype="str"),
@@ -524,10 +595,12 @@ def explain(
     rows: np.ndarray | None = None,
     raw: np.ndarray | None = None,
     n_reasons: int = 3,
+    min_gain: float = MIN_QUESTION_GAIN,
 ) -> pd.DataFrame:
     """Contributions per dimension, base value, top reasons and the next question
-    to ask, one row per lead, index kept. ``rows`` and ``raw``: the leads' model
-    rows and raw scores, if at hand."""
+    to ask (when an answer would move the win probability by ``min_gain`` or more,
+    see :func:`next_question`), one row per lead, index kept. ``rows`` and ``raw``:
+    the leads' model rows and raw scores, if at hand."""
     rows = feature_rows(model, features) if rows is None else rows
     raw = rows_margin(model, rows) if raw is None else raw
     per_feature = feature_contributions(model, rows)
@@ -538,7 +611,7 @@ def explain(
         dtype="str",
         name="top_reasons",
     )
-    questions = next_question(registry, model, answers, features, rows, raw)
+    questions = next_question(registry, model, answers, features, rows, raw, min_gain)
     return pd.concat([contributions, reasons, questions], axis=1)
 
 

@@ -31,8 +31,14 @@ training: it would read NaN as 0, or send it with the unseen categories), the en
 points take the feature as *absent* when asked to: the row goes both ways at each
 of its splits, weighted by the training rows each way took, and its contributions
 are those of the game in which that feature is never present (``o_j = z_j``: it
-gets 0, the row still sums to its margin). Only rows lacking such a feature take
-this slower per-row walk.
+gets 0, the row still sums to its margin). Rows lacking the same set of such
+features (a batch scored without its activity log lacks every activity count) share
+*collapsed* trees, built once per set and kept: a leaf below a split on an absent
+feature keeps its value times the share of training rows its path's splits on the
+absent features took (a split's value is the cover-weighted mix of its children),
+and its pattern table is mixed over the absent bits, so those rows take the same
+block-at-a-time kernels as complete rows. Only the few rows of a rare set take the
+per-row walk.
 
 >>> import numpy as np
 >>> tree = {"tree_structure": {
@@ -49,7 +55,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -74,6 +80,14 @@ ZERO_THRESHOLD = float(np.float32(1e-35))
 MAX_MIXED = 4
 #: Rows decided together, node by node (vectorised); their scratch fits in L1/L2.
 BLOCK_ROWS = 128
+#: Rows lacking one set of absent features that earn the set its collapsed trees:
+#: its pattern tables take tens of milliseconds to build, the per-row walk about
+#: half a millisecond a row (the synthetic CRM's model).
+MIN_COLLAPSE_ROWS = 64
+#: Collapsed absent sets kept per ensemble, the least recently used dropped first:
+#: each holds a copy of the pattern tables per grouping (1.2 MB for the synthetic
+#: CRM's model, per feature), so at most ~40 MB.
+MAX_COLLAPSED = 32
 #: Node kinds: LightGBM's numeric missing types None, Zero, NaN; then categorical.
 MISSING_TYPES = {"None": 0, "Zero": 1, "NaN": 2}
 CATEGORICAL = 3
@@ -130,11 +144,41 @@ class TreeEnsemble:
     code_value: np.ndarray
     expected_value: float
     tables: dict[tuple[int, ...], LeafTables] = field(default_factory=dict)
+    #: The collapsed trees of each absent set seen (see :class:`Collapsed`), by
+    #: the set's flags as bytes, least recently used first.
+    collapsed: dict[bytes, Collapsed] = field(default_factory=dict)
 
     @property
     def n_trees(self) -> int:
         """Number of trees."""
         return len(self.trees)
+
+
+@dataclass(frozen=True, eq=False)
+class Collapsed:
+    """An ensemble's trees for rows lacking one set of absent features (``absent``,
+    one flag per feature), as the kernels read them.
+
+    A split on an absent feature sends the row both ways, weighted by the training
+    rows each way took: ``node_skip`` flags those splits, ``tree_mixed`` the trees
+    holding one. A leaf then counts with ``mixed_value``: its value times the share
+    of training rows that followed its path's splits on the absent features (the
+    product of their zero shares), reached when the row takes every other split on
+    its path. ``leaf_mixed`` holds per leaf the bits of its absent path features
+    (as pattern bits), which follow the row with their zero share (``o_j = z_j``).
+    ``code_value`` is the ensemble's per-code leaf values with each mixed tree's
+    codes replaced by that expectation. ``tables`` holds per grouping the pattern
+    tables with every mixed leaf's entries mixed over its absent bits (each entry
+    the same for any value of those bits).
+    """
+
+    absent: np.ndarray
+    node_skip: np.ndarray
+    tree_mixed: np.ndarray
+    leaf_mixed: np.ndarray
+    mixed_value: np.ndarray
+    code_value: np.ndarray
+    tables: dict[tuple[int, ...], LeafTables] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -463,14 +507,7 @@ def _build_tables(ensemble: TreeEnsemble, groups: np.ndarray) -> LeafTables:
         tables.table_start,
         tables.table,
     )
-    _fill_tree_tables(
-        ensemble.trees,
-        ensemble.nodes,
-        ensemble.leaf_value,
-        ensemble.leaves,
-        ensemble.unique_zero,
-        tables,
-    )
+    _fill_tree_tables(ensemble, tables)
     return tables
 
 
@@ -498,20 +535,19 @@ def _tree_groups(
 
 
 def _fill_tree_tables(
-    trees: np.ndarray,
-    nodes: np.ndarray,
-    leaf_value: np.ndarray,
-    leaves: np.ndarray,
-    unique_zero: np.ndarray,
-    tables: LeafTables,
+    ensemble: TreeEnsemble, tables: LeafTables, leaf_mixed: np.ndarray | None = None
 ) -> None:
-    """Every code-tabulated tree's contributions per group, for each code."""
+    """Every code-tabulated tree's contributions per group, for each code (a leaf's
+    ``leaf_mixed`` bits following with their zero shares)."""
     _fill_tree_kernel(
-        trees,
-        nodes,
-        leaf_value,
-        leaves,
-        unique_zero,
+        ensemble.trees,
+        ensemble.nodes,
+        ensemble.leaf_value,
+        ensemble.leaves,
+        ensemble.unique_zero,
+        np.zeros(len(ensemble.leaf_value), np.int64)
+        if leaf_mixed is None
+        else leaf_mixed,
         tables.outputs,
         tables.out_group,
         tables.unique_out,
@@ -521,6 +557,136 @@ def _fill_tree_tables(
         tables.tree_groups,
         tables.tree_table,
     )
+
+
+# --- collapsed trees for a set of absent features -----------------------------------
+
+
+def collapse(ensemble: TreeEnsemble, absent: np.ndarray) -> Collapsed:
+    """The collapsed trees (:class:`Collapsed`) of rows lacking the features
+    ``absent`` flags, built once per set and kept (the MAX_COLLAPSED most recently
+    used sets)."""
+    flags = np.asarray(absent, dtype=np.bool_)
+    key, cache = flags.tobytes(), ensemble.collapsed
+    found = cache.pop(key, None)
+    if found is None:
+        found = _collapse(ensemble, flags)
+        while len(cache) >= MAX_COLLAPSED:
+            del cache[next(iter(cache))]
+    cache[key] = found
+    return found
+
+
+def _collapse(ensemble: TreeEnsemble, flags: np.ndarray) -> Collapsed:
+    nodes = ensemble.nodes
+    node_skip = flags[nodes[:, FEATURE]]
+    tree_of_node = np.repeat(np.arange(ensemble.n_trees), ensemble.trees[:, N_NODES])
+    tree_mixed = np.zeros(ensemble.n_trees, dtype=np.bool_)
+    tree_mixed[tree_of_node[node_skip]] = True
+    leaf_mixed = np.zeros(len(ensemble.leaf_value), dtype=np.int64)
+    mixed_value = ensemble.leaf_value.copy()
+    _collapse_leaves(
+        ensemble.leaves,
+        ensemble.unique_feature,
+        ensemble.unique_zero,
+        flags,
+        leaf_mixed,
+        mixed_value,
+    )
+    code_value = ensemble.code_value.copy()
+    _fill_mixed_codes(
+        ensemble.trees,
+        nodes,
+        ensemble.left_share,
+        node_skip,
+        tree_mixed,
+        ensemble.leaf_value,
+        ensemble.code_start,
+        code_value,
+    )
+    return Collapsed(
+        absent=flags.copy(),
+        node_skip=node_skip,
+        tree_mixed=tree_mixed,
+        leaf_mixed=leaf_mixed,
+        mixed_value=mixed_value,
+        code_value=code_value,
+    )
+
+
+def collapsed_tables(
+    ensemble: TreeEnsemble, collapsed: Collapsed, groups: np.ndarray
+) -> LeafTables:
+    """The pattern tables of a grouping (:func:`leaf_tables`) for rows lacking the
+    collapsed set: each leaf with absent path features mixed over their bits, the
+    code tables summed again from those; built once per set and grouping."""
+    key = tuple(int(g) for g in groups)
+    if key not in collapsed.tables:
+        tables = leaf_tables(ensemble, groups)
+        if collapsed.leaf_mixed.any():
+            table = tables.table.copy()
+            _fill_mixed_tables(
+                ensemble.leaf_value,
+                ensemble.leaves,
+                ensemble.unique_zero,
+                tables.outputs,
+                tables.unique_out,
+                tables.table_start,
+                collapsed.leaf_mixed,
+                table,
+            )
+            tables = replace(
+                tables, table=table, tree_table=np.zeros_like(tables.tree_table)
+            )
+            _fill_tree_tables(ensemble, tables, collapsed.leaf_mixed)
+        collapsed.tables[key] = tables
+    return collapsed.tables[key]
+
+
+def _absent_sets(
+    rows: np.ndarray, mask: np.ndarray
+) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    """The rows by the set of flagged features they lack: per set its flags (one
+    per feature) and its rows' positions (None: every row)."""
+    nothing = np.zeros_like(mask)
+    if not mask.any():
+        return [(nothing, None)]
+    columns = np.flatnonzero(mask)
+    lacks = np.isnan(rows[:, columns])
+    if not lacks.any() or (lacks == lacks[0]).all():  # one set (a job's usual case)
+        nothing[columns[lacks[0]]] = True
+        return [(nothing, None)]
+    packed = np.packbits(lacks, axis=1)
+    keys = np.ascontiguousarray(packed).view(np.dtype((np.void, packed.shape[1])))
+    _, first, inverse = np.unique(keys.ravel(), return_index=True, return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    bounds = np.cumsum(np.bincount(inverse))[:-1]
+    sets: list[tuple[np.ndarray, np.ndarray | None]] = []
+    for row, positions in zip(first.tolist(), np.split(order, bounds), strict=True):
+        flags = np.zeros_like(mask)
+        flags[columns[lacks[row]]] = True
+        sets.append((flags, positions))
+    return sets
+
+
+def _plan(
+    ensemble: TreeEnsemble, rows: np.ndarray, mask: np.ndarray
+) -> tuple[list[tuple[Collapsed, np.ndarray | None]], np.ndarray]:
+    """Which rows take which collapsed trees (positions, None for every row), and
+    which rows, of sets too rare to collapse, take the per-row walk."""
+    plan: list[tuple[Collapsed, np.ndarray | None]] = []
+    walked = [np.zeros(0, dtype=np.int64)]
+    for flags, positions in _absent_sets(rows, mask):
+        n = len(rows) if positions is None else len(positions)
+        if (
+            n < MIN_COLLAPSE_ROWS
+            and flags.any()
+            and flags.tobytes() not in ensemble.collapsed
+        ):
+            walked.append(np.arange(n) if positions is None else positions)
+        else:
+            plan.append((collapse(ensemble, flags), positions))
+    return plan, np.concatenate(walked)
 
 
 # --- the entry points ---------------------------------------------------------------
@@ -537,13 +703,6 @@ def _absent_mask(ensemble: TreeEnsemble, absent: np.ndarray | None) -> np.ndarra
             )
         mask = given
     return mask
-
-
-def _lacking(rows: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Positions of the rows missing a value in any feature the mask flags."""
-    if not mask.any() or not len(rows):
-        return np.zeros(0, dtype=np.int64)
-    return np.flatnonzero(np.isnan(rows[:, mask]).any(axis=1))
 
 
 def predict_margin(
@@ -569,27 +728,52 @@ def predict_margin(
     rows = _rows(ensemble, rows)
     out = np.zeros(len(rows))
     chosen = slice(None) if trees is None else np.asarray(trees, dtype=np.int64)
-    packed, mask_start = ensemble.trees[chosen], ensemble.mask_start[chosen]
-    code_start = ensemble.code_start[chosen]
+    packed = ensemble.trees[chosen]
     if len(rows) and len(packed):
-        _margin_kernel(
-            rows,
-            packed,
-            ensemble.nodes,
-            ensemble.threshold,
-            ensemble.cat_size,
-            ensemble.cat_lut,
-            ensemble.leaf_value,
-            ensemble.leaf_masks,
-            mask_start,
-            code_start,
-            ensemble.code_value,
-            out,
-        )
         mask = _absent_mask(ensemble, absent)
-        marginal = _lacking(rows, mask)
-        if len(marginal):
-            out[marginal] = _absent_scores(ensemble, rows[marginal], packed, mask)[0]
+        plan, walked = _plan(ensemble, rows, mask)
+        for collapsed, positions in plan:
+            if positions is None:
+                _margins(ensemble, rows, chosen, collapsed, out)
+            else:
+                out[positions] = _margins(
+                    ensemble,
+                    rows[positions],
+                    chosen,
+                    collapsed,
+                    np.zeros(len(positions)),
+                )
+        if len(walked):
+            out[walked] = _absent_scores(ensemble, rows[walked], packed, mask)[0]
+    return out
+
+
+def _margins(
+    ensemble: TreeEnsemble,
+    rows: np.ndarray,
+    chosen: slice | np.ndarray,
+    collapsed: Collapsed,
+    out: np.ndarray,
+) -> np.ndarray:
+    """``out`` holding the raw scores over the ``chosen`` trees of rows lacking the
+    collapsed set (exactly the absent features it flags)."""
+    _margin_kernel(
+        rows,
+        ensemble.trees[chosen],
+        ensemble.nodes,
+        ensemble.threshold,
+        ensemble.cat_size,
+        ensemble.cat_lut,
+        ensemble.leaf_value,
+        ensemble.leaf_masks,
+        ensemble.mask_start[chosen],
+        ensemble.code_start[chosen],
+        collapsed.code_value,
+        collapsed.node_skip,
+        collapsed.tree_mixed[chosen],
+        collapsed.mixed_value,
+        out,
+    )
     return out
 
 
@@ -681,35 +865,59 @@ def contributions(
     out = np.zeros((len(rows), n_groups + 1))
     out[:, -1] = ensemble.expected_value
     if len(rows) and ensemble.n_trees:
-        tables = leaf_tables(ensemble, groups)
-        _shap_kernel(
-            rows,
-            ensemble.trees,
-            ensemble.nodes,
-            ensemble.threshold,
-            ensemble.cat_size,
-            ensemble.cat_lut,
-            ensemble.leaf_value,
-            ensemble.leaves,
-            ensemble.unique_zero,
-            tables.outputs,
-            tables.out_group,
-            tables.unique_out,
-            tables.table_start,
-            tables.table,
-            tables.tree_codes,
-            tables.tree_groups,
-            tables.tree_table,
-            out,
-        )
         mask = _absent_mask(ensemble, absent)
-        marginal = _lacking(rows, mask)
-        if len(marginal):
+        plan, walked = _plan(ensemble, rows, mask)
+        for collapsed, positions in plan:
+            tables = collapsed_tables(ensemble, collapsed, groups)
+            if positions is None:
+                _contributions(ensemble, rows, tables, collapsed, out)
+            else:
+                part = np.zeros((len(positions), n_groups + 1))
+                _contributions(ensemble, rows[positions], tables, collapsed, part)
+                out[positions, :-1] = part[:, :-1]
+        if len(walked):
             phi = _absent_scores(
-                ensemble, rows[marginal], ensemble.trees, mask, tables, n_groups
+                ensemble,
+                rows[walked],
+                ensemble.trees,
+                mask,
+                leaf_tables(ensemble, groups),
+                n_groups,
             )[1]
-            out[marginal, :-1] = phi[:, :n_groups]
+            out[walked, :-1] = phi[:, :n_groups]
     return out
+
+
+def _contributions(
+    ensemble: TreeEnsemble,
+    rows: np.ndarray,
+    tables: LeafTables,
+    collapsed: Collapsed,
+    out: np.ndarray,
+) -> None:
+    """Add to ``out`` the grouped contributions of rows lacking the collapsed set,
+    with that set's tables (:func:`collapsed_tables`)."""
+    _shap_kernel(
+        rows,
+        ensemble.trees,
+        ensemble.nodes,
+        ensemble.threshold,
+        ensemble.cat_size,
+        ensemble.cat_lut,
+        ensemble.leaf_value,
+        ensemble.leaves,
+        ensemble.unique_zero,
+        collapsed.leaf_mixed,
+        tables.outputs,
+        tables.out_group,
+        tables.unique_out,
+        tables.table_start,
+        tables.table,
+        tables.tree_codes,
+        tables.tree_groups,
+        tables.tree_table,
+        out,
+    )
 
 
 # --- compiled kernels (numba ignores the annotations; mypy reads them) -------------
@@ -804,6 +1012,7 @@ def _fill_tree_kernel(
     leaf_value: np.ndarray,
     leaves: np.ndarray,
     unique_zero: np.ndarray,
+    leaf_mixed: np.ndarray,
     outputs: np.ndarray,
     out_group: np.ndarray,
     unique_out: np.ndarray,
@@ -820,6 +1029,7 @@ def _fill_tree_kernel(
     strays = np.zeros((max_nodes + max_leaves, 1), dtype=np.int64)  # one "row"
     left = np.empty(1, dtype=np.bool_)
     weights, poly, phi = _leaf_scratch(leaves)
+    follows = np.empty(weights.shape[0])
     place = np.full(max(out_group.max() + 1 if out_group.size else 1, 1), -1)
     for tree in range(trees.shape[0]):
         start, width, groups_start = (
@@ -854,10 +1064,139 @@ def _fill_tree_kernel(
                 first = leaves[leaf, UNIQUE_START]
                 _shapley_weights(d, weights)
                 zero = unique_zero[first : first + d]
-                _leaf_phi(leaf_value[leaf], d, pattern, zero, weights, poly, phi)
+                _any_leaf_phi(
+                    leaf_value[leaf],
+                    d,
+                    pattern,
+                    leaf_mixed[leaf],
+                    zero,
+                    (weights, poly, phi, follows),
+                )
                 for k in range(d):
                     group = out_group[out_start + unique_out[first + k]]
                     tree_table[base + place[group]] += phi[k]
+
+
+@jit()
+def _any_leaf_phi(
+    value: float,
+    n_unique: int,
+    pattern: int,
+    mixed: int,
+    zero: np.ndarray,
+    scratch: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+) -> None:
+    """:func:`_leaf_phi` into ``scratch[2]``, the path features of the ``mixed``
+    bits followed with their zero shares (:func:`_mixed_leaf_phi`) whatever their
+    pattern bits. ``scratch``: weights (set), polynomial, phi and follows buffers."""
+    weights, poly, phi, follows = scratch
+    if mixed == 0:
+        _leaf_phi(value, n_unique, pattern, zero, weights, poly, phi)
+        return
+    for k in range(n_unique):
+        follows[k] = zero[k] if (mixed >> k) & 1 else float((pattern >> k) & 1)
+    _mixed_leaf_phi(value, n_unique, follows, zero, weights, poly, phi)
+
+
+@jit()
+def _collapse_leaves(
+    leaves: np.ndarray,
+    unique_feature: np.ndarray,
+    unique_zero: np.ndarray,
+    absent: np.ndarray,
+    leaf_mixed: np.ndarray,
+    mixed_value: np.ndarray,
+) -> None:
+    """Per leaf, the bits of its absent path features, and its value (given in
+    ``mixed_value``) times their zero shares."""
+    for leaf in range(leaves.shape[0]):
+        first = leaves[leaf, UNIQUE_START]
+        for k in range(leaves[leaf, N_UNIQUE]):
+            if absent[unique_feature[first + k]]:
+                leaf_mixed[leaf] |= np.int64(1) << k
+                mixed_value[leaf] *= unique_zero[first + k]
+
+
+@jit()
+def _fill_mixed_codes(
+    trees: np.ndarray,
+    nodes: np.ndarray,
+    left_share: np.ndarray,
+    node_skip: np.ndarray,
+    tree_mixed: np.ndarray,
+    leaf_value: np.ndarray,
+    code_start: np.ndarray,
+    code_value: np.ndarray,
+) -> None:
+    """For each code of a mixed code-tabulated tree, its expected leaf value: the
+    row takes the code's way at each split but the skipped ones (absent features),
+    where it goes both ways weighted by the training rows each way took."""
+    max_nodes, max_leaves = _tree_sizes(trees)
+    stack = np.empty(max_nodes + max_leaves + 1, dtype=np.int64)
+    reach = np.empty(max_nodes + max_leaves + 1)
+    for tree in range(trees.shape[0]):
+        if code_start[tree] < 0 or not tree_mixed[tree]:
+            continue
+        first_node = trees[tree, NODE_START]
+        for code in range(1 << trees[tree, N_NODES]):
+            total, top = 0.0, 1
+            stack[0], reach[0] = first_node, 1.0
+            while top > 0:
+                top -= 1
+                node, weight = stack[top], reach[top]
+                if node < 0:
+                    total += weight * leaf_value[~node]
+                    continue
+                left_child, right_child = nodes[node, LEFT], nodes[node, RIGHT]
+                if node_skip[node]:
+                    share = left_share[node]
+                    stack[top], reach[top] = left_child, weight * share
+                    stack[top + 1] = right_child
+                    reach[top + 1] = weight * (1.0 - share)
+                    top += 2
+                    continue
+                goes_left = (code >> (node - first_node)) & 1
+                stack[top] = left_child if goes_left else right_child
+                reach[top] = weight
+                top += 1
+            code_value[code_start[tree] + code] = total
+
+
+@jit()
+def _fill_mixed_tables(
+    leaf_value: np.ndarray,
+    leaves: np.ndarray,
+    unique_zero: np.ndarray,
+    outputs: np.ndarray,
+    unique_out: np.ndarray,
+    table_start: np.ndarray,
+    leaf_mixed: np.ndarray,
+    table: np.ndarray,
+) -> None:
+    """Every tabulated leaf with absent path features (``leaf_mixed`` bits): its
+    grouped contributions for each pattern, those features followed with their zero
+    shares (so an entry is the same whatever their bits)."""
+    weights, poly, phi = _leaf_scratch(leaves)
+    scratch = (weights, poly, phi, np.empty(weights.shape[0]))
+    for leaf in range(leaves.shape[0]):
+        mixed = leaf_mixed[leaf]
+        if table_start[leaf] < 0 or mixed == 0:
+            continue
+        first, d = leaves[leaf, UNIQUE_START], leaves[leaf, N_UNIQUE]
+        width = outputs[leaf, N_OUT]
+        _shapley_weights(d, weights)
+        zero = unique_zero[first : first + d]
+        for pattern in range(1 << d):
+            entry = table_start[leaf] + pattern * width
+            kept = pattern & ~mixed
+            if kept != pattern:  # the same entry as with the absent bits cleared
+                source = table_start[leaf] + kept * width
+                table[entry : entry + width] = table[source : source + width]
+                continue
+            table[entry : entry + width] = 0.0
+            _any_leaf_phi(leaf_value[leaf], d, pattern, mixed, zero, scratch)
+            for k in range(d):
+                table[entry + unique_out[first + k]] += phi[k]
 
 
 @jit()
@@ -1032,12 +1371,17 @@ def _margin_kernel(
     mask_start: np.ndarray,
     code_start: np.ndarray,
     code_value: np.ndarray,
+    node_skip: np.ndarray,
+    tree_mixed: np.ndarray,
+    mixed_value: np.ndarray,
     out: np.ndarray,
 ) -> None:
     """For a block of rows, tree by tree: decide each split for all rows; add the
     leaf value of each row's code (small trees), or clear the leaves a row cannot
-    reach (QuickScorer) and add the value of the first one left."""
-    _, max_leaves = _tree_sizes(trees)
+    reach (QuickScorer) and add the value of the first one left. In a tree with
+    skipped splits (absent features: see :class:`Collapsed`) the row goes both ways
+    there, and each leaf no other split rules out adds its mixed value."""
+    max_nodes, max_leaves = _tree_sizes(trees)
     n_rows = rows.shape[0]
     for block in prange((n_rows + BLOCK_ROWS - 1) // BLOCK_ROWS):
         low = block * BLOCK_ROWS
@@ -1047,6 +1391,7 @@ def _margin_kernel(
         alive = np.empty(((max_leaves + 63) // 64, n), dtype=np.uint64)
         total = np.zeros(n)
         path = np.empty(n, dtype=np.int64)
+        ruled_out = np.zeros((max_nodes + max_leaves, n), dtype=np.bool_)
         for tree in range(trees.shape[0]):
             first_node, first_leaf = trees[tree, NODE_START], trees[tree, LEAF_START]
             if code_start[tree] >= 0:
@@ -1063,6 +1408,18 @@ def _margin_kernel(
                 )
                 for r in range(n):
                     total[r] += code_value[code_start[tree] + path[r]]
+                continue
+            if tree_mixed[tree]:
+                _mixed_margins(
+                    first_node,
+                    trees[tree, N_NODES],
+                    first_leaf,
+                    trees[tree, N_LEAVES],
+                    max_nodes,
+                    (columns, codes),
+                    (nodes, threshold, cat_lut, node_skip, mixed_value),
+                    (left, ruled_out, total),
+                )
                 continue
             words = (trees[tree, N_LEAVES] + 63) // 64
             alive[:words] = ALL_BITS
@@ -1082,6 +1439,49 @@ def _margin_kernel(
         out[low : low + n] = total
 
 
+@jit()
+def _mixed_margins(
+    first_node: int,
+    n_nodes: int,
+    first_leaf: int,
+    n_leaves: int,
+    max_nodes: int,
+    block: tuple[np.ndarray, np.ndarray],
+    model: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    scratch: tuple[np.ndarray, np.ndarray, np.ndarray],
+) -> None:
+    """Add one tree with skipped splits to a block's totals: carry down, node by
+    node, whether a split the row does not take rules a node out (a skipped split
+    passes both ways), then add the mixed value of each leaf not ruled out.
+    ``block``: columns, codes; ``model``: nodes, threshold, cat_lut, node_skip,
+    mixed_value; ``scratch``: left, ruled_out, total."""
+    columns, codes = block
+    nodes, threshold, cat_lut, node_skip, mixed_value = model
+    left, ruled_out, total = scratch
+    n = left.shape[0]
+    ruled_out[0, :n] = False
+    for j in range(n_nodes):
+        node = first_node + j
+        to_left = _child_position(nodes[node, LEFT], first_node, first_leaf, max_nodes)
+        to_right = _child_position(
+            nodes[node, RIGHT], first_node, first_leaf, max_nodes
+        )
+        if node_skip[node]:
+            for r in range(n):
+                ruled_out[to_left, r] = ruled_out[j, r]
+                ruled_out[to_right, r] = ruled_out[j, r]
+            continue
+        _decide(node, columns, codes, nodes, threshold, cat_lut, left)
+        for r in range(n):
+            ruled_out[to_left, r] = ruled_out[j, r] or not left[r]
+            ruled_out[to_right, r] = ruled_out[j, r] or left[r]
+    for i in range(n_leaves):
+        value = mixed_value[first_leaf + i]
+        for r in range(n):
+            if not ruled_out[max_nodes + i, r]:
+                total[r] += value
+
+
 @jit(parallel=True)
 def _shap_kernel(
     rows: np.ndarray,
@@ -1093,6 +1493,7 @@ def _shap_kernel(
     leaf_value: np.ndarray,
     leaves: np.ndarray,
     unique_zero: np.ndarray,
+    leaf_mixed: np.ndarray,
     outputs: np.ndarray,
     out_group: np.ndarray,
     unique_out: np.ndarray,
@@ -1106,7 +1507,8 @@ def _shap_kernel(
     """For a block of rows, tree by tree: decide each split for all rows; for a small
     tree add its table entry for each row's code; otherwise carry down, to each leaf,
     the bits of the path features a row strays from, and add each leaf's table entry
-    for each row's pattern (or compute it, untabulated)."""
+    for each row's pattern (or compute it, untabulated, its ``leaf_mixed`` path
+    features following with their zero shares)."""
     max_nodes, max_leaves = _tree_sizes(trees)
     size = _leaf_scratch(leaves)[0].shape[0]
     n_rows = rows.shape[0]
@@ -1118,6 +1520,7 @@ def _shap_kernel(
         strays = np.zeros((max_nodes + max_leaves, n), dtype=np.int64)
         left = np.empty(n, dtype=np.bool_)
         weights, poly, phi = np.empty(size), np.empty(size), np.empty(size)
+        scratch = (weights, poly, phi, np.empty(size))
         path = np.empty(n, dtype=np.int64)
         for tree in range(trees.shape[0]):
             first_node, first_leaf = trees[tree, NODE_START], trees[tree, LEAF_START]
@@ -1166,7 +1569,9 @@ def _shap_kernel(
                 _shapley_weights(d, weights)
                 for r in range(n):
                     pattern = full & ~strays[max_nodes + i, r]
-                    _leaf_phi(leaf_value[leaf], d, pattern, zero, weights, poly, phi)
+                    _any_leaf_phi(
+                        leaf_value[leaf], d, pattern, leaf_mixed[leaf], zero, scratch
+                    )
                     for k in range(d):
                         out[low + r, groups[unique_out[first + k]]] += phi[k]
 

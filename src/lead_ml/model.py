@@ -3,13 +3,28 @@
 The model's raw output is a margin (log-odds); Platt scaling fitted on the validation
 window maps it to calibrated log-odds ``slope * margin + intercept``. Being affine, it
 keeps tree contributions additive in calibrated log-odds.
+
+Two ways to train, as the audit plans the evaluation
+(:func:`lead_ml.audit.evaluation_plan`):
+
+- **holdout**: fit on the train window, stop early and calibrate on the validation
+  window (:func:`train_model`); the evaluation judges the test window.
+- **folds** (too few deals for one test window): rolling-origin folds over dated or
+  ordered deals (:func:`rolling_origin_folds`), repeated stratified folds over
+  undated ones; each fold model stops early on the latest share of its own training
+  deals. The exported model is then refit on every labelled deal
+  (:func:`cross_validated_model`): its iteration count is the folds' median, its
+  calibration a Platt fit on the out-of-fold margins.
+
+At a few thousand training deals or fewer (``train.small_data``), leaves and
+``min_child_samples`` scale with the deal count (:func:`scaled_train`).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +33,8 @@ import numpy as np
 import pandas as pd
 
 from lead_ml import fastshap
-from lead_ml.config import BandsConfig, TrainConfig
+from lead_ml.audit import cv_folds
+from lead_ml.config import BandsConfig, Params, TrainConfig
 from lead_ml.features import FeatureRegistry, text_codes
 from lead_ml.vocab import SPLITS
 
@@ -63,6 +79,14 @@ class ModelInfo:
     #: values (it would read one as 0, or as an unseen category), so a lead missing
     #: one is scored as not known: averaged over the training rows at each split.
     complete_features: list[str] = field(default_factory=list)
+    #: How the model was fit and judged: "holdout" (train window; calibrated on
+    #: the validation window), or the folds' name when it was refit on every
+    #: labelled deal after cross-validation.
+    evaluation: str = "holdout"
+    #: With ``train.calibrate_on: latest``, the calibration the evaluation judges
+    #: (fit on the validation window or the out-of-fold scores); ``calibration``
+    #: is then the latest window's, which the scorer uses.
+    judged_calibration: Calibration | None = None
 
 
 @dataclass(frozen=True)
@@ -137,6 +161,8 @@ def lightgbm_params(
         "bagging_fraction": cfg.bagging_fraction,
         "bagging_freq": 1 if cfg.bagging_fraction < 1 else 0,
         "monotone_constraints": [spec.monotone for spec in registry.specs],
+        # Smoothed category splits: usable at hundreds of levels (lead_ml.features).
+        **registry.lightgbm_params(),
         "num_threads": cfg.num_threads,
         "seed": seed,
         "deterministic": True,
@@ -146,15 +172,26 @@ def lightgbm_params(
 
 
 def fit_booster(
-    split: Split, registry: FeatureRegistry, cfg: TrainConfig, seed: int
+    split: Split,
+    registry: FeatureRegistry,
+    cfg: TrainConfig,
+    seed: int,
+    rounds: int | None = None,
 ) -> tuple[lgb.Booster, dict[str, list[str]]]:
-    """Train with early stopping on the validation window; return booster and levels."""
+    """Train with early stopping on the validation window (or exactly ``rounds``
+    trees, without one); return booster and levels."""
     names = registry.names
+    cfg = scaled_train(cfg, len(split.train))
     categories = category_levels(split.train, registry.categorical)
     train_set = lgb.Dataset(
         model_matrix(split.train, categories, names),
         label=split.train["won"].astype(int),
     )
+    if rounds is not None:
+        booster = lgb.train(
+            lightgbm_params(cfg, seed, registry), train_set, num_boost_round=rounds
+        )
+        return booster, categories
     valid_set = lgb.Dataset(
         model_matrix(split.valid, categories, names),
         label=split.valid["won"].astype(int),
@@ -168,6 +205,35 @@ def fit_booster(
         callbacks=[lgb.early_stopping(cfg.early_stopping_rounds, verbose=False)],
     )
     return booster, categories
+
+
+#: Below this many training deals ``train.small_data`` scales the tree shape.
+SMALL_DATA_DEALS = 4000
+
+
+def scaled_train(cfg: TrainConfig, n_train: int) -> TrainConfig:
+    """The tree settings for ``n_train`` training deals: as configured from
+    SMALL_DATA_DEALS deals on (or with ``train.small_data`` off); below, leaves
+    need at most 1 deal in 40 (at least 5 each) and trees at most n / 100 leaves
+    (at least 4), so a few hundred deals grow a few small trees, not 8 noisy leaves.
+
+    >>> small = scaled_train(TrainConfig(), 400)
+    >>> small.min_child_samples, small.num_leaves, small.max_depth
+    (10, 4, 2)
+    >>> scaled_train(TrainConfig(), 40_000) == TrainConfig()
+    True
+    """
+    if not cfg.small_data or n_train >= SMALL_DATA_DEALS:
+        return cfg
+    leaves = min(cfg.num_leaves, max(4, n_train // 100))
+    depth = max(1, int(np.ceil(np.log2(leaves))))
+    return cfg.model_copy(
+        update={
+            "min_child_samples": min(cfg.min_child_samples, max(5, n_train // 40)),
+            "num_leaves": leaves,
+            "max_depth": depth if cfg.max_depth < 0 else min(cfg.max_depth, depth),
+        }
+    )
 
 
 def fit_platt(margin: np.ndarray, won: np.ndarray) -> Calibration:
@@ -197,24 +263,32 @@ def train_model(
     bands: BandsConfig,
     seed: int,
 ) -> TrainedModel:
-    """Train, calibrate on the validation window and set band thresholds."""
+    """Train, calibrate on the validation window and set band thresholds (with
+    ``train.calibrate_on: latest`` the exported calibration is fit on the test
+    window, the latest labelled deals; the validation fit is kept for judging)."""
     names = registry.names
     booster, categories = fit_booster(split, registry, cfg, seed)
     best_iteration = int(booster.best_iteration or booster.current_iteration())
-    train_rows = model_rows(split.train, categories, names)
-    complete = [
-        n
-        for n, gaps in zip(names, np.isnan(train_rows).any(axis=0), strict=True)
-        if not gaps
-    ]
-    # The validation window is scored as every lead is: its gaps in a complete
-    # feature averaged, not read as 0 as Booster.predict would.
-    valid_margin = fastshap.predict_margin(
-        fastshap.compile_booster(booster, best_iteration),
-        model_rows(split.valid, categories, names),
-        absent=np.isin(names, complete),
-    )
+    complete = complete_features(split.train, categories, names)
+    ensemble = fastshap.compile_booster(booster, best_iteration)
+
+    def window_margin(frame: pd.DataFrame) -> np.ndarray:
+        # Scored as every lead is: gaps in a complete feature averaged, not read
+        # as 0 as Booster.predict would.
+        return fastshap.predict_margin(
+            ensemble,
+            model_rows(frame, categories, names),
+            absent=np.isin(names, complete),
+        )
+
+    valid_margin = window_margin(split.valid)
     calibration = fit_platt(valid_margin, split.valid["won"].to_numpy(int))
+    judged = None
+    if cfg.calibrate_on == "latest":
+        judged = calibration
+        calibration = fit_platt(
+            window_margin(split.test), split.test["won"].to_numpy(int)
+        )
     valid_probability = _sigmoid(calibration.log_odds(valid_margin))
     info = ModelInfo(
         feature_names=names,
@@ -225,21 +299,209 @@ def train_model(
         window=_window(split),
         dimensions=registry.dimensions(),
         complete_features=complete,
+        judged_calibration=judged,
     )
     return TrainedModel(booster=booster, info=info)
 
 
-def _window(split: Split) -> dict[str, str]:
-    def day(frame: pd.DataFrame, at: int) -> str:
-        created = pd.Timestamp(frame["created_at"].iloc[at])
-        # A CRM export without created dates is split by order or at random.
-        return "" if pd.isna(created) else created.date().isoformat()
+def complete_features(
+    train: pd.DataFrame, categories: dict[str, list[str]], names: Sequence[str]
+) -> list[str]:
+    """The features no training row lacks (see ``ModelInfo.complete_features``)."""
+    gaps = np.isnan(model_rows(train, categories, names)).any(axis=0)
+    return [n for n, gap in zip(names, gaps, strict=True) if not gap]
 
+
+def judged(model: TrainedModel) -> TrainedModel:
+    """The model as the evaluation judges it: with the calibration fit before the
+    window it is judged on (the same model unless ``train.calibrate_on: latest``)."""
+    if model.info.judged_calibration is None:
+        return model
+    info = replace(model.info, calibration=model.info.judged_calibration)
+    return TrainedModel(booster=model.booster, info=info)
+
+
+# --- folds: too few deals for one test window -----------------------------------
+
+
+def closed_in_time(features: pd.DataFrame) -> np.ndarray:
+    """Positions of the closed deals in time order (created date, else order, then
+    id), as :func:`split_frames` orders each window."""
+    key = features.assign(_position=np.arange(len(features)))
+    ordered = key.sort_values(
+        ["created_at", "order", "deal_id"], kind="stable", na_position="last"
+    )
+    closed = ordered["won"].notna().to_numpy()
+    return ordered["_position"].to_numpy()[closed]
+
+
+def rolling_origin_folds(
+    features: pd.DataFrame, n_folds: int, min_train: float
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Expanding-window folds over the closed deals in time order: the oldest
+    ``min_train`` share trains the first fold, the rest is cut into ``n_folds``
+    consecutive test blocks, and each fold trains on every deal before its block.
+    A duplicate group (``group``) goes where its first member falls, so a copy is
+    never on both sides. Returns (train positions, test positions) into features.
+    """
+    positions = closed_in_time(features)
+    groups = features["group"].to_numpy()[positions]
+    codes = pd.factorize(groups)[0]
+    first = np.full(codes.max() + 1 if len(codes) else 0, len(codes))
+    np.minimum.at(first, codes, np.arange(len(codes)))
+    start = first[codes]
+    n = len(positions)
+    cuts = np.round(
+        n * (min_train + (1 - min_train) * np.arange(n_folds + 1) / n_folds)
+    )
+    folds = []
+    for low, high in zip(cuts[:-1], cuts[1:], strict=True):
+        test = positions[(start >= low) & (start < high)]
+        train = positions[start < low]
+        if len(test) and len(train):
+            folds.append((train, test))
+    return folds
+
+
+def plan_folds(
+    features: pd.DataFrame, plan: dict[str, Any], seed: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The folds of an evaluation plan (:func:`lead_ml.audit.evaluation_plan`):
+    rolling-origin over dated or ordered deals, else repeated stratified folds."""
+    if plan["evaluation"] == "rolling_origin":
+        return rolling_origin_folds(
+            features, plan["cv_splits"], plan["rolling_min_train"]
+        )
+    return cv_folds(
+        features, features["group"], plan["cv_splits"], plan["cv_repeats"], seed
+    )
+
+
+@dataclass(frozen=True)
+class FoldScores:
+    """Out-of-fold scores: per fold, the positions it tested, their raw margins and
+    calibrated probabilities, and the fold model's early-stopped iteration count."""
+
+    tested: list[np.ndarray]
+    margin: list[np.ndarray]
+    probability: list[np.ndarray]
+    best_iterations: list[int]
+
+
+def fold_split(
+    features: pd.DataFrame,
+    train_rows: np.ndarray,
+    test_rows: np.ndarray,
+    valid_fraction: float,
+    in_time: bool,
+    rng: np.random.Generator,
+) -> Split:
+    """One fold's windows: its training deals less a validation share for early
+    stopping and calibration (the latest ones when time orders them, else a seeded
+    draw), and its test deals."""
+    part = features.iloc[np.sort(train_rows)]
+    if in_time:
+        ordered = part.iloc[closed_in_time(part)]
+        won = ordered["won"].to_numpy(float)
+        n_valid = max(1, int(round(valid_fraction * len(ordered))))
+        # A short latest stretch of one outcome (rare wins, a few hundred deals)
+        # cannot stop early or calibrate: it reaches back to the latest win or
+        # loss, never past half the fold's deals.
+        while n_valid < len(ordered) // 2 and len(set(won[-n_valid:])) < 2:
+            n_valid += 1
+        train, valid = ordered.iloc[:-n_valid], ordered.iloc[-n_valid:]
+    else:
+        held = rng.random(len(part)) < valid_fraction
+        train, valid = part[~held], part[held]
+    return Split(train, valid, features.iloc[test_rows])
+
+
+def fold_scores(
+    features: pd.DataFrame,
+    registry: FeatureRegistry,
+    params: Params,
+    folds: list[tuple[np.ndarray, np.ndarray]],
+    in_time: bool,
+) -> FoldScores:
+    """Train one model per fold (as :func:`train_model`, on the fold's own windows;
+    seeded per fold) and score its test deals."""
+    cfg = params.train.model_copy(update={"calibrate_on": "validation"})
+    out = FoldScores([], [], [], [])
+    for i, (train_rows, test_rows) in enumerate(folds):
+        rng = np.random.default_rng(params.seed + 1000 * i)
+        split = fold_split(
+            features, train_rows, test_rows, params.split.valid_fraction, in_time, rng
+        )
+        model = train_model(split, registry, cfg, params.bands, params.seed)
+        raw = margin(model, split.test)
+        out.tested.append(np.asarray(test_rows))
+        out.margin.append(raw)
+        out.probability.append(probability_of_margin(model, raw))
+        out.best_iterations.append(model.info.best_iteration)
+    return out
+
+
+def cross_validated_model(
+    features: pd.DataFrame,
+    registry: FeatureRegistry,
+    params: Params,
+    plan: dict[str, Any],
+) -> tuple[TrainedModel, FoldScores]:
+    """Cross-validate by the plan, then refit on every labelled deal: as many trees
+    as the folds' median early-stopped count, Platt scaling fit on the out-of-fold
+    margins (the latest fold's alone with ``train.calibrate_on: latest``), bands cut
+    on the out-of-fold probabilities. Returns the model and the fold scores."""
+    folds = plan_folds(features, plan, params.seed)
+    in_time = plan["evaluation"] == "rolling_origin"
+    scores = fold_scores(features, registry, params, folds, in_time)
+    closed = features.iloc[closed_in_time(features)]
+    rounds = max(1, int(np.median(scores.best_iterations)))
+    everything = Split(closed, closed.iloc[:0], closed.iloc[:0])
+    booster, categories = fit_booster(
+        everything, registry, params.train, params.seed, rounds
+    )
+    won = features["won"].to_numpy()
+    pooled = np.concatenate(scores.margin)
+    pooled_won = np.concatenate([won[t] for t in scores.tested]).astype(int)
+    calibration = fit_platt(pooled, pooled_won)
+    judged_calibration = None
+    if params.train.calibrate_on == "latest":
+        judged_calibration = calibration
+        calibration = fit_platt(scores.margin[-1], won[scores.tested[-1]].astype(int))
+    info = ModelInfo(
+        feature_names=registry.names,
+        categories=categories,
+        calibration=calibration,
+        band_thresholds=band_thresholds(
+            _sigmoid(calibration.log_odds(pooled)), params.bands
+        ),
+        best_iteration=rounds,
+        window={
+            "train_start": _day(closed, 0),
+            "train_end": _day(closed, -1),
+            "valid_start": "",
+            "valid_end": "",
+        },
+        dimensions=registry.dimensions(),
+        complete_features=complete_features(closed, categories, registry.names),
+        evaluation=plan["evaluation"],
+        judged_calibration=judged_calibration,
+    )
+    return TrainedModel(booster=booster, info=info), scores
+
+
+def _day(frame: pd.DataFrame, at: int) -> str:
+    created = pd.Timestamp(frame["created_at"].iloc[at])
+    # A CRM export without created dates is split by order or at random.
+    return "" if pd.isna(created) else created.date().isoformat()
+
+
+def _window(split: Split) -> dict[str, str]:
     return {
-        "train_start": day(split.train, 0),
-        "train_end": day(split.train, -1),
-        "valid_start": day(split.valid, 0),
-        "valid_end": day(split.valid, -1),
+        "train_start": _day(split.train, 0),
+        "train_end": _day(split.train, -1),
+        "valid_start": _day(split.valid, 0),
+        "valid_end": _day(split.valid, -1),
     }
 
 
@@ -319,5 +581,7 @@ def load_model(model_dir: Path) -> TrainedModel:
     """Read a model written by save_model."""
     raw = json.loads((model_dir / META_FILE).read_text())
     raw["calibration"] = Calibration(**raw["calibration"])
+    if raw.get("judged_calibration") is not None:
+        raw["judged_calibration"] = Calibration(**raw["judged_calibration"])
     booster = lgb.Booster(model_file=str(model_dir / MODEL_FILE))
     return TrainedModel(booster=booster, info=ModelInfo(**raw))

@@ -12,17 +12,23 @@ scorer. Every name on the page is the export's own: its columns, its id, its
 source name (``source.name``), and the activity features by what they count.
 
 Sections, in order: the headline (wins the model and the BANT rule put in front of
-reps at capacity), ROC and precision-recall curves, calibration, cumulative gains,
-win rate by score band, importance per MEDDIC dimension (plus fit, engagement and,
-when the dimension map leaves columns out, other), importance per column, the mean
-contribution of each MEDDIC column per recorded answer, five example leads with
-their reasons and next question, a data summary (time, order or random split),
-audit warnings, and what changed versus the registered champion; given the result
-of `lead-ml monitor` (``--monitor``), what past scores did once their outcomes closed.
+reps at capacity; with no BANT rule given, against the base rate), bands A to D as
+reps see them (the scorer's thresholds, realized win rates, wins against BANT, what
+to do: report.guides), segments (win rate, AUC and calibration per region,
+industry, lead source, owner...; small ones not judged), ROC and precision-recall
+curves, calibration, cumulative gains, win rate by score bin, importance per MEDDIC
+dimension (plus fit, engagement and, when the dimension map leaves columns out,
+other), importance per column, the mean contribution of each MEDDIC column per
+recorded answer, example leads with their reasons and the next questions that
+matter, a data summary (time, order or random split), every warning of the audit
+and the evaluation with the columns left out, and a verdict against the registered
+champion (named v3, its alias and since when) with the params that changed; given
+the result of `lead-ml monitor` (``--monitor``), what past scores did once their
+outcomes closed.
 
->>> svg = line_chart("Demo", [Series("model", "Model", [0, 1], [0, 1])], "x", "y")
->>> svg.count('class="series"'), svg.startswith("<svg")
-(1, True)
+The charts are the Vega-Lite specs of :mod:`lead_ml.charts`, rendered to inline SVG
+by vl-convert; the page scales them and scrolls wide tables inside their card, from
+a 360 px phone to a wide screen.
 """
 
 from __future__ import annotations
@@ -30,17 +36,29 @@ from __future__ import annotations
 import html
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from numpy.typing import ArrayLike
+from sklearn.metrics import roc_auc_score
 
 from lead_ml import tracking
 from lead_ml.audit import split_method
 from lead_ml.baseline import bant_scores
+from lead_ml.charts import (
+    LOWERS,
+    RAISES,
+    Curve,
+    bar_spec,
+    calibration_spec,
+    diverging_spec,
+    line_spec,
+    to_svg,
+)
+from lead_ml.compare import alias_history, registered_versions, registry_client
 from lead_ml.compare import champion_changes as compare_changes
 from lead_ml.config import Params
 from lead_ml.explain import feature_contributions
@@ -55,6 +73,7 @@ from lead_ml.vocab import (
     EVIDENCE_CODES,
     MEDDIC_DIMENSIONS,
     OTHER,
+    CompareError,
     ReportError,
 )
 
@@ -76,15 +95,9 @@ REQUIRED_METRICS: tuple[str, ...] = (
     "model.roc_auc",
     "model.pr_auc",
     "model.ece",
-    "bant.roc_auc",
-    "bant.pr_auc",
-    "delta_roc_auc",
-    "delta_roc_auc_ci95",
     "capacity.k",
     "capacity.model_wins",
-    "capacity.bant_wins",
     "capacity.model_win_rate",
-    "capacity.bant_win_rate",
     "capacity.base_win_rate",
     "n_test",
     "test_start",
@@ -106,11 +119,42 @@ NOT_KNOWN = "not yet known"
 MAX_ANSWERS = 12
 #: Columns drawn in the per-column chart (the table lists every one).
 MAX_CHART_COLUMNS = 12
-#: Points per drawn curve: enough for the eye, small enough for a light page.
-MAX_CURVE_POINTS = 300
+#: Keys metrics.json holds when a BANT rule is given (``bant`` is null without).
+BANT_METRICS: tuple[str, ...] = (
+    "bant.roc_auc",
+    "bant.pr_auc",
+    "delta_roc_auc",
+    "delta_roc_auc_ci95",
+    "capacity.bant_wins",
+    "capacity.bant_win_rate",
+)
 N_EXAMPLES = 5
-COLOURS = {"model": "#1f6feb", "bant": "#cf222e", "reference": "#8c959f"}
-RAISES, LOWERS = "#1a7f37", "#cf222e"
+#: Leads shown whose next question moves the probability at least this much.
+MIN_QUESTION_MOVE = 0.05
+N_QUESTIONS = 3
+#: What the page says where params.yaml gives no BANT rule.
+NO_RULE = (
+    "No BANT rule was given (bant in params.yaml), so the model is compared with "
+    "the base rate: leads taken at random."
+)
+BANDS = ("A", "B", "C", "D")
+BAND_COLOURS = {"A": "#1a7f37", "B": "#1f6feb", "C": "#9a6700", "D": "#8c959f"}
+#: Words of a column name that make it a segment by default (report.segments).
+SEGMENT_WORDS = (
+    "region",
+    "industry",
+    "sector",
+    "source",
+    "country",
+    "office",
+    "owner",
+    "team",
+    "agent",
+    "territory",
+)
+MAX_SEGMENT_COLUMNS = 4
+#: A segment is judged with at least this many wins and this many losses.
+MIN_SEGMENT_OUTCOMES = 10
 DIMENSION_LABELS = {
     "metrics": "Metrics",
     "economic_buyer": "Economic buyer",
@@ -174,6 +218,7 @@ class Setting:
     created_column: str | None = None
     order_column: str | None = None
     has_amount: bool = False
+    currency: str | None = None
 
 
 @dataclass(frozen=True)
@@ -190,6 +235,9 @@ class Window:
     contributions: pd.DataFrame
     features: pd.DataFrame
     registry: FeatureRegistry
+    #: The validated deals of the window (test order, index 0..n-1), in the
+    #: export's own column names: what the segments are read from.
+    deals: pd.DataFrame | None = None
 
 
 @dataclass(frozen=True)
@@ -208,6 +256,14 @@ class ReportData:
     setting: Setting
     model_version: str = ""
     run_id: str = ""
+    #: Bands A-D of the test window (:func:`band_table`) and the scorer's cuts.
+    letters: pd.DataFrame = field(default_factory=pd.DataFrame)
+    thresholds: dict[str, float] = field(default_factory=dict)
+    segments: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: Leads whose next question matters (:func:`question_leads`).
+    questions: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: The model as people name it (:func:`model_names`).
+    names: dict[str, Any] = field(default_factory=dict)
     #: `lead-ml monitor`'s result, shown when the report is given one (--monitor).
     monitor: dict[str, Any] | None = None
 
@@ -240,10 +296,22 @@ def _lookup(mapping: Mapping[str, Any], dotted: str) -> Any:
     return value
 
 
+def has_bant(metrics: Mapping[str, Any]) -> bool:
+    """Whether metrics.json compares with a BANT rule (``bant`` is null when
+    params.yaml gives none).
+
+    >>> has_bant({"bant": None}), has_bant({"bant": {"roc_auc": 0.5}})
+    (False, True)
+    """
+    return metrics.get("bant") is not None
+
+
 def read_metrics(path: Path) -> dict[str, Any]:
-    """metrics.json from `lead-ml evaluate`, checked for every key the report shows."""
+    """metrics.json from `lead-ml evaluate`, checked for every key the report shows
+    (the BANT keys only when a rule was given)."""
     metrics = _read_json(path, "the metrics of `lead-ml evaluate`")
-    for key in REQUIRED_METRICS:
+    required = (*REQUIRED_METRICS, *(BANT_METRICS if has_bant(metrics) else ()))
+    for key in required:
         try:
             _lookup(metrics, key)
         except KeyError:
@@ -279,11 +347,13 @@ def read_plot_file(path: Path, columns: Sequence[str]) -> pd.DataFrame:
     return frame.loc[:, list(columns)]
 
 
-def read_plots(plots_dir: Path) -> dict[str, pd.DataFrame]:
-    """Every plot-data file of `lead-ml evaluate`, by name (see PLOT_COLUMNS)."""
+def read_plots(plots_dir: Path, bant: bool = True) -> dict[str, pd.DataFrame]:
+    """Every plot-data file of `lead-ml evaluate`, by name (see PLOT_COLUMNS); the
+    BANT curves only when a rule was given."""
     return {
         name: read_plot_file(plots_dir / f"{name}.csv", columns)
         for name, columns in PLOT_COLUMNS.items()
+        if bant or not name.endswith("_bant")
     }
 
 
@@ -342,6 +412,7 @@ def setting_of(params: Params, features: pd.DataFrame, scorer: Scorer) -> Settin
         created_column=deals.created,
         order_column=deals.order,
         has_amount=deals.amount is not None,
+        currency=params.report.currency,
     )
 
 
@@ -383,14 +454,18 @@ def score_window(
     leads = leads.reset_index(drop=True)
     result = scorer.score_chunk(leads, window_activities(scorer, deals, chosen, params))
     output = result.output.drop(columns=scorer.id_column)
-    bant = bant_scores(params.bant, params.source, chosen)
+    qualified = (
+        bant_scores(params.bant, params.source, chosen)["bant_qualified"]
+        if params.bant is not None
+        else pd.Series(False, index=chosen.index)
+    )
     scored = pd.concat(
         [
             pd.DataFrame(
                 {
                     "deal_id": test["deal_id"].astype("string").to_numpy(),
                     "won": test["won"].to_numpy(int),
-                    "bant_qualified": bant["bant_qualified"].to_numpy(bool),
+                    "bant_qualified": qualified.to_numpy(bool),
                 }
             ),
             output.reindex(leads.index),
@@ -402,7 +477,139 @@ def score_window(
         columns=scorer.model.info.feature_names,
         index=output.index,
     )
-    return Window(scored, contributions, result.features, scorer.registry)
+    window = chosen.reset_index(drop=True)
+    return Window(scored, contributions, result.features, scorer.registry, window)
+
+
+def band_table(scored: pd.DataFrame) -> pd.DataFrame:
+    """Per band A-D (in order, every band even when empty): leads, wins, realized
+    win rate, and the BANT-qualified leads and wins among them.
+
+    >>> scored = pd.DataFrame({"band": ["A", "A", "D"], "won": [1, 0, 0],
+    ...                        "bant_qualified": [True, False, True]})
+    >>> band_table(scored)[["band", "leads", "wins", "bant_wins"]].values.tolist()
+    [['A', 2, 1, 1], ['B', 0, 0, 0], ['C', 0, 0, 0], ['D', 1, 0, 0]]
+    """
+    rows = scored[scored["band"].notna()]
+    won = rows["won"].astype(int)
+    bant = rows["bant_qualified"].astype(bool)
+    grouped = pd.DataFrame(
+        {
+            "leads": rows.groupby("band").size(),
+            "wins": won.groupby(rows["band"]).sum(),
+            "bant_leads": bant.groupby(rows["band"]).sum(),
+            "bant_wins": (won * bant).groupby(rows["band"]).sum(),
+        }
+    ).reindex(list(BANDS), fill_value=0)
+    table = grouped.astype(int).rename_axis("band").reset_index()
+    table["win_rate"] = table["wins"] / table["leads"].where(table["leads"] > 0)
+    return table
+
+
+def _segment_name(column: str) -> str:
+    return column.lower().replace("_", " ")
+
+
+def segment_columns(params: Params, deals: pd.DataFrame) -> list[str]:
+    """The export columns the page judges the model per value of: report.segments
+    as given, else up to MAX_SEGMENT_COLUMNS columns named like a region, industry,
+    sector, lead source, country, office, owner, team or agent, holding text with
+    2 to 200 values."""
+    if params.report.segments is not None:
+        return [c for c in params.report.segments if c in deals.columns]
+    found = []
+    for column in deals.columns:
+        words = _segment_name(str(column)).split()
+        if not any(w in words for w in SEGMENT_WORDS):
+            continue
+        values = deals[column]
+        if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_datetime64_dtype(
+            values
+        ):
+            continue
+        if 2 <= values.nunique() <= 200:
+            found.append(str(column))
+    return found[:MAX_SEGMENT_COLUMNS]
+
+
+def _segment_row(column: str, name: str, part: pd.DataFrame, min_deals: int) -> dict:
+    won = part["won"].to_numpy(int)
+    probability = part["probability"].to_numpy(float)
+    judged = bool(
+        len(part) >= min_deals
+        and won.sum() >= MIN_SEGMENT_OUTCOMES
+        and (1 - won).sum() >= MIN_SEGMENT_OUTCOMES
+    )
+    return {
+        "column": column,
+        "segment": name,
+        "deals": len(part),
+        "wins": int(won.sum()),
+        "win_rate": float(won.mean()),
+        "auc": float(roc_auc_score(won, probability)) if judged else float("nan"),
+        "mean_predicted": float(probability.mean()),
+        "gap": float(won.mean() - probability.mean()),
+        "judged": judged,
+    }
+
+
+def segment_table(
+    window: Window, columns: Sequence[str], min_deals: int, max_values: int
+) -> pd.DataFrame:
+    """Per segment column and value (the max_values commonest; the rest share a
+    row; blanks are "not recorded"): deals, wins, win rate, ROC AUC, mean
+    predicted probability, calibration gap (observed minus predicted), and whether
+    it is judged (enough deals, wins and losses)."""
+    scored = window.scored[window.scored["probability"].notna()]
+    rows = []
+    for column in columns:
+        assert window.deals is not None
+        values = window.deals[column].astype("string").str.strip()
+        values = values.mask(values == "").fillna("not recorded")
+        common = values.value_counts().index[:max_values]
+        rest = values.nunique() - len(common)
+        values = values.where(values.isin(common), f"any of {rest:,} other values")
+        for name, part in scored.groupby(values.loc[scored.index], sort=False):
+            rows.append(_segment_row(column, str(name), part, min_deals))
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    # Per column, the largest segments first and the shared row of the rest last.
+    order = table.assign(rest=table["segment"].str.startswith("any of ")).sort_values(
+        ["column", "rest", "deals"], ascending=[True, True, False], kind="stable"
+    )
+    return order.drop(columns="rest").reset_index(drop=True)
+
+
+def question_moves(scored: pd.DataFrame) -> pd.Series:
+    """How much each lead's next question would move its win probability: the
+    scorer's ``next_question_gain`` when it gives one, else read from the text
+    ("... from 12% to 30%"); 0 where nothing is asked."""
+    if "next_question_gain" in scored:
+        return scored["next_question_gain"].astype(float).fillna(0.0)
+    found = (
+        scored["next_question"]
+        .fillna("")
+        .astype(str)
+        .str.extract(r"from (\d+(?:\.\d+)?)% to (\d+(?:\.\d+)?)%")
+    )
+    moves = (found[1].astype(float) - found[0].astype(float)).abs() / 100
+    return moves.fillna(0.0)
+
+
+def question_leads(
+    scored: pd.DataFrame, shown: pd.DataFrame, n: int = N_QUESTIONS
+) -> pd.DataFrame:
+    """Up to n leads (not among those already shown) whose next question moves the
+    probability most, by MIN_QUESTION_MOVE at least."""
+    moves = question_moves(scored)
+    keep = (moves >= MIN_QUESTION_MOVE) & ~scored["deal_id"].isin(shown["deal_id"])
+    chosen = scored[keep].assign(move=moves[keep])
+    chosen = chosen.sort_values(["move", "deal_id"], ascending=[False, True])
+    picked = chosen.head(n).assign(
+        why=[f"its question moves it {m:.0%}" for m in chosen["move"].head(n)]
+    )
+    return picked.reset_index(drop=True)
 
 
 def _signed_means(contributions: pd.DataFrame) -> pd.DataFrame:
@@ -607,26 +814,62 @@ def data_summary(
     }
 
 
-def champion_changes(params: Params, run_id: str) -> dict[str, Any] | None:
-    """What differs between this run and the registered champion (the dict of
-    :func:`lead_ml.compare.champion_changes`), or None when no champion is
-    registered."""
+def _day(milliseconds: int | None) -> str:
+    if not milliseconds:
+        return "on a date the registry did not keep"
+    return datetime.fromtimestamp(milliseconds / 1000, UTC).strftime("%Y-%m-%d")
+
+
+def model_names(params: Params, run_id: str) -> dict[str, Any]:
+    """The exported model as people name it: its registered version (``label``,
+    v3), the registered model, the date it was registered, whether it holds the
+    champion alias; empty when the registry holds no version of this run."""
+    client = registry_client()
+    name = params.tracking.registered_model
+    try:
+        versions = registered_versions(client, name)
+    except CompareError:
+        return {}
+    mine = sorted(v for v, run in versions.items() if run == run_id)
+    if not mine:
+        return {}
+    version = client.get_model_version(name, str(mine[-1]))
+    alias = params.tracking.champion_alias
+    return {
+        "label": f"v{mine[-1]}",
+        "registered_model": name,
+        "registered": _day(version.creation_timestamp),
+        "alias": alias,
+        "is_champion": alias in (version.aliases or []),
+    }
+
+
+def champion_changes(
+    params: Params, run_id: str, names: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """The registered champion against this run: its label (v2), alias, since
+    when it holds the alias, the params that differ and both runs' logged metrics
+    ({key: {champion, candidate, delta}}); None when no champion is registered."""
     result = compare_changes(params, run_id)
     if result is None:
         return None
-    # The page is a DVC output: registry numbers and run ids differ per store, so
-    # the champion is named by its scorer's content version instead.
-    # The commit is left out too: the page is committed after it is written.
-    per_store = ("champion_version", "champion_run_id", "candidate_run_id")
-    shown = {key: value for key, value in result.items() if key not in per_store}
-    shown["tags"] = {k: v for k, v in result["tags"].items() if k != "git_commit"}
-    return shown
+    version = int(result["champion_version"])
+    moves = [m for m in alias_history(registry_client(), params) if m.after == version]
+    return {
+        "champion_label": f"v{version}",
+        "candidate_label": names.get("label") or "this model",
+        "alias": params.tracking.champion_alias,
+        "since": moves[-1].date[:10] if moves else "",
+        "is_champion": result["champion_run_id"] == run_id,
+        "params": result["params"],
+        "metrics": result["metrics"],
+    }
 
 
 def gather(params: Params, paths: ReportPaths) -> ReportData:
     """Read every input of the report and score the test window with the scorer."""
     metrics = read_metrics(paths.metrics)
-    plots = read_plots(paths.plots)
+    plots = read_plots(paths.plots, bant=has_bant(metrics))
     scorer = load_scorer(paths.scorer)
     features, split = read_features(paths.features)
     setting = setting_of(params, features, scorer)
@@ -635,347 +878,218 @@ def gather(params: Params, paths: ReportPaths) -> ReportData:
     summary = data_summary(
         features, split, count_rejects(paths.rejects), window.scored, setting.method
     )
+    examples = example_leads(window.scored)
+    segments = segment_table(
+        window,
+        segment_columns(
+            params, window.deals if window.deals is not None else deals.frame
+        ),
+        params.report.min_segment_deals,
+        params.report.max_segment_values,
+    )
     # The store is read once every file checked out: a missing file is named first.
     run_id = run_id_of(paths.record, params.tracking.experiment)
+    names = model_names(params, run_id)
     return ReportData(
         metrics=metrics,
         plots=plots,
         importance=meddic_importance(window.scored, shown_dimensions(scorer.registry)),
         columns=column_importance(window.contributions, scorer.registry),
         by_answer=contribution_by_answer(window),
-        examples=example_leads(window.scored),
+        examples=examples,
         summary=summary,
         audit=read_audit(paths.audit),
-        champion=champion_changes(params, run_id),
+        champion=champion_changes(params, run_id, names),
         setting=setting,
         model_version=scorer.model_version,
         run_id=run_id,
+        letters=band_table(window.scored),
+        thresholds=scorer.thresholds,
+        segments=segments,
+        questions=question_leads(window.scored, examples),
+        names=names,
     )
 
 
-# --- charts (inline SVG) --------------------------------------------------------------
-
-WIDTH, HEIGHT = 420, 320
-MARGIN = {"left": 56, "right": 16, "top": 34, "bottom": 46}
+# --- charts (Vega-Lite specs of lead_ml.charts, as inline SVG) ------------------------
 
 
-@dataclass(frozen=True)
-class Series:
-    """One curve: a key (model, bant, reference...), its legend label and points."""
+def curve_specs(plots: dict[str, pd.DataFrame]) -> dict[str, dict[str, Any]]:
+    """Vega-Lite specs of the ROC, precision-recall, calibration and gains charts
+    from the plot data (BANT's curves only where it has plot data)."""
 
-    key: str
-    label: str
-    x: ArrayLike
-    y: ArrayLike
-    markers: bool = False
-    colour: str = ""
+    def pair(name: str, x: str, y: str) -> list[Curve]:
+        return [
+            Curve(label, plots[f"{name}_{key}"][x], plots[f"{name}_{key}"][y])
+            for key, label in (("model", "Model"), ("bant", "BANT rule"))
+            if f"{name}_{key}" in plots
+        ]
+
+    diagonal = Curve("Random", [0, 1], [0, 1], dashed=True)
+    base_rate = float(plots["pr_model"]["precision"].iloc[0])
+    calibration = plots["calibration"]
+    specs = {
+        "roc": line_spec(
+            "ROC curve",
+            [*pair("roc", "fpr", "tpr"), diagonal],
+            "false positive rate (share of losses taken)",
+            "true positive rate (share of wins found)",
+        ),
+        "pr": line_spec(
+            "Precision-recall curve",
+            [
+                *pair("pr", "recall", "precision"),
+                Curve("Base rate", [0, 1], [base_rate, base_rate], dashed=True),
+            ],
+            "recall (share of wins found)",
+            "precision (win rate of leads taken)",
+        ),
+        "calibration": calibration_spec(
+            calibration["mean_predicted"],
+            calibration["observed_rate"],
+            "predicted win probability",
+            "observed win rate",
+        ),
+        "gains": line_spec(
+            "Cumulative gains",
+            [*pair("gains", "share_of_leads", "share_of_wins"), diagonal],
+            "share of leads worked, best first",
+            "share of all wins found",
+        ),
+    }
+    return specs
 
 
-def thin(x: np.ndarray, y: np.ndarray, max_points: int) -> tuple[np.ndarray, ...]:
-    """At most about max_points points along the curve, evenly spaced by path length;
-    the first and last points are kept.
-
-    >>> xs, ys = thin(np.linspace(0, 1, 1001), np.linspace(0, 1, 1001), 10)
-    >>> len(xs) <= 12, float(xs[0]), float(xs[-1])
-    (True, 0.0, 1.0)
-    """
-    if len(x) <= max_points:
-        return x, y
-    travelled = np.r_[0.0, np.cumsum(np.hypot(np.diff(x), np.diff(y)))]
-    step = travelled[-1] / max_points or 1.0
-    bucket = np.floor(travelled / step)
-    keep = np.r_[True, bucket[1:] != bucket[:-1]]
-    keep[-1] = True
-    return x[keep], y[keep]
+def curve_charts(plots: dict[str, pd.DataFrame]) -> dict[str, str]:
+    """:func:`curve_specs` rendered to SVG."""
+    return {name: to_svg(spec, name) for name, spec in curve_specs(plots).items()}
 
 
-def _px(value: float, axis: str) -> float:
-    """A value in [0, 1] as a pixel position inside the plot area."""
-    if axis == "x":
-        span = WIDTH - MARGIN["left"] - MARGIN["right"]
-        return round(MARGIN["left"] + value * span, 1)
-    span = HEIGHT - MARGIN["top"] - MARGIN["bottom"]
-    return round(HEIGHT - MARGIN["bottom"] - value * span, 1)
+def decile_chart(bands: pd.DataFrame, base_rate: float) -> str:
+    """Win rate per equal-sized score bin (1 the best-scored), in numeric order,
+    bars above the base rate in green, below in red."""
+    share = 100 / len(bands)
+    labels = [
+        f"{int(b)} ({'best ' if b == 1 else f'{share * (b - 1):.0f}-'}{share * b:.0f}%)"
+        for b in bands["band"]
+    ]
+    return to_svg(
+        bar_spec(
+            "Win rate by score bin",
+            labels,
+            bands["win_rate"].tolist(),
+            [RAISES if r >= base_rate else LOWERS for r in bands["win_rate"]],
+            [f"{r:.0%}" for r in bands["win_rate"]],
+            "win rate in the test window",
+            "score bin (share of leads, best first)",
+        ),
+        "band-chart",
+    )
+
+
+def letter_chart(letters: pd.DataFrame) -> str:
+    """Win rate per band A-D, in that order."""
+    return to_svg(
+        bar_spec(
+            "Win rate by band",
+            [f"band {b}" for b in letters["band"]],
+            letters["win_rate"].fillna(0.0).tolist(),
+            [BAND_COLOURS[str(b)] for b in letters["band"]],
+            [f"{r:.0%}" if r == r else "no leads" for r in letters["win_rate"]],
+            "win rate in the test window",
+            "band reps see",
+        ),
+        "letter-chart",
+    )
+
+
+def dimension_chart(importance: pd.DataFrame) -> str:
+    """Raised and lowered parts of the contribution per dimension."""
+    labels = [DIMENSION_LABELS[d] for d in importance.index]
+    return to_svg(
+        diverging_spec(
+            "Importance per dimension",
+            labels,
+            importance["raised"].tolist(),
+            importance["lowered"].tolist(),
+            "dimension",
+        ),
+        "importance-chart",
+    )
+
+
+def column_chart(columns: pd.DataFrame) -> str:
+    """Raised and lowered parts of the MAX_CHART_COLUMNS most important columns."""
+    top = columns.head(MAX_CHART_COLUMNS)
+    return to_svg(
+        diverging_spec(
+            "Importance per column",
+            top["column"].tolist(),
+            top["raised"].tolist(),
+            top["lowered"].tolist(),
+            "column of the export",
+        ),
+        "column-chart",
+    )
+
+
+# --- the page -------------------------------------------------------------------------
+
+#: Responsive from 360 px: charts scale to their card, wide tables scroll inside
+#: their own box, long text wraps.
+CSS = """
+*{box-sizing:border-box}
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;color:#1f2328;
+background:#f6f8fa;overflow-wrap:break-word}
+main{max-width:1040px;margin:0 auto;padding:16px}
+section{background:#fff;border:1px solid #d0d7de;border-radius:8px;padding:14px 16px;
+margin:14px 0;min-width:0}
+h1{margin:0 0 4px;font-size:1.6em}h2{margin-top:0}.muted{color:#59636e}
+.headline{font-size:1.2em}.big{font-size:1.8em;font-weight:700}
+.figures{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,420px),1fr));
+gap:16px}
+figure{margin:0;min-width:0}figcaption{color:#59636e;font-size:.9em}
+figure svg{display:block;width:100%;max-width:620px;height:auto}
+.scroll{overflow-x:auto;max-width:100%;-webkit-overflow-scrolling:touch}
+table{border-collapse:collapse;width:100%;font-size:.92em}
+th,td{border-bottom:1px solid #d0d7de;padding:6px 8px;text-align:left;
+vertical-align:top}
+td.num,th.num{text-align:right;white-space:nowrap}
+td.wide{min-width:11em;overflow-wrap:anywhere}
+.guides{padding-left:0;list-style:none}.guides li{margin:6px 0}
+@media (max-width:600px){main{padding:8px}section{padding:10px 10px}
+h1{font-size:1.3em}.headline{font-size:1.05em}.big{font-size:1.4em}}
+.warning{color:#9a6700}.ok{color:#1a7f37}.verdict{font-size:1.1em}
+.band{display:inline-block;min-width:1.8em;text-align:center;border-radius:4px;
+color:#fff;font-weight:700}
+"""
 
 
 def _esc(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
-def _axes(x_label: str, y_label: str) -> list[str]:
-    parts = []
-    for tick in np.linspace(0, 1, 6):
-        x, y = _px(tick, "x"), _px(tick, "y")
-        parts += [
-            f'<line class="grid" x1="{MARGIN["left"]}" y1="{y}" '
-            f'x2="{WIDTH - MARGIN["right"]}" y2="{y}"/>',
-            f'<text x="{MARGIN["left"] - 6}" y="{y + 4}" text-anchor="end">'
-            f"{tick:.1f}</text>",
-            f'<text x="{x}" y="{HEIGHT - MARGIN["bottom"] + 16}" '
-            f'text-anchor="middle">{tick:.1f}</text>',
-        ]
-    parts += [
-        f'<text x="{(WIDTH + MARGIN["left"]) / 2}" y="{HEIGHT - 8}" '
-        f'text-anchor="middle">{_esc(x_label)}</text>',
-        f'<text transform="translate(14 {HEIGHT / 2}) rotate(-90)" '
-        f'text-anchor="middle">{_esc(y_label)}</text>',
-    ]
-    return parts
-
-
-def _curve(series: Series, css_class: str) -> list[str]:
-    x, y = thin(
-        np.clip(np.asarray(series.x, float), 0, 1),
-        np.clip(np.asarray(series.y, float), 0, 1),
-        MAX_CURVE_POINTS,
-    )
-    colour = series.colour or COLOURS.get(series.key, COLOURS["reference"])
-    points = " ".join(f"{_px(a, 'x')},{_px(b, 'y')}" for a, b in zip(x, y, strict=True))
-    dash = ' stroke-dasharray="5 4"' if css_class == "reference" else ""
-    parts = [
-        f'<polyline class="{css_class}" data-series="{_esc(series.key)}" '
-        f'fill="none" stroke="{colour}" stroke-width="2"{dash} points="{points}"/>'
-    ]
-    if series.markers:
-        parts += [
-            f'<circle class="marker" cx="{_px(a, "x")}" cy="{_px(b, "y")}" r="3.5" '
-            f'fill="{colour}"/>'
-            for a, b in zip(x, y, strict=True)
-        ]
-    return parts
-
-
-def _legend(series: Sequence[Series]) -> list[str]:
-    parts, x = [], MARGIN["left"]
-    for item in series:
-        colour = item.colour or COLOURS.get(item.key, COLOURS["reference"])
-        parts += [
-            f'<rect x="{x}" y="{MARGIN["top"] - 16}" width="12" height="4" '
-            f'fill="{colour}"/>',
-            f'<text x="{x + 16}" y="{MARGIN["top"] - 11}">{_esc(item.label)}</text>',
-        ]
-        x += 24 + 7 * len(item.label)
-    return parts
-
-
-def _svg(title: str, body: list[str], height: int = HEIGHT, width: int = WIDTH) -> str:
-    return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
-        f'width="{width}" height="{height}" role="img" aria-label="{_esc(title)}">'
-        f"<title>{_esc(title)}</title>{''.join(body)}</svg>"
-    )
-
-
-def line_chart(
-    title: str,
-    series: Sequence[Series],
-    x_label: str,
-    y_label: str,
-    references: Sequence[Series] = (),
+def _table(
+    header: Sequence[str], rows: Sequence[Sequence[object]], wide: Sequence[int] = ()
 ) -> str:
-    """An SVG line chart with both axes from 0 to 1 (every curve here is a share or a
-    rate): one ``class="series"`` polyline per series, dashed references behind."""
-    body = _axes(x_label, y_label)
-    for reference in references:
-        body += _curve(reference, "reference")
-    for item in series:
-        body += _curve(item, "series")
-    return _svg(title, body + _legend([*series, *references]))
+    """A table in a box that scrolls sideways on a narrow screen; ``wide``: the
+    positions of text columns kept readable (reasons, questions)."""
 
-
-def bar_chart(
-    title: str,
-    labels: Sequence[str],
-    values: Sequence[float],
-    colours: Sequence[str],
-    texts: Sequence[str],
-) -> str:
-    """An SVG horizontal bar chart, one ``class="bar"`` rect per label, bars scaled to
-    the largest value, each with its value written beside it."""
-    row, left, right = 26, 150, 70
-    height = MARGIN["top"] + row * len(labels) + 10
-    top = max(max(values, default=0.0), 1e-12)
-    body = []
-    for i, (label, value, colour, text) in enumerate(
-        zip(labels, values, colours, texts, strict=True)
-    ):
-        y = MARGIN["top"] + i * row
-        width = round(max(value, 0.0) / top * (WIDTH - left - right), 1)
-        body += [
-            f'<text x="{left - 8}" y="{y + 15}" text-anchor="end">{_esc(label)}</text>',
-            f'<rect class="bar" data-label="{_esc(label)}" x="{left}" y="{y + 3}" '
-            f'width="{width}" height="{row - 8}" fill="{colour}"/>',
-            f'<text x="{left + width + 6}" y="{y + 15}">{_esc(text)}</text>',
-        ]
-    return _svg(title, body, height)
-
-
-def curve_charts(plots: dict[str, pd.DataFrame]) -> dict[str, str]:
-    """ROC, precision-recall, calibration and gains charts from the plot data."""
-
-    def pair(name: str, x: str, y: str) -> list[Series]:
-        return [
-            Series(key, label, plots[f"{name}_{key}"][x], plots[f"{name}_{key}"][y])
-            for key, label in (("model", "Model"), ("bant", "BANT rule"))
-        ]
-
-    diagonal = Series("reference", "Random", [0, 1], [0, 1])
-    base_rate = float(plots["pr_model"]["precision"].iloc[0])
-    calibration = plots["calibration"]
-    return {
-        "roc": line_chart(
-            "ROC curve",
-            pair("roc", "fpr", "tpr"),
-            "false positive rate",
-            "true positive rate",
-            [diagonal],
-        ),
-        "pr": line_chart(
-            "Precision-recall curve",
-            pair("pr", "recall", "precision"),
-            "recall (share of wins found)",
-            "precision (win rate of leads taken)",
-            [Series("reference", "Base rate", [0, 1], [base_rate, base_rate])],
-        ),
-        "calibration": line_chart(
-            "Calibration",
-            [
-                Series(
-                    "model",
-                    "Model",
-                    calibration["mean_predicted"],
-                    calibration["observed_rate"],
-                    markers=True,
-                )
-            ],
-            "predicted win probability",
-            "observed win rate",
-            [Series("reference", "Perfect", [0, 1], [0, 1])],
-        ),
-        "gains": line_chart(
-            "Cumulative gains",
-            pair("gains", "share_of_leads", "share_of_wins"),
-            "share of leads worked, best first",
-            "share of all wins found",
-            [diagonal],
-        ),
-    }
-
-
-def band_chart(bands: pd.DataFrame, base_rate: float) -> str:
-    """Win rate per score band (band 1 the best-scored), bars above the base rate
-    in green, below in red."""
-    share = 100 / len(bands)
-    return bar_chart(
-        "Win rate by score band",
-        [
-            f"band {int(b)} ({'best ' if b == 1 else f'{share * (b - 1):.0f}-'}"
-            f"{share * b:.0f}%)"
-            for b in bands["band"]
-        ],
-        bands["win_rate"].tolist(),
-        [RAISES if r >= base_rate else LOWERS for r in bands["win_rate"]],
-        [f"{r:.0%}" for r in bands["win_rate"]],
-    )
-
-
-def _short(label: str, limit: int) -> str:
-    """A label cut to ``limit`` characters, with an ellipsis when cut.
-
-    >>> _short("What matters most to you in choosing a course", 20)
-    'What matters most t…'
-    """
-    return label if len(label) <= limit else label[: limit - 1] + "…"
-
-
-def importance_chart(
-    importance: pd.DataFrame,
-    labels: Sequence[str],
-    title: str,
-    label_width: int = 120,
-) -> str:
-    """Per row (dimension or column), a diverging bar: green to the right the mean
-    part of its contribution that raised scores, red to the left the part that
-    lowered them; together they are its mean absolute contribution. Labels longer
-    than the room beside the bars are cut (each bar's ``data-label`` holds all)."""
-    row, width = 26, WIDTH + label_width - 120
-    centre = label_width + 150
-    half = min(centre - label_width - 14, width - centre - 44)
-    height = MARGIN["top"] + row * len(importance) + 10
-    top = float(max(importance["raised"].max(), -importance["lowered"].min(), 1e-12))
-    body = [
-        f'<line class="axis" x1="{centre}" y1="{MARGIN["top"] - 4}" x2="{centre}" '
-        f'y2="{height - 6}" stroke="#59636e"/>',
-        f'<text x="{centre - 6}" y="{MARGIN["top"] - 12}" text-anchor="end">'
-        "lowered</text>",
-        f'<text x="{centre + 6}" y="{MARGIN["top"] - 12}">raised</text>',
-    ]
-    values = importance[["raised", "lowered"]].to_numpy(float)
-    for i, (label, (raised, lowered)) in enumerate(zip(labels, values, strict=True)):
-        y = MARGIN["top"] + i * row
-        up, down = (round(abs(v) / top * half, 1) for v in (raised, lowered))
-        shown = _short(label, label_width // 6)
-        body += [
-            f'<text x="{label_width}" y="{y + 15}" text-anchor="end">'
-            f"<title>{_esc(label)}</title>{_esc(shown)}</text>",
-            f'<rect class="bar" data-label="{_esc(label)}" data-side="lowered" '
-            f'x="{centre - down}" y="{y + 3}" width="{down}" height="{row - 8}" '
-            f'fill="{LOWERS}"/>',
-            f'<rect class="bar" data-label="{_esc(label)}" data-side="raised" '
-            f'x="{centre}" y="{y + 3}" width="{up}" height="{row - 8}" '
-            f'fill="{RAISES}"/>',
-            f'<text x="{centre + up + 4}" y="{y + 15}">{raised - lowered:.2f}</text>',
-        ]
-    return _svg(title, body, height, width)
-
-
-def dimension_chart(importance: pd.DataFrame) -> str:
-    """:func:`importance_chart` of the dimensions."""
-    labels = [DIMENSION_LABELS[d] for d in importance.index]
-    return importance_chart(importance, labels, "Importance per dimension")
-
-
-def column_chart(columns: pd.DataFrame) -> str:
-    """:func:`importance_chart` of the MAX_CHART_COLUMNS most important columns."""
-    top = columns.head(MAX_CHART_COLUMNS)
-    return importance_chart(
-        top, top["column"].tolist(), "Importance per column", label_width=250
-    )
-
-
-# --- the page -------------------------------------------------------------------------
-
-CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;color:#1f2328;
-background:#f6f8fa}
-main{max-width:1000px;margin:0 auto;padding:24px}
-section{background:#fff;border:1px solid #d0d7de;border-radius:8px;padding:16px 20px;
-margin:16px 0}
-h1{margin:0 0 4px}h2{margin-top:0}.muted{color:#59636e}
-.headline{font-size:1.3em}.big{font-size:2em;font-weight:700}
-.figures{display:flex;flex-wrap:wrap;gap:16px}
-figure{margin:0}figcaption{color:#59636e;max-width:420px;font-size:.9em}
-svg{background:#fff}svg text{font-size:11px;fill:#1f2328}
-svg .grid{stroke:#eaeef2;stroke-width:1}
-table{border-collapse:collapse;width:100%;font-size:.92em}
-th,td{border-bottom:1px solid #d0d7de;padding:6px 8px;text-align:left;
-vertical-align:top}
-td.num,th.num{text-align:right}
-.warning{color:#9a6700}.ok{color:#1a7f37}
-"""
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    def cell(tag: str, value: object) -> str:
+    def cell(position: int, value: object) -> str:
         numeric = isinstance(value, int | float) and not isinstance(value, bool)
         shown = f"{value:,}" if isinstance(value, int) and numeric else value
-        return f"<{tag}{' class=num' if numeric else ''}>{_esc(shown)}</{tag}>"
+        css = " class=num" if numeric else " class=wide" if position in wide else ""
+        return f"<td{css}>{_esc(shown)}</td>"
 
     head = "".join(f"<th>{_esc(h)}</th>" for h in header)
     body = "".join(
-        "<tr>" + "".join(cell("td", v) for v in row) + "</tr>" for row in rows
+        "<tr>" + "".join(cell(i, v) for i, v in enumerate(row)) + "</tr>"
+        for row in rows
     )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return (
+        f'<div class="scroll"><table><thead><tr>{head}</tr></thead>'
+        f"<tbody>{body}</tbody></table></div>"
+    )
 
 
 def _section(anchor: str, title: str, *parts: str) -> str:
@@ -988,8 +1102,14 @@ def _figure(anchor: str, svg: str, caption: str) -> str:
     )
 
 
-def _money(value: float) -> str:
-    return f"{value:,.0f}"
+def money(value: float, currency: str | None) -> str:
+    """An amount with its currency (from params, report.currency) when one is set.
+
+    >>> money(28495800.0, "USD"), money(12.4, None)
+    ('USD 28,495,800', '12')
+    """
+    amount = f"{value:,.0f}"
+    return f"{currency} {amount}" if currency else amount
 
 
 def window_words(metrics: dict[str, Any], setting: Setting) -> str:
@@ -1006,6 +1126,14 @@ def window_words(metrics: dict[str, Any], setting: Setting) -> str:
             "every closed deal, scored out of fold by repeated cross-validation (too "
             "few deals for one test window)"
         )
+    if metrics.get("evaluation") == "rolling_origin":
+        start, end = metrics.get("test_start"), metrics.get("test_end")
+        when = f", created {start} to {end}" if start else ""
+        return (
+            f"the later closed deals{when}, each scored out of fold by a model "
+            "trained on every deal before it (rolling-origin folds: too few deals "
+            "for one test window)"
+        )
     if setting.method == "time":
         start, end = metrics["test_start"], metrics["test_end"]
         return f"the latest closed deals, created {start} to {end}"
@@ -1020,41 +1148,75 @@ def window_words(metrics: dict[str, Any], setting: Setting) -> str:
     )
 
 
+def _value_line(capacity: dict[str, Any], setting: Setting) -> str:
+    if not (setting.has_amount and "model_pipeline_value" in capacity):
+        return ""
+    model_value = money(capacity["model_pipeline_value"], setting.currency)
+    other = capacity.get("bant_pipeline_value")
+    against = (
+        f", {money(other, setting.currency)} with BANT" if other is not None else ""
+    )
+    return (
+        f"<p>Pipeline value of those wins (summed deal amounts): <b>{model_value}"
+        f"</b> with the model{against}.</p>"
+    )
+
+
 def headline(metrics: dict[str, Any], setting: Setting) -> str:
-    """The first thing revenue ops read: wins at capacity, model against BANT."""
+    """The first thing revenue ops read: wins at capacity, model against BANT (or,
+    with no BANT rule given, against working the same number of leads at random)."""
     capacity = metrics["capacity"]
-    k, model, bant = capacity["k"], capacity["model_wins"], capacity["bant_wins"]
-    low, high = metrics["delta_roc_auc_ci95"]
-    more = f"{model / bant:.1f}x as many" if bant else "all of them"
-    value = ""
-    if setting.has_amount and "model_pipeline_value" in capacity:
-        model_value = _money(capacity["model_pipeline_value"])
-        bant_value = _money(capacity.get("bant_pipeline_value", 0.0))
-        value = (
-            f"<p>Pipeline value of those wins (summed deal amounts): <b>{model_value}"
-            f"</b> with the model, {bant_value} with BANT.</p>"
+    k, model = capacity["k"], capacity["model_wins"]
+    base = float(capacity["base_win_rate"])
+    if has_bant(metrics):
+        bant = int(capacity["bant_wins"])
+        more = f"{model / bant:.1f}x as many" if bant else "all of them"
+        low, high = metrics["delta_roc_auc_ci95"]
+        against = (
+            f'the BANT rule <span class="big">{bant:,}</span>: <b>{model - bant:+,} '
+            f"wins</b> ({more})"
+        )
+        rates = (
+            f"{capacity['model_win_rate']:.1%} with the model, "
+            f"{capacity['bant_win_rate']:.1%} with BANT"
+        )
+        ranking = (
+            f"<p>Ranking quality (ROC AUC): model {metrics['model']['roc_auc']:.3f}, "
+            f"BANT {metrics['bant']['roc_auc']:.3f}; gain "
+            f"{metrics['delta_roc_auc']:+.3f} (95% CI {low:+.3f} to {high:+.3f}, "
+            "paired bootstrap).</p>"
+        )
+    else:
+        chance = round(k * base)
+        against = (
+            f'{k:,} leads taken at random about <span class="big">{chance:,}</span> '
+            f"(the base rate): <b>{model - chance:+,} wins</b>"
+        )
+        rates = f"{capacity['model_win_rate']:.1%} with the model"
+        ranking = (
+            f"<p>Ranking quality (ROC AUC): model {metrics['model']['roc_auc']:.3f} "
+            f"(0.5 is chance). {NO_RULE}</p>"
         )
     return _section(
         "headline",
         "Headline: wins in front of reps",
         f'<p class="headline">If reps work <b>{k:,}</b> leads of the test window, '
         f'the model puts <span class="big">{model:,}</span> wins in front of them, '
-        f'the BANT rule <span class="big">{bant:,}</span>: <b>{model - bant:+,} wins'
-        f"</b> ({more}).</p>",
-        f"<p>Win rate of the leads worked: {capacity['model_win_rate']:.1%} with the "
-        f"model, {capacity['bant_win_rate']:.1%} with BANT, "
-        f"{capacity['base_win_rate']:.1%} for all {metrics['n_test']:,} test deals: "
-        f"{_esc(window_words(metrics, setting))}.</p>",
-        value,
-        f"<p>Ranking quality (ROC AUC): model {metrics['model']['roc_auc']:.3f}, "
-        f"BANT {metrics['bant']['roc_auc']:.3f}; gain {metrics['delta_roc_auc']:+.3f} "
-        f"(95% CI {low:+.3f} to {high:+.3f}, paired bootstrap).</p>",
+        f"{against}.</p>",
+        f"<p>Win rate of the leads worked: {rates}, {base:.1%} for all "
+        f"{metrics['n_test']:,} test deals: {_esc(window_words(metrics, setting))}."
+        "</p>",
+        _value_line(capacity, setting),
+        ranking,
     )
 
 
 def curves_section(charts: dict[str, str], metrics: dict[str, Any]) -> str:
     """ROC, precision-recall, calibration and cumulative gains, with captions."""
-    model, bant = metrics["model"], metrics["bant"]
+    model = metrics["model"]
+    bant = metrics["bant"] if has_bant(metrics) else None
+    versus = f", BANT {bant['roc_auc']:.3f}" if bant else " (no BANT rule given)"
+    pr_versus = f", BANT {bant['pr_auc']:.3f}" if bant else ""
     return _section(
         "curves",
         "Ranking: ROC and precision-recall",
@@ -1062,14 +1224,14 @@ def curves_section(charts: dict[str, str], metrics: dict[str, Any]) -> str:
         _figure(
             "roc",
             charts["roc"],
-            f"ROC AUC: model {model['roc_auc']:.3f}, BANT {bant['roc_auc']:.3f}. "
-            "Higher and further left is better; the dashed line is a coin flip.",
+            f"ROC AUC: model {model['roc_auc']:.3f}{versus}. Higher and further "
+            "left is better; the dashed line is a coin flip.",
         ),
         _figure(
             "pr",
             charts["pr"],
-            f"PR AUC: model {model['pr_auc']:.3f}, BANT {bant['pr_auc']:.3f}. "
-            "How many of the leads taken are wins, as more wins are found.",
+            f"PR AUC: model {model['pr_auc']:.3f}{pr_versus}. How many of the leads "
+            "taken are wins, as more wins are found.",
         ),
         "</div>",
     ) + _section(
@@ -1092,8 +1254,75 @@ def curves_section(charts: dict[str, str], metrics: dict[str, Any]) -> str:
     )
 
 
-def bands_section(bands: pd.DataFrame, base_rate: float) -> str:
-    """Win rate per model score band: the chart and its table."""
+def _threshold_words(letter: str, thresholds: Mapping[str, float]) -> str:
+    if letter == "D":
+        return f"below {thresholds['C']:.1%}"
+    return f"{thresholds[letter]:.1%} or more"
+
+
+def bands_section(
+    letters: pd.DataFrame,
+    thresholds: Mapping[str, float],
+    guides: Mapping[str, str],
+    bant_given: bool,
+) -> str:
+    """Bands A-D as reps see them: threshold, leads, realized win rate, wins (and
+    the BANT-qualified among them), and what to do with such a lead."""
+    rows = []
+    records: list[dict[Any, Any]] = letters.to_dict("records")
+    for row in records:
+        band = str(row["band"])
+        rate = f"{row['win_rate']:.1%}" if row["leads"] else "no leads"
+        bant = [int(row["bant_leads"]), int(row["bant_wins"])] if bant_given else []
+        rows.append(
+            (
+                band,
+                _threshold_words(band, thresholds),
+                int(row["leads"]),
+                int(row["wins"]),
+                rate,
+                *bant,
+            )
+        )
+    header = ["band", "win probability", "leads", "wins", "realized win rate"]
+    if bant_given:
+        header += ["BANT-qualified leads", "wins BANT qualifies"]
+    total = letters[["leads", "wins"]].sum()
+    bant_words = (
+        f" The BANT rule qualifies {int(letters['bant_leads'].sum()):,} of them, with "
+        f"{int(letters['bant_wins'].sum()):,} of the {int(total['wins']):,} wins."
+        if bant_given
+        else f" {NO_RULE}"
+    )
+    return _section(
+        "bands",
+        "Bands A to D: what reps see",
+        "<p>Each lead gets a band by its win probability (a lead exactly at a "
+        "threshold is in that band); the thresholds are the scorer's, set on the "
+        "validation window from the shares in params.yaml (<code>bands</code>). "
+        f"Realized win rates are those of the {int(total['leads']):,} test-window "
+        f"leads.{bant_words}</p>",
+        '<div class="figures">',
+        _figure(
+            "letter-chart",
+            letter_chart(letters),
+            "Win rate of each band's test-window leads; A should win most.",
+        ),
+        "</div>",
+        _table(header, rows),
+        "<h3>What to do with each band (report.guides)</h3>",
+        '<ul class="guides">'
+        + "".join(
+            f'<li><span class="band" style="background:{BAND_COLOURS[b]}">{b}</span> '
+            f"{_esc(guides[b])}</li>"
+            for b in BANDS
+        )
+        + "</ul>",
+    )
+
+
+def deciles_section(bands: pd.DataFrame, base_rate: float) -> str:
+    """Win rate per equal-sized score bin: the chart and its table."""
     rows = [
         (int(band), int(n), int(wins), f"{rate:.1%}", f"{low:.2f} to {high:.2f}")
         for band, n, wins, rate, low, high in bands[
@@ -1101,15 +1330,74 @@ def bands_section(bands: pd.DataFrame, base_rate: float) -> str:
         ].to_numpy(float)
     ]
     return _section(
-        "bands",
-        "Win rate by score band",
+        "deciles",
+        "Win rate by score bin",
+        '<div class="figures">',
         _figure(
             "band-chart",
-            band_chart(bands, base_rate),
-            f"Test deals in equal-sized bands by model score, band 1 the best; green "
-            f"bands win more often than the {base_rate:.1%} average.",
+            decile_chart(bands, base_rate),
+            f"Test deals in equal-sized bins by model score, bin 1 the best; green "
+            f"bins win more often than the {base_rate:.1%} average.",
         ),
-        _table(["band", "deals", "wins", "win rate", "probability range"], rows),
+        "</div>",
+        _table(["bin", "deals", "wins", "win rate", "probability range"], rows),
+    )
+
+
+def segments_section(segments: pd.DataFrame, min_deals: int) -> str:
+    """Win rate, AUC and calibration per segment; small segments not judged."""
+    if segments.empty:
+        return _section(
+            "segments",
+            "Segments",
+            '<p class="muted">No segment column: the export has no column named '
+            "like a region, industry, lead source, owner or team, and "
+            "report.segments in params.yaml names none.</p>",
+        )
+    records: list[dict[Any, Any]] = segments.to_dict("records")
+    rows = [
+        (
+            seg["column"],
+            seg["segment"],
+            int(seg["deals"]),
+            int(seg["wins"]),
+            f"{seg['win_rate']:.1%}",
+            f"{seg['auc']:.3f}" if seg["judged"] else "not judged",
+            f"{seg['mean_predicted']:.1%}",
+            f"{seg['gap']:+.1%}" if seg["judged"] else "not judged",
+        )
+        for seg in records
+    ]
+    weakest = segments[segments["judged"]].sort_values("auc", kind="stable")
+    first = ""
+    if len(weakest):
+        worst = weakest.iloc[0]
+        first = (
+            f"<p>Weakest judged segment: <b>{_esc(worst['column'])} = "
+            f"{_esc(worst['segment'])}</b>, ROC AUC {worst['auc']:.3f} on "
+            f"{int(worst['deals']):,} deals.</p>"
+        )
+    return _section(
+        "segments",
+        "Segments: where the model works and where it does not",
+        "<p>The test window per value of the export's segment columns "
+        "(report.segments). Calibration gap: observed win rate minus mean "
+        f"predicted probability. Segments with fewer than {min_deals:,} deals, or "
+        "under 10 wins or 10 losses, are shown but <b>not judged</b>.</p>",
+        first,
+        _table(
+            [
+                "column",
+                "segment",
+                "deals",
+                "wins",
+                "win rate",
+                "ROC AUC",
+                "mean predicted",
+                "calibration gap",
+            ],
+            rows,
+        ),
     )
 
 
@@ -1138,15 +1426,18 @@ def importance_section(importance: pd.DataFrame, columns: pd.DataFrame) -> str:
         "scorer: exact tree contributions summed per dimension of the source's "
         "dimension map, in log-odds (+0.4 moves a 25% lead to about 33%). "
         "Contributions say what raised or lowered a score, not what caused a win.</p>",
+        '<div class="figures">',
         _figure(
             "importance-chart",
             dimension_chart(importance),
             "Mean contribution per dimension: green the part that raised scores, red "
-            "the part that lowered them; the number is the mean absolute contribution.",
+            "the part that lowered them.",
         ),
+        "</div>",
         _table(
             ["dimension", "mean |contribution|", "leads it raised", "columns"],
             rows,
+            wide=(3,),
         ),
     )
 
@@ -1176,12 +1467,14 @@ def columns_section(columns: pd.DataFrame) -> str:
         "Importance per column",
         "<p>The same contributions per column of the export, in its own names "
         "(activity features by what they count), largest first.</p>",
+        '<div class="figures">',
         _figure(
             "column-chart",
             column_chart(columns),
             f"The {min(len(columns), MAX_CHART_COLUMNS)} columns that moved scores "
             "most: green raised, red lowered.",
         ),
+        "</div>",
         _table(
             ["column", "dimension", "kind", "mean |contribution|", "leads it raised"],
             rows,
@@ -1223,38 +1516,66 @@ def answers_section(by_answer: pd.DataFrame) -> str:
     )
 
 
-def examples_section(examples: pd.DataFrame, id_column: str) -> str:
-    """Five test-window leads with score, band, outcome, reasons and next question."""
-    rows = [
+def _lead_rows(examples: pd.DataFrame, bant_given: bool) -> list[tuple[Any, ...]]:
+    def bant(lead: pd.Series) -> list[str]:
+        if not bant_given:
+            return []
+        return ["yes" if lead["bant_qualified"] else "no"]
+
+    moves = question_moves(examples) if len(examples) else pd.Series(dtype=float)
+
+    def question(position: int, lead: pd.Series) -> str:
+        if not lead["next_question"]:
+            return "nothing left to ask"
+        if moves.iloc[position] < MIN_QUESTION_MOVE:
+            return f"no answer moves it {MIN_QUESTION_MOVE:.0%} or more"
+        return str(lead["next_question"])
+
+    return [
         (
             lead["deal_id"],
             lead["why"],
             f"{lead['probability']:.0%} ({lead['band']})",
-            "yes" if lead["bant_qualified"] else "no",
+            *bant(lead),
             "won" if lead["won"] == 1 else "lost",
             lead["top_reasons"] or "-",
-            lead["next_question"] or "nothing left to ask",
+            question(position, lead),
         )
-        for _, lead in examples.iterrows()
+        for position, (_, lead) in enumerate(examples.iterrows())
     ]
+
+
+def examples_section(
+    examples: pd.DataFrame,
+    questions: pd.DataFrame,
+    id_column: str,
+    bant_given: bool,
+) -> str:
+    """Example leads with score, band, outcome, reasons and next question; then
+    the leads whose next question moves their probability most."""
+    header = [id_column, "why shown", "probability (band)"]
+    header += ["BANT qualified"] if bant_given else []
+    header += ["outcome", "top reasons", "next question"]
+    wide = (len(header) - 2, len(header) - 1)
+    if questions.empty:
+        asked = (
+            '<p class="muted">No lead of the test window has an unknown MEDDIC '
+            f"answer that would move its probability by {MIN_QUESTION_MOVE:.0%} or "
+            "more.</p>"
+        )
+    else:
+        asked = _table(header, _lead_rows(questions, bant_given), wide=wide)
     return _section(
         "examples",
         "Example leads",
         "<p>Leads of the test window as the scorer explains them: <b>+</b> raised "
         "the score, <b>-</b> lowered it, <b>?</b> the column is not yet known. "
         "The outcome is what happened later.</p>",
-        _table(
-            [
-                id_column,
-                "why shown",
-                "probability (band)",
-                "BANT qualified",
-                "outcome",
-                "top reasons",
-                "next question",
-            ],
-            rows,
-        ),
+        _table(header, _lead_rows(examples, bant_given), wide=wide),
+        "<h3>Next questions that matter</h3>",
+        "<p>Leads whose next question would move the win probability most (by "
+        f"{MIN_QUESTION_MOVE:.0%} or more): ask these first.</p>",
+        asked,
     )
 
 
@@ -1311,90 +1632,156 @@ def _plain(value: Any) -> str:
     return str(value)
 
 
-def _mapping_rows(mapping: Mapping[str, Any]) -> list[tuple[str, str]]:
-    return [(str(key), _plain(value)) for key, value in mapping.items()]
-
-
-def _mapping_table(mapping: Mapping[str, Any]) -> str:
-    """A mapping as a table: one column per inner key when every value is a mapping
-    (e.g. {name: {champion, candidate, delta}}), else name and value."""
-    if not mapping:
-        return '<p class="muted">None differ.</p>'
-    if all(isinstance(v, Mapping) for v in mapping.values()):
-        columns = list(dict.fromkeys(k for v in mapping.values() for k in v))
-        rows = [
-            (str(name), *(_plain(inner.get(c, "")) for c in columns))
-            for name, inner in mapping.items()
-        ]
-        return _table(["name", *columns], rows)
-    return _table(["name", "value"], _mapping_rows(mapping))
-
-
-def audit_section(audit: dict[str, Any] | None) -> str:
-    """The audit's warnings and checks, or a note that no audit has run."""
+def excluded_columns(audit: dict[str, Any] | None) -> dict[str, str]:
+    """The columns the audit left out of the features, with why
+    (audit.json ``data.excluded``)."""
     if audit is None:
-        return _section(
-            "audit",
-            "Audit warnings",
-            '<p class="muted">No audit run: no audit file (reports/audit.json) '
-            "was found.</p>",
-        )
-    warnings = audit.get("warnings", [])
-    items = "".join(f'<li class="warning">{_esc(_plain(w))}</li>' for w in warnings)
-    listed = f"<ul>{items}</ul>" if warnings else '<p class="ok">No warnings.</p>'
+        return {}
+    excluded = audit.get("data", {}).get("excluded") or {}
+    return {str(k): _plain(v) for k, v in excluded.items()}
+
+
+def warning_lines(audited: Sequence[str], evaluated: Sequence[str]) -> list[str]:
+    """Every warning once, saying which file gave it (audit.json, metrics.json).
+
+    >>> warning_lines(["23 rows rejected", "x"], ["23 rows rejected"])
+    ['23 rows rejected (audit and evaluation)', 'x (audit)']
+    """
+    given: dict[str, list[str]] = {}
+    for where, warnings in (("audit", audited), ("evaluation", evaluated)):
+        for warning in warnings:
+            given.setdefault(warning, []).append(where)
+    return [f"{w} ({' and '.join(dict.fromkeys(by))})" for w, by in given.items()]
+
+
+def audit_section(audit: dict[str, Any] | None, metrics: dict[str, Any]) -> str:
+    """Every warning of the audit and of the evaluation, every excluded column,
+    and the audit's checks."""
+    evaluated = [str(w) for w in metrics.get("warnings") or []]
+    audited = [_plain(w) for w in (audit or {}).get("warnings") or []]
+    found = warning_lines(audited, evaluated)
+    if audit is None:
+        found.append("No audit run: no audit file (reports/audit.json) was found")
+    items = "".join(f'<li class="warning">{_esc(w)}</li>' for w in found)
+    listed = f"<ul>{items}</ul>" if found else '<p class="ok">No warnings.</p>'
     rows = []
     for key, label in AUDIT_FIELDS.items():
         try:
-            rows.append((label, _plain(_lookup(audit, key))))
+            rows.append((label, _plain(_lookup(audit or {}, key))))
         except KeyError:
             continue
+    excluded = excluded_columns(audit)
+    left_out = (
+        "<h3>Columns left out of the model</h3>"
+        + _table(["column", "why"], sorted(excluded.items()), wide=(1,))
+        if excluded
+        else '<p class="muted">No column was left out of the model.</p>'
+    )
     return _section(
         "audit",
-        "Audit warnings",
-        f"<p>{len(warnings)} warning(s).</p>",
+        "Warnings and audit",
+        f"<p>{len(audited)} audit warning(s), {len(evaluated)} from the evaluation."
+        "</p>",
         listed,
+        left_out,
         _table(["check", "result"], rows) if rows else "",
     )
 
 
-def champion_section(champion: dict[str, Any] | None) -> str:
-    """What changed against the registered champion: params, metric deltas."""
+def _verdict(champion: dict[str, Any]) -> str:
+    """One line: this model's wins in the top K against the champion's."""
+    mine, theirs = champion["candidate_label"], champion["champion_label"]
+    if champion["is_champion"]:
+        return f"{mine} is the {champion['alias']}: nothing to compare."
+    metrics = champion["metrics"]
+    wins, k = metrics.get("capacity.model_wins"), metrics.get("capacity.k")
+    auc = metrics.get("model.roc_auc")
+    if wins is None or k is None:
+        return f"{mine} and {theirs} logged no wins at capacity to compare."
+    delta = int(round(wins["delta"]))
+    more = f"{abs(delta):,} {'more' if delta >= 0 else 'fewer'}"
+    line = (
+        f"{mine} puts {more} wins in the top {int(k['candidate']):,} than {theirs} "
+        f"({int(wins['candidate']):,} against {int(wins['champion']):,})"
+    )
+    if auc is not None:
+        line += (
+            f"; ROC AUC {auc['candidate']:.3f} against {auc['champion']:.3f} "
+            f"({auc['delta']:+.3f})"
+        )
+    return (
+        line + ". Each on its own test window; `lead-ml compare "
+        f"{theirs} {mine}` scores both on one window with a paired 95% CI."
+    )
+
+
+def champion_section(champion: dict[str, Any] | None, alias: str) -> str:
+    """Which champion this model was compared with and since when, a verdict line,
+    then only the params that changed."""
     if champion is None:
-        body = (
-            '<p class="muted">No champion registered yet: nothing to compare with. '
-            "`lead-ml promote` sets one.</p>"
+        return _section(
+            "champion",
+            "Against the champion",
+            f'<p class="muted">No {_esc(alias)} registered yet (read from the MLflow '
+            "registry when this page was built): nothing to compare with. "
+            "`lead-ml promote` sets one.</p>",
         )
-    else:
-        scalars = {k: v for k, v in champion.items() if not isinstance(v, Mapping)}
-        tables = [
-            f"<h3>{_esc(key)}</h3>{_mapping_table(value)}"
-            for key, value in champion.items()
-            if isinstance(value, Mapping)
-        ]
-        body = (
-            _table(["", "value"], _mapping_rows(scalars))
-            + "".join(tables)
-            + '<p class="muted">Metrics are those each run logged on its own test '
-            "window; `lead-ml compare` re-scores both on the same window.</p>"
-        )
-    return _section("champion", "What changed versus the champion", body)
+    since = champion["since"] or "a date the registry did not keep"
+    changed = champion["params"]
+    rows = [
+        (str(key), _plain(v.get("champion")), _plain(v.get("candidate")))
+        for key, v in changed.items()
+    ]
+    params = (
+        _table(["param", champion["champion_label"], champion["candidate_label"]], rows)
+        if rows
+        else '<p class="muted">No param differs.</p>'
+    )
+    return _section(
+        "champion",
+        "Against the champion",
+        f'<p class="verdict"><b>{_esc(_verdict(champion))}</b></p>',
+        f'<p class="muted">Compared with {_esc(champion["champion_label"])}, the '
+        f"{_esc(champion['alias'])} since {_esc(since)}, as the registry held it "
+        "when this page was built: after `lead-ml promote` run `lead-ml report` (or "
+        "`dvc repro -f report`) to refresh it.</p>",
+        "<h3>Params that changed</h3>",
+        params,
+    )
 
 
-def render(data: ReportData) -> str:
+def model_words(data: ReportData) -> str:
+    """The model as people name it: registered version, alias, date."""
+    named = data.names
+    if not named.get("label"):
+        return f"Model {data.model_version}"
+    role = f", the {named['alias']}" if named.get("is_champion") else ""
+    return (
+        f"Model {named['label']} of {named['registered_model']}{role}, registered "
+        f"{named['registered']}"
+    )
+
+
+def render(data: ReportData, params: Params) -> str:
     """The whole report as one HTML document (no scripts, no external resources)."""
     metrics, setting = data.metrics, data.setting
     base_rate = float(metrics["capacity"]["base_win_rate"])
+    bant_given = has_bant(metrics)
     sections = [
         headline(metrics, setting),
+        bands_section(
+            data.letters, data.thresholds, params.report.guides.model_dump(), bant_given
+        ),
+        segments_section(data.segments, params.report.min_segment_deals),
         curves_section(curve_charts(data.plots), metrics),
-        bands_section(data.plots["win_rate_by_band"], base_rate),
+        deciles_section(data.plots["win_rate_by_band"], base_rate),
         importance_section(data.importance, data.columns),
         columns_section(data.columns),
         answers_section(data.by_answer),
-        examples_section(data.examples, setting.id_column),
+        examples_section(data.examples, data.questions, setting.id_column, bant_given),
         data_section(data.summary, setting),
-        audit_section(data.audit),
-        champion_section(data.champion),
+        audit_section(data.audit, metrics),
+        champion_section(data.champion, params.tracking.champion_alias),
     ]
     if data.monitor is not None:
         sections.append(monitor_section(data.monitor))
@@ -1404,7 +1791,7 @@ def render(data: ReportData) -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{_esc(title)}</title><style>{CSS}</style></head><body><main>"
         f"<h1>{_esc(title)}</h1>"
-        f'<p class="muted">Model {_esc(data.model_version)}; test window: '
+        f'<p class="muted">{_esc(model_words(data))}; test window: '
         f"{_esc(window_words(metrics, setting))}.</p>"
         + "".join(sections)
         + "</main></body></html>\n"
@@ -1445,7 +1832,7 @@ def run_report(
         result = _read_json(monitor, "the result of `lead-ml monitor`")
         data = replace(data, monitor=result)
     paths.out.parent.mkdir(parents=True, exist_ok=True)
-    paths.out.write_text(render(data), encoding="utf-8")
+    paths.out.write_text(render(data, params), encoding="utf-8")
     if log_to_mlflow:
         with tracking.resumed_run(params.tracking.experiment, data.run_id):
             tracking.log_artifacts([paths.out])
@@ -1458,4 +1845,6 @@ def run_report(
 
 
 def _champion_status(champion: dict[str, Any] | None) -> str:
-    return "no champion registered" if champion is None else "compared with champion"
+    if champion is None:
+        return "no champion registered"
+    return f"compared with champion {champion['champion_label']}"

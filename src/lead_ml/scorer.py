@@ -40,7 +40,7 @@ import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field, replace
@@ -51,12 +51,13 @@ from typing import Annotated, Any, Literal
 import numpy as np
 import pandas as pd
 import yaml
-from pydantic import BaseModel, ConfigDict, StringConstraints, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
 from pydantic import ValidationError as SchemaError
 
 from lead_ml.config import SourceConfig
 from lead_ml.explain import (
     CONTRIBUTION_COLUMNS,
+    MIN_QUESTION_GAIN,
     REASON_COLUMNS,
     Answer,
     answers_from_json,
@@ -76,7 +77,7 @@ from lead_ml.model import (
 )
 from lead_ml.schema import LeadContract
 from lead_ml.sources import activity_log
-from lead_ml.tables import reject_frame
+from lead_ml.tables import Dialect, reject_frame
 from lead_ml.tracking import SCORER_TAG, quiet_environment, tracking_uri
 from lead_ml.vocab import BANDS, OUTPUT_DIMENSIONS, Kind, ScorerError
 
@@ -281,14 +282,27 @@ def activity_columns(
     return [log.key, log.timestamp, log.type]
 
 
+def reading_spec(source: SourceConfig) -> dict[str, dict[str, Any] | None]:
+    """How the deals and the activity log were read (:class:`Dialect`): a batch
+    job reads an export of the same CRM the same way."""
+    log = source.tables.activities
+    return {
+        "deals": Dialect.of(source.tables.deals, "deals").as_dict(),
+        "activities": None if log is None else Dialect.of(log, "activities").as_dict(),
+    }
+
+
 def bundle_spec(
     model: TrainedModel,
     registry: FeatureRegistry,
     source: SourceConfig,
     reference: pd.DataFrame,
+    min_question_gain: float = MIN_QUESTION_GAIN,
 ) -> dict[str, Any]:
     """scorer.json: all a batch job needs besides the booster, as plain JSON.
-    ``reference`` is the training window's features (drift bins, answers)."""
+    ``reference`` is the training window's features (drift bins, answers);
+    ``min_question_gain`` the least change in win probability a next question's
+    answer must make to be offered (``explain.min_question_gain``)."""
     names = model.info.feature_names
     matrix = model_matrix(reference, model.info.categories, names)
     probability = predict_proba(model, reference)
@@ -301,9 +315,11 @@ def bundle_spec(
         "contract": lead_contract(source, registry).as_dict(),
         "created_column": source.tables.deals.created,
         "activities": activity_columns(source, registry),
+        "reading": reading_spec(source),
         "registry": registry.as_dict(),
         "model": asdict(model.info),
         "answers": answers_to_json(answers),
+        "questions": {"min_gain": float(min_question_gain)},
         "bands": {
             "thresholds": model.info.band_thresholds,
             "meaning": "A: probability >= thresholds.A; B: >= B; C: >= C; D: the rest. "
@@ -724,6 +740,10 @@ class _Serving(_Closed):
     allow_activities_path: bool = False
 
 
+class _Questions(_Closed):
+    min_gain: float = Field(MIN_QUESTION_GAIN, ge=0, lt=1)
+
+
 class _DriftBins(_Closed):
     kind: Literal["number", "category"]
     edges: list[float] | None = None
@@ -750,6 +770,10 @@ class SpecSchema(_Closed):
     drift_reference: dict[str, _DriftBins]
     #: How the pyfunc serves (export_scorer's allow_activities_path).
     serving: _Serving = _Serving()
+    #: When a next question is offered (explain.min_question_gain of params).
+    questions: _Questions = _Questions()
+    #: How the deals and the activity log were read (reading_spec); None: defaults.
+    reading: dict[str, dict[str, Any] | None] | None = None
 
 
 #: Larger than any fitted value, small enough that nothing overflows.
@@ -933,9 +957,23 @@ class Scorer:
         return str(self.spec["model_version"])
 
     @property
+    def min_question_gain(self) -> float:
+        """The least change in win probability an answer must make for its next
+        question to be offered (scorer.json ``questions``; older bundles: one
+        percentage point)."""
+        return float(self.spec.get("questions", {}).get("min_gain", MIN_QUESTION_GAIN))
+
+    @property
     def thresholds(self) -> dict[str, float]:
         """The band thresholds (A, B, C) from the validation window."""
         return dict(self.spec["model"]["band_thresholds"])
+
+    def dialect(self, table: str = "deals") -> Dialect:
+        """How an export of this source's ``deals`` (leads) or ``activities`` is
+        read: the training's separator, encoding, decimal mark, sheet and
+        row-number id."""
+        reading = self.spec.get("reading") or {}
+        return Dialect.from_dict(reading.get(table))
 
     @property
     def activity_columns(self) -> list[str] | None:
@@ -1088,7 +1126,13 @@ class Scorer:
         )
         if explain_reasons:
             explained = explain(
-                self.registry, self.model, self.answers, features, rows, raw
+                self.registry,
+                self.model,
+                self.answers,
+                features,
+                rows,
+                raw,
+                min_gain=self.min_question_gain,
             )
             out = pd.concat([out, explained], axis=1)
         columns = self.output_dtypes(explain_reasons)
@@ -1124,14 +1168,15 @@ class Scorer:
         index kept. ``activities``: the activity log in the source's own columns.
 
         Rejected rows are kept with empty scores and their reason in
-        ``reject_reason``; ``score`` is a float so that it can be empty.
+        ``reject_reason``; ``score`` is a float so that it can be empty. Cells may
+        have any type pandas or JSON gives them (:func:`as_exported`).
         """
         log = None
         if activities is not None and len(activities):
             log, _ = self.read_activities(activities)
         elif activities is not None and self.counts_activities:  # a log, no rows
             log = self.no_activities()
-        scored = self.score_chunk(leads, log, explain_reasons)
+        scored = self.score_chunk(as_exported(self, leads), log, explain_reasons)
         merged = merge_rejects(
             scored, len(leads), self.output_dtypes(explain_reasons), self.id_column
         )
@@ -1235,8 +1280,9 @@ def load_scorer(path: Path | str, expect_version: str | None = None) -> Scorer:
 
 
 def signature_example(scorer: Scorer, leads: pd.DataFrame) -> pd.DataFrame:
-    """Lead rows typed as the pyfunc's MLflow signature declares its columns:
-    numbers as doubles (any may be empty), dates as time stamps, the rest as text."""
+    """Lead rows typed by their kinds: numbers as doubles (any may be empty), dates
+    as time stamps, the rest as text. The pyfunc's signature takes any type for
+    every column (:func:`_signature`); this is the typed form of its example."""
     example = leads[scorer.contract.columns].copy()
     for column, kind in scorer.contract.kinds.items():
         if kind == "number":
@@ -1400,6 +1446,80 @@ def pyfunc_output(scores: pd.DataFrame) -> pd.DataFrame:
     return scores.astype(numbers)
 
 
+#: Kinds read from text, whose numbers pandas or JSON may have typed: ``3`` or
+#: ``3.0`` for the text ``3`` the export holds.
+_TEXT_KINDS = ("category", "text", "bool", "evidence")
+
+
+def _number_text(value: Any, known: Collection[str]) -> Any:
+    """One cell of a text-read column as the export wrote it (see
+    :func:`numbers_as_written`); anything but a number as it is."""
+    if not isinstance(value, int | float | np.number) or isinstance(value, bool):
+        return value
+    if isinstance(value, int | np.integer):
+        short = str(int(value))
+        return short if short in known or f"{short}.0" not in known else f"{short}.0"
+    if not np.isfinite(value):
+        return None if np.isnan(value) else str(float(value))
+    written = str(float(value))
+    short = str(int(value)) if float(value).is_integer() else written
+    return written if written in known and short not in known else short
+
+
+def numbers_as_written(values: pd.Series, levels: Collection[str] = ()) -> pd.Series:
+    """A text-read column's numbers (as ``pd.read_csv`` or JSON types them) as the
+    text an export holds: a whole number without a decimal point (``3.0`` -> ``3``,
+    as an int64 column reads), unless only its decimal form is among ``levels``
+    (the training levels, compared trimmed and in any case, as the model compares
+    them); other numbers as Python writes them. Text, booleans and missing values
+    are kept; a column holding no number is returned as it is.
+
+    >>> numbers_as_written(pd.Series([3.0, 2.5, None])).tolist()
+    ['3', '2.5', None]
+    >>> numbers_as_written(pd.Series([3, "x", 4.0], dtype=object), ["4.0"]).tolist()
+    ['3', 'x', '4.0']
+    """
+    dtype = values.dtype
+    typed = pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(
+        dtype
+    )
+    mixed = dtype == np.dtype(object) and pd.api.types.infer_dtype(
+        values, skipna=True
+    ) not in ("string", "empty", "boolean")
+    if not (typed or mixed):
+        return values
+    known = {str(level).strip().lower() for level in levels}
+    cells = [_number_text(value, known) for value in values.astype(object)]
+    return pd.Series(cells, index=values.index, dtype=object, name=values.name)
+
+
+def _column_levels(scorer: Scorer) -> dict[str, list[str]]:
+    """Per source column, the training levels of the categories read from it."""
+    categories = scorer.model.info.categories
+    levels: dict[str, list[str]] = {}
+    for spec in scorer.registry.specs:
+        if spec.column and spec.name in categories:
+            levels.setdefault(spec.column, []).extend(categories[spec.name])
+    return levels
+
+
+def as_exported(scorer: Scorer, leads: pd.DataFrame) -> pd.DataFrame:
+    """Lead rows as the export holds them, whatever types pandas or JSON gave their
+    cells: the numbers of every text-read column (categories, the id, yes/no
+    columns) as written (:func:`numbers_as_written`), so that ``pd.read_csv`` of
+    the export scores as `lead-ml score` of the file does. The input is not changed.
+    """
+    levels = _column_levels(scorer)
+    once = leads.columns[~leads.columns.duplicated(keep=False)]
+    changed = {
+        column: numbers_as_written(leads[column], levels.get(column, ()))
+        for column, kind in scorer.contract.kinds.items()
+        # a column given twice is refused as it is (Scorer.check_columns)
+        if kind in _TEXT_KINDS and column in once
+    }
+    return leads.assign(**changed) if changed else leads
+
+
 def predict_leads(
     scorer: Scorer,
     leads: pd.DataFrame,
@@ -1407,8 +1527,10 @@ def predict_leads(
     explain_reasons: bool = True,
 ) -> pd.DataFrame:
     """What the pyfunc returns for a frame of lead rows: one row per lead, input
-    order kept, optional columns a lead lacks read as unknown, rejected rows with
-    empty scores and their ``reject_reason`` (see :func:`pyfunc_output`)."""
+    order kept, cells of any type (``pd.read_csv`` of the export as it is, see
+    :func:`as_exported`), optional columns a lead lacks read as unknown, rejected
+    rows with empty scores and their ``reject_reason`` (see :func:`pyfunc_output`).
+    """
     complete = with_absent_columns(scorer.contract, leads)
     return pyfunc_output(scorer.score(complete, activities, explain_reasons))
 
@@ -1467,21 +1589,18 @@ def serving_example(scorer: Scorer, leads: pd.DataFrame) -> pd.DataFrame:
 def _signature(scorer: Scorer, example: pd.DataFrame) -> Any:
     """The pyfunc's MLflow signature. Only the id (and the created date when
     activities are counted) is a required column: a lead may lack any other
-    (:func:`with_absent_columns`). Date columns take any type: MLflow refuses a
-    time stamp with a time zone before the scorer sees it, and the scorer reads one
-    as `lead-ml score` does (in UTC, as naive time)."""
+    (:func:`with_absent_columns`). Every column takes any type, and the scorer
+    reads it by its kind as `lead-ml score` reads a file: a declared type would
+    let MLflow refuse ``pd.read_csv`` of the export itself before the scorer sees
+    it (int64 numbers for a double, numbers in a category column for a string,
+    a time stamp with a time zone for a datetime)."""
     from mlflow.models import ModelSignature, infer_signature
     from mlflow.types.schema import AnyType, ColSpec, DataType, Schema, TensorSpec
 
     inferred = infer_signature(example, params={"explain": True, "activities_path": ""})
-    dates = {c for c, kind in scorer.contract.kinds.items() if kind == "date"}
     required = set(required_columns(scorer.contract))
     inputs: list[ColSpec | TensorSpec] = [
-        ColSpec(
-            AnyType() if spec.name in dates else spec.type,
-            spec.name,
-            required=spec.name in required,
-        )
+        ColSpec(AnyType(), spec.name, required=spec.name in required)
         for spec in inferred.inputs.inputs
     ]
     # The output's types from its dtypes (MLflow's inference warns on Int64). A

@@ -1,16 +1,21 @@
 """A source's tables to labelled deals: one loader for the synthetic CRM and exports.
 
-The ``source`` section of params.yaml names the deals table (id, optional created and
-closed dates, order, amount), the outcome column and its won / lost (and optionally
-open) values, an optional accounts table joined on a key, and an optional activity
-log. :func:`load_deals` reads the tables `lead-ml read` copied, gives every column its
-kind (:func:`lead_ml.schema.type_table`), labels each deal, joins the accounts and
-reads the activity log. Nothing is dropped silently: a deal with no id, a repeated
-id, a value that does not read as its kind or lies outside its bounds, an outcome
-value that is not listed, a closed deal with no created date (or order value), or one
-closed before it was created is rejected with one reason; so is an account row
-repeating an account id, and an activity whose deal is unknown, whose time stamp does
-not read or that has no type. ``rows in = deals + rejected`` for every table.
+The ``source`` section of params.yaml names the deals table (id, or the row number
+when the export has none; optional created and closed dates, order, amount), the
+outcome column and its won / lost (and optionally open) values, or a table holding
+the outcome (a deal is won when its key is there, or by a column there), optional
+many-to-one tables joined on a key (the accounts, products, teams...), and an
+optional activity log; each file is read by its table's dialect (separator,
+encoding, decimal mark, sheet: :class:`lead_ml.tables.Dialect`).
+:func:`load_deals` reads the tables `lead-ml read` copied, gives every column its
+kind (:func:`lead_ml.schema.type_table`), labels each deal, joins the other tables
+and reads the activity log. Nothing is dropped silently: a deal with no id, a
+repeated id, a value that does not read as its kind or lies outside its bounds, an
+outcome value that is not listed, a closed deal with no created date (or order
+value), or one closed before it was created is rejected with one reason; so is a row
+of the accounts (or of any joined table, or of the outcome table) repeating its id,
+and an activity whose deal is unknown, whose time stamp does not read or that has
+no type. ``rows in = deals + rejected`` for every table.
 
 The labelled deal frame (:class:`Deals`) holds :data:`~lead_ml.vocab.META_COLUMNS`
 (the roles under lead-ml's names), then every column that may be a feature, in the
@@ -36,23 +41,29 @@ from lead_ml.config import (
     ActivitiesTable,
     BantConfig,
     DealsTable,
+    JoinTable,
     SourceConfig,
 )
 from lead_ml.schema import ColumnKind, id_text, type_table
 from lead_ml.tables import (
+    Dialect,
     as_text,
     atomic_path,
     close_match,
     concat_rejects,
     convert,
+    describe,
     duplicate_reasons,
     first_reason,
+    header_hint,
+    infer_kind,
     no_reasons,
     not_read_reasons,
     quote_value,
     read_header,
     read_table,
     rejected_rows,
+    typed_kind,
     write_csv,
     write_json,
     write_parquet,
@@ -81,15 +92,27 @@ def table_key(name: str) -> str:
 # --- reading the files (`lead-ml read`) ---------------------------------------------
 
 
+def dialect(table: DealsTable | AccountsTable | ActivitiesTable, name: str) -> Dialect:
+    """How a source table's file is read (its sep, encoding, decimal, sheet, and the
+    deals' row-number id)."""
+    return Dialect.of(table, name)
+
+
+def reading(table: DealsTable | AccountsTable | ActivitiesTable, name: str) -> str:
+    """How a source table's file is read, in words (the dialect detected or set)."""
+    return describe(table.path, dialect(table, name))
+
+
 def copy_table(
     table: DealsTable | AccountsTable | ActivitiesTable, name: str, out: Path
 ) -> int:
     """Copy one source table to ``out`` as Parquet (a Parquet file byte for byte, a
-    CSV with every cell as text); return its rows. ContractError when it cannot be
-    read."""
-    frame = read_table(table.path, table_key(name))
+    CSV or Excel sheet with every cell as text, read by the table's dialect);
+    return its rows. ContractError when it cannot be read."""
+    how = dialect(table, name)
+    frame = read_table(table.path, table_key(name), how)
     with atomic_path(out) as partial:
-        if table.path.suffix.lower() == ".parquet":
+        if table.path.suffix.lower() == ".parquet" and not how.row_number:
             shutil.copyfile(table.path, partial)
         else:
             frame.to_parquet(partial, index=False, compression="zstd")
@@ -141,59 +164,118 @@ def _named_columns(
     return named
 
 
-def _missing(key: str, column: str, where: str, header: list[str]) -> str:
-    return f"{key}: no column {column!r} in {where}{close_match(column, header)}"
+def _missing(
+    key: str, column: str, where: str, header: list[str], hint: str = ""
+) -> str:
+    return f"{key}: no column {column!r} in {where}{close_match(column, header)}{hint}"
+
+
+def joins(source: SourceConfig) -> dict[str, JoinTable]:
+    """The many-to-one tables joined onto the deals by key, in order: the accounts,
+    then every further table but the outcome's."""
+    tables = source.tables
+    found: dict[str, JoinTable] = {}
+    if tables.accounts is not None:
+        found["accounts"] = tables.accounts
+    for name, table in tables.extra().items():
+        if name != source.outcome.table:
+            found[name] = table
+    return found
+
+
+def _check_outcome_table(
+    source: SourceConfig, headers: dict[str, list[str]], problems: list[str]
+) -> None:
+    name = source.outcome.table
+    if name is None:
+        return
+    table, header = source.tables.extra()[name], headers[name]
+    deals = source.tables.deals
+    hint = header_hint(table.path, dialect(table, name))
+    key = f"source.tables.{name}"
+    if table.id_column not in header:
+        which = f"{key}.id" if table.id else f"{key}.key"
+        problems.append(_missing(which, table.id_column, str(table.path), header, hint))
+    if table.key not in headers["deals"]:
+        deals_hint = header_hint(deals.path, dialect(deals, "deals"))
+        problems.append(
+            _missing(
+                f"{key}.key", table.key, str(deals.path), headers["deals"], deals_hint
+            )
+        )
+    column = source.outcome.column
+    if column is not None and column not in header:
+        problems.append(
+            _missing("source.outcome.column", column, str(table.path), header, hint)
+        )
 
 
 def check_columns(
     source: SourceConfig, bant: BantConfig | None = None
 ) -> dict[str, list[str]]:
     """Check every column the source section (and the BANT rule) names against the
-    files' headers, reading no rows. Returns each table's columns; raises
-    ConfigError listing every key that names a column the files lack (with the
-    closest match), or ContractError when a file cannot be read."""
+    files' headers, reading no rows (each file read by its table's dialect).
+    Returns each table's columns; raises ConfigError listing every key that names a
+    column the files lack (with the closest match, and how the file was read), or
+    ContractError when a file cannot be read."""
     tables = source.tables
     headers = {
-        name: read_header(table.path, table_key(name))
+        name: read_header(table.path, table_key(name), dialect(table, name))
         for name, table in tables.present().items()
     }
     deals = headers["deals"]
+    deals_hint = header_hint(tables.deals.path, dialect(tables.deals, "deals"))
     problems: list[str] = []
-    account_columns: list[str] = []
-    if tables.accounts is not None:
-        accounts, header = tables.accounts, headers["accounts"]
-        where = str(accounts.path)
-        if accounts.id_column not in header:
-            key = "source.tables.accounts." + ("id" if accounts.id else "key")
-            problems.append(_missing(key, accounts.id_column, where, header))
-        for column in accounts.columns or []:
+    joined: list[str] = []
+    for name, join in joins(source).items():
+        header, where = headers[name], str(join.path)
+        hint = header_hint(join.path, dialect(join, name))
+        if join.id_column not in header:
+            key = f"source.tables.{name}." + ("id" if join.id else "key")
+            problems.append(_missing(key, join.id_column, where, header, hint))
+        if join.key not in deals:
+            key = f"source.tables.{name}.key"
+            problems.append(
+                _missing(key, join.key, str(tables.deals.path), deals, deals_hint)
+            )
+        for column in join.columns or []:
             if column not in header:
-                key = "source.tables.accounts.columns"
-                problems.append(_missing(key, column, where, header))
-        account_columns = _account_columns(accounts, header)
-        both = sorted(set(deals) & set(account_columns) - {accounts.key})
+                key = f"source.tables.{name}.columns"
+                problems.append(_missing(key, column, where, header, hint))
+        columns = _account_columns(join, header)
+        both = sorted((set(deals) | set(joined)) & set(columns) - {join.key})
         if both:
             problems.append(
-                f"source.tables.accounts.columns: {both} are in both "
-                f"{tables.deals.path} and {accounts.path}; list the account columns "
-                "to join without them"
+                f"source.tables.{name}.columns: {both} are in both "
+                f"{join.path} and {tables.deals.path} (or a table joined before); "
+                "list the columns to join without them"
             )
+        joined += columns
+    _check_outcome_table(source, headers, problems)
     if tables.activities is not None:
         log, header = tables.activities, headers["activities"]
+        hint = header_hint(log.path, dialect(log, "activities"))
         for key in ("key", "timestamp", "type"):
             column = getattr(log, key)
             if column not in header:
                 where = str(log.path)
                 problems.append(
-                    _missing(f"source.tables.activities.{key}", column, where, header)
+                    _missing(
+                        f"source.tables.activities.{key}", column, where, header, hint
+                    )
                 )
     for key, column in source.roles().items():
+        if key == "source.tables.accounts.key":
+            continue  # checked with the accounts above
         if column not in deals:
-            problems.append(_missing(key, column, str(tables.deals.path), deals))
-    where = " or ".join(str(t.path) for t in (tables.deals, tables.accounts) if t)
+            problems.append(
+                _missing(key, column, str(tables.deals.path), deals, deals_hint)
+            )
+    paths = [tables.deals.path, *(t.path for t in joins(source).values())]
+    where = " or ".join(str(p) for p in paths)
     for key, column in _named_columns(source, bant):
-        if column not in deals and column not in account_columns:
-            problems.append(_missing(key, column, where, [*deals, *account_columns]))
+        if column not in deals and column not in joined:
+            problems.append(_missing(key, column, where, [*deals, *joined], deals_hint))
     if problems:
         raise ConfigError(
             f"source: {len(problems)} problem(s)\n  " + "\n  ".join(problems)
@@ -248,9 +330,11 @@ def _role_kinds(source: SourceConfig) -> dict[str, Kind]:
     return kinds
 
 
-def _used(columns: Iterable[str], source: SourceConfig, bant: BantConfig) -> list[str]:
+def _used(
+    columns: Iterable[str], source: SourceConfig, bant: BantConfig | None
+) -> list[str]:
     """Columns to read: all but forbidden and ignored ones (unless BANT reads them)."""
-    read = set(bant.columns())
+    read = set(bant.columns()) if bant is not None else set()
     return [
         c
         for c in columns
@@ -273,16 +357,19 @@ def _outcomes(values: pd.Series, source: SourceConfig) -> tuple[pd.Series, np.nd
     cfg, column = source.outcome, source.outcome.column
     text = _outcome_text(values)
     for key in ("won", "lost"):
-        wanted = getattr(cfg, key)
+        wanted = getattr(cfg, key) or []
         if not text.isin(wanted).any():
             counts = text.value_counts(dropna=False).head(12)
             seen = ", ".join(f"{v!r} ({n:,})" for v, n in counts.items())
+            path = source.tables.deals.path
+            if cfg.table is not None:
+                path = source.tables.extra()[cfg.table].path
             raise ContractError(
-                f"source.outcome.{key}: no deal in {source.tables.deals.path} has "
+                f"source.outcome.{key}: no deal in {path} has "
                 f"{column} in {wanted}; its values are: {seen}"
             )
-    won = text.isin(cfg.won).fillna(False).to_numpy(bool)
-    lost = text.isin(cfg.lost).fillna(False).to_numpy(bool)
+    won = text.isin(cfg.won or []).fillna(False).to_numpy(bool)
+    lost = text.isin(cfg.lost or []).fillna(False).to_numpy(bool)
     outcome = pd.Series("open", index=values.index, dtype="string")
     outcome[won], outcome[lost] = "won", "lost"
     unlisted = np.zeros(len(values), dtype=bool)
@@ -292,26 +379,111 @@ def _outcomes(values: pd.Series, source: SourceConfig) -> tuple[pd.Series, np.nd
 
 
 def _outcome_reasons(
-    values: pd.Series, source: SourceConfig
+    values: pd.Series, source: SourceConfig, where: str = ""
 ) -> Callable[[np.ndarray], list[str]]:
     cfg = source.outcome
-    listed = ", ".join([*cfg.won, *cfg.lost, *(cfg.open or [])])
+    listed = ", ".join([*(cfg.won or []), *(cfg.lost or []), *(cfg.open or [])])
 
     def messages(rows: np.ndarray) -> list[str]:
         return [
-            f"{cfg.column} {quote_value(v)} is not one of {listed}"
+            f"{cfg.column} {quote_value(v)}{where} is not one of {listed}"
             for v in _outcome_text(values).iloc[rows].tolist()
         ]
 
     return messages
 
 
+@dataclass(frozen=True, eq=False)
+class _Outcome:
+    """Each deal's outcome (won / lost / open), where its value is not listed, the
+    reason for those, and the outcome table's rejects and counts (if one)."""
+
+    outcome: pd.Series
+    unlisted: np.ndarray
+    reasons: Callable[[np.ndarray], list[str]]
+    rejects: pd.DataFrame
+    summary: dict[str, int]
+
+
+def _key_text(values: pd.Series, source: SourceConfig) -> pd.Series:
+    """Keys as both sides of a join compare them: trimmed text, whole numbers
+    without a point, placeholders missing."""
+    return as_text(id_text(values), source.missing_values)
+
+
+def _table_rows(
+    source: SourceConfig,
+    table: JoinTable,
+    raw: pd.DataFrame,
+    unread: np.ndarray | None = None,
+) -> tuple[pd.Series, np.ndarray]:
+    """A joined table's ids, and the reason each row is left out: no id, a value
+    that does not read (``unread``: reasons from :func:`type_table`), or an id an
+    earlier row has (the first row is kept)."""
+    ids = _key_text(raw[table.id_column], source)
+    reasons = no_reasons(len(raw))
+    first_reason(reasons, ids.isna().to_numpy(), f"{table.id_column} is missing")
+    if unread is not None:
+        left = pd.notna(unread) & pd.isna(reasons)
+        reasons[left] = unread[left]
+    repeated = ids.duplicated(keep="first").to_numpy() & ids.notna().to_numpy()
+    first_reason(reasons, repeated, f"repeated {table.id_column}: first row kept")
+    return ids, reasons
+
+
+def _deals_outcome(source: SourceConfig, tables: dict[str, pd.DataFrame]) -> _Outcome:
+    """The outcome of every deal row, from the deals' column or the outcome table."""
+    cfg, raw = source.outcome, tables["deals"]
+    if cfg.table is None:
+        column = raw[cfg.column]
+        outcome, unlisted = _outcomes(column, source)
+        return _Outcome(
+            outcome, unlisted, _outcome_reasons(column, source), concat_rejects([]), {}
+        )
+    name, table = cfg.table, source.tables.extra()[cfg.table]
+    rows = tables[name]
+    ids, reasons = _table_rows(source, table, rows)
+    valid = pd.isna(reasons)
+    keys = _key_text(raw[table.key], source)
+    found = keys.isin(ids[valid].tolist()).fillna(False).to_numpy(bool)
+    if not found.any():
+        seen = ", ".join(map(repr, keys.dropna().head(3)))
+        theirs = ", ".join(map(repr, ids.dropna().head(3)))
+        raise ContractError(
+            f"source.outcome.table: no deal's {table.key} ({seen}...) is a "
+            f"{table.id_column} of {table.path} ({theirs}...); check "
+            f"source.tables.{name}.key and id"
+        )
+    unlisted = np.zeros(len(raw), dtype=bool)
+    messages = _outcome_reasons(pd.Series(dtype="string"), source)
+    outcome = pd.Series(cfg.absent, index=raw.index, dtype="string")
+    if cfg.column is None:
+        outcome[found] = "won"
+    else:
+        status = rows[cfg.column][valid].set_axis(ids[valid].to_numpy())
+        values = status.reindex(keys.to_numpy()).set_axis(raw.index)
+        values = values.where(found)
+        read, unlisted = _outcomes(values, source)
+        outcome[found] = read[found]
+        unlisted &= found
+        messages = _outcome_reasons(values, source, f" in {table.path}")
+    summary = {
+        f"{name}_in": len(rows),
+        f"{name}_rejected": int((~valid).sum()),
+        f"{name}_without_deal": int(
+            (valid & ~ids.isin(keys.dropna().tolist()).fillna(False).to_numpy()).sum()
+        ),
+    }
+    return _Outcome(
+        outcome, unlisted, messages, rejected_rows(rows, name, reasons), summary
+    )
+
+
 def _deal_reasons(
     raw: pd.DataFrame,
     typed: pd.DataFrame,
     reasons: np.ndarray,
-    outcome: pd.Series,
-    unlisted: np.ndarray,
+    outcome: _Outcome,
     source: SourceConfig,
 ) -> np.ndarray:
     """The first reason each deal row is rejected, or None."""
@@ -322,10 +494,8 @@ def _deal_reasons(
     first_reason(checked, missing_id, f"{deals.id} is missing")
     unread = pd.notna(reasons)
     checked[unread & pd.isna(checked)] = reasons[unread & pd.isna(checked)]
-    first_reason(
-        checked, unlisted, _outcome_reasons(raw[source.outcome.column], source)
-    )
-    closed = outcome.isin(["won", "lost"]).to_numpy()
+    first_reason(checked, outcome.unlisted, outcome.reasons)
+    closed = outcome.outcome.isin(["won", "lost"]).to_numpy()
     for key in ("created", "order"):
         column = getattr(deals, key)
         if column is not None:
@@ -339,35 +509,32 @@ def _deal_reasons(
     return checked
 
 
-def _load_accounts(
-    source: SourceConfig, raw: pd.DataFrame, bant: BantConfig
+def _load_join(
+    source: SourceConfig,
+    name: str,
+    table: JoinTable,
+    raw: pd.DataFrame,
+    bant: BantConfig | None,
 ) -> tuple[pd.DataFrame, dict[str, ColumnKind], pd.DataFrame]:
-    """Typed accounts (first row per id kept, indexed by id), kinds and rejects."""
-    table = source.tables.accounts
-    assert table is not None
+    """A joined table typed (first row per id kept, indexed by id), its kinds and
+    rejects."""
     columns = _used(_account_columns(table, list(raw.columns)), source, bant)
     keep = raw.loc[:, [table.id_column, *columns]]
     declared: dict[str, Kind] = {**source.types, table.id_column: "category"}
     typed = type_table(
         keep,
-        "accounts",
+        name,
         str(table.path),
         declared,
         source.missing_values,
         source.max_levels,
         _bounds(source),
     )
-    ids = id_text(typed.frame[table.id_column])
-    reasons = no_reasons(len(raw))
-    first_reason(reasons, ids.isna().to_numpy(), f"{table.id_column} is missing")
-    unread = pd.notna(typed.reasons) & pd.isna(reasons)
-    reasons[unread] = typed.reasons[unread]
-    repeated = ids.duplicated(keep="first").to_numpy() & ids.notna().to_numpy()
-    first_reason(reasons, repeated, f"repeated {table.id_column}: first row kept")
+    ids, reasons = _table_rows(source, table, raw, typed.reasons)
     valid = pd.isna(reasons)
-    accounts = typed.frame[columns][valid].set_axis(ids[valid].to_numpy())
+    joined = typed.frame[columns][valid].set_axis(ids[valid].to_numpy())
     kinds = {c: typed.kinds[c] for c in columns}
-    return accounts, kinds, rejected_rows(raw, "accounts", reasons)
+    return joined, kinds, rejected_rows(raw, name, reasons)
 
 
 def activity_log(
@@ -409,8 +576,13 @@ def _load_activities(
 
 
 def _meta(
-    typed: pd.DataFrame, outcome: pd.Series, source: SourceConfig
+    typed: pd.DataFrame,
+    outcome: pd.Series,
+    source: SourceConfig,
+    order: pd.Series | None = None,
 ) -> pd.DataFrame:
+    """The META columns of the valid deals (``order``: the order values, when they
+    are not a column of ``typed``, as when the order is the id)."""
     deals = source.tables.deals
 
     def column(name: str | None, dtype: Any) -> pd.Series:
@@ -419,17 +591,21 @@ def _meta(
         return typed[name].astype(dtype)
 
     won = (outcome == "won").astype("Int8").mask(outcome == "open")
-    order_dtype = "float64"
-    if deals.order is not None and pd.api.types.is_datetime64_any_dtype(
-        typed[deals.order].dtype
-    ):
+    if order is None:
+        order = (
+            column(deals.order, "float64")
+            if deals.order is None
+            else (typed[deals.order])
+        )
+    order_dtype: Any = "float64"
+    if pd.api.types.is_datetime64_any_dtype(order.dtype):
         order_dtype = str(TIME_DTYPE)
     return pd.DataFrame(
         {
             "deal_id": id_text(typed[deals.id]),
             "created_at": column(deals.created, TIME_DTYPE),
             "closed_at": column(deals.closed, TIME_DTYPE),
-            "order": column(deals.order, order_dtype),
+            "order": order.astype(order_dtype),
             "outcome": outcome,
             "won": won,
             "amount": column(deals.amount, "float64"),
@@ -446,7 +622,7 @@ def _meta_sources(source: SourceConfig) -> dict[str, str | None]:
         "created_at": deals.created,
         "closed_at": deals.closed,
         "order": deals.order,
-        "outcome": source.outcome.column,
+        "outcome": source.outcome.deals_column,
         "amount": deals.amount,
     }
 
@@ -481,27 +657,49 @@ def _candidates(
     return candidates, excluded
 
 
-def _order_kind(source: SourceConfig, kinds: dict[str, ColumnKind]) -> None:
+def _order_kind(source: SourceConfig, kind: Kind) -> None:
     order = source.tables.deals.order
-    if order is not None and kinds[order].kind not in ("number", "date"):
+    if order is not None and kind not in ("number", "date"):
         raise ConfigError(
-            f"source.tables.deals.order: column {order!r} holds {kinds[order].kind} "
+            f"source.tables.deals.order: column {order!r} holds {kind} "
             "values; it must be numbers or dates that put deals in time order "
             "(declare its kind under source.types if it is one)"
         )
 
 
+def _id_order(
+    source: SourceConfig, raw: pd.DataFrame, reasons: np.ndarray
+) -> pd.Series:
+    """The order values of an order column that is also the id: the id stays text
+    (its role), the order is its values read as numbers or dates (declared under
+    source.types, or inferred); a value that does not read rejects its row."""
+    column = source.tables.deals.order
+    assert column is not None
+    values = raw[column]
+    declared = source.types.get(column)
+    kind: Kind
+    if declared is None:
+        text = values if typed_kind(values) else as_text(values, source.missing_values)
+        kind = infer_kind(text, source.max_levels)[0]
+    else:
+        kind = declared
+    _order_kind(source, kind)
+    order, failed = convert(values, kind, source.missing_values)
+    first_reason(reasons, failed, not_read_reasons(values, column, kind))
+    return order
+
+
 def load_deals(
-    source: SourceConfig, bant: BantConfig, tables: dict[str, pd.DataFrame]
+    source: SourceConfig, bant: BantConfig | None, tables: dict[str, pd.DataFrame]
 ) -> Deals:
-    """The labelled deals of a source's tables (see :class:`Deals`)."""
+    """The labelled deals of a source's tables (see :class:`Deals`); ``bant``: the
+    rule, whose columns are kept (None: no rule is given)."""
     deals_cfg = source.tables.deals
     raw = tables["deals"]
     declared: dict[str, Kind] = {**source.types, **_role_kinds(source)}
     order = deals_cfg.order
-    if order is not None and order == deals_cfg.id and order not in source.types:
-        declared.pop(order)  # a sequential id: its values decide the order's kind
-    keep = [c for c in _used(raw.columns, source, bant) if c != source.outcome.column]
+    outcome_column = source.outcome.deals_column
+    keep = [c for c in _used(raw.columns, source, bant) if c != outcome_column]
     typed = type_table(
         raw[keep],
         "deals",
@@ -512,31 +710,40 @@ def load_deals(
         _bounds(source),
     )
     frame = typed.frame
-    _order_kind(source, typed.kinds)
-    outcome, unlisted = _outcomes(raw[source.outcome.column], source)
-    reasons = _deal_reasons(raw, frame, typed.reasons, outcome, unlisted, source)
+    unread = typed.reasons.copy()
+    id_order = None
+    if order is not None and order == deals_cfg.id:
+        # A sequential id: text as an id, its values (number or date) the order.
+        id_order = _id_order(source, raw, unread)
+    elif order is not None:
+        _order_kind(source, typed.kinds[order].kind)
+    outcome = _deals_outcome(source, tables)
+    reasons = _deal_reasons(raw, frame, unread, outcome, source)
     valid = pd.isna(reasons)
-    frame, outcome = frame[valid], outcome[valid]
+    frame, labels = frame[valid], outcome.outcome[valid]
+    if id_order is not None:
+        id_order = id_order[valid]
     kinds = dict(typed.kinds)
-    rejects = [rejected_rows(raw, "deals", reasons)]
-    no_account = 0
-    if source.tables.accounts is not None:
-        accounts, account_kinds, account_rejects = _load_accounts(
-            source, tables["accounts"], bant
+    rejects = [rejected_rows(raw, "deals", reasons), outcome.rejects]
+    unmatched: dict[str, int] = {}
+    for name, join in joins(source).items():
+        rows, join_kinds, join_rejects = _load_join(
+            source, name, join, tables[name], bant
         )
-        keys = frame[source.tables.accounts.key]
-        joined = accounts.reindex(keys.to_numpy()).set_axis(frame.index)
-        no_account = int((~keys.isin(accounts.index)).sum())
+        keys = _key_text(raw.loc[frame.index, join.key], source)
+        joined = rows.reindex(keys.to_numpy()).set_axis(frame.index)
+        unmatched[name] = int((~keys.isin(rows.index)).sum())
         frame = pd.concat([frame, joined], axis=1)
-        kinds |= account_kinds
-        rejects.append(account_rejects)
+        kinds |= join_kinds
+        rejects.append(join_rejects)
     candidates, excluded = _candidates(list(frame.columns), kinds, source)
-    read = set(bant.columns())
+    read = set(bant.columns()) if bant is not None else set()
     _check_clash(read, source)
     taken = {*candidates, *META_COLUMNS, *source.roles().values()}
     bant_only = sorted((read - taken) & set(frame.columns))
     labelled = pd.concat(
-        [_meta(frame, outcome, source), frame[[*candidates, *bant_only]]], axis=1
+        [_meta(frame, labels, source, id_order), frame[[*candidates, *bant_only]]],
+        axis=1,
     ).reset_index(drop=True)
     activities = None
     if source.tables.activities is not None:
@@ -552,7 +759,8 @@ def load_deals(
         excluded=excluded,
         activities=activities,
         rejects=all_rejects,
-        summary=_summary(labelled, tables, all_rejects, no_account, activities),
+        summary=_summary(labelled, tables, all_rejects, unmatched, activities)
+        | outcome.summary,
     )
 
 
@@ -560,7 +768,7 @@ def _summary(
     frame: pd.DataFrame,
     tables: dict[str, pd.DataFrame],
     rejects: pd.DataFrame,
-    no_account: int,
+    unmatched: dict[str, int],
     activities: pd.DataFrame | None,
 ) -> dict[str, Any]:
     counts = frame["outcome"].value_counts()
@@ -574,10 +782,19 @@ def _summary(
         "open": int(counts.get("open", 0)),
         "accounts_in": len(tables["accounts"]) if "accounts" in tables else 0,
         "accounts_rejected": int(by_table.get("accounts", 0)),
-        "deals_without_account": no_account,
+        "deals_without_account": unmatched.get("accounts", 0),
         "activities_in": len(tables["activities"]) if "activities" in tables else 0,
         "activities": 0 if activities is None else len(activities),
         "activities_rejected": int(by_table.get("activities", 0)),
+    } | {
+        count: value
+        for name, n in unmatched.items()
+        if name != "accounts"
+        for count, value in (
+            (f"{name}_in", len(tables[name])),
+            (f"{name}_rejected", int(by_table.get(name, 0))),
+            (f"deals_without_{name}", n),
+        )
     }
 
 
@@ -588,6 +805,8 @@ def source_names(source: SourceConfig) -> dict[str, str]:
     """META column -> the source column it came from, for the roles that exist
     (the outcome excepted: lead rows carry no outcome)."""
     names = _meta_sources(source)
+    if names["order"] == names["deal_id"]:
+        names["order"] = None  # an order that is the id: one column of the export
     return {
         meta: column for meta, column in names.items() if column and meta != "outcome"
     }

@@ -19,24 +19,35 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import yaml
-from sklearn.metrics import roc_auc_score
 
 from lead_ml import tracking
-from lead_ml.audit import check, cv_folds, summary_markdown
+from lead_ml.audit import check, evaluation_plan, split_method, summary_markdown
 from lead_ml.audit import run_audit as audit_deals
-from lead_ml.baseline import bant_scores, check_rule
+from lead_ml.baseline import (
+    bant_scores,
+    baseline_of,
+    check_rule,
+    compared_with_base_rate,
+)
 from lead_ml.config import EvaluateConfig, Params, parse_params
 from lead_ml.evaluate import (
-    cross_validated_probability,
+    auc_interval,
+    evaluate_folds,
     evaluate_score_frame,
+    evaluation_warnings,
     plot_data,
+    verdict,
 )
 from lead_ml.features import FeatureRegistry, build_features, plan_features
 from lead_ml.model import (
     META_FILE,
     MODEL_FILE,
+    FoldScores,
     Split,
     TrainedModel,
+    closed_in_time,
+    cross_validated_model,
+    judged,
     load_model,
     model_matrix,
     predict_proba,
@@ -46,12 +57,14 @@ from lead_ml.model import (
 )
 from lead_ml.scorer import bundle_spec, export_scorer, verify_folder
 from lead_ml.sources import (
+    TABLE_FILE,
     Deals,
     copy_table,
     lead_rows,
     load_deals,
     read_deals,
     read_tables,
+    reading,
     write_deals,
 )
 from lead_ml.synthetic import Progress, generate_crm, write_crm
@@ -83,8 +96,9 @@ def run_generate(
 
 
 def run_read(params: Params, table: str, out: Path) -> dict[str, Any]:
-    """Copy one table of the source (``deals``, ``accounts`` or ``activities``) to
-    ``out`` as Parquet."""
+    """Copy one table of the source (``deals``, ``accounts``, ``activities`` or a
+    further table) to ``out`` as Parquet; ``read_with`` says how the file was read
+    (the CSV dialect detected or set)."""
     tables = params.source.tables.present()
     if table not in tables:
         raise ConfigError(
@@ -92,7 +106,12 @@ def run_read(params: Params, table: str, out: Path) -> dict[str, Any]:
             f"{', '.join(tables)} (source.tables in params.yaml)"
         )
     rows = copy_table(tables[table], table, out)
-    return {"table": table, "path": str(tables[table].path), "rows": rows}
+    return {
+        "table": table,
+        "path": str(tables[table].path),
+        "rows": rows,
+        "read_with": reading(tables[table], table),
+    }
 
 
 def run_validate(
@@ -102,7 +121,8 @@ def run_validate(
     each) to rejects_path. Returns the counts, which reconcile per table."""
     tables = read_tables(params.source, tables_dir)
     deals = load_deals(params.source, params.bant, tables)
-    check_rule(params.bant, lead_rows(deals.frame, params.source))
+    if params.bant is not None:
+        check_rule(params.bant, lead_rows(deals.frame, params.source))
     write_deals(deals, out_dir, rejects_path)
     return deals.summary
 
@@ -113,12 +133,20 @@ def run_audit(
     json_path: Path,
     summary_path: Path,
     split_path: Path,
+    tables_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Split, count, group duplicates and check every column for leakage; write the
     report, its Markdown summary and the split, then raise LeakageError when a
-    column looks like leakage and is not allowed."""
+    column looks like leakage and is not allowed. ``tables_dir``: the tables
+    `lead-ml read` copied; copies of a deal are judged on every column of its
+    deals table (without it, on the columns lead-ml reads)."""
     deals = read_deals(validated_dir)
-    audit = audit_deals(deals, params.source, params.audit, params.split, params.seed)
+    export = None
+    if tables_dir is not None:
+        export = pd.read_parquet(tables_dir / TABLE_FILE.format(name="deals"))
+    audit = audit_deals(
+        deals, params.source, params.audit, params.split, params.seed, export
+    )
     write_json(audit.report, json_path)
     with atomic_path(summary_path) as partial:
         partial.write_text(summary_markdown(audit))
@@ -180,6 +208,7 @@ def run_featurize(
         deals.activities,
         train_ids,
         has_created=bool(deals.frame["created_at"].notna().any()),
+        train_created=deals.frame.loc[train_ids.index, "created_at"],
     )
     features = _features_table(deals, split, registry)
     write_parquet(features, out_path)
@@ -198,15 +227,44 @@ def read_registry(path: Path) -> FeatureRegistry:
     )
 
 
+#: The out-of-fold scores in the model folder of a model refit after folds: what
+#: the evaluation judges (deal_id, fold, margin, probability).
+OUT_OF_FOLD_FILE = "out_of_fold.parquet"
+
+
+def training_plan(params: Params, features: pd.DataFrame) -> dict[str, Any]:
+    """The evaluation plan (:func:`lead_ml.audit.evaluation_plan`) of a features
+    table: its split's won and lost counts, its split method and ``audit``."""
+    counts = {}
+    for name in ("train", "valid", "test"):
+        won = features.loc[features["split"].eq(name).fillna(False).to_numpy(bool)]
+        counts[name] = {
+            "won": int((won["won"] == 1).sum()),
+            "lost": int((won["won"] == 0).sum()),
+        }
+    return evaluation_plan(counts, split_method(features)[0], params.audit)
+
+
 def run_train(
     params: Params, features_path: Path, registry_path: Path, model_dir: Path
 ) -> dict[str, Any]:
-    """Train on the audit's split, save the model, and log the run to MLflow."""
+    """Train on the audit's split, save the model, and log the run to MLflow. When
+    the plan (:func:`training_plan`) calls for folds, cross-validate, write the
+    out-of-fold scores beside the model and refit it on every labelled deal."""
     features = pd.read_parquet(features_path)
     registry = read_registry(registry_path)
-    split = split_frames(features)
-    model = train_model(split, registry, params.train, params.bands, params.seed)
-    save_model(model, model_dir)
+    plan = training_plan(params, features)
+    if plan["evaluation"] == "holdout":
+        split = split_frames(features)
+        model = train_model(split, registry, params.train, params.bands, params.seed)
+        save_model(model, model_dir)
+        (model_dir / OUT_OF_FOLD_FILE).unlink(missing_ok=True)
+    else:
+        model, scores = cross_validated_model(features, registry, params, plan)
+        closed = features.iloc[closed_in_time(features)]
+        split = Split(closed, closed.iloc[:0], closed.iloc[:0])
+        save_model(model, model_dir)
+        write_parquet(out_of_fold_frame(features, scores), model_dir / OUT_OF_FOLD_FILE)
     record = {
         "model": model_id(model_dir),
         "data_version": tracking.file_md5(features_path),
@@ -215,7 +273,27 @@ def run_train(
     run_id = log_training(params, features_path, record, (model, registry, split))
     write_json(record, model_dir / RUN_FILE)
     sizes = {"n_train": len(split.train), "n_valid": len(split.valid)}
-    return {**sizes, "best_iteration": model.info.best_iteration, "run_id": run_id}
+    return {
+        **sizes,
+        "evaluation": plan["evaluation"],
+        "best_iteration": model.info.best_iteration,
+        "run_id": run_id,
+    }
+
+
+def out_of_fold_frame(features: pd.DataFrame, scores: FoldScores) -> pd.DataFrame:
+    """One row per deal and fold that tested it: deal_id, fold, margin, probability."""
+    ids = features["deal_id"].to_numpy()
+    return pd.DataFrame(
+        {
+            "deal_id": np.concatenate([ids[t] for t in scores.tested]),
+            "fold": np.concatenate(
+                [np.full(len(t), i) for i, t in enumerate(scores.tested)]
+            ).astype("int64"),
+            "margin": np.concatenate(scores.margin),
+            "probability": np.concatenate(scores.probability),
+        }
+    )
 
 
 def log_training(
@@ -248,9 +326,9 @@ def log_training(
         tracking.log_metrics({**sizes, "best_iteration": model.info.best_iteration})
         parts = {"train": split.train, "valid": split.valid}
         log_datasets(params, features_path, parts)
-        example = model_matrix(
-            split.valid.head(5), model.info.categories, registry.names
-        )
+        # A model refit on every deal after folds has no validation window.
+        shown = split.valid if len(split.valid) else split.train
+        example = model_matrix(shown.head(5), model.info.categories, registry.names)
         tracking.log_booster(model.booster, example)
         return str(run.info.run_id)
 
@@ -350,47 +428,71 @@ def _day(value: Any) -> str:
 def holdout_scores(
     params: Params, split: Split, model: TrainedModel, bant: pd.DataFrame
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Model and BANT on the test window: the scores and their metrics."""
-    scores = _score_frame(split.test, predict_proba(model, split.test), bant)
+    """Model and BANT on the test window: the scores and their metrics, the model's
+    ROC AUC with its bootstrap CI, and the warnings of the window."""
+    scores = _score_frame(split.test, predict_proba(judged(model), split.test), bant)
     metrics = evaluate_score_frame(scores, params.evaluate, params.seed)
-    return scores, metrics | {"evaluation": "holdout"}
+    metrics["model"]["roc_auc_ci95"] = auc_interval(
+        scores["won"], scores["probability"], params.evaluate.n_bootstrap, params.seed
+    )
+    trained = pd.concat([split.train["won"], split.valid["won"]]).to_numpy(int)
+    found = evaluation_warnings(metrics, trained, scores, params.evaluate, params.seed)
+    return scores, metrics | {"evaluation": "holdout", "evaluation_warnings": found}
 
 
 def cross_validated_scores(
     params: Params,
     features: pd.DataFrame,
-    registry: FeatureRegistry,
+    model_dir: Path,
     bant: pd.DataFrame,
-    sufficiency: dict[str, Any],
+    evaluation: str,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Repeated stratified CV (folds keep duplicates together): metrics on the
-    out-of-fold scores of the first repeat, and the AUC of every repeat."""
-    n_splits, n_repeats = sufficiency["cv_splits"], sufficiency["cv_repeats"]
-    folds = cv_folds(features, features["group"], n_splits, n_repeats, params.seed)
-    repeats = cross_validated_probability(features, registry, params, folds, n_splits)
-    closed = features["won"].notna().to_numpy()
-    scores = _score_frame(features[closed], repeats[0][closed], bant)
-    metrics = evaluate_score_frame(scores, params.evaluate, params.seed)
-    won = scores["won"].to_numpy()
-    aucs = [float(roc_auc_score(won, p[closed])) for p in repeats]
-    return scores, metrics | {
-        "evaluation": "repeated_cv",
-        "cv": {
-            "folds": n_splits,
-            "repeats": n_repeats,
-            "model_roc_auc_by_repeat": aucs,
-            "model_roc_auc_mean": float(np.mean(aucs)),
-            "model_roc_auc_std": float(np.std(aucs)),
-        },
-    }
+    """The out-of-fold scores train wrote (:data:`OUT_OF_FOLD_FILE`): metrics with
+    the folds' mean AUC (:func:`lead_ml.evaluate.evaluate_folds`), the warnings of
+    the latest fold against its training deals, and each deal's mean score."""
+    path = model_dir / OUT_OF_FOLD_FILE
+    if not path.exists():
+        raise ContractError(f"{path}: not found; run `dvc repro --force train`")
+    oof = pd.read_parquet(path)
+    rows = features.set_index("deal_id").loc[oof["deal_id"]].reset_index()
+    scores = _score_frame(rows, oof["probability"].to_numpy(float), bant).assign(
+        fold=oof["fold"].to_numpy()
+    )
+    metrics = evaluate_folds(scores, params.evaluate, params.seed)
+    pooled = scores.groupby("deal_id", sort=False, as_index=False).agg(
+        won=("won", "first"),
+        probability=("probability", "mean"),
+        bant_points=("bant_points", "first"),
+        bant_qualified=("bant_qualified", "first"),
+        amount=("amount", "first"),
+    )
+    latest = scores[scores["fold"] == scores["fold"].max()]
+    before = features[
+        features["won"].notna().to_numpy()
+        & ~features["deal_id"].isin(latest["deal_id"]).to_numpy()
+    ]
+    if evaluation == "rolling_origin":
+        first = features["deal_id"].isin(latest["deal_id"]).to_numpy()
+        order = closed_in_time(features)
+        start = int(np.flatnonzero(first[order])[0])
+        before = features.iloc[order[:start]]
+    found = evaluation_warnings(
+        metrics,
+        before["won"].to_numpy(int),
+        pooled,
+        params.evaluate,
+        params.seed,
+    )
+    return pooled, metrics | {"evaluation": evaluation, "evaluation_warnings": found}
 
 
 def run_evaluate(
     params: Params,
     paths: dict[str, Path],
 ) -> dict[str, Any]:
-    """Model vs BANT on the audit's test window, or out of fold when the audit finds
-    too few deals for one: metrics.json, plot data, and the MLflow run.
+    """Model vs BANT on the audit's test window, or out of fold when the plan
+    (:func:`training_plan`) calls for folds: metrics.json, plot data, and the
+    MLflow run. One ROC AUC: the window's, or the folds' mean with its CI.
 
     ``paths``: features, registry, model, validated, audit (inputs), metrics,
     plots (outputs).
@@ -401,31 +503,50 @@ def run_evaluate(
     report = _read_json(paths["audit"], "run `dvc repro` (the audit stage) first")
     deals = read_deals(paths["validated"])
     bant = bant_scores(params.bant, params.source, deals.frame)
-    split = split_frames(features)
-    if report["sufficiency"]["evaluation"] == "repeated_cv":
-        scores, metrics = cross_validated_scores(
-            params, features, registry, bant, report["sufficiency"]
+    plan = training_plan(params, features)
+    if plan["evaluation"] != model.info.evaluation:
+        raise ContractError(
+            f"{paths['model']} was trained for a {model.info.evaluation} evaluation, "
+            f"but the features call for {plan['evaluation']}; run `dvc repro` again"
         )
-    else:
+    if plan["evaluation"] == "holdout":
+        split = split_frames(features)
         scores, metrics = holdout_scores(params, split, model, bant)
-    created = split.test["created_at"].dropna()
+        sizes = {"n_train": len(split.train), "n_valid": len(split.valid)}
+        tested = split.test
+    else:
+        scores, metrics = cross_validated_scores(
+            params, features, paths["model"], bant, plan["evaluation"]
+        )
+        sizes = {"n_train": int(features["won"].notna().sum()), "n_valid": 0}
+        tested = features[features["deal_id"].isin(scores["deal_id"]).to_numpy()]
+    if params.bant is None:  # compared with the base rate: say so (lead_ml.baseline)
+        metrics = compared_with_base_rate(metrics)
+    created = tested["created_at"].dropna()
+    found = metrics.pop("evaluation_warnings")
+    if params.bant is None:  # a list in no order: no capacity claim to contradict
+        found = [w for w in found if not w.startswith("capacity:")]
     metrics |= {
         "source": params.source.name,
-        "n_train": len(split.train),
-        "n_valid": len(split.valid),
+        **sizes,
         "n_test": len(scores),
         "test_start": _day(created.min()) if len(created) else "",
         "test_end": _day(created.max()) if len(created) else "",
         "split": report["split"]["method"],
         "split_explanation": report["split"]["explanation"],
+        "plan": plan,
+        "calibrate_on": params.train.calibrate_on,
+        "baseline": metrics.get("baseline") or baseline_of(params.bant),
+        "verdict": verdict(metrics),
         "features": registry.names,
-        "warnings": report["warnings"],
+        "warnings": [*report["warnings"], *found],
     }
     write_json(metrics, paths["metrics"])
     write_score_plots(scores, params.evaluate, paths["plots"])
     run_id = training_run_id(params, paths["model"])
-    tested = evaluated_deals(features, split, metrics["evaluation"])
-    log_evaluation(params, paths, run_id, metrics, tested)
+    split_for_log = Split(tested, tested.iloc[:0], tested)
+    logged = evaluated_deals(features, split_for_log, metrics["evaluation"])
+    log_evaluation(params, paths, run_id, metrics, logged)
     return metrics
 
 
@@ -433,8 +554,8 @@ def evaluated_deals(
     features: pd.DataFrame, split: Split, evaluation: str
 ) -> dict[str, pd.DataFrame]:
     """The deals an evaluation scored, by dataset name: the test window, or every
-    closed deal when they were scored out of fold (``evaluation`` "repeated_cv")."""
-    if evaluation == "repeated_cv":
+    closed deal when they were scored out of fold (``evaluation`` not "holdout")."""
+    if evaluation != "holdout":
         return {"closed, out of fold": features[features["won"].notna()]}
     return {"test": split.test}
 
@@ -458,6 +579,11 @@ def log_evaluation(
         tracking.log_artifacts([paths["metrics"]])
         tracking.log_artifacts([paths["plots"]], artifact_path="plots")
         tracking.log_figures(paths["plots"])
+    baseline = metrics.get("baseline")
+    if isinstance(baseline, dict):  # what the model was compared with, and why
+        tracking.tag_run(
+            run_id, {"baseline": baseline["label"], "baseline_note": baseline["note"]}
+        )
     # When export ran first (DVC may order the two either way), its version's
     # description gains the test metrics now.
     tracking.describe_versions(
@@ -506,6 +632,14 @@ def run_export(
     return {**record, "run_id": run_id, **registered}
 
 
+def training_deals(features: pd.DataFrame, model: TrainedModel) -> pd.DataFrame:
+    """The deals the model was fit on: the train window, or every closed deal when
+    it was refit after folds (its reference for drift bins and answers)."""
+    if model.info.evaluation == "holdout":
+        return split_frames(features).train
+    return features.iloc[closed_in_time(features)]
+
+
 def build_scorer(
     params: Params, paths: dict[str, Path], out_dir: Path, staging: Path
 ) -> dict[str, Any]:
@@ -516,9 +650,14 @@ def build_scorer(
     """
     model = load_model(paths["model"])
     registry = read_registry(paths["registry"])
-    split = split_frames(pd.read_parquet(paths["features"]))
     deals = read_deals(paths["validated"])
-    spec = bundle_spec(model, registry, params.source, split.train)
+    spec = bundle_spec(
+        model,
+        registry,
+        params.source,
+        training_deals(pd.read_parquet(paths["features"]), model),
+        params.explain.min_question_gain,
+    )
     columns = list(spec["contract"]["kinds"])
     example = example_leads(params, deals, columns)
     return export_scorer(model, spec, example, out_dir, staging)

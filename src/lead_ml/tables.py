@@ -1,11 +1,18 @@
 """Reading tables and converting their values: one copy of each, for every source.
 
 Files are CSV (every cell read as text, only empty cells missing: "NA" may be a
-region and "None" an answer) or Parquet (typed). Each converter turns a column into
-its kind's dtype and says which present values did not convert, so that a bad value
-rejects its row instead of being silently read as missing. Blank text and the
-source's declared placeholders are missing before any conversion: blank is never
-read as "no" or 0.
+region and "None" an answer), an Excel sheet (its cells as the same text) or
+Parquet (typed). A :class:`Dialect` says how a file is read: the separator
+(detected from the first lines among ``,`` ``;`` tab ``|`` when not set; any line
+ends, double-quoted fields), the encoding, the decimal mark (with ``,`` a number
+written 1.234,5 reads as 1234.5), the sheet, and an optional row-number id column
+(the file's 1-based row). Every reader (the whole table, its header, its chunks)
+reads a file the same way, in training and in scoring alike.
+
+Each converter turns a column into its kind's dtype and says which present values
+did not convert, so that a bad value rejects its row instead of being silently read
+as missing. Blank text and the source's declared placeholders are missing before any
+conversion: blank is never read as "no" or 0.
 
 >>> text = as_text(pd.Series([" yes", "", "Select", " select ", None]), ["Select"])
 >>> text.tolist()
@@ -21,15 +28,18 @@ read as "no" or 0.
 
 from __future__ import annotations
 
+import csv
 import difflib
+import io
 import json
 import os
 import re
 import uuid
+import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import date
+from dataclasses import dataclass, field, fields, replace
+from datetime import date, datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -49,6 +59,10 @@ from lead_ml.vocab import (
 )
 
 FORMATS = (".parquet", ".csv")
+#: Delimited text read like a CSV file (the dialect is detected or set).
+TEXT_FORMATS = (".csv", ".tsv")
+#: Every format a source table may come in.
+READ_FORMATS = (".parquet", *TEXT_FORMATS, ".xlsx")
 #: Longest input value quoted in a reject reason; the rejects file keeps it whole.
 SHOWN_CHARS = 60
 #: A share of readable values above which a mixed column is reported as unsafe.
@@ -60,6 +74,192 @@ NOUNS: dict[str, str] = {
     "bool": "yes/no",
     "evidence": "yes/no",
 }
+#: Bytes of a text file the dialect is detected from.
+SNIFF_BYTES = 64 * 1024
+#: How separators are named in messages.
+SEP_NAMES = {",": "','", ";": "';'", "\t": "tab", "|": "'|'"}
+SEP_WORDS = {",": "a comma", ";": "a ';'", "\t": "a tab", "|": "a '|'"}
+
+
+# --- the dialect --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """How a table's file is read: the CSV separator (None: detected among
+    :data:`lead_ml.config.SEPARATORS`), text encoding, decimal mark, the sheet of
+    an .xlsx file (None: the first), and ``row_number``: the name of a column to
+    add holding each row's 1-based number (the export has no id column). ``key``
+    is the params key of the table (``source.tables.deals``), named by messages.
+
+    >>> Dialect(sep=";").resolve(Path("x.parquet")).sep
+    ';'
+    """
+
+    sep: str | None = None
+    encoding: str = "utf-8"
+    decimal: str = "."
+    sheet: str | None = None
+    row_number: str | None = None
+    key: str = ""
+
+    @classmethod
+    def of(cls, table: Any, name: str) -> Dialect:
+        """The dialect a source table's settings give (``name``: its params name)."""
+        row = table.id if getattr(table, "row_number", False) else None
+        return cls(
+            table.sep,
+            table.encoding,
+            table.decimal,
+            table.sheet,
+            row,
+            f"source.tables.{name}",
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON (a scorer bundle keeps the deals' and activities' dialect)."""
+        return {
+            "sep": self.sep,
+            "encoding": self.encoding,
+            "decimal": self.decimal,
+            "sheet": self.sheet,
+            "row_number": self.row_number,
+            "key": self.key,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any] | None) -> Dialect:
+        """The dialect :meth:`as_dict` wrote (the default for None); ContractError
+        for anything else."""
+        if not raw:
+            return cls()
+        names = {f.name for f in fields(cls)}
+        bad = [
+            k for k, v in raw.items() if k not in names or not isinstance(v, str | None)
+        ]
+        if (
+            bad
+            or raw.get("sep") not in (None, *SEP_NAMES)
+            or raw.get("decimal", ".") not in (".", ",")
+        ):
+            raise ContractError(f"reading: not a dialect ({raw!r})")
+        return cls(**raw)
+
+    def for_input(self, path: Path, what: str = "the input") -> Dialect:
+        """This dialect, resolved, for a file of leads to score: a file that holds
+        the row-number id column already (lead rows written back out) keeps it."""
+        resolved = self.resolve(path, what)
+        if not resolved.row_number:
+            return resolved
+        names = read_header(path, what, replace(resolved, row_number=None))
+        if resolved.row_number in names:
+            return replace(resolved, row_number=None)
+        return resolved
+
+    def resolve(self, path: Path, what: str = "the input") -> Dialect:
+        """This dialect with the separator detected from a text file's first lines
+        when it is not set (``,`` for other formats)."""
+        if self.sep is not None:
+            return self
+        if Path(path).suffix.lower() not in TEXT_FORMATS:
+            return replace(self, sep=",")
+        return replace(self, sep=sniff(Path(path), self.encoding, what).sep)
+
+
+@dataclass(frozen=True)
+class Sniffed:
+    """What the first lines of a text file look like."""
+
+    sep: str
+    header_sep: str
+    line_end: str
+    quoted: bool
+
+
+def _sample(path: Path, encoding: str) -> str:
+    with open(path, "rb") as handle:
+        raw = handle.read(SNIFF_BYTES)
+    text = raw.decode(encoding, errors="replace")
+    return text.removeprefix("\ufeff")
+
+
+def _fields(sample: str, sep: str) -> list[int]:
+    """Fields per record of the sample (its last, maybe cut, record left out)."""
+    rows = list(csv.reader(io.StringIO(sample, newline=""), delimiter=sep))
+    if len(sample) >= SNIFF_BYTES - 8 and len(rows) > 1:
+        rows = rows[:-1]
+    return [len(row) for row in rows if row]
+
+
+def sniff(path: Path, encoding: str = "utf-8", what: str = "the input") -> Sniffed:
+    """The separator a text file's first lines are written with: the one among
+    ``,`` ``;`` tab ``|`` that splits the header into the most fields with every
+    sampled record as wide as it (``,`` when none splits anything), the
+    separator its header alone suggests, the line ends and whether fields are
+    quoted."""
+    with readable(path, what, encoding):
+        sample = _sample(path, encoding)
+    first = sample.splitlines()[0] if sample.strip() else ""
+    best, best_score = ",", (0.0, 1)
+    header_sep, header_fields = ",", 1
+    for sep in (",", ";", "\t", "|"):
+        counts = _fields(sample, sep)
+        if not counts or counts[0] < 2:
+            continue
+        if first.count(sep) + 1 > header_fields:
+            header_sep, header_fields = sep, first.count(sep) + 1
+        same = sum(n == counts[0] for n in counts) / len(counts)
+        score = (same, counts[0])
+        if score > best_score:
+            best, best_score = sep, score
+    line_end = "CRLF" if "\r\n" in sample else "CR" if "\r" in sample else "LF"
+    return Sniffed(best, header_sep, line_end, '"' in sample)
+
+
+def describe(path: Path, dialect: Dialect) -> str:
+    """How a file is read, for the read stage's output and error messages, e.g.
+    ``sep ';' (detected), CRLF line ends, encoding utf-8, decimal ','``."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        parts = ["Parquet"]
+    elif suffix == ".xlsx":
+        parts = [
+            f"Excel sheet {dialect.sheet!r}" if dialect.sheet else "Excel, first sheet"
+        ]
+    else:
+        sniffed = sniff(path, dialect.encoding)
+        sep = dialect.sep or sniffed.sep
+        how = "set" if dialect.sep else "detected"
+        parts = [f"sep {SEP_NAMES[sep]} ({how})", f"{sniffed.line_end} line ends"]
+        if sniffed.quoted:
+            parts.append("quoted fields")
+        parts += [f"encoding {dialect.encoding}", f"decimal {dialect.decimal!r}"]
+    if dialect.row_number:
+        parts.append(f"id {dialect.row_number!r} = row number")
+    return ", ".join(parts)
+
+
+def header_hint(path: Path, dialect: Dialect) -> str:
+    """For a column missing from a text file's header: how the file was read and,
+    when its header looks split by another separator, which setting to change."""
+    path = Path(path)
+    if path.suffix.lower() not in TEXT_FORMATS:
+        return ""
+    try:
+        sniffed = sniff(path, dialect.encoding)
+    except ContractError:
+        return ""
+    used = dialect.sep or sniffed.sep
+    how = "" if dialect.sep else ", detected"
+    hint = f" (read with sep {SEP_NAMES[used]}{how}"
+    if sniffed.header_sep != used:
+        key = dialect.key or "source.tables.<table>"
+        hint += (
+            f"; the header looks {SEP_NAMES[sniffed.header_sep]}-separated: set "
+            f"{key}.sep"
+        )
+    return hint + ")"
 
 
 # --- reading --------------------------------------------------------------------
@@ -67,16 +267,16 @@ NOUNS: dict[str, str] = {
 
 def _suffix(path: Path, what: str) -> str:
     suffix = path.suffix.lower()
-    if suffix not in FORMATS:
+    if suffix not in READ_FORMATS:
         raise ContractError(
             f"{path} ({what}): cannot read a {suffix or 'suffix-less'!r} file; "
-            "export it as .csv or .parquet"
+            "export it as .csv, .xlsx or .parquet"
         )
     return suffix
 
 
 @contextmanager
-def readable(path: Path, what: str) -> Iterator[None]:
+def readable(path: Path, what: str, encoding: str = "utf-8") -> Iterator[None]:
     """Turn a file that cannot be read into a ContractError naming it and why.
 
     pyarrow reports a corrupt Parquet page or footer as a plain OSError and bad
@@ -84,6 +284,8 @@ def readable(path: Path, what: str) -> Iterator[None]:
     """
     try:
         yield
+    except ContractError:
+        raise
     except FileNotFoundError:
         raise ContractError(
             f"{path} ({what}): no such file; check the path (relative to the project "
@@ -99,11 +301,18 @@ def readable(path: Path, what: str) -> Iterator[None]:
             f"{path} ({what}): empty (not even a header); export it again"
         ) from None
     except UnicodeDecodeError:
-        raise ContractError(_not_utf8(path, what)) from None
+        raise ContractError(_not_utf8(path, what, encoding)) from None
+    except (zipfile.BadZipFile, KeyError) as error:
+        if isinstance(error, KeyError) and path.suffix.lower() != ".xlsx":
+            raise
+        raise ContractError(
+            f"{path} ({what}): not a valid .xlsx workbook; save it again from "
+            "Excel as .xlsx (or export the sheet as CSV)"
+        ) from None
     except (OSError, ValueError, pa.ArrowException) as error:
         detail = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        if "invalid UTF8" in detail:
-            raise ContractError(_not_utf8(path, what)) from None
+        if "invalid UTF8" in detail or "decode" in detail.lower():
+            raise ContractError(_not_utf8(path, what, encoding)) from None
         if detail == "Empty CSV file":
             raise ContractError(
                 f"{path} ({what}): empty (not even a header); export it again"
@@ -115,22 +324,162 @@ def readable(path: Path, what: str) -> Iterator[None]:
         ) from None
 
 
-def _not_utf8(path: Path, what: str) -> str:
-    return f"{path} ({what}): not UTF-8 text; save it as 'CSV UTF-8' and try again"
-
-
-def _read_csv(path: Path, **options: Any) -> Any:
-    return pd.read_csv(
-        path, dtype=str, keep_default_na=False, na_values=[""], **options
+def _not_utf8(path: Path, what: str, encoding: str = "utf-8") -> str:
+    if encoding.replace("-", "").lower() != "utf8":
+        return (
+            f"{path} ({what}): not {encoding} text; set the table's encoding to the "
+            "one it was saved in"
+        )
+    return (
+        f"{path} ({what}): not UTF-8 text; save it as 'CSV UTF-8', or set the "
+        "table's encoding (e.g. source.tables.deals.encoding: cp1252) and try again"
     )
 
 
-def _written_names(path: Path, suffix: str) -> list[str]:
+#: Digit-group separators of numbers written with a decimal comma (a point, a
+#: space, a no-break space), as real characters: pandas and pyarrow (RE2) both
+#: read them in a character class.
+GROUPS = ". \u00a0\u202f"
+#: A number written with a decimal comma: 1234,5 or 1.234,5 or 1 234,5 (or 1.234).
+DECIMAL_COMMA = rf"^\s*[+-]?(?:\d{{1,3}}(?:[{GROUPS}]\d{{3}})+|\d+)(?:,\d+)?\s*$"
+
+
+def _decimal_text(text: pd.Series) -> pd.Series:
+    """Numbers written with a decimal comma as plain numbers (1.234,5 -> 1234.5);
+    other cells as they are."""
+    values = text.astype("string")
+    marked = values.str.contains(f"[,{GROUPS}]", regex=True)
+    match = (values.str.match(DECIMAL_COMMA) & marked).fillna(False)
+    if not match.any():
+        return text
+    plain = (
+        values.str.strip()
+        .str.replace(f"[{GROUPS}]", "", regex=True)
+        .str.replace(",", ".", regex=False)
+    )
+    return values.mask(match.to_numpy(bool), plain)
+
+
+def _with_row_numbers(frame: pd.DataFrame, name: str, first: int) -> pd.DataFrame:
+    numbers = np.arange(first + 1, first + 1 + len(frame)).astype(str)
+    frame.insert(0, name, pd.Series(numbers, index=frame.index, dtype="string"))
+    return frame
+
+
+def _read_csv(path: Path, dialect: Dialect) -> Any:
+    frame = pd.read_csv(
+        path,
+        dtype=str,
+        keep_default_na=False,
+        na_values=[""],
+        sep=dialect.sep,
+        encoding=dialect.encoding,
+    )
+    if dialect.decimal == ",":
+        for column in frame.columns:
+            frame[column] = _decimal_text(frame[column])
+    return frame
+
+
+def _cell_text(value: Any) -> str | None:
+    """An Excel cell as CSV text: whole numbers without a point, dates ISO 8601."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    if isinstance(value, datetime):
+        if value.time() == datetime.min.time():
+            return value.date().isoformat()
+        return value.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    text = str(value)
+    return text if text.strip() else None
+
+
+def _sheet(workbook: Any, path: Path, what: str, dialect: Dialect) -> Any:
+    if dialect.sheet is None:
+        return workbook.worksheets[0]
+    if dialect.sheet not in workbook.sheetnames:
+        key = dialect.key or "source.tables.<table>"
+        raise ContractError(
+            f"{path} ({what}): no sheet {dialect.sheet!r}; its sheets are "
+            f"{', '.join(map(repr, workbook.sheetnames))}: set {key}.sheet"
+        )
+    return workbook[dialect.sheet]
+
+
+def _xlsx_rows(
+    path: Path, what: str, dialect: Dialect, header_only: bool = False
+) -> tuple[list[str], list[list[str | None]]]:
+    """The header and the rows (cells as text; entirely empty rows left out) of
+    an .xlsx file's sheet."""
+    import openpyxl
+
+    with readable(path, what):
+        workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    try:
+        with readable(path, what):
+            rows = _sheet(workbook, path, what, dialect).iter_rows(values_only=True)
+            first = next(rows, None)
+            if first is None:
+                raise ContractError(
+                    f"{path} ({what}): the sheet is empty (not even a header)"
+                )
+            cells = [_cell_text(v) for v in first]
+            while cells and cells[-1] is None:
+                cells.pop()
+            if None in cells:
+                raise ContractError(
+                    f"{path} ({what}): header column {cells.index(None) + 1} has no "
+                    "name; give every column a name"
+                )
+            names = [str(c) for c in cells]
+            body: list[list[str | None]] = []
+            if header_only:
+                return names, body
+            for number, row in enumerate(rows, start=2):
+                values = [_cell_text(v) for v in row]
+                if all(v is None for v in values):
+                    continue
+                if any(v is not None for v in values[len(names) :]):
+                    raise ContractError(
+                        f"{path} ({what}): sheet row {number} has values beyond "
+                        f"the header's {len(names)} columns; name those columns "
+                        "or clear them"
+                    )
+                body.append(values[: len(names)] + [None] * (len(names) - len(values)))
+    finally:
+        workbook.close()
+    return names, body
+
+
+def _read_xlsx(path: Path, what: str, dialect: Dialect) -> pd.DataFrame:
+    names, body = _xlsx_rows(path, what, dialect)
+    frame = pd.DataFrame(body, columns=names, dtype=object)
+    return frame.astype("string").astype(object).where(frame.notna(), None)
+
+
+def _written_names(
+    path: Path, suffix: str, dialect: Dialect, what: str = "the input"
+) -> list[str]:
     """The column names as the file writes them: pandas renames a repeated CSV
     header ``a`` to ``a.1``, and pyarrow cannot read a repeated Parquet name."""
     if suffix == ".parquet":
         return list(pq.read_schema(path).names)
-    first = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False)
+    if suffix == ".xlsx":
+        return _xlsx_rows(path, what, dialect, header_only=True)[0]
+    first = pd.read_csv(
+        path,
+        header=None,
+        nrows=1,
+        dtype=str,
+        keep_default_na=False,
+        sep=dialect.sep,
+        encoding=dialect.encoding,
+    )
     return [str(name) for name in first.iloc[0]] if len(first) else []
 
 
@@ -144,34 +493,59 @@ def _refuse_repeated(names: list[str], path: Path, what: str) -> None:
         )
 
 
-def read_table(path: Path, what: str) -> pd.DataFrame:
-    """A whole CSV (cells as text) or Parquet table; ContractError if it cannot be
-    read, has no rows, repeats a column name or (CSV) holds a row with more or
-    fewer fields than its header. ``what`` (a params key such as
-    ``source.tables.deals.path``) is named by the errors."""
+def _refuse_row_column(
+    names: list[str], path: Path, what: str, dialect: Dialect
+) -> None:
+    if dialect.row_number and dialect.row_number in names:
+        key = dialect.key or "source.tables.deals"
+        raise ContractError(
+            f"{path} ({what}): the row-number id {dialect.row_number!r} is already a "
+            f"column of the file; name it otherwise ({key}.id: {{row_number: true, "
+            "name: ...}) or use that column as the id"
+        )
+
+
+def read_table(path: Path, what: str, dialect: Dialect | None = None) -> pd.DataFrame:
+    """A whole CSV (cells as text), Excel sheet (cells as text) or Parquet table;
+    ContractError if it cannot be read, has no rows, repeats a column name or
+    (CSV) holds a row with more or fewer fields than its header. ``what`` (a params
+    key such as ``source.tables.deals.path``) is named by the errors; ``dialect``
+    says how to read it (default: CSV dialect detected)."""
     path = Path(path)
     suffix = _suffix(path, what)
-    with readable(path, what):
-        names = _written_names(path, suffix)
+    dialect = (dialect or Dialect()).resolve(path, what)
+    with readable(path, what, dialect.encoding):
+        names = _written_names(path, suffix, dialect, what)
     _refuse_repeated(names, path, what)
-    if suffix == ".csv":
-        _refuse_malformed(path, what, names[0] if names else "")
-    with readable(path, what):
-        frame = pd.read_parquet(path) if suffix == ".parquet" else _read_csv(path)
+    _refuse_row_column(names, path, what, dialect)
+    if suffix in TEXT_FORMATS:
+        _refuse_malformed(path, what, names[0] if names else "", dialect)
+    with readable(path, what, dialect.encoding):
+        if suffix == ".parquet":
+            frame = pd.read_parquet(path)
+        elif suffix == ".xlsx":
+            frame = _read_xlsx(path, what, dialect)
+        else:
+            frame = _read_csv(path, dialect)
     if frame.empty:
         raise ContractError(f"{path} ({what}): the table has no rows; export it again")
+    if dialect.row_number:
+        frame = _with_row_numbers(frame, dialect.row_number, 0)
     return frame
 
 
-def read_header(path: Path, what: str) -> list[str]:
-    """The column names of a CSV or Parquet file, reading no rows; ContractError
-    when it cannot be read or repeats a name."""
+def read_header(path: Path, what: str, dialect: Dialect | None = None) -> list[str]:
+    """The column names of a file (with the row-number id first when the dialect
+    adds one), reading no rows; ContractError when it cannot be read or repeats a
+    name."""
     path = Path(path)
     suffix = _suffix(path, what)
-    with readable(path, what):
-        names = _written_names(path, suffix)
+    dialect = (dialect or Dialect()).resolve(path, what)
+    with readable(path, what, dialect.encoding):
+        names = _written_names(path, suffix, dialect, what)
     _refuse_repeated(names, path, what)
-    return names
+    _refuse_row_column(names, path, what, dialect)
+    return [dialect.row_number, *names] if dialect.row_number else names
 
 
 def count_rows(path: Path) -> int | None:
@@ -206,13 +580,35 @@ class Chunk:
         return self.table.num_rows
 
 
-def read_chunks(path: Path, columns: list[str], chunk_rows: int) -> Iterator[Chunk]:
+def read_chunks(
+    path: Path, columns: list[str], chunk_rows: int, dialect: Dialect | None = None
+) -> Iterator[Chunk]:
     """The named columns of a file, ``chunk_rows`` rows at a time, values as read
-    (CSV cells as text, only empty cells missing). A CSV record with more or fewer
-    fields than the header is kept as a malformed row, never guessed at."""
+    (CSV and Excel cells as text, only empty cells missing). A CSV record with
+    more or fewer fields than the header is kept as a malformed row, never guessed
+    at. The dialect's row-number id, when among ``columns``, is each row's 1-based
+    number in the file."""
     path = Path(path)
-    with readable(path, "the input"):
-        if _suffix(path, "the input") == ".parquet":
+    dialect = (dialect or Dialect()).resolve(path)
+    row = dialect.row_number if dialect.row_number in columns else None
+    read = [c for c in columns if c != row]
+    for chunk in _file_chunks(path, read, chunk_rows, dialect):
+        if dialect.decimal == "," and path.suffix.lower() in TEXT_FORMATS:
+            chunk = Chunk(_decimal_table(chunk.table), chunk.first_row, chunk.malformed)
+        if row is not None:
+            first = chunk.first_row + 1
+            numbers = np.arange(first, first + len(chunk)).astype(str)
+            table = chunk.table.add_column(0, row, pa.array(numbers, pa.string()))
+            chunk = Chunk(table.select(columns), chunk.first_row, chunk.malformed)
+        yield chunk
+
+
+def _file_chunks(
+    path: Path, columns: list[str], chunk_rows: int, dialect: Dialect
+) -> Iterator[Chunk]:
+    with readable(path, "the input", dialect.encoding):
+        suffix = _suffix(path, "the input")
+        if suffix == ".parquet":
             # pre_buffer (the default) keeps every range read until the iteration
             # ends: ~35 bytes a lead, 350 MB over 10 million. Local reads need no cache.
             parquet = pq.ParquetFile(path, pre_buffer=False)
@@ -221,7 +617,49 @@ def read_chunks(path: Path, columns: list[str], chunk_rows: int) -> Iterator[Chu
                 yield Chunk(pa.Table.from_batches([batch]), first, {})
                 first += batch.num_rows
             return
-        yield from _csv_chunks(path, columns, chunk_rows)
+        if suffix == ".xlsx":
+            frame = _read_xlsx(path, "the input", dialect)
+            missing = [c for c in columns if c not in frame.columns]
+            if missing:
+                raise ContractError(f"{path}: no column(s) {', '.join(missing)}")
+            table = pa.Table.from_pandas(
+                frame[columns],
+                preserve_index=False,
+                schema=pa.schema([(c, pa.string()) for c in columns]),
+            )
+            for first in range(0, max(table.num_rows, 1), chunk_rows):
+                part = table.slice(first, chunk_rows)
+                if part.num_rows:
+                    yield Chunk(part, first, {})
+            return
+        yield from _csv_chunks(path, columns, chunk_rows, dialect)
+
+
+def _decimal_table(table: pa.Table) -> pa.Table:
+    """Every text column with numbers written with a decimal comma made plain."""
+    import pyarrow.compute as pc
+
+    for position, name in enumerate(table.column_names):
+        values = table.column(name)
+        if not pa.types.is_string(values.type):
+            continue
+        match = pc.and_(
+            pc.match_substring_regex(values, DECIMAL_COMMA),
+            pc.match_substring_regex(values, f"[,{GROUPS}]"),
+        )
+        if not pc.any(match).as_py():
+            continue
+        plain = pc.replace_substring(
+            pc.replace_substring_regex(
+                pc.utf8_trim_whitespace(values), f"[{GROUPS}]", ""
+            ),
+            ",",
+            ".",
+        )
+        table = table.set_column(
+            position, name, pc.if_else(pc.fill_null(match, False), plain, values)
+        )
+    return table
 
 
 @dataclass
@@ -229,6 +667,8 @@ class _Malformed:
     """CSV records the reader skipped (data row number -> reason), as reported."""
 
     reasons: dict[int, str] = field(default_factory=dict)
+    #: The separator the file is read with, named by the advice.
+    sep: str = ","
 
     def handler(self, row: Any) -> str:
         """pyarrow's invalid_row_handler: note the record, skip it."""
@@ -237,21 +677,28 @@ class _Malformed:
         self.reasons[row.number - 2] = (
             f"malformed CSV line {row.number}: {row.actual_columns} field(s) where "
             f"the header has {row.expected_columns} ({quote_value(row.text)}); fix "
-            "the row in the export (a value holding a comma must be quoted)"
+            f"the row in the export (a value holding {SEP_WORDS[self.sep]} must be "
+            "quoted)"
         )
         return "skip"
 
 
-def _csv_reader(path: Path, columns: list[str], malformed: _Malformed) -> Any:
+def _csv_reader(
+    path: Path, columns: list[str], malformed: _Malformed, dialect: Dialect
+) -> Any:
     import pyarrow.csv as pcsv
 
     # Serial reading numbers every record (a threaded reader may not); lines
     # are counted as records, the header being line 1 (blank lines skipped).
     return pcsv.open_csv(
         path,
-        read_options=pcsv.ReadOptions(use_threads=False, block_size=CSV_BLOCK_BYTES),
+        read_options=pcsv.ReadOptions(
+            use_threads=False, block_size=CSV_BLOCK_BYTES, encoding=dialect.encoding
+        ),
         parse_options=pcsv.ParseOptions(
-            newlines_in_values=True, invalid_row_handler=malformed.handler
+            delimiter=dialect.sep or ",",
+            newlines_in_values=True,
+            invalid_row_handler=malformed.handler,
         ),
         convert_options=pcsv.ConvertOptions(
             include_columns=columns,
@@ -263,15 +710,17 @@ def _csv_reader(path: Path, columns: list[str], malformed: _Malformed) -> Any:
     )
 
 
-def _csv_chunks(path: Path, columns: list[str], chunk_rows: int) -> Iterator[Chunk]:
+def _csv_chunks(
+    path: Path, columns: list[str], chunk_rows: int, dialect: Dialect
+) -> Iterator[Chunk]:
     """CSV chunks with malformed records put back in place as missing rows.
 
     The reader skips a malformed record and reports its number; the good rows of a
     batch take the lowest row numbers no reported record holds, since every record
     before a batch's last row is parsed (and reported) before the batch is out.
     """
-    malformed = _Malformed()
-    reader = _csv_reader(path, columns, malformed)
+    malformed = _Malformed(sep=dialect.sep or ",")
+    reader = _csv_reader(path, columns, malformed, dialect)
     pending: list[pa.RecordBatch] = []
     held, placed, first = 0, 0, 0  # rows pending, rows placed, first row pending
     for batch in reader:
@@ -330,11 +779,11 @@ def _chunk(table: pa.Table, first: int, reasons: dict[int, str]) -> Chunk:
     return Chunk(table, first, found)
 
 
-def _refuse_malformed(path: Path, what: str, column: str) -> None:
+def _refuse_malformed(path: Path, what: str, column: str, dialect: Dialect) -> None:
     """ContractError naming the first CSV record whose field count is wrong."""
-    malformed = _Malformed()
-    with readable(path, what):
-        for _ in _csv_reader(path, [column] if column else [], malformed):
+    malformed = _Malformed(sep=dialect.sep or ",")
+    with readable(path, what, dialect.encoding):
+        for _ in _csv_reader(path, [column] if column else [], malformed, dialect):
             pass
     if malformed.reasons:
         first = min(malformed.reasons)

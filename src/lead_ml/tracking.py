@@ -652,11 +652,19 @@ def _headline(metrics: Mapping[str, float]) -> str:
     )
     if "bant.roc_auc" in metrics:
         text += f" vs BANT {metrics['bant.roc_auc']:.3f}"
+    elif "baseline.roc_auc" in metrics:
+        text += " vs the base rate (0.500: no BANT rule was given)"
     if "capacity.model_wins" in metrics and "capacity.bant_wins" in metrics:
         text += (
             f"; {int(metrics['capacity.model_wins']):,} vs "
             f"{int(metrics['capacity.bant_wins']):,} wins in the top "
             f"{int(metrics.get('capacity.k', 0)):,} leads"
+        )
+    elif "capacity.model_wins" in metrics and "capacity.base_rate_wins" in metrics:
+        text += (
+            f"; {int(metrics['capacity.model_wins']):,} wins in the top "
+            f"{int(metrics.get('capacity.k', 0)):,} leads, "
+            f"{metrics['capacity.base_rate_wins']:,.0f} at the base rate"
         )
     return f"{text}."
 

@@ -1,0 +1,277 @@
+"""Mutation testing of lead-ml's core modules (`make mutate`), with mutmut 3.
+
+Each module is mutated on its own, in its own folder ``mutants/<module>/`` (git- and
+dvc-ignored), and each of its mutants runs only against the module's fast tests
+(:data:`MODULES`), never the whole suite: mutmut maps every test of that selection to
+the functions it calls and runs a mutant against the tests that call its function.
+The settings every module shares are ``[tool.mutmut]`` in pyproject.toml; this script
+adds the module's ``only_mutate`` and test selection to a copy of it.
+
+The summary goes to ``reports/mutation.json``: per module the mutants, how many were
+killed, survived, judged equivalent (``tests/mutation_equivalent.txt``: a mutant's name
+and why it cannot change behaviour), and the score, killed / (mutants - equivalent).
+A timeout counts as killed (the mutant never finished its tests); a mutant no selected
+test reaches counts as survived; a mutant whose tests ended otherwise (stopped by
+mutmut's wall-clock limit on a busy machine: "suspicious") is counted as unclear, left
+out of the score and retested by ``--retest``.
+
+Usage: ``python scripts/mutate.py [module ...] [--retest]``; ``--retest`` runs again
+only the survivors and unclear mutants of an earlier run (after adding tests), and
+``--summary`` only rewrites the JSON from the results on disk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+WORK = ROOT / "mutants"
+SUMMARY = ROOT / "reports" / "mutation.json"
+EQUIVALENT = ROOT / "tests" / "mutation_equivalent.txt"
+
+#: Core module -> its source files and its fast tests, smallest module first.
+MODULES: dict[str, tuple[list[str], list[str]]] = {
+    "baseline": (
+        ["baseline.py"],
+        ["tests/test_baseline.py", "tests/test_bant_messages.py"],
+    ),
+    "evaluate": (["evaluate.py"], ["tests/test_evaluate.py"]),
+    "model": (["model.py"], ["tests/test_model.py"]),
+    "features": (["features.py"], ["tests/test_features.py", "tests/test_missing.py"]),
+    "explanations": (
+        ["explain.py", "fastshap.py"],
+        ["tests/test_explain.py", "tests/test_fastshap.py"],
+    ),
+    "scorer": (["scorer.py"], ["tests/test_scorer.py", "tests/test_missing.py"]),
+    "batch": (["batch.py"], ["tests/test_batch.py"]),
+}
+
+#: mutmut's exit codes by outcome (mutmut.stats.status_by_exit_code, grouped).
+KILLED = {1, 3, 36, -24, 24, 152, 255, -11, -9, 37}
+SURVIVED = {0, 5, 33}
+NOT_RUN = {None, 2, 34}
+
+
+def mutmut_table() -> dict[str, Any]:
+    """The shared ``[tool.mutmut]`` settings of pyproject.toml."""
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))
+    return dict(data["tool"]["mutmut"])
+
+
+def toml_value(value: Any) -> str:
+    """A str, number, bool or list of them as TOML."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    return "[" + ", ".join(toml_value(v) for v in value) + "]"
+
+
+def module_pyproject(module: str) -> str:
+    """pyproject.toml for a module's folder: the project's, its [tool.mutmut] made
+    the module's (its files to mutate, its tests)."""
+    files, tests = MODULES[module]
+    text = (ROOT / "pyproject.toml").read_text("utf-8")
+    # Drop the shared table (up to the next table header): it is written back below.
+    text = re.sub(r"(?ms)^\[tool\.mutmut\]\n.*?(?=^\[)", "", text + "\n[end]")
+    text = text.removesuffix("\n[end]")
+    table = mutmut_table() | {
+        "only_mutate": [f"src/lead_ml/{f}" for f in files],
+        "pytest_add_cli_args_test_selection": tests,
+    }
+    lines = [f"{key} = {toml_value(value)}" for key, value in table.items()]
+    return text + "\n[tool.mutmut]\n" + "\n".join(lines) + "\n"
+
+
+def prepare(module: str) -> Path:
+    """The module's folder, its code and tests linked in (mutmut copies them)."""
+    folder = WORK / module
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "pyproject.toml").write_text(module_pyproject(module), "utf-8")
+    for name in ["src", "tests", *mutmut_table().get("also_copy", [])]:
+        link = folder / name
+        if not link.is_symlink():
+            link.symlink_to(ROOT / name, target_is_directory=(ROOT / name).is_dir())
+    return folder
+
+
+def results(module: str) -> dict[str, int | None]:
+    """Exit code of each mutant of a module's files (None: not run yet)."""
+    files, _ = MODULES[module]
+    codes: dict[str, int | None] = {}
+    for name in files:
+        meta = WORK / module / "mutants" / "src" / "lead_ml" / f"{name}.meta"
+        if meta.exists():
+            codes |= json.loads(meta.read_text("utf-8"))["exit_code_by_key"]
+    return codes
+
+
+def equivalents() -> dict[str, str]:
+    """Mutants judged equivalent: name -> why (tests/mutation_equivalent.txt)."""
+    found: dict[str, str] = {}
+    if EQUIVALENT.exists():
+        for line in EQUIVALENT.read_text("utf-8").splitlines():
+            name, _, reason = line.partition("#")
+            if name.strip():
+                found[name.strip()] = reason.strip()
+    return found
+
+
+def summarise(module: str, seconds: float | None) -> dict[str, Any]:
+    """Counts and score of a module's last run."""
+    codes = results(module)
+    judged = equivalents()
+    survivors = sorted(k for k, c in codes.items() if c in SURVIVED)
+    equivalent = [k for k in survivors if k in judged]
+    killed = sum(1 for c in codes.values() if c in KILLED)
+    not_run = sum(1 for c in codes.values() if c in NOT_RUN)
+    unclear = sorted(
+        k for k, c in codes.items() if c not in KILLED | SURVIVED | NOT_RUN
+    )
+    counted = len(codes) - not_run - len(unclear) - len(equivalent)
+    return {
+        "files": [f"src/lead_ml/{f}" for f in MODULES[module][0]],
+        "tests": MODULES[module][1],
+        "mutants": len(codes),
+        "killed": killed,
+        "survived": len(survivors) - len(equivalent),
+        "equivalent": len(equivalent),
+        "not_run": not_run,
+        # of the survivors: mutants in code no selected test calls
+        "no_tests": sum(
+            1 for k in survivors if codes[k] in {5, 33} and k not in judged
+        ),
+        "unclear": len(unclear),
+        "score": round(killed / counted, 4) if counted else None,
+        "seconds": None if seconds is None else round(seconds),
+        "survivors": [k for k in survivors if k not in judged],
+        "unclear_mutants": unclear,
+        "equivalents": {k: judged[k] for k in equivalent},
+    }
+
+
+def run(module: str, retest: bool) -> float:
+    """Run mutmut on one module (niced, one worker); seconds taken."""
+    folder = prepare(module)
+    names: list[str] = []
+    if retest:
+        names = [k for k, c in results(module).items() if c not in KILLED | NOT_RUN]
+        if not names:
+            return 0.0
+    env = os.environ | {
+        # LightGBM's and numba's thread pools do not survive mutmut's fork.
+        "OMP_NUM_THREADS": "1",
+        "NUMBA_NUM_THREADS": "1",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "DO_NOT_TRACK": "1",
+        # -p mutation_plugin ([tool.mutmut] pytest_add_cli_args) is imported from here
+        "PYTHONPATH": os.pathsep.join(
+            p for p in (str(ROOT / "scripts"), os.environ.get("PYTHONPATH")) if p
+        ),
+    }
+    command = [
+        "nice",
+        "-n",
+        "15",
+        str(Path(sys.executable).parent / "mutmut"),
+        "run",
+        "--max-children",
+        "1",
+        *names,
+    ]
+    # pytest's temporary folders in a root of their own: other pytest runs on the
+    # machine delete the folders of finished sessions (the projects the tests share).
+    temporary = folder / "tmp"
+    shutil.rmtree(temporary, ignore_errors=True)
+    temporary.mkdir()
+    env["PYTEST_DEBUG_TEMPROOT"] = str(temporary)
+    before = results(module)
+    start = time.monotonic()
+    try:
+        subprocess.run(command, cwd=folder, env=env, check=True)
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+    if retest:
+        keep_verdicts(module, before)
+    return time.monotonic() - start
+
+
+def keep_verdicts(module: str, before: dict[str, int | None]) -> None:
+    """After a retest, the earlier verdicts of the mutants not retested: mutmut
+    forgets every verdict when the test selection changes (a test file added), and
+    a mutant the earlier tests killed is still killed by a selection holding them."""
+    for name in MODULES[module][0]:
+        meta = WORK / module / "mutants" / "src" / "lead_ml" / f"{name}.meta"
+        data = json.loads(meta.read_text("utf-8"))
+        codes = data["exit_code_by_key"]
+        for key, code in codes.items():
+            if code is None and before.get(key) is not None:
+                codes[key] = before[key]
+        meta.write_text(json.dumps(data, indent=4), "utf-8")
+
+
+def write_summary(measured: dict[str, dict[str, Any]]) -> None:
+    """Merge this run's modules into reports/mutation.json."""
+    previous = json.loads(SUMMARY.read_text("utf-8")) if SUMMARY.exists() else {}
+    earlier = previous.get("modules", {})
+    for name, module in measured.items():
+        if module["seconds"] is None and name in earlier:  # --summary: not rerun
+            module["seconds"] = earlier[name].get("seconds")
+    modules = earlier | measured
+    killed = sum(m["killed"] for m in modules.values())
+    counted = sum(m["killed"] + m["survived"] for m in modules.values())
+    summary = {
+        "command": "make mutate",
+        "tool": "mutmut " + version(),
+        "target": 0.9,
+        "score": round(killed / counted, 4) if counted else None,
+        "modules": {k: modules[k] for k in MODULES if k in modules},
+    }
+    SUMMARY.parent.mkdir(exist_ok=True)
+    SUMMARY.write_text(json.dumps(summary, indent=2) + "\n", "utf-8")
+
+
+def version() -> str:
+    """The installed mutmut's version."""
+    from importlib.metadata import version as installed
+
+    return installed("mutmut")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("modules", nargs="*", help=f"of {', '.join(MODULES)}")
+    parser.add_argument("--retest", action="store_true")
+    parser.add_argument("--summary", action="store_true")
+    args = parser.parse_args(argv)
+    chosen = args.modules or list(MODULES)
+    unknown = sorted(set(chosen) - set(MODULES))
+    if unknown:
+        parser.error(f"no core module {', '.join(unknown)}: choose of {list(MODULES)}")
+    measured = {}
+    for module in chosen:
+        seconds = None if args.summary else run(module, args.retest)
+        measured[module] = summarise(module, seconds)
+        m = measured[module]
+        print(  # noqa: T201 - the command's report
+            f"{module}: {m['killed']} killed, {m['survived']} survived, "
+            f"{m['equivalent']} equivalent of {m['mutants']}: score {m['score']}"
+        )
+        write_summary({module: m})  # after each module: a long run can be stopped
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
