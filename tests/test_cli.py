@@ -154,6 +154,8 @@ def test_a_leaky_column_stops_the_audit_with_a_message(tmp_path: Path) -> None:
             str(path),
             "--validated",
             str(tmp_path / "data/validated"),
+            "--tables",
+            str(tmp_path / "data/tables"),
             "--out",
             str(report),
             "--summary",

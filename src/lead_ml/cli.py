@@ -308,12 +308,13 @@ def _print_audit(report: dict[str, Any]) -> None:
     if report["flags"]:
         console.print(table)
     # Every column left out, with its reason: a column never disappears unsaid.
+    # One line each, never wrapped by the console: a long column name stays whole
+    # (copied into params as it is) whatever the terminal's width.
     left_out = report["data"].get("excluded", {})
     if left_out:
-        excluded = Table("column", "why it is not a feature", title="columns left out")
+        console.print(plain(f"columns left out ({len(left_out)}):"))
         for column, reason in left_out.items():
-            excluded.add_row(*table_row(column, reason))
-        console.print(excluded)
+            console.print(plain(f"  {column}: {reason}"), soft_wrap=True)
     flagged = {f"{f['column']} ({f['check']}" for f in report["flags"]}
     for warning in report.get("warnings", []):
         if not any(warning.startswith(f) for f in flagged):

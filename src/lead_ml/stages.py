@@ -143,7 +143,13 @@ def run_audit(
     deals = read_deals(validated_dir)
     export = None
     if tables_dir is not None:
-        export = pd.read_parquet(tables_dir / TABLE_FILE.format(name="deals"))
+        copied = tables_dir / TABLE_FILE.format(name="deals")
+        if not copied.exists():
+            raise ContractError(
+                f"{copied}: not found; run `lead-ml read --table deals --out "
+                f"{copied}` first (copies are judged on every column it holds)"
+            )
+        export = pd.read_parquet(copied)
     audit = audit_deals(
         deals, params.source, params.audit, params.split, params.seed, export
     )
