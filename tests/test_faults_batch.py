@@ -23,7 +23,15 @@ import typer
 from projects import Project
 from typer.testing import CliRunner
 
-from lead_ml.batch import BatchSummary, Target, score_file
+from lead_ml.batch import (
+    BatchSummary,
+    IdIndex,
+    JobInterrupted,
+    StopRequest,
+    Target,
+    score_file,
+    split_activities,
+)
 from lead_ml.cli import app, friendly
 from lead_ml.scorer import Scorer, load_scorer
 from lead_ml.vocab import ContractError
@@ -33,9 +41,11 @@ runner = CliRunner()
 #: chunk until the file argv[1] exists: the job is mid-write for as long as a test
 #: needs, without a race against its speed.
 HELD_JOB = """
-import sys, time
+import faulthandler, signal, sys, time
 from pathlib import Path
 import lead_ml.batch as batch
+
+faulthandler.register(signal.SIGUSR1)  # a job that hangs shows where (see finish)
 
 go, real = Path(sys.argv[1]), batch.score_file
 
@@ -142,6 +152,19 @@ def held_job(
                 job.communicate()
 
 
+def finish(job: subprocess.Popen[str], timeout: float = 300) -> tuple[str, str]:
+    """What a held job printed once it ends; a job still running after ``timeout``
+    seconds fails the test with its threads' stacks (SIGUSR1: faulthandler)."""
+    try:
+        return job.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        job.send_signal(signal.SIGUSR1)
+        time.sleep(2)
+        job.kill()
+        stdout, stderr = job.communicate()
+        pytest.fail(f"the job still ran after {timeout} s:\n{stdout}\n{stderr}")
+
+
 def wait_mid_write(job: subprocess.Popen[str], out: Path) -> Path:
     """Wait until the job has begun its temporary output (its first chunk is
     scored); the job's scratch folder."""
@@ -192,7 +215,7 @@ def test_a_second_job_writing_the_same_file_fails_at_once_and_the_first_finishes
         ]
         said = [loser.communicate(timeout=300)[0] for loser in losers]
         go.touch()
-        stdout, stderr = first.communicate(timeout=300)
+        stdout, stderr = finish(first)
         assert first.returncode == 0, stderr
         assert "rows in = scored + rejected: 300 = 300 + 0 (checked)" in stdout
         for loser, output in zip(losers, said, strict=True):
@@ -267,7 +290,9 @@ def test_a_killed_job_keeps_the_old_output_and_the_next_run_leaves_no_stray_file
             "scores.parquet",
         ]
         job.send_signal(stop)
-        stdout, stderr = job.communicate(timeout=120)
+        # The job stops at the next chunk: let the held one go on to it.
+        (tmp_path / "go").touch()
+        stdout, stderr = finish(job, 120)
         assert (out / "scores.parquet").read_bytes() == before
         if (
             stop == signal.SIGKILL
@@ -306,6 +331,57 @@ def test_the_signal_handlers_in_place_before_a_job_come_back_after_it(
         scorer, tmp_path / "leads.parquet", tmp_path / "s.csv", tmp_path / "r.csv"
     )
     assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
+
+
+def test_a_signal_mid_job_stops_it_at_the_next_chunk_and_replaces_nothing(
+    scorer: Scorer, leads: pd.DataFrame, tmp_path: Path
+) -> None:
+    """The handler only records the signal (SIGTERM to this very process, after
+    the first chunk); the job stops before the second chunk, its scratch files
+    gone, the old output kept and the handlers in place before back."""
+    leads.head(30).to_parquet(tmp_path / "leads.parquet")
+    (tmp_path / "s.csv").write_text("yesterday\n")
+    before = signal.getsignal(signal.SIGTERM)
+    chunks: list[int] = []
+
+    def first_chunk_then_term(rows: int) -> None:
+        chunks.append(rows)
+        if len(chunks) == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    with pytest.raises(JobInterrupted) as stopped:
+        score_file(
+            scorer,
+            tmp_path / "leads.parquet",
+            tmp_path / "s.csv",
+            tmp_path / "r.csv",
+            chunk_rows=10,
+            progress=first_chunk_then_term,
+        )
+    assert stopped.value.signum == signal.SIGTERM and stopped.value.exit_code == 143
+    assert chunks == [10]
+    assert (tmp_path / "s.csv").read_text() == "yesterday\n"
+    assert names(tmp_path) == ["leads.parquet", "s.csv"]
+    assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_a_stop_is_heard_in_the_id_pre_pass_and_the_activity_split(
+    synthetic_project: Project, scorer: Scorer, leads: pd.DataFrame, tmp_path: Path
+) -> None:
+    """A big file's pre-passes take a while: each checks the request per chunk."""
+    asked = StopRequest()
+    asked.check()  # nothing asked yet
+    asked.record(signal.SIGINT, None)
+    asked.record(signal.SIGTERM, None)  # a second signal changes nothing
+    leads.head(10).to_parquet(tmp_path / "leads.parquet")
+    (tmp_path / "ids").mkdir()
+    with pytest.raises(JobInterrupted, match="SIGINT"):
+        leads_file, ids = tmp_path / "leads.parquet", tmp_path / "ids"
+        IdIndex.build(leads_file, 5, ids, scorer.id_column, stop=asked)
+    log = synthetic_project.activities_file(tmp_path)
+    assert log is not None and scorer.activity_columns is not None
+    with pytest.raises(JobInterrupted, match="SIGINT"):
+        split_activities(log, scorer.activity_columns, tmp_path / "parts", stop=asked)
 
 
 # --- colliding paths ------------------------------------------------------------------

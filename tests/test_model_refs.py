@@ -171,6 +171,31 @@ def test_a_run_artifact_that_is_no_scorer_is_refused(store: Store) -> None:
         resolve_scorer(f"runs:/{store.runs[2]}/nothing")
 
 
+def test_a_run_resolves_in_the_store_asked_whatever_mlflow_last_tracked(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MLflow's own runs:/ lookup of a logged model reads the process's global
+    tracking URI, which an earlier training in the same process leaves pointing at
+    its store (failed in CI: "has no artifact 'scorer'", after another test
+    trained). The run's model is found in the store the reference is resolved in."""
+    import mlflow
+    from mlflow.tracking._tracking_service import utils
+
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    monkeypatch.setattr(utils, "_tracking_uri", other)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store.uri)
+    assert mlflow.get_tracking_uri() == other
+    source = resolve_scorer(f"runs:/{store.runs[2]}/scorer", tmp_path / "cache")
+    assert verify_folder(source.folder) == verify_folder(store.folders[2])
+    with pytest.raises(ScorerError, match="no lead-ml scorer there"):
+        resolve_scorer(f"runs:/{store.runs[2]}/booster", tmp_path / "cache")
+    version = resolve_scorer(f"models:/{NAME}/1", tmp_path / "cache")
+    assert verify_folder(version.folder) == verify_folder(store.folders[1])
+    # A run's own artifact folder (not a logged model) resolves too.
+    with pytest.raises(ScorerError, match="no lead-ml scorer there"):
+        resolve_scorer(f"runs:/{store.runs[2]}/plots", tmp_path / "cache")
+
+
 def test_jobs_resolving_at_once_share_one_complete_cache_folder(
     store: Store, tmp_path: Path
 ) -> None:

@@ -224,10 +224,12 @@ class IdIndex:
         missing: tuple[str, ...] = (),
         progress: Callable[[int], None] | None = None,
         dialect: Dialect | None = None,
+        stop: StopRequest | None = None,
     ) -> IdIndex:
         """Hash every id (column ``id_column``, read as :func:`id_keys` reads it
         with the placeholders ``missing``) of the file at ``path`` into files in
-        ``folder``; ``progress`` hears the rows of each chunk hashed."""
+        ``folder``; ``progress`` hears the rows of each chunk hashed, ``stop`` is
+        checked before each."""
         index = cls(folder)
         shift = np.uint64(64 - ID_BUCKET_BITS)
         # ExitStack: every file is closed even when one fails (a full disk fails
@@ -239,6 +241,8 @@ class IdIndex:
             ]
             out = files.enter_context(open(folder / HASH_FILE, "wb"))
             for chunk in read_chunks(path, [id_column], chunk_rows, dialect):
+                if stop is not None:
+                    stop.check()
                 hashes = SeenIds.hash(id_keys(chunk.frame[id_column], missing))
                 out.write(hashes.tobytes())
                 index.rows += len(hashes)
@@ -438,30 +442,45 @@ class Target:
         self._fd = None
 
 
+class StopRequest:
+    """Whether SIGTERM or SIGINT asked the job to stop; the job looks between chunks
+    (:meth:`check`). The signal handler only records it: an exception raised from a
+    handler lands in whatever code runs at that moment, in a library's half-done
+    step or a cleanup that swallows it, and a lost one leaves the job running."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def record(self, signum: int, frame: FrameType | None) -> None:
+        """The signal handler: the first signal is kept, later ones change nothing
+        (so that the cleanup it starts finishes)."""
+        if self.signum is None:
+            self.signum = signum
+
+    def check(self) -> None:
+        """Raise :class:`JobInterrupted` if a signal asked the job to stop."""
+        if self.signum is not None:
+            raise JobInterrupted(self.signum)
+
+
 @contextmanager
-def stop_on_signals() -> Iterator[None]:
-    """While the block runs, SIGTERM and SIGINT raise :class:`JobInterrupted` in it
-    (so that its cleanup runs: Python's default for SIGTERM skips every finally
-    block); the handlers in place before come back after it. A second signal
-    during the cleanup is ignored, so that the cleanup finishes. Outside the main
-    thread, where Python cannot set handlers, nothing changes."""
+def stop_on_signals() -> Iterator[StopRequest]:
+    """While the block runs, SIGTERM and SIGINT are recorded in the
+    :class:`StopRequest` it gets (Python's default for SIGTERM ends the process
+    without running a finally block); the block checks it between chunks and
+    stops with :class:`JobInterrupted`, so that its cleanup runs. The handlers in
+    place before come back after it. Outside the main thread, where Python cannot
+    set handlers, nothing is recorded."""
+    request = StopRequest()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield request
         return
-    stopped: list[int] = []
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        if stopped:
-            return
-        stopped.append(signum)
-        raise JobInterrupted(signum)
-
     handled = (signal.SIGTERM, signal.SIGINT)
     before = {number: signal.getsignal(number) for number in handled}
     for number in handled:
-        signal.signal(number, stop)
+        signal.signal(number, request.record)
     try:
-        yield
+        yield request
     finally:
         for number, handler in before.items():
             signal.signal(number, signal.SIG_DFL if handler is None else handler)
@@ -568,11 +587,13 @@ def split_activities(
     folder: Path,
     missing: tuple[str, ...] = (),
     dialect: Dialect | None = None,
+    stop: StopRequest | None = None,
 ) -> ActivityParts:
     """The activities file (``columns``: its key, time stamp and type) in parts in
     ``folder`` (a job's scratch), read (and, for CSV, parsed) once per job; each
     chunk of leads then opens only the parts holding its ids. Activities exported
-    in time or deal order cluster, so most parts are skipped."""
+    in time or deal order cluster, so most parts are skipped. ``stop`` is checked
+    before each chunk."""
     folder.mkdir()
     split = ActivityParts(path, folder)
     budget = ACTIVITY_INDEX_BYTES
@@ -580,6 +601,8 @@ def split_activities(
     # rejects row by row): types inferred from the first rows failed the whole
     # job on one unreadable time stamp further down, and read ids as numbers.
     for chunk in read_chunks(path, columns, ACTIVITY_PART_ROWS, dialect):
+        if stop is not None:
+            stop.check()
         table = chunk.table
         if chunk.malformed:  # nothing to read in them: counted, left out
             keep = np.ones(len(chunk), dtype=bool)
@@ -905,6 +928,7 @@ def batch_job(
     chunk_rows: int,
     crm: CrmFile | None = None,
     checking: Callable[[int], None] | None = None,
+    stop: StopRequest | None = None,
 ) -> Iterator[BatchJob]:
     """Open a batch job: lock the output and the rejects file, make their scratch
     folders, write the id index and split the activity log there, and open
@@ -913,7 +937,10 @@ def batch_job(
     scratch folder of its own) when there is one. On leaving, the counts must
     reconcile and every file is moved into place; on any error (or signal) none
     is, and the scratch folders and locks go either way. ``checking`` hears the
-    rows of each chunk of the id pre-pass (:meth:`IdIndex.build`)."""
+    rows of each chunk of the id pre-pass (:meth:`IdIndex.build`); ``stop`` is
+    checked between the chunks of the pre-passes and once more before any file is
+    moved into place."""
+    stop = stop or StopRequest()
     output, reject_columns = outputs
     summary = BatchSummary(output=str(files.output), rejects=str(files.rejects))
     missing = scorer.contract.missing_values
@@ -946,6 +973,7 @@ def batch_job(
                 missing,
                 checking,
                 scorer.dialect().for_input(files.input),
+                stop,
             )
         job = BatchJob(writer, reject_writer, index, summary)
         if crm is not None and crm_writer is not None:
@@ -959,6 +987,7 @@ def batch_job(
                     scratch / "activities",
                     missing,
                     scorer.dialect("activities").resolve(files.activities),
+                    stop,
                 )
             summary.activities_rejected += job.activities.malformed
         yield job
@@ -970,6 +999,7 @@ def batch_job(
                 f"{summary.scored} scored, "
                 f"{summary.rejected} rejected; the output was not written"
             )
+        stop.check()  # the last moment a stop still leaves every file as it was
         reject_writer.commit()
         if crm_writer is not None:
             _commit_crm(crm_writer, summary)
@@ -1017,7 +1047,8 @@ def score_file(
 
     Raises ContractError or ScorerError (a file or path the job cannot use, another
     job writing the same file, a disk full...), before any file is replaced, and
-    :class:`JobInterrupted` on SIGTERM or SIGINT.
+    :class:`JobInterrupted` on SIGTERM or SIGINT (at the next chunk: a chunk
+    already begun is finished first).
     """
     started = time.perf_counter()
     files = JobFiles(
@@ -1046,13 +1077,15 @@ def score_file(
     outputs = (scorer.empty_output(explain_reasons), [*REJECT_COLUMNS, *wanted])
     read = wanted if crm is None else [*wanted, *crm.passthrough(wanted)]
     with (
-        stop_on_signals(),
-        batch_job(files, outputs, scorer, chunk_rows, crm, checking) as job,
+        stop_on_signals() as stop,
+        batch_job(files, outputs, scorer, chunk_rows, crm, checking, stop) as job,
     ):
         for chunk in read_chunks(input_path, read, chunk_rows, dialect):
+            stop.check()
             _score_into(scorer, chunk, job, monitor, (explain_reasons, str(input_path)))
             if progress is not None:
                 progress(len(chunk))
+        stop.check()
     summary = job.summary
     summary.drift = monitor.psi()
     summary.seconds = time.perf_counter() - started

@@ -1874,36 +1874,65 @@ def _run_scorer(
     client: Any, text: str, run_id: str, path: str, root: Path
 ) -> ScorerSource:
     """The model (or artifact folder) ``path`` of a run, downloaded."""
-    import mlflow
     from mlflow.exceptions import MlflowException
 
     store = str(client.tracking_uri)
     try:
-        client.get_run(run_id)
+        run = client.get_run(run_id)
     except MlflowException:
         raise ScorerError(
             f"{text}: no run {run_id!r} in the tracking store {_shown(store)}; check "
             "the run id (the MLflow UI), or follow the champion with "
             "models:/lead-ml-scorer@champion (`lead-ml promote`)"
         ) from None
+    location = _run_artifact_location(client, run, path)
+    if location is None:
+        raise ScorerError(
+            f"{text}: run {run_id} has no artifact {path!r} in the tracking "
+            f"store {_shown(store)}; the export logs its scorer as "
+            "runs:/RUN_ID/scorer"
+        )
     folder = root / f"run-{_slug(run_id)}-{_slug(path)}-{_cache_key(store, text)}"
 
     def download(staging: Path) -> str:
-        try:
-            return str(
-                mlflow.artifacts.download_artifacts(
-                    artifact_uri=text, dst_path=str(staging), tracking_uri=store
-                )
+        import mlflow
+
+        return str(
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=location, dst_path=str(staging), tracking_uri=store
             )
-        except MlflowException:
-            raise ScorerError(
-                f"{text}: run {run_id} has no artifact {path!r} in the tracking "
-                f"store {_shown(store)}; the export logs its scorer as "
-                "runs:/RUN_ID/scorer"
-            ) from None
+        )
 
     _cached(folder, download, text, None)
     return ScorerSource(text, folder, _shown(store), run_id=run_id)
+
+
+def _run_artifact_location(client: Any, run: Any, path: str) -> str | None:
+    """Where ``path`` of a run is stored: a model the run logged under that name
+    (as the export logs its scorer), else a file or folder among the run's own
+    artifacts; None when it is neither. Looked up through ``client`` alone:
+    MLflow's own runs:/ resolution reads logged models from the process's global
+    tracking URI, which may name another store than the one asked."""
+    name, _, rest = path.partition("/")
+    found = client.search_logged_models(
+        experiment_ids=[run.info.experiment_id], filter_string=f"name = '{name}'"
+    )
+    while True:
+        for model in found:
+            if model.source_run_id == run.info.run_id:
+                return f"{model.artifact_location.rstrip('/')}/{rest}".rstrip("/")
+        if not found.token:
+            break
+        found = client.search_logged_models(
+            experiment_ids=[run.info.experiment_id],
+            filter_string=f"name = '{name}'",
+            page_token=found.token,
+        )
+    parent, _, leaf = path.rstrip("/").rpartition("/")
+    listed = client.list_artifacts(run.info.run_id, parent or None)
+    if any(item.path.rstrip("/").rpartition("/")[2] == leaf for item in listed):
+        return f"{run.info.artifact_uri.rstrip('/')}/{path}"
+    return None
 
 
 def _cached(
