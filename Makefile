@@ -42,7 +42,7 @@ test: install ## run the test suite (the Spark tests are left to test-spark)
 # pipeline in test_pipeline_dvc.py) run once; loadgroup is broken on pytest 9.2.
 # The slowest scopes go first (tests/conftest.py orders them; xdist's own order,
 # by number of tests, would leave a pipeline for the end while a worker idles).
-	$(BIN)/pytest -q -n auto --dist loadscope --no-loadscope-reorder -m "not spark"
+	$(BIN)/pytest -q -n auto --dist loadscope --no-loadscope-reorder -m "not spark" --durations=20
 
 # Spark is an optional extra (~490 MB): installed at the pinned version only here.
 test-spark: install ## install the [spark] extra and run the Spark tests (local[2], Java 17)

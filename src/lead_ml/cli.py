@@ -65,6 +65,17 @@ errors = Console(stderr=True)
 ParamsOption = Annotated[
     Path, typer.Option("--params", "-p", help="The params file (see README).")
 ]
+#: The stages' files, named alike in every command that reads or writes them.
+ValidatedOption = Annotated[
+    Path, typer.Option("--validated", help="Folder of the validated tables.")
+]
+AuditOption = Annotated[Path, typer.Option("--audit", help="The audit report (JSON).")]
+MetricsOption = Annotated[
+    Path, typer.Option("--metrics", help="Metrics JSON (evaluate writes it).")
+]
+PlotsOption = Annotated[
+    Path, typer.Option("--plots", help="Folder of plot data (evaluate writes it).")
+]
 F = TypeVar("F", bound=Callable[..., Any])
 #: Exit codes besides 0 (done) and 2 (a user error, see `friendly`): a job that
 #: scored no row because it rejected every one; a signal stopped it (128 + signal).
@@ -251,9 +262,7 @@ def read(
 @friendly
 def audit(
     params: ParamsOption = Path("params.yaml"),
-    validated: Annotated[Path, typer.Option(help="Folder of validated deals.")] = Path(
-        "data/validated"
-    ),
+    validated: ValidatedOption = Path("data/validated"),
     out: Annotated[Path, typer.Option(help="The audit report (JSON).")] = Path(
         "reports/audit.json"
     ),
@@ -425,12 +434,8 @@ ModelOption = Annotated[Path, typer.Option("--model", help="Model folder.")]
 @friendly
 def featurize(
     params: ParamsOption = Path("params.yaml"),
-    validated: Annotated[Path, typer.Option(help="Folder of validated deals.")] = Path(
-        "data/validated"
-    ),
-    audit: Annotated[Path, typer.Option(help="The audit report (JSON).")] = Path(
-        "reports/audit.json"
-    ),
+    validated: ValidatedOption = Path("data/validated"),
+    audit: AuditOption = Path("reports/audit.json"),
     split: Annotated[Path, typer.Option(help="The audit's split (Parquet).")] = Path(
         "data/audit/split.parquet"
     ),
@@ -487,18 +492,10 @@ def evaluate(
     features: FeaturesOption = Path("data/features/features.parquet"),
     registry: RegistryOption = Path("data/features/registry.json"),
     model: ModelOption = Path("models/model"),
-    validated: Annotated[Path, typer.Option(help="Validated deals.")] = Path(
-        "data/validated"
-    ),
-    audit: Annotated[Path, typer.Option(help="The audit report (JSON).")] = Path(
-        "reports/audit.json"
-    ),
-    metrics: Annotated[Path, typer.Option(help="Metrics JSON.")] = Path(
-        "reports/metrics.json"
-    ),
-    plots: Annotated[Path, typer.Option(help="Folder for plot data.")] = Path(
-        "reports/plots"
-    ),
+    validated: ValidatedOption = Path("data/validated"),
+    audit: AuditOption = Path("reports/audit.json"),
+    metrics: MetricsOption = Path("reports/metrics.json"),
+    plots: PlotsOption = Path("reports/plots"),
 ) -> None:
     """Score the model and the BANT rule on the same latest test window (or out of
     fold, when the audit finds too few deals for one).
@@ -529,9 +526,7 @@ def export(
     features: FeaturesOption = Path("data/features/features.parquet"),
     registry: RegistryOption = Path("data/features/registry.json"),
     model: ModelOption = Path("models/model"),
-    validated: Annotated[Path, typer.Option(help="Validated deals.")] = Path(
-        "data/validated"
-    ),
+    validated: ValidatedOption = Path("data/validated"),
     out: Annotated[Path, typer.Option(help="Scorer folder.")] = Path("models/scorer"),
     record: Annotated[Path, typer.Option(help="Registry record JSON.")] = Path(
         "reports/export.json"
@@ -567,15 +562,9 @@ def track(
     features: FeaturesOption = Path("data/features/features.parquet"),
     registry: RegistryOption = Path("data/features/registry.json"),
     model: ModelOption = Path("models/model"),
-    validated: Annotated[Path, typer.Option(help="Validated deals.")] = Path(
-        "data/validated"
-    ),
-    metrics: Annotated[Path, typer.Option(help="Metrics JSON from evaluate.")] = Path(
-        "reports/metrics.json"
-    ),
-    plots: Annotated[Path, typer.Option(help="Plot data from evaluate.")] = Path(
-        "reports/plots"
-    ),
+    validated: ValidatedOption = Path("data/validated"),
+    metrics: MetricsOption = Path("reports/metrics.json"),
+    plots: PlotsOption = Path("reports/plots"),
     scorer: Annotated[Path, typer.Option(help="Scorer folder from export.")] = Path(
         "models/scorer"
     ),
@@ -622,12 +611,8 @@ def track(
 @friendly
 def report(
     params: ParamsOption = Path("params.yaml"),
-    metrics: Annotated[Path, typer.Option(help="Metrics JSON from evaluate.")] = Path(
-        "reports/metrics.json"
-    ),
-    plots: Annotated[Path, typer.Option(help="Plot data from evaluate.")] = Path(
-        "reports/plots"
-    ),
+    metrics: MetricsOption = Path("reports/metrics.json"),
+    plots: PlotsOption = Path("reports/plots"),
     scorer: Annotated[
         str,
         typer.Option(
@@ -638,9 +623,7 @@ def report(
     features: Annotated[Path, typer.Option(help="Features Parquet file.")] = Path(
         "data/features/features.parquet"
     ),
-    validated: Annotated[Path, typer.Option(help="Validated tables.")] = Path(
-        "data/validated"
-    ),
+    validated: ValidatedOption = Path("data/validated"),
     rejects: Annotated[Path, typer.Option(help="Rejects CSV from validate.")] = Path(
         "reports/rejects.csv"
     ),
@@ -1075,9 +1058,7 @@ def serve(
 @app.command()
 @friendly
 def summary(
-    metrics: Annotated[Path, typer.Option(help="Metrics JSON from evaluate.")] = Path(
-        "reports/metrics.json"
-    ),
+    metrics: MetricsOption = Path("reports/metrics.json"),
 ) -> None:
     """Print the model-vs-BANT table from a metrics file.
 
@@ -1188,9 +1169,6 @@ def _print_comparison(results: dict[str, Any]) -> None:
 
 FeaturesWindowOption = Annotated[
     Path, typer.Option("--features", help="Features Parquet file: its test split.")
-]
-ValidatedOption = Annotated[
-    Path, typer.Option("--validated", help="Validated tables: lead rows, outcomes.")
 ]
 RecordOption = Annotated[
     Path, typer.Option("--record", help="Export record, read from DVC experiments.")
