@@ -10,13 +10,18 @@ with nothing prepared by hand:
   also orders the leads);
 - Maven as an Excel workbook (the deals on a named sheet), the outcome in a second
   table of closed deals (its stage column; a deal missing from it is open) and the
-  products and sales teams joined many-to-one by key, like the accounts.
+  accounts joined many-to-one by key, which `lead-ml score --table` joins too.
+
+Then, without a BANT rule (``bant: null``), everything that compares says "base
+rate"; the pyfunc numbers rows as `lead-ml score` does for a row-number id; and a
+test window of one outcome is one clear line in compare, report and track.
 
 Kept cheap: 2,000 deals, few trees, few bootstrap resamples.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +33,8 @@ from typer.testing import CliRunner
 
 from lead_ml.cli import app
 from lead_ml.config import load_params, read_params_file
-from lead_ml.sources import read_deals
+from lead_ml.scorer import load_scorer
+from lead_ml.sources import lead_rows, read_deals
 
 runner = CliRunner()
 LEADS = SHARED / "x_education_leads" / "Leads.csv"
@@ -49,10 +55,12 @@ def _lead_ml(*args: str) -> str:
     return result.output
 
 
-def _run(root: Path, params: dict[str, Any], score: Path) -> dict[str, Any]:
+def _run(
+    root: Path, params: dict[str, Any], score: Path, *extra: str
+) -> dict[str, Any]:
     """Write params.yaml into ``root``, run every stage as `dvc repro` would and
-    score ``score`` (a raw export) with the exported scorer; what the commands said
-    and wrote."""
+    score ``score`` (a raw export) with the exported scorer (``extra``: more
+    options of `lead-ml score`); what the commands said and wrote."""
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     said: dict[str, Any] = {}
     with project_environment(root):
@@ -70,6 +78,7 @@ def _run(root: Path, params: dict[str, Any], score: Path) -> dict[str, Any]:
             str(score),
             "--output",
             "scores.csv",
+            *extra,
         )
     said["scores"] = pd.read_csv(root / "scores.csv", dtype={0: str})
     said["rejects"] = pd.read_csv(root / "scores.rejects.csv")
@@ -178,15 +187,19 @@ def test_an_excel_export_with_its_outcome_in_a_second_table_runs_to_scored_leads
         "lost": ["Lost"],
         "absent": "open",
     }
-    # The accounts are left out (joined columns would have to be in the scored file).
-    for key in ("forbidden", "types", "bounds"):
-        source.pop(key, None)
-    source["dimensions"] = {"product": "decision_criteria"}
+    # The accounts join by name; `lead-ml score` joins them onto the workbook too.
+    source["tables"]["accounts"] = {
+        "path": str(MAVEN / "accounts.csv"),
+        "key": "account",
+    }
+    source.pop("forbidden", None)  # close_value is not in the workbook
+    source["dimensions"] = {"product": "decision_criteria", "sector": "fit"}
     params["bant"] = {
         "letters": {"need": "product in ['GTXPro', 'GTX Plus Pro', 'GTK 500']"},
         "threshold": 1,
     }
-    said = _run(tmp_path, params, files["deals"])
+    accounts = f"accounts={MAVEN / 'accounts.csv'}"
+    said = _run(tmp_path, params, files["deals"], "--table", accounts)
     assert "Excel sheet 'Opportunities'" in said["deals"]
     assert "closed.csv (sep ',' (detected), LF line ends" in said["closed"]
     deals = said["loaded"]
@@ -206,3 +219,122 @@ def test_an_excel_export_with_its_outcome_in_a_second_table_runs_to_scored_leads
     assert len(scores) + len(rejects) == len(pipeline)
     assert set(scores["opportunity_id"]) == set(frame.index)
     assert scores["probability"].between(0, 1).all()
+    # Joined as training joined: the same probability as the validated deals' rows
+    # (accounts already in them); a deal without an account is scored, its account
+    # columns unknown, as training kept it, and the console counts them.
+    no_account = int(pipeline["account"].isna().sum())
+    assert no_account > 0
+    assert f"--table accounts: {no_account:,} leads have no row in it" in said["score"]
+    with project_environment(tmp_path):
+        scorer = load_scorer(tmp_path / "models" / "scorer")
+        rows = lead_rows(deals.frame, load_params(tmp_path / "params.yaml").source)
+        hand = scorer.score(rows, explain_reasons=False).set_index("opportunity_id")
+    mine = scores.set_index("opportunity_id")["probability"]
+    assert mine.to_numpy() == pytest.approx(
+        hand.loc[mine.index, "probability"].to_numpy(float), abs=1e-9
+    )
+    # Without the table, the workbook lacks the account columns: one line naming
+    # the table and what to pass; a table the model never joined is refused.
+    with project_environment(tmp_path):
+        plain = [
+            "score", "--input", str(files["deals"]), "--output", "again.csv"
+        ]  # fmt: skip
+        missing = runner.invoke(app, plain, terminal_width=300)
+        unknown = runner.invoke(
+            app, [*plain, "--table", accounts, "--table", "teams=x.csv"]
+        )
+    assert missing.exit_code == 2, missing.output
+    assert "training joined table(s) accounts" in missing.output
+    assert "--table accounts=PATH" in missing.output
+    assert unknown.exit_code == 2 and "no table 'teams'" in unknown.output
+
+
+# --- no BANT rule, a row-number id, a test window of one outcome -------------------
+
+
+@pytest.fixture(scope="module")
+def no_rule(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The European X Education export (row-number id, no id column) run to scored
+    leads with ``bant: null``: the model is compared with the base rate."""
+    _need(LEADS)
+    root = tmp_path_factory.mktemp("no-rule")
+    export = root / "leads_export.csv"
+    _european_leads(export)
+    params = _base("x_education")
+    params["source"]["tables"]["deals"] = {
+        "path": str(export),
+        "id": {"row_number": True, "name": "lead_row"},
+        "order": "lead_row",
+        "decimal": ",",
+    }
+    params["bant"] = None
+    said = _run(root, params, export)
+    return {**said, "root": root, "file": export}
+
+
+def test_without_a_rule_compare_promote_and_the_summary_say_base_rate(
+    no_rule: dict[str, Any],
+) -> None:
+    root = no_rule["root"]
+    metrics = root / "reports" / "metrics.json"
+    with project_environment(root):
+        summary = _lead_ml("summary", "--metrics", str(metrics))
+        compared = _lead_ml("compare")
+        gate = runner.invoke(app, ["promote"], terminal_width=300)
+    assert gate.exit_code in (0, 1), gate.output
+    for output in (summary, compared, gate.output):
+        assert "base rate" in output
+        # BANT is named only to say that no rule was given.
+        assert "BANT" not in re.sub(r"(?i)no BANT rule", "", output), output
+    assert "no BANT rule given" in compared
+    assert "ROC AUC gain over base rate" in gate.output
+    table = pd.read_csv(root / "reports" / "compare" / "compare.csv")
+    assert "base rate" in set(table["approach"])
+    assert "BANT" not in set(table["approach"])
+    assert "ROC AUC gain vs base rate" in set(table["measure"])
+
+
+def test_the_pyfunc_numbers_rows_as_lead_ml_score_does(
+    no_rule: dict[str, Any],
+) -> None:
+    import mlflow
+
+    root = no_rule["root"]
+    frame = pd.read_csv(no_rule["file"], sep=";", decimal=",")
+    assert "lead_row" not in frame.columns
+    with project_environment(root):
+        model = mlflow.pyfunc.load_model(str(root / "models" / "scorer"))
+        predicted = model.predict(frame, params={"explain": False})
+    assert predicted["lead_row"].astype(str).tolist() == [
+        str(n) for n in range(1, len(frame) + 1)
+    ]
+    # The same leads under the same ids as `lead-ml score` gave them.
+    scored = no_rule["scores"].set_index(no_rule["scores"]["lead_row"].astype(str))
+    mine = predicted.set_index(predicted["lead_row"].astype(str))
+    common = scored.index.intersection(mine.index)
+    assert len(common) == len(scored)
+    assert mine.loc[common, "probability"].astype(float).to_numpy() == pytest.approx(
+        scored.loc[common, "probability"].to_numpy(), abs=1e-9
+    )
+
+
+def test_a_test_window_of_one_outcome_is_one_clear_line(
+    no_rule: dict[str, Any],
+) -> None:
+    root = no_rule["root"]
+    features = pd.read_parquet(root / "data" / "features" / "features.parquet")
+    test = features["split"].eq("test") & features["won"].eq(1)
+    assert test.any()
+    lost_only = root / "lost_only.parquet"
+    features.loc[test.to_numpy(), "split"] = "train"
+    features.to_parquet(lost_only)
+    with project_environment(root):
+        for command in ("compare", "report", "track"):
+            result = runner.invoke(
+                app, [command, "--features", str(lost_only)], terminal_width=300
+            )
+            said = result.output.strip()
+            assert result.exit_code == 2, (command, said)
+            assert "Traceback" not in said and len(said.splitlines()) == 1, said
+            assert "the test window holds" in said and "all lost" in said, said
+            assert "split.test_fraction" in said, said

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -38,7 +39,9 @@ from lead_ml.scorer import (
     load_scorer,
     predict_leads,
     serving_example,
+    verify_folder,
 )
+from lead_ml.scorer import serve_command as scorer_serve_command
 from lead_ml.tables import read_table
 from lead_ml.vocab import MEDDIC_DIMENSIONS
 
@@ -405,6 +408,27 @@ def test_lead_ml_serve_refuses_another_version_before_serving(
     result = CliRunner().invoke(app, ["serve", "--model", folder])
     assert result.exit_code == 2
     assert "is expected" in result.output
+
+
+def test_lead_ml_serve_refuses_a_folder_holding_bytecode(
+    synthetic_project: Project, tmp_path: Path
+) -> None:
+    """MLflow's loader would run a cached pyfunc_model bytecode (planted, or left by
+    an earlier plain mlflow.pyfunc.load_model) instead of the checked source: serve
+    refuses the folder, naming the cache, and its own server never writes one."""
+    folder = tmp_path / "scorer"
+    shutil.copytree(synthetic_project.path("models/scorer"), folder)
+    argv, env = scorer_serve_command(folder, verify_folder(folder))
+    assert env["PYTHONDONTWRITEBYTECODE"] == "1"
+    tag = sys.implementation.cache_tag
+    (folder / "__pycache__").mkdir()
+    (folder / "__pycache__" / f"pyfunc_model.{tag}.pyc").write_bytes(b"planted")
+    assert verify_folder(folder)  # the cache is no file of the model's own...
+    result = CliRunner().invoke(app, ["serve", "--model", str(folder)])
+    assert result.exit_code == 2, result.output  # ...but the server would run it
+    message = " ".join(result.output.split())
+    assert message.startswith("error: ") and "__pycache__" in message
+    assert "Delete it" in message and "Traceback" not in result.output
 
 
 # --- the Docker context -----------------------------------------------------------

@@ -41,7 +41,7 @@ import shutil
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -64,6 +64,7 @@ from lead_ml.tables import (
     quote_value,
     read_chunks,
     read_header,
+    read_table,
     reject_frame,
     spreadsheet_safe,
 )
@@ -92,6 +93,9 @@ class BatchSummary:
     rejects: str = ""
     crm_file: str = ""
     crm_rows: int = 0
+    #: Per table joined (--table NAME=PATH): leads whose key it lacks, scored with
+    #: its columns unknown, as training kept such deals.
+    unmatched: dict[str, int] = field(default_factory=dict)
 
     @property
     def rows_per_second(self) -> float:
@@ -113,7 +117,7 @@ class BatchSummary:
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-ready view."""
-        return {
+        done = {
             "rows_in": self.rows_in,
             "scored": self.scored,
             "rejected": self.rejected,
@@ -132,6 +136,10 @@ class BatchSummary:
             if self.crm_file
             else {}
         )
+        return done | self._unmatched()
+
+    def _unmatched(self) -> dict[str, Any]:
+        return {"leads_without_match": self.unmatched} if self.unmatched else {}
 
 
 class JobInterrupted(BaseException):
@@ -1028,6 +1036,99 @@ def _commit_crm(writer: AtomicWriter, summary: BatchSummary) -> None:
     summary.crm_rows = writer.rows
 
 
+@dataclass(frozen=True)
+class JoinedTable:
+    """A many-to-one table joined onto the leads as training joined it (first row
+    per id kept, rows without an id left out): ``rows`` holds the columns the
+    scorer reads from it, indexed by the table's id as text."""
+
+    name: str
+    key: str
+    rows: pd.DataFrame
+
+    def join(
+        self, frame: pd.DataFrame, missing: Sequence[str]
+    ) -> tuple[pd.DataFrame, int]:
+        """The lead rows with the table's columns added by key, and how many leads
+        have no match (their columns empty: unknown, as in training)."""
+        keys = as_text(id_text(frame[self.key]), missing)
+        joined = self.rows.reindex(keys.to_numpy()).set_axis(frame.index)
+        unmatched = int((~keys.isin(self.rows.index)).sum())
+        return pd.concat([frame, joined], axis=1), unmatched
+
+
+def read_joins(
+    scorer: Scorer, tables: Mapping[str, Path], header: list[str], input_path: Path
+) -> list[JoinedTable]:
+    """The tables given as ``--table NAME=PATH`` that training joined onto the
+    deals (:attr:`Scorer.joins`), each read by its training dialect, holding the
+    scorer's columns that the leads file (``header``) lacks. ScorerError for a
+    table the model never joined, a file without the table's id or leads without
+    its key, and for leads lacking columns while a joined table was not given
+    (naming the table and what to pass)."""
+    expected, missing = scorer.joins, scorer.contract.missing_values
+    unknown = sorted(set(tables) - set(expected))
+    if unknown:
+        joined = ", ".join(expected) or "none"
+        raise ScorerError(
+            f"--table {unknown[0]}: the model joined no table {unknown[0]!r} in "
+            f"training (it joined: {joined}); drop it"
+        )
+    found, have = [], list(header)
+    for name, spec in expected.items():
+        if name not in tables:
+            continue
+        path, what = Path(tables[name]), f"--table {name}"
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: the {name} table ({what}) not found")
+        dialect = Dialect.from_dict(spec["reading"]).resolve(path, what)
+        columns = read_header(path, what, dialect)
+        if spec["id"] not in columns:
+            raise ScorerError(
+                f"{path} ({what}): no column {spec['id']!r}, the id training joined "
+                f"{name} by; give the {name} export training read"
+            )
+        if spec["key"] not in have:
+            raise ScorerError(
+                f"{input_path}: no column {spec['key']!r}, the key training joined "
+                f"{name} on ({what} needs it)"
+            )
+        wanted = [c for c in scorer.contract.columns if c in columns and c not in have]
+        raw = read_table(path, what, dialect)
+        ids = as_text(id_text(raw[spec["id"]]), missing)
+        keep = (ids.notna() & ~ids.duplicated(keep="first")).to_numpy()
+        rows = raw.loc[keep, wanted].set_axis(ids[keep].to_numpy())
+        found.append(JoinedTable(name, spec["key"], rows))
+        have += wanted
+    lacking = scorer.contract.missing_columns(have)
+    absent = [n for n in expected if n not in tables]
+    if lacking and absent:
+        passes = " ".join(f"--table {n}=PATH" for n in absent)
+        raise ScorerError(
+            f"{input_path}: missing column(s) {', '.join(lacking)}; training "
+            f"joined table(s) {', '.join(absent)} onto the deals by key "
+            f"({', '.join(expected[n]['key'] for n in absent)}): pass {passes} "
+            "(the export of each table), or leads with those columns joined"
+        )
+    return found
+
+
+def _with_joins(
+    chunk: Chunk,
+    joined: list[JoinedTable],
+    summary: BatchSummary,
+    missing: Sequence[str],
+) -> Chunk:
+    """The chunk with every joined table's columns added (its rows and numbers
+    as they were); the leads without a match counted in ``summary``."""
+    frame = chunk.frame
+    for table in joined:
+        frame, unmatched = table.join(frame, missing)
+        summary.unmatched[table.name] = summary.unmatched.get(table.name, 0) + unmatched
+    arrow = pa.Table.from_pandas(frame, preserve_index=False)
+    return Chunk(arrow, chunk.first_row, chunk.malformed)
+
+
 def score_file(
     scorer: Scorer,
     input_path: Path,
@@ -1039,9 +1140,12 @@ def score_file(
     progress: Callable[[int], None] | None = None,
     crm: CrmFile | None = None,
     checking: Callable[[int], None] | None = None,
+    tables: Mapping[str, Path] | None = None,
 ) -> BatchSummary:
     """Score every lead of a file; write scores and rejects (and the CRM import
     file ``crm``, when given, with the same guarantees); return the summary.
+    ``tables`` (name -> file) are the many-to-one tables training joined onto the
+    deals (:func:`read_joins`), joined onto each chunk by key.
     ``progress`` hears the rows of each chunk scored, ``checking`` those of each
     chunk of the duplicate-id pre-pass that comes first.
 
@@ -1064,7 +1168,9 @@ def score_file(
     # Read as training read the deals (sep, encoding, decimal, row-number id).
     dialect = scorer.dialect().for_input(input_path)
     header = read_header(input_path, "the input", dialect)
-    scorer.check_columns(header, str(input_path))
+    joined = read_joins(scorer, tables or {}, header, input_path)
+    added = {c for table in joined for c in table.rows.columns}
+    scorer.check_columns([*header, *added], str(input_path))
     if crm is not None:
         crm.check(header, explain_reasons, str(input_path))
     if activities_path is not None:
@@ -1073,15 +1179,20 @@ def score_file(
         )
         scorer.check_activity_columns(header, str(activities_path))
     wanted = scorer.contract.columns
+    missing_values = scorer.contract.missing_values
     monitor = DriftMonitor(scorer.spec["drift_reference"])
     outputs = (scorer.empty_output(explain_reasons), [*REJECT_COLUMNS, *wanted])
     read = wanted if crm is None else [*wanted, *crm.passthrough(wanted)]
+    keys = [t.key for t in joined if t.key not in read]
+    read = [*(c for c in read if c not in added), *keys]
     with (
         stop_on_signals() as stop,
         batch_job(files, outputs, scorer, chunk_rows, crm, checking, stop) as job,
     ):
         for chunk in read_chunks(input_path, read, chunk_rows, dialect):
             stop.check()
+            if joined:
+                chunk = _with_joins(chunk, joined, job.summary, missing_values)
             _score_into(scorer, chunk, job, monitor, (explain_reasons, str(input_path)))
             if progress is not None:
                 progress(len(chunk))

@@ -739,6 +739,16 @@ def score(
             "zone (default: now, UTC), e.g. 2026-12-01T09:30:00Z."
         ),
     ] = None,
+    table: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--table",
+            help="NAME=PATH: a many-to-one table training joined onto the deals "
+            "(source.tables: accounts, products...), joined by key as training did; "
+            "once per table.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Score open leads in chunks: probability, score, band, MEDDIC reasons.
 
@@ -758,7 +768,13 @@ def score(
     from lead_ml.tables import count_rows
 
     crm = _crm_file(crm_file, params, scored_at, summary_json)
+    tables = _join_tables(table or [])
     if engine == "spark":
+        if tables:
+            raise ConfigError(
+                "--table: only with --engine local for now; join the tables onto "
+                "the leads before a Spark job, or score locally"
+            )
         if crm is not None:
             raise ConfigError(
                 "--crm-file: only with --engine local (a Spark job writes a Parquet "
@@ -802,6 +818,7 @@ def score(
                 progress=lambda n: bar.advance(task, n),
                 crm=crm,
                 checking=lambda n: bar.advance(ids, n),
+                tables=tables,
             ).as_dict()
     except JobInterrupted as stop:
         errors.print(
@@ -813,6 +830,23 @@ def score(
         raise typer.Exit(code=stop.exit_code) from None
     done = _warned(done, warnings, scorer)
     _finish_batch(done | _model_summary(source, scorer), summary_json)
+
+
+def _join_tables(given: list[str]) -> dict[str, Path]:
+    """``--table NAME=PATH`` options as {name: path}; ConfigError for any other
+    form or a name given twice."""
+    tables: dict[str, Path] = {}
+    for option in given:
+        name, sep, path = option.partition("=")
+        if not sep or not name.strip() or not path.strip():
+            raise ConfigError(
+                f"--table {option!r}: give NAME=PATH, e.g. --table "
+                "accounts=accounts.csv (NAME as under source.tables)"
+            )
+        if name.strip() in tables:
+            raise ConfigError(f"--table {name.strip()}: given twice; give it once")
+        tables[name.strip()] = Path(path.strip())
+    return tables
 
 
 def _activities_unknown(scorer: Scorer, activities: Path | None) -> list[str]:
@@ -953,6 +987,14 @@ def _print_batch(result: dict[str, Any]) -> None:
                 f"CRM import file: {result['crm_rows']:,} rows, one per scored lead "
                 f"(rejected rows are only in {result['rejects']}): "
                 f"{result['crm_file']}"
+            ),
+            soft_wrap=True,
+        )
+    for name, n in result.get("leads_without_match", {}).items():
+        console.print(
+            plain(
+                f"--table {name}: {n:,} leads have no row in it (their key is not "
+                f"there): scored with its columns unknown, as training kept such deals"
             ),
             soft_wrap=True,
         )
@@ -1207,7 +1249,8 @@ def compare(
     ] = Path("reports/compare"),
     record: RecordOption = Path("reports/export.json"),
 ) -> None:
-    """Compare model versions and the BANT rule on the same test window.
+    """Compare model versions and the BANT rule (or, without one, the base rate)
+    on the same test window.
 
     Each model is loaded from the MLflow registry and re-scored on the
     newest test window (or --start/--end). Shows params that differ,
@@ -1270,9 +1313,9 @@ def promote(
     """Make the challenger the champion only if it passes the promotion gate.
 
     The gate (promotion: in params.yaml) compares it with the champion,
-    or with the BANT rule when there is none yet, on the newest test
-    window. A failed gate exits with code 1 and leaves the champion
-    alone; --to moves the alias to any version without the gate.
+    or with the BANT rule (the base rate without one) when there is none
+    yet, on the newest test window. A failed gate exits with code 1 and
+    leaves the champion alone; --to moves the alias to any version without the gate.
 
     Every move is kept in the registry's alias history with its date and
     reason.

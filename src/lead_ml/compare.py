@@ -6,7 +6,9 @@ rows as the export holds them (the source's own column names, with its activity 
 when it has one) on the same window of closed deals: the newest test split of the
 features table, or the days given when the source has created dates. So the
 comparison is fair even when the versions were trained on different data or
-features. The BANT rule is scored on the same rows. The result is a list of tidy
+features. The BANT rule is scored on the same rows; without one (``bant: null``)
+the models are compared with the base rate, leads taken in no order, and every
+table, the headline and the gate say "base rate". The result is a list of tidy
 :class:`Row` records that render as a terminal table, Markdown and CSV. A source
 without created dates (X Education is ordered by its Lead Number) has no months:
 stability by month says so rather than inventing any.
@@ -54,6 +56,10 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
 
 BANT = "BANT"
+#: The label of the comparison when params give no BANT rule (``bant: null``).
+BASE_RATE = "base rate"
+#: How the headline names what the models are compared with when there is no rule.
+NO_RULE_GIVEN = "the base rate (no BANT rule given: leads taken in no order)"
 RUN_ID = re.compile(r"[0-9a-f]{32}")
 VERSION = re.compile(r"[vV]?(\d+)")
 DIFFERS = "What differs"
@@ -338,6 +344,8 @@ class Window:
     amount, ``month`` (each deal's created month, ``YYYY-MM``) None when it has no
     created dates. ``span`` says which deals in words: ``created 2024-01-01 to
     2024-06-30``, ``with Lead Number 7001 to 9240``, or nothing for a random split.
+    ``rule_given`` is False when params give no BANT rule: ``bant_points`` are then
+    0 everywhere, the base rate, and :attr:`baseline` labels it so.
     """
 
     leads: pd.DataFrame
@@ -349,6 +357,12 @@ class Window:
     bant_qualified: np.ndarray
     source: str
     span: str = ""
+    rule_given: bool = True
+
+    @property
+    def baseline(self) -> str:
+        """The label of what models are compared with: BANT, or the base rate."""
+        return BANT if self.rule_given else BASE_RATE
 
     def describe(self) -> str:
         """One line: how many deals, which ones, and where the window came from."""
@@ -494,6 +508,7 @@ def scoring_window(
         bant_qualified=bant["bant_qualified"].to_numpy(bool),
         source=source,
         span=_span(chosen, params),
+        rule_given=params.bant is not None,
     )
 
 
@@ -686,10 +701,12 @@ def _metric_rows(
 
 
 def _pairs(comparison: Comparison) -> list[tuple[str, str]]:
-    """(model, other) pairs to compare: challengers vs the reference, all vs BANT."""
+    """(model, other) pairs to compare: challengers vs the reference, all vs BANT
+    (or the base rate when no rule is given)."""
     pairs = [(c, comparison.reference) for c in comparison.challengers]
     models = [c.label for c in comparison.candidates]
-    return [(a, b) for a, b in pairs if b is not None] + [(m, BANT) for m in models]
+    baseline = comparison.window.baseline
+    return [(a, b) for a, b in pairs if b is not None] + [(m, baseline) for m in models]
 
 
 def _capacity_rows(
@@ -704,8 +721,11 @@ def _capacity_rows(
             window.won, scores[label], window.bant_points, k, seed, window.amount
         )
         views[label] = {key[6:]: v for key, v in view.items() if key[:6] == "model_"}
-    # Every call ranks BANT the same way (one seeded tiebreak), so any view will do.
-    views[BANT] = {key[5:]: v for key, v in view.items() if key[:5] == "bant_"}
+    # Every call ranks BANT the same way (one seeded tiebreak), so any view will do;
+    # without a rule (0 points everywhere) that tiebreak is a list in no order.
+    views[window.baseline] = {
+        key[5:]: v for key, v in view.items() if key[:5] == "bant_"
+    }
     section = f"{CAPACITY}: top {k:,} of {len(window.won):,} leads"
     rows = []
     for label, numbers in views.items():
@@ -767,7 +787,7 @@ def _month_rows(comparison: Comparison) -> list[Row]:
     a window without created dates, one row saying there is nothing to judge."""
     if comparison.window.month is None:
         return [Row(MONTHS, "months", "note", NO_MONTHS)]
-    rows, others = [], [comparison.reference, BANT]
+    rows, others = [], [comparison.reference, comparison.window.baseline]
     # Every pair gets its count, "0 of 0" included: no judged month is news too.
     counted = {
         f"{challenger} - {other}": 0
@@ -780,7 +800,8 @@ def _month_rows(comparison: Comparison) -> list[Row]:
         rows.append(
             Row(MONTHS, month["month"], "deals", month["deals"], "count", note=note)
         )
-        approaches = [c.label for c in comparison.candidates] + [BANT]
+        approaches = [c.label for c in comparison.candidates]
+        approaches.append(comparison.window.baseline)
         rows += [Row(MONTHS, month["month"], a, month[a], "number") for a in approaches]
         for challenger in comparison.challengers:
             for other in (o for o in others if o is not None):
@@ -802,7 +823,8 @@ def compare_scores(
     params: Params,
     capacity: int | None = None,
 ) -> Comparison:
-    """Compare models' scores on a window with each other and the BANT rule.
+    """Compare models' scores on a window with each other and the BANT rule (the
+    base rate when params give none, labelled :data:`BASE_RATE`).
 
     ``scored`` maps each candidate's label to its :func:`score_window` output. The
     first candidate is the reference when there are two or more. Capacity: the one
@@ -815,7 +837,7 @@ def compare_scores(
     scores = {
         c.label: scored[c.label]["probability"].to_numpy(float) for c in candidates
     }
-    scores[BANT] = window.bant_points
+    scores[window.baseline] = window.bant_points
     for model, other in _pairs(comparison):
         comparison.deltas[(model, other)] = paired_bootstrap_auc_delta(
             window.won,
@@ -888,7 +910,8 @@ def run_compare(
     repo: Path = Path("."),
     record: Path = Path("reports/export.json"),
 ) -> Comparison:
-    """Resolve the models named (default: champion and latest), score them and BANT.
+    """Resolve the models named (default: champion and latest), score them and BANT
+    (or the base rate without a rule).
 
     Every model is scored on the same window; see :func:`scoring_window`.
     """
@@ -958,8 +981,9 @@ def sections(comparison: Comparison) -> dict[str, pd.DataFrame]:
 def headline(comparison: Comparison) -> str:
     """What was compared, on which window, at which capacity."""
     models = ", ".join(c.title for c in comparison.candidates)
+    versus = "the BANT rule" if comparison.window.rule_given else NO_RULE_GIVEN
     return (
-        f"{models} and the BANT rule on {comparison.window.describe()}; "
+        f"{models} and {versus} on {comparison.window.describe()}; "
         f"capacity K = {comparison.k:,} leads"
     )
 
@@ -1048,8 +1072,9 @@ def _month_check(
 def gate_checks(
     comparison: Comparison, challenger: str, cfg: PromotionConfig
 ) -> list[GateCheck]:
-    """The promotion gate: challenger vs the reference model (BANT without one)."""
-    against = comparison.reference or BANT
+    """The promotion gate: challenger vs the reference model (without one, BANT or,
+    when no rule is given, the base rate)."""
+    against = comparison.reference or comparison.window.baseline
     delta = comparison.deltas[(challenger, against)]
     low, high = delta["delta_roc_auc_ci95"]
     wins, base = comparison.wins[challenger], comparison.wins[against]
@@ -1215,7 +1240,8 @@ def promote(
     """Move the champion alias to the challenger only if the gate passes.
 
     The gate compares the challenger (default: the latest version) with the champion,
-    or with the BANT rule when there is no champion yet, on the newest test window
+    or with the BANT rule (the base rate when params give none) when there is no
+    champion yet, on the newest test window
     at the capacity of params.yaml; nothing here can be changed from the command line.
     A move is added to the alias history (:func:`alias_history`) with the gate's
     verdict and ``reason``.
@@ -1233,7 +1259,7 @@ def promote(
     checks = gate_checks(comparison, challenger.label, params.promotion)
     promoted = all(check.passed for check in checks)
     if promoted:
-        against = f"v{previous}" if previous is not None else BANT
+        against = f"v{previous}" if previous is not None else window.baseline
         why = _with_reason(f"gate passed vs {against} on {window.describe()}", reason)
         _move_alias(client, params, challenger.version, previous, "promote", why)
     return Promotion(challenger, previous, checks, promoted, window.describe())

@@ -109,12 +109,28 @@ def split_frames(features: pd.DataFrame) -> Split:
     }
     for name, part in parts.items():
         if part["won"].nunique() < 2:
-            raise ValueError(
-                f"the {name} window has {len(part)} deals and not both outcomes; "
-                "every window needs won and lost deals (see reports/audit.md, "
-                "sufficiency)"
-            )
+            raise ValueError(one_outcome_message(name, part))
     return Split(parts["train"], parts["valid"], parts["test"])
+
+
+def one_outcome_message(name: str, part: pd.DataFrame) -> str:
+    """One line: which window lacks an outcome, what it holds, and what to do.
+
+    >>> one_outcome_message("test", pd.DataFrame({"won": [0.0, 0.0]}))[:58]
+    'the test window holds 2 closed deals, all lost: not both o'
+    """
+    won = int(part["won"].sum())
+    held = "none" if part.empty else "all won" if won == len(part) else "all lost"
+    widen = {
+        "valid": "raise split.valid_fraction in params.yaml, ",
+        "test": "raise split.test_fraction in params.yaml, ",
+    }.get(name, "")
+    return (
+        f"the {name} window holds {len(part):,} closed deals, {held}: not both "
+        f"outcomes, so it cannot be judged; {widen}add closed deals of both "
+        "outcomes to the export, or lower audit.max_auc_ci_width so that folds over "
+        "every deal judge it (see reports/audit.md, sufficiency), then `dvc repro`"
+    )
 
 
 def category_levels(train: pd.DataFrame, names: Sequence[str]) -> dict[str, list[str]]:

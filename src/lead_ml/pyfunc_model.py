@@ -32,11 +32,13 @@ class LeadScorerModel(PythonModel):
 
     A lead may lack any column but its id (and the created date when the model
     counts activities): the signature marks the others optional, and a missing one
-    reads as unknown. Every column takes any type (``pd.read_csv`` of the export as
-    it is: int64 numbers, numbers in a category column) and is read by its kind, as
-    `lead-ml score` reads a file (lead_ml.scorer.as_exported). Rejected rows come
-    back with empty (``<NA>``, JSON null) scores and their ``reject_reason``
-    (lead_ml.scorer.predict_leads).
+    reads as unknown. A row-number id (``id: {row_number: true}``) may be absent
+    too: rows are then numbered 1, 2, ... in input order, as `lead-ml score`
+    numbers a file's rows (lead_ml.scorer.with_row_numbers). Every column takes
+    any type (``pd.read_csv`` of the export as it is: int64 numbers, numbers in a
+    category column) and is read by its kind, as `lead-ml score` reads a file
+    (lead_ml.scorer.as_exported). Rejected rows come back with empty (``<NA>``,
+    JSON null) scores and their ``reject_reason`` (lead_ml.scorer.predict_leads).
     """
 
     scorer: Scorer

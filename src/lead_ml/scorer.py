@@ -76,7 +76,7 @@ from lead_ml.model import (
     rows_margin,
 )
 from lead_ml.schema import LeadContract
-from lead_ml.sources import activity_log
+from lead_ml.sources import activity_log, joins
 from lead_ml.tables import Dialect, reject_frame
 from lead_ml.tracking import SCORER_TAG, quiet_environment, tracking_uri
 from lead_ml.vocab import BANDS, OUTPUT_DIMENSIONS, Kind, ScorerError
@@ -292,6 +292,20 @@ def reading_spec(source: SourceConfig) -> dict[str, dict[str, Any] | None]:
     }
 
 
+def join_spec(source: SourceConfig) -> dict[str, dict[str, Any]]:
+    """The many-to-one tables training joined onto the deals (accounts, products,
+    ...), by name: the deals' key, the table's id and how it was read, so that
+    `lead-ml score --table NAME=PATH` joins an export of it the same way."""
+    return {
+        name: {
+            "key": table.key,
+            "id": table.id_column,
+            "reading": Dialect.of(table, name).as_dict(),
+        }
+        for name, table in joins(source).items()
+    }
+
+
 def bundle_spec(
     model: TrainedModel,
     registry: FeatureRegistry,
@@ -316,6 +330,7 @@ def bundle_spec(
         "created_column": source.tables.deals.created,
         "activities": activity_columns(source, registry),
         "reading": reading_spec(source),
+        "joins": join_spec(source),
         "registry": registry.as_dict(),
         "model": asdict(model.info),
         "answers": answers_to_json(answers),
@@ -751,6 +766,12 @@ class _DriftBins(_Closed):
     shares: list[float]
 
 
+class _Join(_Closed):
+    key: str
+    id: str
+    reading: dict[str, str | None]
+
+
 class SpecSchema(_Closed):
     """scorer.json: every key with its type; the nested parts are the dataclasses
     the scorer builds from them (their fields, checked as closed objects)."""
@@ -774,6 +795,8 @@ class SpecSchema(_Closed):
     questions: _Questions = _Questions()
     #: How the deals and the activity log were read (reading_spec); None: defaults.
     reading: dict[str, dict[str, Any] | None] | None = None
+    #: The many-to-one tables training joined (join_spec); none in older bundles.
+    joins: dict[str, _Join] = Field(default_factory=dict)
 
 
 #: Larger than any fitted value, small enough that nothing overflows.
@@ -974,6 +997,12 @@ class Scorer:
         row-number id."""
         reading = self.spec.get("reading") or {}
         return Dialect.from_dict(reading.get(table))
+
+    @property
+    def joins(self) -> dict[str, dict[str, Any]]:
+        """The many-to-one tables training joined onto the deals, by name: ``key``
+        (the leads' column), ``id`` (the table's) and ``reading`` (its dialect)."""
+        return dict(self.spec.get("joins") or {})
 
     @property
     def activity_columns(self) -> list[str] | None:
@@ -1531,8 +1560,46 @@ def predict_leads(
     :func:`as_exported`), optional columns a lead lacks read as unknown, rejected
     rows with empty scores and their ``reject_reason`` (see :func:`pyfunc_output`).
     """
-    complete = with_absent_columns(scorer.contract, leads)
+    numbered = with_row_numbers(scorer, leads)
+    complete = with_absent_columns(scorer.contract, numbered)
     return pyfunc_output(scorer.score(complete, activities, explain_reasons))
+
+
+def row_number_id(scorer: Scorer) -> bool:
+    """Whether the scorer's id is the export's row number (``id: {row_number:
+    true}``): the leads file has no id column and `lead-ml score` numbers its rows."""
+    return scorer.dialect("deals").row_number == scorer.id_column
+
+
+def with_row_numbers(scorer: Scorer, leads: pd.DataFrame) -> pd.DataFrame:
+    """The lead rows with the row-number id added (1-based, in input order, as
+    `lead-ml score` numbers a file's rows) when the scorer's id is the row number
+    and the frame has no such column; otherwise the rows as they are. The input is
+    not changed."""
+    if not row_number_id(scorer) or scorer.id_column in leads.columns:
+        return leads
+    numbers = np.arange(1, len(leads) + 1).astype(str)
+    numbered = leads.copy()
+    numbered.insert(
+        0, scorer.id_column, pd.Series(numbers, index=leads.index, dtype="string")
+    )
+    return numbered
+
+
+def refuse_bytecode(folder: Path) -> None:
+    """ScorerError when the scorer folder holds compiled Python (``__pycache__``):
+    MLflow's own loader runs a cached ``pyfunc_model`` bytecode whose header matches
+    the source's size and time instead of the checked source, and no check can tell
+    a planted one from a cache (:func:`verify_folder` lets the cache through for
+    loaders that never read it: :func:`load_scorer`, :func:`load_pyfunc`)."""
+    cache = folder / "__pycache__"
+    if cache.exists():
+        raise ScorerError(
+            f"{cache}: compiled Python in the scorer folder, left by an earlier "
+            "mlflow.pyfunc.load_model or put there; MLflow's server would run it "
+            f"instead of the checked pyfunc_model.py. Delete it (rm -r {cache}) and "
+            "serve again"
+        )
 
 
 def serve_command(
@@ -1546,7 +1613,8 @@ def serve_command(
     """The command and environment that serve a checked scorer folder with MLflow's
     scoring server (``mlflow models serve --env-manager local``), pinned to
     ``model_version`` (:data:`EXPECT_VERSION_ENV`): a folder changed after its check
-    is refused when the server loads it.
+    is refused when the server loads it. A folder holding bytecode is refused
+    (:func:`refuse_bytecode`), and the server writes none.
 
     MLflow starts its server as ``bash -c "exec uvicorn ..."``, found on PATH: the
     folder of this Python (a venv's ``bin``) goes first on PATH, so the server runs
@@ -1556,11 +1624,15 @@ def serve_command(
     >>> argv[1:5], env["PATH"].endswith(os.pathsep + "/bin"), env[EXPECT_VERSION_ENV]
     (['-m', 'mlflow', 'models', 'serve'], True, 'v')
     """
+    refuse_bytecode(folder)
     here = str(Path(sys.executable).parent)
     path = [here, *(p for p in environ.get("PATH", "").split(os.pathsep) if p)]
     env = dict(environ) | {
         "PATH": os.pathsep.join(path),
         EXPECT_VERSION_ENV: model_version,
+        # The server imports pyfunc_model.py from the folder: it must not leave
+        # bytecode there, which the next server would run instead of the source.
+        "PYTHONDONTWRITEBYTECODE": "1",
     }
     # The scorer holds no pickle: refuse any (MLflow allows them by default).
     env.setdefault("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
@@ -1599,6 +1671,8 @@ def _signature(scorer: Scorer, example: pd.DataFrame) -> Any:
 
     inferred = infer_signature(example, params={"explain": True, "activities_path": ""})
     required = set(required_columns(scorer.contract))
+    if row_number_id(scorer):  # numbered in input order when absent (predict_leads)
+        required.discard(scorer.id_column)
     inputs: list[ColSpec | TensorSpec] = [
         ColSpec(AnyType(), spec.name, required=spec.name in required)
         for spec in inferred.inputs.inputs

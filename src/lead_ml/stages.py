@@ -584,7 +584,8 @@ def log_evaluation(
         log_datasets(params, paths["features"], tested)
         tracking.log_artifacts([paths["metrics"]])
         tracking.log_artifacts([paths["plots"]], artifact_path="plots")
-        tracking.log_figures(paths["plots"])
+        rule = "BANT" if params.bant is not None else "base rate (no rule given)"
+        tracking.log_figures(paths["plots"], baseline=rule)
     baseline = metrics.get("baseline")
     if isinstance(baseline, dict):  # what the model was compared with, and why
         tracking.tag_run(
@@ -740,7 +741,10 @@ def run_track(params: Params, paths: dict[str, Path]) -> dict[str, Any]:
     metrics = _read_json(paths["metrics"], "run `dvc repro` first")
     identity = exported_identity(paths)
     features = pd.read_parquet(paths["features"])
-    split = split_frames(features)
+    try:
+        split = split_frames(features)
+    except ValueError as error:  # a window of one outcome: say which, no traceback
+        raise ConfigError(f"{paths['features']}: {error}") from None
     logged: list[str] = []
     run_id = find_training_run(params, paths["model"])
     if run_id is None:

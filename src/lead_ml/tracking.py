@@ -566,10 +566,11 @@ def log_dataset(
         mlflow.log_input(dataset, context=context)
 
 
-def plot_figures(plots_dir: Path) -> dict[str, Any]:
+def plot_figures(plots_dir: Path, baseline: str = "BANT") -> dict[str, Any]:
     """Matplotlib figures of the plot data in plots_dir (see :data:`FIGURES`):
     the model and BANT on one chart where both were scored; missing files are
-    skipped."""
+    skipped. ``baseline`` labels the rule's curves (the base rate when params give
+    no rule: its 0 points everywhere are leads in no order)."""
     import pandas as pd
     from matplotlib.figure import Figure
 
@@ -582,7 +583,7 @@ def plot_figures(plots_dir: Path) -> dict[str, Any]:
         axes = figure.add_subplot()
         for stem in found:
             data = pd.read_csv(plots_dir / f"{stem}.csv")
-            label = {"bant": "BANT"}.get(stem.rsplit("_", 1)[-1], "model")
+            label = {"bant": baseline}.get(stem.rsplit("_", 1)[-1], "model")
             axes.plot(data[x], data[y], marker="o" if len(data) < 30 else None,
                       label=label)  # fmt: skip
         if name in DIAGONAL:
@@ -602,13 +603,16 @@ def figure_files(plots_dir: Path, artifact_path: str = "figures") -> set[str]:
     }
 
 
-def log_figures(plots_dir: Path, artifact_path: str = "figures") -> list[str]:
+def log_figures(
+    plots_dir: Path, artifact_path: str = "figures", baseline: str = "BANT"
+) -> list[str]:
     """Log the ROC, precision-recall, calibration and gains figures of the plot data
-    as PNG images of the active run; the artifact paths."""
+    as PNG images of the active run (``baseline`` as in :func:`plot_figures`); the
+    artifact paths."""
     import mlflow
 
     logged = []
-    for name, figure in plot_figures(plots_dir).items():
+    for name, figure in plot_figures(plots_dir, baseline).items():
         logged.append(f"{artifact_path}/{name}.png")
         mlflow.log_figure(figure, logged[-1])
     return logged
