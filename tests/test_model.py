@@ -41,7 +41,7 @@ from lead_ml.model import (
     train_model,
 )
 from lead_ml.stages import read_registry
-from lead_ml.vocab import EVIDENCE_CODES
+from lead_ml.vocab import EVIDENCE_CODES, ContractError
 
 #: Directions a user might declare for each source's columns, on top of params.yaml's
 #: (the synthetic CRM declares its own, and its evidence is monotone by kind).
@@ -115,7 +115,7 @@ def test_the_split_is_ordered_in_time_and_holds_only_closed_deals(
 def test_a_window_without_both_outcomes_is_refused(trained: Trained) -> None:
     features = trained.features.copy()
     features.loc[features["split"] == "test", "won"] = 1
-    with pytest.raises(ValueError, match="the test window .* not both outcomes"):
+    with pytest.raises(ContractError, match="the test window .* not both outcomes"):
         split_frames(features)
 
 

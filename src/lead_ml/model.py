@@ -36,7 +36,7 @@ from lead_ml import fastshap
 from lead_ml.audit import cv_folds
 from lead_ml.config import BandsConfig, Params, TrainConfig
 from lead_ml.features import FeatureRegistry, text_codes
-from lead_ml.vocab import SPLITS
+from lead_ml.vocab import SPLITS, ContractError
 
 MODEL_FILE = "booster.txt"
 META_FILE = "model.json"
@@ -109,7 +109,8 @@ def split_frames(features: pd.DataFrame) -> Split:
     }
     for name, part in parts.items():
         if part["won"].nunique() < 2:
-            raise ValueError(one_outcome_message(name, part))
+            # A user's data, not a bug: one line from every command (no traceback).
+            raise ContractError(one_outcome_message(name, part))
     return Split(parts["train"], parts["valid"], parts["test"])
 
 
