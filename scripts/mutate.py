@@ -43,9 +43,16 @@ EQUIVALENT = ROOT / "tests" / "mutation_equivalent.txt"
 MODULES: dict[str, tuple[list[str], list[str]]] = {
     "baseline": (
         ["baseline.py"],
-        ["tests/test_baseline.py", "tests/test_bant_messages.py"],
+        [
+            "tests/test_baseline.py",
+            "tests/test_bant_messages.py",
+            "tests/test_baseline_rule.py",
+        ],
     ),
-    "evaluate": (["evaluate.py"], ["tests/test_evaluate.py"]),
+    "evaluate": (
+        ["evaluate.py"],
+        ["tests/test_evaluate.py", "tests/test_evaluate_claims.py"],
+    ),
     "model": (["model.py"], ["tests/test_model.py"]),
     "features": (["features.py"], ["tests/test_features.py", "tests/test_missing.py"]),
     "explanations": (
