@@ -98,6 +98,12 @@ def test_quick_bench_writes_every_figure_for_both_sources(
     for name, target in results["targets"].items():
         assert name in printed and target in printed
     assert results["targets"]["explain_speedup_vs_shap_groupby"] == "reported"
+    # tl2cgen is no dependency: its compiled predictor is said not measured, not 0
+    anchor = results["compiled_anchor"]["tl2cgen"]
+    assert anchor in printed
+    assert anchor.startswith("not measured") == (
+        importlib.util.find_spec("tl2cgen") is None
+    )
     for source in sources:
         assert_built_by_the_stages(work / source)
     # the stage's DVC metrics: the headline figures, numbers only

@@ -321,6 +321,22 @@ def test_top_reasons_are_the_strongest_dimensions_with_their_signs(
     assert scores["top_reasons"].str.contains(r"^- ").any()
 
 
+def test_a_leads_reasons_and_question_do_not_depend_on_its_batch(
+    case: Explained,
+) -> None:
+    # The texts are formatted once per distinct value and sign across the batch and
+    # spread back: each lead must still read exactly what it reads explained alone.
+    registry, model, answers = case.registry, case.scorer.model, case.scorer.answers
+    alone = [
+        explain(registry, model, answers, case.features.iloc[[row]])
+        for row in range(0, len(case.features), 10)
+    ]
+    together = case.explained.iloc[::10]
+    for column in ("top_reasons", "next_question"):
+        assert [one[column].iloc[0] for one in alone] == together[column].tolist()
+    assert case.explained["top_reasons"].nunique() > 1
+
+
 def test_reasons_name_the_sources_own_columns(case: Explained) -> None:
     registry = case.registry
     named = set()

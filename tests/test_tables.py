@@ -225,6 +225,27 @@ def test_malformed_csv_records_keep_their_place_among_the_rows(
     ]
 
 
+def test_a_record_longer_than_the_fast_block_is_read_whole_in_its_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Read first in small blocks, a long record makes the reader start again with
+    # large ones: no row given twice or lost, malformed rows still in place.
+    monkeypatch.setattr(tables, "CSV_FAST_BLOCK_BYTES", 64)
+    monkeypatch.setattr(tables, "CSV_BLOCK_BYTES", 2**20)
+    long = "y" * 500
+    path = tmp_path / "rows.csv"
+    path.write_text(f'a,b\n1,x\n2\n3,"{long}"\n4,z\n')
+    chunks = list(read_chunks(path, ["a", "b"], 1))
+    rows = pd.concat([chunk.frame for chunk in chunks])
+    assert rows["a"].tolist()[:1] + rows["a"].tolist()[2:] == ["1", "3", "4"]
+    assert rows["b"].tolist()[2:] == [long, "z"]
+    assert [chunk.first_row for chunk in chunks] == [0, 1, 2, 3]
+    assert chunks[1].malformed[0].startswith("malformed CSV line 3")
+    monkeypatch.setattr(tables, "CSV_BLOCK_BYTES", 128)  # longer than every block
+    with pytest.raises(ContractError, match="straddl"):
+        list(read_chunks(path, ["a", "b"], 1))
+
+
 def test_read_header_names_the_key_of_a_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ContractError, match=r"absent\.csv \(source\.tables\.x\.path\)"):
         read_header(tmp_path / "absent.csv", "source.tables.x.path")

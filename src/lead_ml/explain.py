@@ -235,41 +235,35 @@ def _feature_values(
     return column.to_numpy(dtype=float, na_value=np.nan)
 
 
-def _value_codes(column: pd.Series) -> np.ndarray | None:
-    """A code per lead, equal exactly where the feature's values are: text (missing:
-    -1), or numbers by their bits. None when the numbers hold both 0 and -0: numbers
-    are formatted once per value np.unique finds, which takes the two for one, so
-    which of "0" and "-0" both read as depends on the leads formatted together."""
-    if _is_text(column):
-        return np.asarray(pd.factorize(column)[0], dtype=np.int64)
-    values = column.to_numpy(dtype=float, na_value=np.nan)
-    negative = np.signbit(values[values == 0])
-    if negative.any() and not negative.all():
-        return None
-    return np.asarray(pd.factorize(values.view(np.int64))[0], dtype=np.int64)
-
-
 def _distinct_reasons(
-    spec: FeatureSpec,
-    features: pd.DataFrame,
-    codes: np.ndarray | None,
-    rows: np.ndarray,
-    contribution: np.ndarray,
+    spec: FeatureSpec, column: pd.Series, rows: np.ndarray, contribution: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`reason_texts` of the leads at ``rows`` (``codes``: the feature's
-    :func:`_value_codes`), formatted once per distinct value and sign: the distinct
-    texts, and which of them each lead gives. A lead's text depends on nothing else,
-    and a batch holds few distinct pairs (formatting every lead's text cost most of
-    the explaining). ``codes`` None: every lead is formatted (see _value_codes)."""
-    if codes is None:
-        values = _feature_values(features, spec.name, rows)
-        return reason_texts(spec, values, contribution), np.arange(len(rows))
+    """:func:`reason_texts` of a feature's ``column`` for the leads at ``rows``,
+    formatted once per distinct value and sign: the distinct texts, and which of
+    them each lead gives. A lead's text depends on nothing else, and a batch holds
+    few distinct pairs (formatting every lead's text cost most of the explaining).
+    Values are told apart exactly (text by value, numbers by their bits), except
+    where the numbers hold both 0 and -0: np.unique, which formats numbers once per
+    value, takes the two for one, so those leads are formatted all together."""
     sign = np.where(contribution > 0, 2, np.where(contribution < 0, 1, 0))
+    if _is_text(column):
+        codes = np.asarray(pd.factorize(column)[0], dtype=np.int64)[rows]
+        values = None
+    else:
+        values = column.to_numpy(dtype=float, na_value=np.nan)[rows]
+        negative = np.signbit(values[values == 0])
+        if negative.any() and not negative.all():
+            return reason_texts(spec, values, contribution), np.arange(len(rows))
+        codes = np.asarray(pd.factorize(values.view(np.int64))[0], dtype=np.int64)
     _, first, inverse = np.unique(
-        (codes[rows] + 1) * 3 + sign, return_index=True, return_inverse=True
+        (codes + 1) * 3 + sign, return_index=True, return_inverse=True
     )
-    values = _feature_values(features, spec.name, rows[first])
-    return reason_texts(spec, values, contribution[first]), inverse.reshape(-1)
+    if values is None:
+        picked = column.iloc[rows[first]].astype(object)
+        said = np.asarray(picked.where(picked.notna(), None))
+    else:
+        said = values[first]
+    return reason_texts(spec, said, contribution[first]), inverse.reshape(-1)
 
 
 def _combined_codes(parts: Sequence[np.ndarray], n: int) -> np.ndarray:
@@ -298,17 +292,38 @@ def _joined(ranked: Sequence[tuple[np.ndarray, list[str]]], n: int) -> np.ndarra
     return np.array(joined, dtype=object)[inverse.reshape(-1)]
 
 
+def _strongest_dimensions(by_dimension: np.ndarray, n: int) -> np.ndarray:
+    """Per lead, its n dimensions of largest absolute sum, strongest first, ties in
+    dimension order: ``np.argsort(-abs, kind="stable")[:, :n]``, one argmax per rank
+    instead of a sort per lead.
+
+    >>> _strongest_dimensions(np.array([[0.1, -0.3, 0.3, 0.0]]), 3).tolist()
+    [[1, 2, 0]]
+    """
+    strength = np.abs(by_dimension)
+    ranks = min(max(n, 0), strength.shape[1])
+    top = np.zeros((len(strength), ranks), dtype=np.int64)
+    leads = np.arange(len(strength))
+    for rank in range(ranks):
+        top[:, rank] = strength.argmax(axis=1)  # the first of equal strengths
+        strength[leads, top[:, rank]] = -1.0  # below every strength left
+    return top
+
+
 def top_reasons(
     registry: FeatureRegistry,
     model: TrainedModel,
     features: pd.DataFrame,
     per_feature: np.ndarray,
     n: int = 3,
+    by_dimension: np.ndarray | None = None,
 ) -> np.ndarray:
     """Per lead, the n dimensions that moved its score most, strongest first, each
     with the feature that moved it most, joined with "; ". A dimension that did not
-    move the score is left out."""
-    by_dimension = sum_by_dimension(model, per_feature)
+    move the score is left out. ``by_dimension``: :func:`sum_by_dimension` of
+    ``per_feature``, if at hand."""
+    if by_dimension is None:
+        by_dimension = sum_by_dimension(model, per_feature)
     position = dimension_of_features(model)
     strength = np.abs(per_feature[:, :-1])
     names = model.info.feature_names
@@ -323,24 +338,32 @@ def top_reasons(
         members = np.flatnonzero(position == d)
         if members.size:
             strongest[:, d] = members[strength[:, members].argmax(axis=1)]
-    top = np.argsort(-np.abs(by_dimension), axis=1, kind="stable")[:, : max(n, 0)]
+    top = _strongest_dimensions(by_dimension, n)
     leads = np.arange(len(features))
-    ranked, codes = [], {}
-    for rank in range(top.shape[1]):
-        dimension = top[:, rank]
-        moved = by_dimension[leads, dimension]
-        feature = strongest[leads, dimension]
-        # Each lead's text as a position in this rank's texts ("" first: no reason).
-        chosen, texts = np.zeros(len(features), dtype=np.int64), [""]
-        for f in np.unique(feature[moved != 0]):
-            rows = np.flatnonzero((feature == f) & (moved != 0))
-            if f not in codes:
-                codes[f] = _value_codes(features[names[f]])
-            spec = registry.spec(names[f])
-            said, which = _distinct_reasons(spec, features, codes[f], rows, moved[rows])
-            chosen[rows] = len(texts) + which
-            texts += said.tolist()
-        ranked.append((chosen, texts))
+    # Every (rank, lead) entry at once, rank by rank: the dimension's move and its
+    # feature. A feature has one dimension, so a lead meets it in one rank at most:
+    # each feature's entries are formatted in one go, whatever their rank.
+    moved = np.take_along_axis(by_dimension, top, axis=1).T.ravel()
+    feature = np.take_along_axis(strongest, top, axis=1).T.ravel()
+    lead = np.tile(leads, top.shape[1])
+    # Each entry's text as a position in texts ("" first: no reason).
+    chosen, texts = np.zeros(len(moved), dtype=np.int64), [""]
+    given = np.flatnonzero(moved != 0)
+    # int16 keys take numpy's radix sort (a model has far fewer features)
+    key = feature[given].astype(np.int16 if len(names) < 2**15 else np.int64)
+    order = given[np.argsort(key, kind="stable")]
+    cuts = np.flatnonzero(np.diff(feature[order])) + 1
+    for entries in np.split(order, cuts) if len(order) else []:
+        name = names[int(feature[entries[0]])]
+        said, which = _distinct_reasons(
+            registry.spec(name), features[name], lead[entries], moved[entries]
+        )
+        chosen[entries] = len(texts) + which
+        texts += said.tolist()
+    n_leads = len(features)
+    ranked = [
+        (chosen[r * n_leads : (r + 1) * n_leads], texts) for r in range(top.shape[1])
+    ]
     return _joined(ranked, len(features))
 
 
@@ -450,7 +473,10 @@ def _percent(probability: np.ndarray, decimals: int = 0) -> np.ndarray:
     (['37%', '37%'], array(['37.4%'], dtype=object))
     """
     percents = np.round(np.asarray(probability, dtype=float) * 100, decimals)
-    return np.array([f"{p:.{decimals}f}%" for p in percents], dtype=object)
+    # Formatted once per distinct percent (at most 101 whole ones), spread back.
+    distinct, inverse = np.unique(percents, return_inverse=True)
+    texts = np.array([f"{p:.{decimals}f}%" for p in distinct.tolist()], dtype=object)
+    return texts[inverse.reshape(-1)]
 
 
 def _percent_pairs(now: np.ndarray, after: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -605,8 +631,9 @@ def explain(
     raw = rows_margin(model, rows) if raw is None else raw
     per_feature = feature_contributions(model, rows)
     contributions = dimension_contributions(model, per_feature, features.index)
+    by_dimension = contributions[list(CONTRIBUTION_COLUMNS)].to_numpy()
     reasons = pd.Series(
-        top_reasons(registry, model, features, per_feature, n_reasons),
+        top_reasons(registry, model, features, per_feature, n_reasons, by_dimension),
         index=features.index,
         dtype="str",
         name="top_reasons",
