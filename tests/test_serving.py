@@ -410,25 +410,29 @@ def test_lead_ml_serve_refuses_another_version_before_serving(
     assert "is expected" in result.output
 
 
-def test_lead_ml_serve_refuses_a_folder_holding_bytecode(
+def test_lead_ml_serve_never_runs_bytecode_left_in_the_folder(
     synthetic_project: Project, tmp_path: Path
 ) -> None:
     """MLflow's loader would run a cached pyfunc_model bytecode (planted, or left by
-    an earlier plain mlflow.pyfunc.load_model) instead of the checked source: serve
-    refuses the folder, naming the cache, and its own server never writes one."""
+    an earlier plain mlflow.pyfunc.load_model) instead of the checked source: the
+    serve command removes it before the server starts, and its server writes none.
+    A cache that cannot be removed is one line naming it."""
     folder = tmp_path / "scorer"
     shutil.copytree(synthetic_project.path("models/scorer"), folder)
-    argv, env = scorer_serve_command(folder, verify_folder(folder))
-    assert env["PYTHONDONTWRITEBYTECODE"] == "1"
-    tag = sys.implementation.cache_tag
-    (folder / "__pycache__").mkdir()
-    (folder / "__pycache__" / f"pyfunc_model.{tag}.pyc").write_bytes(b"planted")
+    cache = folder / "__pycache__"
+    cache.mkdir()
+    planted = cache / f"pyfunc_model.{sys.implementation.cache_tag}.pyc"
+    planted.write_bytes(b"planted")
     assert verify_folder(folder)  # the cache is no file of the model's own...
+    argv, env = scorer_serve_command(folder, verify_folder(folder))
+    assert not cache.exists()  # ...and is gone before the server could run it
+    assert env["PYTHONDONTWRITEBYTECODE"] == "1"
+    (planted / "x").mkdir(parents=True)  # a cache entry no unlink removes (EISDIR)
     result = CliRunner().invoke(app, ["serve", "--model", str(folder)])
-    assert result.exit_code == 2, result.output  # ...but the server would run it
+    assert result.exit_code == 2, result.output
     message = " ".join(result.output.split())
-    assert message.startswith("error: ") and "__pycache__" in message
-    assert "Delete it" in message and "Traceback" not in result.output
+    assert message.startswith("error: ") and "cannot be removed" in message
+    assert "Traceback" not in result.output
 
 
 # --- the Docker context -----------------------------------------------------------

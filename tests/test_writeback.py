@@ -369,12 +369,15 @@ def test_sigterm_mid_job_leaves_no_import_file(
                 assert time.monotonic() < deadline, "the job never wrote a chunk"
                 time.sleep(0.02)
             os.kill(job.pid, signal.SIGTERM)
+            # The job stops at its next chunk: let the held one go on to it.
+            (tmp_path / "go").touch()
             _, stderr = job.communicate(timeout=120)
         finally:
             if job.poll() is None:
                 job.kill()
                 job.communicate()
     assert job.returncode == 128 + signal.SIGTERM, stderr
+    (tmp_path / "go").unlink()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["leads.csv", params.name]
 
 

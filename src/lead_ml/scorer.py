@@ -1586,20 +1586,30 @@ def with_row_numbers(scorer: Scorer, leads: pd.DataFrame) -> pd.DataFrame:
     return numbered
 
 
-def refuse_bytecode(folder: Path) -> None:
-    """ScorerError when the scorer folder holds compiled Python (``__pycache__``):
-    MLflow's own loader runs a cached ``pyfunc_model`` bytecode whose header matches
-    the source's size and time instead of the checked source, and no check can tell
-    a planted one from a cache (:func:`verify_folder` lets the cache through for
-    loaders that never read it: :func:`load_scorer`, :func:`load_pyfunc`)."""
+def drop_bytecode(folder: Path) -> None:
+    """Remove the bytecode cache of ``pyfunc_model.py`` that an earlier
+    ``mlflow.pyfunc.load_model`` of the folder left in ``__pycache__``: MLflow's own
+    loader runs a cached bytecode whose header matches the source's size and time
+    instead of the checked source, and no check can tell a planted one from a cache
+    (:func:`verify_folder` lets the cache through for loaders that never read it:
+    :func:`load_scorer`, :func:`load_pyfunc`). Any other file there is refused by
+    :func:`verify_folder`; a cache that cannot be removed is a ScorerError."""
     cache = folder / "__pycache__"
-    if cache.exists():
+    if not cache.is_dir():
+        return
+    try:
+        for path in sorted(cache.iterdir()):
+            if _MODEL_CODE_CACHE.fullmatch(f"{cache.name}/{path.name}"):
+                path.unlink()
+        if not any(cache.iterdir()):
+            cache.rmdir()
+    except OSError as error:
         raise ScorerError(
             f"{cache}: compiled Python in the scorer folder, left by an earlier "
-            "mlflow.pyfunc.load_model or put there; MLflow's server would run it "
-            f"instead of the checked pyfunc_model.py. Delete it (rm -r {cache}) and "
-            "serve again"
-        )
+            "mlflow.pyfunc.load_model or put there, cannot be removed "
+            f"({error.strerror}); MLflow's server would run it instead of the checked "
+            f"pyfunc_model.py. Delete it (rm -r {cache}) and serve again"
+        ) from None
 
 
 def serve_command(
@@ -1613,8 +1623,8 @@ def serve_command(
     """The command and environment that serve a checked scorer folder with MLflow's
     scoring server (``mlflow models serve --env-manager local``), pinned to
     ``model_version`` (:data:`EXPECT_VERSION_ENV`): a folder changed after its check
-    is refused when the server loads it. A folder holding bytecode is refused
-    (:func:`refuse_bytecode`), and the server writes none.
+    is refused when the server loads it. The folder's bytecode cache is removed
+    first (:func:`drop_bytecode`), and the server writes none.
 
     MLflow starts its server as ``bash -c "exec uvicorn ..."``, found on PATH: the
     folder of this Python (a venv's ``bin``) goes first on PATH, so the server runs
@@ -1624,7 +1634,7 @@ def serve_command(
     >>> argv[1:5], env["PATH"].endswith(os.pathsep + "/bin"), env[EXPECT_VERSION_ENV]
     (['-m', 'mlflow', 'models', 'serve'], True, 'v')
     """
-    refuse_bytecode(folder)
+    drop_bytecode(folder)
     here = str(Path(sys.executable).parent)
     path = [here, *(p for p in environ.get("PATH", "").split(os.pathsep) if p)]
     env = dict(environ) | {
