@@ -53,7 +53,7 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
         ["evaluate.py"],
         ["tests/test_evaluate.py", "tests/test_evaluate_claims.py"],
     ),
-    "model": (["model.py"], ["tests/test_model.py"]),
+    "model": (["model.py"], ["tests/test_model.py", "tests/test_model_units.py"]),
     "features": (["features.py"], ["tests/test_features.py", "tests/test_missing.py"]),
     "explanations": (
         ["explain.py", "fastshap.py"],
