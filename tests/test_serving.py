@@ -419,8 +419,8 @@ def test_lead_ml_serve_never_runs_bytecode_left_in_the_folder(
     A cache that cannot be removed is one line naming it."""
     folder = tmp_path / "scorer"
     shutil.copytree(synthetic_project.path("models/scorer"), folder)
-    cache = folder / "__pycache__"
-    cache.mkdir()
+    cache = folder / "__pycache__"  # there already when another test loaded it
+    cache.mkdir(exist_ok=True)
     planted = cache / f"pyfunc_model.{sys.implementation.cache_tag}.pyc"
     planted.write_bytes(b"planted")
     assert verify_folder(folder)  # the cache is no file of the model's own...
