@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from projects import Project
+from reference import newton_logistic
 from sklearn.metrics import roc_auc_score
 
 from lead_ml import fastshap
@@ -158,21 +159,6 @@ def test_platt_recovers_a_known_calibration() -> None:
     platt = fit_platt(raw, won)
     assert platt.slope == pytest.approx(0.5, abs=0.03)
     assert platt.intercept == pytest.approx(-1.0, abs=0.05)
-
-
-def newton_logistic(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Slope and intercept of an unpenalised one-feature logistic regression."""
-    design = np.column_stack([x, np.ones_like(x)])
-    beta = np.zeros(2)
-    for _ in range(100):
-        p = 1 / (1 + np.exp(-design @ beta))
-        step = np.linalg.solve(
-            design.T @ (design * (p * (1 - p))[:, None]), design.T @ (y - p)
-        )
-        beta += step
-        if np.abs(step).max() < 1e-12:
-            break
-    return float(beta[0]), float(beta[1])
 
 
 def test_the_trained_calibration_is_a_platt_fit_on_the_validation_margins(

@@ -12,6 +12,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
+from reference import newton_logistic
 
 from lead_ml.audit import cv_folds
 from lead_ml.config import BandsConfig, Params, TrainConfig, load_params
@@ -91,21 +92,6 @@ def deals(n: int, seed: int = 0) -> pd.DataFrame:
             "tier": tier,
         }
     )
-
-
-def newton_logistic(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Slope and intercept of an unpenalised one-feature logistic regression."""
-    design = np.column_stack([x, np.ones_like(x)])
-    beta = np.zeros(2)
-    for _ in range(100):
-        p = _sigmoid(design @ beta)
-        step = np.linalg.solve(
-            design.T @ (design * (p * (1 - p))[:, None]), design.T @ (y - p)
-        )
-        beta += step
-        if np.abs(step).max() < 1e-12:
-            break
-    return float(beta[0]), float(beta[1])
 
 
 def booster_margin(model: TrainedModel, frame: pd.DataFrame) -> np.ndarray:
