@@ -38,7 +38,7 @@ from projects import (
 from sklearn.metrics import roc_auc_score
 from typer.testing import CliRunner
 
-from lead_ml import compare
+from lead_ml import compare, report
 from lead_ml.baseline import BantRule
 from lead_ml.cli import app
 from lead_ml.compare import (
@@ -207,6 +207,13 @@ def test_metrics_carry_95_percent_intervals(two: Versions) -> None:
         assert gain.low > 0, "the stump should clearly lose"
     else:
         assert gain.low < 0 < gain.high, "no signal: no clear winner either way"
+    # Wins at capacity: the gain is the difference of the counts shown, with its CI.
+    for other in ("v1", BANT):
+        (wins,) = _rows(comparison, f"wins gain vs {other}", "v2")
+        assert wins.value == comparison.wins["v2"] - comparison.wins[other]
+        assert wins.low is not None and wins.high is not None
+        assert wins.low <= float(wins.value) <= wins.high
+        assert wins.text.startswith(f"{int(wins.value):+,} [")
 
 
 def _cut_without_tie(probability: np.ndarray) -> tuple[int, np.ndarray]:
@@ -507,6 +514,38 @@ def test_champion_changes_lists_params_and_metric_deltas(two: Versions) -> None:
         assert auc["delta"] > 0
     with pytest.raises(CompareError, match="not found"):
         champion_changes(two.params, "0" * 32)
+
+
+def test_the_reports_verdict_is_compares_paired_result(two: Versions) -> None:
+    """The report scores the champion on its own test window: the same wins, gains
+    and CIs as `lead-ml compare champion candidate`."""
+    _set_champion(two.params, 1)
+    client = registry_client()
+    name = two.params.tracking.registered_model
+    candidate = compare.load_version(client, name, 2)
+    names = {"label": "v2"}
+    changes = report.champion_changes(two.params, two.runs[2], names)
+    assert changes is not None and not changes["is_champion"]
+    paths = report.ReportPaths(features=FEATURES, validated=VALIDATED)
+    paired = report.versus_champion(two.params, changes, candidate, paths)
+
+    comparison = _both(two)
+    (wins,) = _rows(comparison, "wins gain vs v1", "v2")
+    (auc,) = _rows(comparison, "ROC AUC gain vs v1", "v2")
+    assert paired["k"] == comparison.k
+    assert paired["wins"] == {
+        "challenger": comparison.wins["v2"],
+        "reference": comparison.wins["v1"],
+    }
+    assert paired["delta_wins"] == wins.value
+    assert paired["delta_wins_ci95"] == [wins.low, wins.high]
+    assert paired["delta_roc_auc"] == pytest.approx(auc.value)
+    assert paired["delta_roc_auc_ci95"] == pytest.approx([auc.low, auc.high])
+    changes["paired"] = paired
+    line = report.champion_section(changes, two.params.tracking.champion_alias)
+    assert f"in the top {comparison.k:,} than v1" in line
+    assert f"95% CI {wins.low:+,.0f} to {wins.high:+,.0f}" in line
+    assert "lead-ml compare" not in line, "paired already: no pointer elsewhere"
 
 
 def _window(months: list[str] | None, won: list[int]) -> Window:

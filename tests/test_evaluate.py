@@ -35,6 +35,7 @@ from lead_ml.evaluate import (
     expected_calibration_error,
     miscalibration,
     paired_bootstrap_auc_delta,
+    paired_bootstrap_wins_delta,
     plot_data,
     verdict,
 )
@@ -181,6 +182,64 @@ def test_bootstrap_of_identical_scores_is_degenerate(
 
     assert result["delta_roc_auc"] == 0.0
     assert result["delta_roc_auc_ci95"] == [0.0, 0.0]
+
+
+def _wins_of_resample(
+    won: np.ndarray, score: np.ndarray, drawn: np.ndarray, k: int, tiebreak: np.ndarray
+) -> int:
+    """Wins in the top k of the drawn leads, drawn as a list of row numbers (a
+    row drawn twice is two leads): sort them, take k, count."""
+    order = sorted(drawn.tolist(), key=lambda row: (-score[row], tiebreak[row]))
+    return int(won[order[:k]].sum())
+
+
+def test_wins_bootstrap_equals_resampling_the_leads_by_hand(
+    ranked: dict[str, np.ndarray],
+) -> None:
+    won, model, bant = ranked["won"], ranked["model"], ranked["bant"]
+    k, seed, draws = 40, 5, 60
+    result = paired_bootstrap_wins_delta(won, model, bant, k, draws, seed)
+
+    view = capacity_view(won, model, bant, k, seed)
+    assert result["delta_wins"] == view["model_wins"] - view["bant_wins"]
+    # The same resamples drawn as lists of rows (the generator the AUC bootstrap
+    # uses), each approach's top k of them counted by sorting.
+    tiebreak = np.random.default_rng(seed).permutation(won.size)
+    rng, deltas = np.random.default_rng(seed), []
+    for _ in range(draws):
+        drawn = rng.integers(0, won.size, won.size)
+        if 0 < won[drawn].sum() < won.size:
+            deltas.append(
+                _wins_of_resample(won, model, drawn, k, tiebreak)
+                - _wins_of_resample(won, bant, drawn, k, tiebreak)
+            )
+    assert result["n_bootstrap"] == len(deltas)
+    assert result["delta_wins_ci95"] == pytest.approx(
+        np.percentile(deltas, [2.5, 97.5]).tolist()
+    )
+    low, high = result["delta_wins_ci95"]
+    assert low <= result["delta_wins"] <= high and low < high
+
+
+def test_wins_bootstrap_of_one_score_against_itself_is_zero(
+    ranked: dict[str, np.ndarray],
+) -> None:
+    result = paired_bootstrap_wins_delta(
+        ranked["won"], ranked["model"], ranked["model"], 30, 50, seed=1
+    )
+
+    assert result["delta_wins"] == 0
+    assert result["delta_wins_ci95"] == [0.0, 0.0]
+
+
+@pytest.mark.parametrize("k", [0, 301])
+def test_wins_bootstrap_out_of_range_k_is_rejected(
+    ranked: dict[str, np.ndarray], k: int
+) -> None:
+    with pytest.raises(ValueError, match="k must be between 1 and the 300 leads"):
+        paired_bootstrap_wins_delta(
+            ranked["won"], ranked["model"], ranked["bant"], k, 10, 0
+        )
 
 
 def six_leads(

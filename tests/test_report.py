@@ -666,6 +666,32 @@ def test_verdict_says_wins_in_the_top_k_then_only_changed_params() -> None:
     assert "lead-ml compare v2 v3" in page and "95% CI" in page
     assert "the champion since 2026-11-30" in page
     assert table_rows(page) == [["train.learning_rate", "0.05", "0.1"]]
+    # A champion that cannot score this window says why, then the logged figures.
+    changes["paired"] = {"refused": "v2 reads column(s) Budget"}
+    page = report.champion_section(changes, "champion")
+    assert "v2 could not score this test window (v2 reads column(s) Budget)" in page
+    assert "12 more wins in the top 978" in page
+    # Paired on this page's window: the CI decides the words.
+    changes["paired"] = {
+        "deals": 3120,
+        "k": 978,
+        "wins": {"challenger": 700, "reference": 660},
+        "delta_wins": 40,
+        "delta_wins_ci95": [12.0, 66.0],
+        "roc_auc": {"challenger": 0.85, "reference": 0.84},
+        "delta_roc_auc": 0.01,
+        "delta_roc_auc_ci95": [0.002, 0.018],
+    }
+    page = report.champion_section(changes, "champion")
+    assert "v3 puts 40 more wins in the top 978 than v2 (700 against 660" in page
+    assert "95% CI +12 to +66" in page and "beyond chance" in page
+    changes["paired"] |= {
+        "wins": {"challenger": 660, "reference": 700},
+        "delta_wins": -40,
+        "delta_wins_ci95": [-66.0, -12.0],
+    }
+    page = report.champion_section(changes, "champion")
+    assert "40 fewer wins" in page and "finds fewer wins than v2" in page
 
 
 def test_bands_a_to_d_show_thresholds_counts_win_rates_and_bant(

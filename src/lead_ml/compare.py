@@ -46,6 +46,7 @@ from lead_ml.evaluate import (
     capacity_view,
     classification_metrics,
     paired_bootstrap_auc_delta,
+    paired_bootstrap_wins_delta,
 )
 from lead_ml.model import split_frames
 from lead_ml.scorer import Scorer, load_scorer
@@ -67,7 +68,7 @@ METRICS = "Metrics (95% CI)"
 CAPACITY = "Business view at capacity"
 BAND_CONVERSION = "Conversion by band"
 MONTHS = "Stability by month (ROC AUC)"
-Kind = Literal["number", "delta", "rate", "count", "text"]
+Kind = Literal["number", "delta", "rate", "count", "count_delta", "text"]
 #: Why a source without created dates has no stability by month.
 NO_MONTHS = (
     "no dated months to judge: the source has no created dates "
@@ -617,6 +618,7 @@ def _format(value: float | str, kind: Kind) -> str:
         "delta": "{:+.3f}",
         "rate": "{:.1%}",
         "count": "{:,.0f}",
+        "count_delta": "{:+,.0f}",
         "text": "{}",
     }
     return formats[kind].format(value)
@@ -737,6 +739,12 @@ def _capacity_rows(
         if window.amount is not None:
             value = numbers["pipeline_value"]
             rows.append(Row(section, "pipeline value", label, value, "count"))
+    for (label, other), delta in comparison.deltas.items():
+        low, high = delta["delta_wins_ci95"]
+        measure = f"wins gain vs {other}"
+        rows.append(
+            Row(section, measure, label, delta["delta_wins"], "count_delta", low, high)
+        )
     return rows
 
 
@@ -839,13 +847,23 @@ def compare_scores(
     }
     scores[window.baseline] = window.bant_points
     for model, other in _pairs(comparison):
-        comparison.deltas[(model, other)] = paired_bootstrap_auc_delta(
-            window.won,
-            scores[model],
-            scores[other],
-            params.evaluate.n_bootstrap,
-            params.seed,
-        )
+        comparison.deltas[(model, other)] = {
+            **paired_bootstrap_auc_delta(
+                window.won,
+                scores[model],
+                scores[other],
+                params.evaluate.n_bootstrap,
+                params.seed,
+            ),
+            **paired_bootstrap_wins_delta(
+                window.won,
+                scores[model],
+                scores[other],
+                k,
+                params.evaluate.n_bootstrap,
+                params.seed,
+            ),
+        }
     comparison.months = month_table(window, scores, params.compare.min_month_deals)
     bands = {c.label: scored[c.label]["band"].to_numpy(str) for c in candidates}
     comparison.rows = [
@@ -855,6 +873,44 @@ def compare_scores(
         *_month_rows(comparison),
     ]
     return comparison
+
+
+def head_to_head(
+    window: Window,
+    challenger: np.ndarray,
+    reference: np.ndarray,
+    params: Params,
+    capacity: int | None = None,
+) -> dict[str, Any]:
+    """Two models' probabilities on one window, paired: wins each puts in the top
+    k (the capacity :func:`compare_scores` takes), ROC AUC each, and the
+    challenger's gains with paired bootstrap 95% CIs over the window's leads.
+
+    Keys: deals, k, wins and roc_auc ({challenger, reference}), delta_wins,
+    delta_wins_ci95, delta_roc_auc, delta_roc_auc_ci95 (plain numbers, for JSON).
+    """
+    k = capacity_k(window, capacity or params.evaluate.capacity)
+    seed, draws = params.seed, params.evaluate.n_bootstrap
+    view = capacity_view(window.won, challenger, reference, k, seed)
+    return {
+        "deals": len(window.won),
+        "k": k,
+        "wins": {"challenger": view["model_wins"], "reference": view["bant_wins"]},
+        "roc_auc": {
+            "challenger": float(roc_auc_score(window.won, challenger)),
+            "reference": float(roc_auc_score(window.won, reference)),
+        },
+        **paired_bootstrap_wins_delta(
+            window.won, challenger, reference, k, draws, seed
+        ),
+        **{
+            key: value
+            for key, value in paired_bootstrap_auc_delta(
+                window.won, challenger, reference, draws, seed
+            ).items()
+            if key != "n_bootstrap"
+        },
+    }
 
 
 def _run_facts(

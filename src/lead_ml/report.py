@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from lead_ml import tracking
+from lead_ml import compare, tracking
 from lead_ml.audit import split_method
 from lead_ml.baseline import bant_scores
 from lead_ml.charts import (
@@ -866,6 +866,33 @@ def champion_changes(
     }
 
 
+def versus_champion(
+    params: Params,
+    champion: Mapping[str, Any],
+    scorer: Scorer,
+    paths: ReportPaths,
+) -> dict[str, Any]:
+    """The champion and this model scored on one window, the test split of this
+    run's features table, as `lead-ml compare` scores them: the
+    :func:`lead_ml.compare.head_to_head` result, or ``{"refused": why}`` when the
+    champion cannot score that window (trained on another source's columns)."""
+    label, theirs = champion["candidate_label"], champion["champion_label"]
+    try:
+        window = compare.scoring_window(params, paths.features, paths.validated)
+        reference = compare.load_version(
+            registry_client(),
+            params.tracking.registered_model,
+            int(theirs.removeprefix("v")),
+        )
+        scores = [
+            compare.score_window(model, window, name)["probability"].to_numpy(float)
+            for model, name in ((scorer, label), (reference, theirs))
+        ]
+    except CompareError as error:
+        return {"refused": str(error)}
+    return compare.head_to_head(window, scores[0], scores[1], params)
+
+
 def gather(params: Params, paths: ReportPaths) -> ReportData:
     """Read every input of the report and score the test window with the scorer."""
     metrics = read_metrics(paths.metrics)
@@ -890,6 +917,9 @@ def gather(params: Params, paths: ReportPaths) -> ReportData:
     # The store is read once every file checked out: a missing file is named first.
     run_id = run_id_of(paths.record, params.tracking.experiment)
     names = model_names(params, run_id)
+    champion = champion_changes(params, run_id, names)
+    if champion is not None and not champion["is_champion"]:
+        champion["paired"] = versus_champion(params, champion, scorer, paths)
     return ReportData(
         metrics=metrics,
         plots=plots,
@@ -899,7 +929,7 @@ def gather(params: Params, paths: ReportPaths) -> ReportData:
         examples=examples,
         summary=summary,
         audit=read_audit(paths.audit),
-        champion=champion_changes(params, run_id, names),
+        champion=champion,
         setting=setting,
         model_version=scorer.model_version,
         run_id=run_id,
@@ -1689,15 +1719,25 @@ def audit_section(audit: dict[str, Any] | None, metrics: dict[str, Any]) -> str:
 
 
 def _verdict(champion: dict[str, Any]) -> str:
-    """One line: this model's wins in the top K against the champion's."""
+    """One line: this model's wins in the top K against the champion's, paired on
+    this page's test window with a 95% CI, or as each logged them when the champion
+    cannot score this window."""
     mine, theirs = champion["candidate_label"], champion["champion_label"]
     if champion["is_champion"]:
         return f"{mine} is the {champion['alias']}: nothing to compare."
+    paired = champion.get("paired") or {}
+    if "delta_wins" in paired:
+        return _paired_verdict(mine, theirs, paired)
+    refused = (
+        f"{theirs} could not score this test window ({paired['refused']}). "
+        if ("refused" in paired)
+        else ""
+    )
     metrics = champion["metrics"]
     wins, k = metrics.get("capacity.model_wins"), metrics.get("capacity.k")
     auc = metrics.get("model.roc_auc")
     if wins is None or k is None:
-        return f"{mine} and {theirs} logged no wins at capacity to compare."
+        return refused + f"{mine} and {theirs} logged no wins at capacity to compare."
     delta = int(round(wins["delta"]))
     more = f"{abs(delta):,} {'more' if delta >= 0 else 'fewer'}"
     line = (
@@ -1710,8 +1750,45 @@ def _verdict(champion: dict[str, Any]) -> str:
             f"({auc['delta']:+.3f})"
         )
     return (
-        line + ". Each on its own test window; `lead-ml compare "
+        refused + line + ". Each on its own test window, no CI; `lead-ml compare "
         f"{theirs} {mine}` scores both on one window with a paired 95% CI."
+    )
+
+
+def _paired_verdict(mine: str, theirs: str, paired: dict[str, Any]) -> str:
+    """The verdict from both models scored on one window (see :func:`_verdict`).
+
+    >>> text = _paired_verdict("v3", "v2", {
+    ...     "deals": 3120, "k": 978, "wins": {"challenger": 700, "reference": 688},
+    ...     "delta_wins": 12, "delta_wins_ci95": [-4.0, 29.0],
+    ...     "roc_auc": {"challenger": 0.848, "reference": 0.845},
+    ...     "delta_roc_auc": 0.003, "delta_roc_auc_ci95": [-0.004, 0.01]})
+    >>> print(text[:79])
+    v3 puts 12 more wins in the top 978 than v2 (700 against 688; 95% CI -4 to +29)
+    >>> text[80:].split(". ")[-1]
+    'The CI includes no change: the two are not told apart on this window.'
+    >>> "on this page's test window of 3,120 closed deals" in text
+    True
+    >>> "ROC AUC 0.848 against 0.845 (+0.003, 95% CI -0.004 to +0.010)" in text
+    True
+    """
+    delta, (low, high) = int(paired["delta_wins"]), paired["delta_wins_ci95"]
+    wins, auc = paired["wins"], paired["roc_auc"]
+    auc_low, auc_high = paired["delta_roc_auc_ci95"]
+    more = f"{abs(delta):,} {'more' if delta >= 0 else 'fewer'}"
+    if low > 0:
+        judged = f"{mine} finds more wins than {theirs} beyond chance."
+    elif high < 0:
+        judged = f"{mine} finds fewer wins than {theirs} beyond chance."
+    else:
+        judged = "The CI includes no change: the two are not told apart on this window."
+    return (
+        f"{mine} puts {more} wins in the top {paired['k']:,} than {theirs} "
+        f"({wins['challenger']:,} against {wins['reference']:,}; 95% CI "
+        f"{low:+,.0f} to {high:+,.0f}), both scored on this page's test window of "
+        f"{paired['deals']:,} closed deals; ROC AUC {auc['challenger']:.3f} against "
+        f"{auc['reference']:.3f} ({paired['delta_roc_auc']:+.3f}, 95% CI "
+        f"{auc_low:+.3f} to {auc_high:+.3f}). {judged}"
     )
 
 
