@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from held import finish, held_job
 from projects import ROOT, Project
 from typer.testing import CliRunner
 
@@ -316,29 +315,6 @@ def test_a_failing_job_leaves_the_previous_import_file_and_no_stray_file(
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 
-#: `lead-ml score` (argv[2:]) held after each chunk until the file argv[1] exists.
-HELD_JOB = """
-import sys, time
-from pathlib import Path
-import lead_ml.batch as batch
-
-go, real = Path(sys.argv[1]), batch.score_file
-
-def held(*args, **kwargs):
-    report = kwargs["progress"]
-    def wait(n):
-        report(n)
-        while not go.exists():
-            time.sleep(0.02)
-    kwargs["progress"] = wait
-    return real(*args, **kwargs)
-
-batch.score_file = held
-from lead_ml.cli import app
-app(sys.argv[2:], prog_name="lead-ml")
-"""
-
-
 def test_sigterm_mid_job_leaves_no_import_file(
     synthetic_project: Project, tmp_path: Path
 ) -> None:
@@ -346,36 +322,19 @@ def test_sigterm_mid_job_leaves_no_import_file(
     leads[OWNER] = "005A"
     leads.to_csv(tmp_path / "leads.csv", index=False)
     params = fragment(tmp_path)
-    command = [sys.executable, "-c", HELD_JOB, str(tmp_path / "go"), "score"]
-    arguments = ["--model", synthetic_project.path("models/scorer"), "--chunk-rows"]
-    arguments += [
-        "50",
-        "--input",
-        tmp_path / "leads.csv",
-        "--output",
-        tmp_path / "s.csv",
-    ]
-    arguments += ["--crm-file", tmp_path / "crm.csv", "-p", params]
-    with subprocess.Popen(
-        [*command, *map(str, arguments)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    ) as job:
-        try:
-            deadline = time.monotonic() + 120
-            while not list(tmp_path.glob(".crm.csv.lead-ml-job-*/crm.csv")):
-                assert job.poll() is None, job.communicate()
-                assert time.monotonic() < deadline, "the job never wrote a chunk"
-                time.sleep(0.02)
-            os.kill(job.pid, signal.SIGTERM)
-            # The job stops at its next chunk: let the held one go on to it.
-            (tmp_path / "go").touch()
-            _, stderr = job.communicate(timeout=120)
-        finally:
-            if job.poll() is None:
-                job.kill()
-                job.communicate()
+    arguments = ["--chunk-rows", "50", "--input", tmp_path / "leads.csv"]
+    arguments += ["--output", tmp_path / "s.csv", "--crm-file", tmp_path / "crm.csv"]
+    scorer_dir = synthetic_project.path("models/scorer")
+    with held_job(scorer_dir, tmp_path / "go", *arguments, "-p", params) as job:
+        deadline = time.monotonic() + 120
+        while not list(tmp_path.glob(".crm.csv.lead-ml-job-*/crm.csv")):
+            assert job.poll() is None, job.communicate()
+            assert time.monotonic() < deadline, "the job never wrote a chunk"
+            time.sleep(0.02)
+        os.kill(job.pid, signal.SIGTERM)
+        # The job stops at its next chunk: let the held one go on to it.
+        (tmp_path / "go").touch()
+        _, stderr = finish(job, 120)
     assert job.returncode == 128 + signal.SIGTERM, stderr
     (tmp_path / "go").unlink()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["leads.csv", params.name]
