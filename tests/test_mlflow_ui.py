@@ -17,6 +17,7 @@ import json
 import re
 import shutil
 import subprocess
+import warnings
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -78,6 +79,15 @@ def test_the_experiment_opens_on_classic_ml_runs(project: Project) -> None:
     assert experiment.tags[tracking.EXPERIMENT_KIND_TAG] == "custom_model_development"
 
 
+def _inferred_schema(rows: pd.DataFrame) -> Any:
+    """MLflow's own schema of a frame, walking every value."""
+    import mlflow.data
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Hint: Inferred schema contains integer")
+        return mlflow.data.from_pandas(rows, digest="given").schema
+
+
 def test_train_valid_and_test_are_logged_as_datasets(project: Project) -> None:
     run = _run(project)
     inputs = {
@@ -97,6 +107,10 @@ def test_train_valid_and_test_are_logged_as_datasets(project: Project) -> None:
         # sample-based digest.
         assert dataset.digest == tracking.frame_digest(rows)
         assert json.loads(dataset.profile)["num_rows"] == len(rows)
+        # The schema read off witness rows is the one MLflow infers from them all.
+        assert json.loads(dataset.schema)["mlflow_colspec"] == (
+            _inferred_schema(rows).to_dict()
+        )
         assert dataset.source_type == "local"
         assert json.loads(dataset.source)["uri"].endswith(
             "data/features/features.parquet"

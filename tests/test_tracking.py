@@ -15,6 +15,7 @@ whose model the store does not hold.
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import pytest
@@ -133,3 +134,38 @@ def test_a_model_trained_by_an_older_lead_ml_keeps_its_run(
     (model / "run.json").write_text(json.dumps({"model": tagged}))
     with pytest.raises(ContractError, match="but the folder holds"):
         stages.training_run_id(params, model)
+
+
+def test_the_dataset_schema_is_the_one_mlflow_infers_from_every_row() -> None:
+    import mlflow.data
+    import numpy as np
+    import pandas as pd
+
+    n = 3_000
+    late = np.arange(n) == n - 7  # a column's only gap, far from its first rows
+    frame = pd.DataFrame(
+        {
+            "number": np.where(late, np.nan, np.linspace(0, 1, n)),
+            "complete": np.arange(n, dtype=float),
+            "count": pd.array(np.where(late, None, 1), dtype="Int8"),
+            "whole": np.arange(n),
+            "text": pd.Series(np.where(late, None, "Email"), dtype="string"),
+            "empty": pd.Series([None] * n, dtype="string"),
+            "created": pd.to_datetime(
+                np.where(late, None, "2025-01-02"), format="ISO8601"
+            ).astype("datetime64[ms]"),
+            "won": np.arange(n) % 2,
+        }
+    )
+    witness = tracking.witness_rows(frame)
+    assert len(witness) <= 2 * frame.shape[1] and (n - 7) in witness.index
+    with warnings.catch_warnings():
+        # MLflow's hint on integer columns, which its schema would otherwise raise
+        # under the suite's warnings-as-errors (and then swallow, giving None).
+        warnings.filterwarnings("ignore", "Hint: Inferred schema contains integer")
+        # A digest given: MLflow computing its own would only slow the test.
+        expected = mlflow.data.from_pandas(frame, digest="given").schema
+    assert expected is not None
+    assert tracking.dataset_schema(frame) == expected
+    assert not next(c for c in expected.inputs if c.name == "number").required
+    assert next(c for c in expected.inputs if c.name == "complete").required
