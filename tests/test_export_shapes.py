@@ -10,7 +10,8 @@ with nothing prepared by hand:
   also orders the leads);
 - Maven as an Excel workbook (the deals on a named sheet), the outcome in a second
   table of closed deals (its stage column; a deal missing from it is open) and the
-  accounts joined many-to-one by key, which `lead-ml score --table` joins too.
+  accounts joined many-to-one by key, which `lead-ml score --table` joins too, and
+  the pyfunc when its ``tables`` param names the file.
 
 Then, without a BANT rule (``bant: null``), everything that compares says "base
 rate"; the pyfunc numbers rows as `lead-ml score` does for a row-number id; and a
@@ -33,8 +34,9 @@ from typer.testing import CliRunner
 
 from lead_ml.cli import app
 from lead_ml.config import load_params, read_params_file
-from lead_ml.scorer import load_scorer
+from lead_ml.scorer import load_pyfunc, load_scorer
 from lead_ml.sources import lead_rows, read_deals
+from lead_ml.vocab import ScorerError
 
 runner = CliRunner()
 LEADS = SHARED / "x_education_leads" / "Leads.csv"
@@ -247,6 +249,27 @@ def test_an_excel_export_with_its_outcome_in_a_second_table_runs_to_scored_leads
     assert "training joined table(s) accounts" in missing.output
     assert "--table accounts=PATH" in missing.output
     assert unknown.exit_code == 2 and "no table 'teams'" in unknown.output
+    # The pyfunc joins it when named by its `tables` param (a file a request names:
+    # only when allowed, else one line saying how), and counts the same leads.
+    import mlflow
+
+    folder = tmp_path / "models" / "scorer"
+    workbook = pd.read_excel(files["deals"], sheet_name="Opportunities")
+    with project_environment(tmp_path):
+        served = mlflow.pyfunc.load_model(str(folder))
+        with pytest.raises(ScorerError, match="^tables: this scorer reads no file"):
+            served.predict(workbook, params={"tables": [accounts]})
+        batch = load_pyfunc(folder, allow_activities_path=True)
+        predicted = batch.predict(
+            workbook, params={"explain": False, "tables": [accounts]}
+        )
+    assert batch.unwrap_python_model().unmatched == {"accounts": no_account}
+    mine = predicted.set_index("opportunity_id")["probability"].dropna()
+    scored = scores.set_index("opportunity_id")["probability"]
+    assert set(mine.index) == set(scored.index)
+    assert mine.astype(float).to_numpy() == pytest.approx(
+        scored.loc[mine.index].to_numpy(float), abs=1e-9
+    )
 
 
 # --- no BANT rule, a row-number id, a test window of one outcome -------------------

@@ -668,7 +668,9 @@ def test_refit_calibrated_on_the_latest_fold_keeps_the_pooled_fit(
 def test_fold_models_are_seeded_per_fold_and_never_see_their_test_deals(
     labelled: pd.DataFrame,
 ) -> None:
-    params = _params()
+    """A fold model as train_model makes it (``train.small_data`` off: no inner
+    folds), on its training deals less a seeded validation draw."""
+    params = _params(small_data=False)
     closed = labelled.iloc[:300]
     folds = cv_folds(closed, closed["group"], 2, 1, 0)
     scores = fold_scores(closed, REGISTRY, params, folds, in_time=False)
@@ -692,8 +694,9 @@ def test_fold_models_calibrate_on_their_validation_window_whatever_the_export(
 ) -> None:
     """``train.calibrate_on: latest`` is for the exported refit only: each fold's
     model is calibrated on its own validation window (its test deals are what it
-    is judged on), in time order when the folds are."""
-    latest = _params(calibrate_on="latest")
+    is judged on), in time order when the folds are (``train.small_data`` off: a
+    validation window, not inner folds)."""
+    latest = _params(calibrate_on="latest", small_data=False)
     closed = labelled.iloc[:300]
     folds = rolling_origin_folds(closed, 2, 0.5)
     scores = fold_scores(closed, REGISTRY, latest, folds, in_time=True)

@@ -26,7 +26,7 @@ from typer.testing import CliRunner
 from lead_ml import spark as lead_spark
 from lead_ml.cli import app
 from lead_ml.schema import LeadContract
-from lead_ml.scorer import CACHE_ENV, Scorer, load_scorer
+from lead_ml.scorer import CACHE_ENV, Scorer, load_scorer, with_absent_columns
 from lead_ml.spark import SparkJob, check_paths
 from lead_ml.tables import read_table
 from lead_ml.vocab import ScorerError
@@ -494,3 +494,60 @@ def test_bad_engine_options_are_one_line_errors(
     assert result.exit_code == 2
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+@spark_test
+def test_extra_tables_join_on_spark_as_in_the_local_job(
+    spark: SparkSession, maven_project: Project, tmp_path: Path
+) -> None:
+    """Issue 14: `--table NAME=PATH` joins a many-to-one table on Spark as the
+    local job joins it; a lead without a match is scored, its columns unknown, and
+    both count it."""
+    model = maven_project.path("models/scorer")
+    scorer = load_scorer(model)
+    spec = scorer.joins["accounts"]
+    table = maven_project.params.source.tables.accounts
+    assert table is not None
+    accounts = Path(table.path)
+    from_table = set(read_table(accounts, "accounts").columns) - {spec["id"]}
+    leads = maven_project.leads().head(N_LEADS)
+    leads = leads.drop(columns=[c for c in leads.columns if c in from_table])
+    # The leads' key, as the deals export holds it (lead rows keep features only).
+    deals = read_table(maven_project.params.source.tables.deals.path, "deals")
+    key_of = deals.set_index(scorer.id_column)[spec["key"]]
+    ids = leads[scorer.id_column].astype(str)
+    leads[spec["key"]] = key_of.reindex(ids).astype("string").to_numpy()
+    leads.loc[5, spec["key"]] = "No Such Account"
+    leads.loc[6, spec["key"]] = None
+    leads.to_csv(tmp_path / "leads.csv", index=False)
+    common = ["score", "--model", str(model), "--input", str(tmp_path / "leads.csv")]
+    common += ["--table", f"accounts={accounts}", "--no-explain"]
+    said = {}
+    for engine in ("local", "spark"):
+        out = tmp_path / f"{engine}.parquet"
+        argv = [*common, "--engine", engine, "--output", str(out)]
+        argv += ["--summary", str(tmp_path / f"{engine}.json")]
+        result = runner.invoke(app, argv, terminal_width=300)
+        assert result.exit_code == 0, result.output
+        said[engine] = result.output
+    local, on_spark = (
+        json.loads((tmp_path / f"{e}.json").read_text()) for e in ("local", "spark")
+    )
+    expected = int(leads[spec["key"]].isna().sum() + 1)  # the unknown name too
+    assert local["leads_without_match"] == {"accounts": expected}
+    assert on_spark["leads_without_match"] == local["leads_without_match"]
+    line = f"--table accounts: {expected:,} leads have no row in it"
+    assert line in said["local"] and line in said["spark"]
+    scored = pd.read_parquet(tmp_path / "spark.parquet")
+    scored = scored[scored["reject_reason"].isna()].drop(columns="reject_reason")
+    assert_same_scores(
+        scored.assign(reject_reason=None),
+        pd.read_parquet(tmp_path / "local.parquet").assign(reject_reason=None),
+        scorer,
+    )
+    # The accounts' columns moved the scores: the join is not a no-op.
+    joined = pd.read_parquet(tmp_path / "local.parquet").set_index(scorer.id_column)
+    unknown = with_absent_columns(scorer.contract, leads)  # accounts' columns empty
+    plain = scorer.score(unknown, explain_reasons=False).set_index(scorer.id_column)
+    moved = joined["probability"] - plain.loc[joined.index, "probability"]
+    assert (moved.abs() > 1e-6).mean() > 0.5

@@ -56,7 +56,17 @@ import pyarrow.parquet as pq
 
 from lead_ml.config import WritebackConfig
 from lead_ml.schema import id_text
-from lead_ml.scorer import PSI_WARNING, DriftMonitor, Scored, Scorer, ScorerError
+from lead_ml.scorer import (
+    PSI_WARNING,
+    DriftMonitor,
+    JoinedTable,
+    Scored,
+    Scorer,
+    ScorerError,
+    joins_onto,
+    read_join_tables,
+    with_joins,
+)
 from lead_ml.tables import (
     Chunk,
     Dialect,
@@ -64,7 +74,6 @@ from lead_ml.tables import (
     quote_value,
     read_chunks,
     read_header,
-    read_table,
     reject_frame,
     spreadsheet_safe,
 )
@@ -1036,27 +1045,6 @@ def _commit_crm(writer: AtomicWriter, summary: BatchSummary) -> None:
     summary.crm_rows = writer.rows
 
 
-@dataclass(frozen=True)
-class JoinedTable:
-    """A many-to-one table joined onto the leads as training joined it (first row
-    per id kept, rows without an id left out): ``rows`` holds the columns the
-    scorer reads from it, indexed by the table's id as text."""
-
-    name: str
-    key: str
-    rows: pd.DataFrame
-
-    def join(
-        self, frame: pd.DataFrame, missing: Sequence[str]
-    ) -> tuple[pd.DataFrame, int]:
-        """The lead rows with the table's columns added by key, and how many leads
-        have no match (their columns empty: unknown, as in training)."""
-        keys = as_text(id_text(frame[self.key]), missing)
-        joined = self.rows.reindex(keys.to_numpy()).set_axis(frame.index)
-        unmatched = int((~keys.isin(self.rows.index)).sum())
-        return pd.concat([frame, joined], axis=1), unmatched
-
-
 def read_joins(
     scorer: Scorer, tables: Mapping[str, Path], header: list[str], input_path: Path
 ) -> list[JoinedTable]:
@@ -1066,51 +1054,7 @@ def read_joins(
     table the model never joined, a file without the table's id or leads without
     its key, and for leads lacking columns while a joined table was not given
     (naming the table and what to pass)."""
-    expected, missing = scorer.joins, scorer.contract.missing_values
-    unknown = sorted(set(tables) - set(expected))
-    if unknown:
-        joined = ", ".join(expected) or "none"
-        raise ScorerError(
-            f"--table {unknown[0]}: the model joined no table {unknown[0]!r} in "
-            f"training (it joined: {joined}); drop it"
-        )
-    found, have = [], list(header)
-    for name, spec in expected.items():
-        if name not in tables:
-            continue
-        path, what = Path(tables[name]), f"--table {name}"
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: the {name} table ({what}) not found")
-        dialect = Dialect.from_dict(spec["reading"]).resolve(path, what)
-        columns = read_header(path, what, dialect)
-        if spec["id"] not in columns:
-            raise ScorerError(
-                f"{path} ({what}): no column {spec['id']!r}, the id training joined "
-                f"{name} by; give the {name} export training read"
-            )
-        if spec["key"] not in have:
-            raise ScorerError(
-                f"{input_path}: no column {spec['key']!r}, the key training joined "
-                f"{name} on ({what} needs it)"
-            )
-        wanted = [c for c in scorer.contract.columns if c in columns and c not in have]
-        raw = read_table(path, what, dialect)
-        ids = as_text(id_text(raw[spec["id"]]), missing)
-        keep = (ids.notna() & ~ids.duplicated(keep="first")).to_numpy()
-        rows = raw.loc[keep, wanted].set_axis(ids[keep].to_numpy())
-        found.append(JoinedTable(name, spec["key"], rows))
-        have += wanted
-    lacking = scorer.contract.missing_columns(have)
-    absent = [n for n in expected if n not in tables]
-    if lacking and absent:
-        passes = " ".join(f"--table {n}=PATH" for n in absent)
-        raise ScorerError(
-            f"{input_path}: missing column(s) {', '.join(lacking)}; training "
-            f"joined table(s) {', '.join(absent)} onto the deals by key "
-            f"({', '.join(expected[n]['key'] for n in absent)}): pass {passes} "
-            "(the export of each table), or leads with those columns joined"
-        )
-    return found
+    return joins_onto(scorer, read_join_tables(scorer, tables), header, input_path)
 
 
 def _with_joins(
@@ -1121,10 +1065,9 @@ def _with_joins(
 ) -> Chunk:
     """The chunk with every joined table's columns added (its rows and numbers
     as they were); the leads without a match counted in ``summary``."""
-    frame = chunk.frame
-    for table in joined:
-        frame, unmatched = table.join(frame, missing)
-        summary.unmatched[table.name] = summary.unmatched.get(table.name, 0) + unmatched
+    frame, unmatched = with_joins(chunk.frame, joined, missing)
+    for name, n in unmatched.items():
+        summary.unmatched[name] = summary.unmatched.get(name, 0) + n
     arrow = pa.Table.from_pandas(frame, preserve_index=False)
     return Chunk(arrow, chunk.first_row, chunk.malformed)
 

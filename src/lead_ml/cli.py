@@ -770,11 +770,6 @@ def score(
     crm = _crm_file(crm_file, params, scored_at, summary_json)
     tables = _join_tables(table or [])
     if engine == "spark":
-        if tables:
-            raise ConfigError(
-                "--table: only with --engine local for now; join the tables onto "
-                "the leads before a Spark job, or score locally"
-            )
         if crm is not None:
             raise ConfigError(
                 "--crm-file: only with --engine local (a Spark job writes a Parquet "
@@ -790,9 +785,8 @@ def score(
         # The folder is checked (and its version named) before Spark starts.
         checked = load_scorer(source.folder, expect_version)
         warnings = _activities_unknown(checked, activities)
-        done = _score_on_spark(
-            source.folder, input, output, activities, explain, master, chunk_rows
-        )
+        spark_options = (explain, master, chunk_rows, tables)
+        done = _score_on_spark(source.folder, input, output, activities, *spark_options)
         done = _warned(done, warnings, checked)
         _finish_batch(done | _model_summary(source, checked), summary_json)
         return
@@ -951,6 +945,7 @@ def _score_on_spark(
     explain: bool,
     master: str,
     chunk_rows: int,
+    tables: dict[str, Path] | None = None,
 ) -> dict[str, Any]:
     """Run `lead-ml score --engine spark` (lead_ml.spark); its summary as a dict."""
     from lead_ml.spark import SparkJob, score_with_spark, spark_uri
@@ -963,6 +958,7 @@ def _score_on_spark(
         explain=explain,
         master=master,
         chunk_rows=chunk_rows,
+        tables={name: str(path) for name, path in (tables or {}).items()},
     )
     return score_with_spark(job).as_dict()
 

@@ -1119,7 +1119,9 @@ class TrainConfig(_Section):
     small_data: Annotated[bool, Strict()] = Field(
         True,
         description="at a few thousand training deals or fewer, cap min_child_samples "
-        "and leaves by the deal count (see lead_ml.model.scaled_train)",
+        "and leaves by the deal count (see lead_ml.model.scaled_train), and train "
+        "each fold model on all its deals, its tree count chosen by folds over them "
+        "(lead_ml.model.inner_cv_model)",
     )
     calibrate_on: Literal["validation", "latest"] = Field(
         "validation",

@@ -40,7 +40,7 @@ import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field, replace
@@ -75,9 +75,9 @@ from lead_ml.model import (
     probability_of_margin,
     rows_margin,
 )
-from lead_ml.schema import LeadContract
+from lead_ml.schema import LeadContract, id_text
 from lead_ml.sources import activity_log, joins
-from lead_ml.tables import Dialect, reject_frame
+from lead_ml.tables import Dialect, as_text, read_header, read_table, reject_frame
 from lead_ml.tracking import SCORER_TAG, quiet_environment, tracking_uri
 from lead_ml.vocab import BANDS, OUTPUT_DIMENSIONS, Kind, ScorerError
 
@@ -1323,6 +1323,116 @@ def signature_example(scorer: Scorer, leads: pd.DataFrame) -> pd.DataFrame:
     return example
 
 
+# --- many-to-one tables joined at scoring (--table NAME=PATH) ----------------------
+
+
+@dataclass(frozen=True)
+class JoinedTable:
+    """A many-to-one table joined onto the leads as training joined it (first row
+    per id kept, rows without an id left out): ``rows`` holds the columns the
+    scorer reads from it, indexed by the table's id as text."""
+
+    name: str
+    key: str
+    rows: pd.DataFrame
+
+    def join(
+        self, frame: pd.DataFrame, missing: Sequence[str]
+    ) -> tuple[pd.DataFrame, int]:
+        """The lead rows with the table's columns added by key, and how many leads
+        have no match (their columns empty: unknown, as in training)."""
+        keys = as_text(id_text(frame[self.key]), missing)
+        joined = self.rows.reindex(keys.to_numpy()).set_axis(frame.index)
+        unmatched = int((~keys.isin(self.rows.index)).sum())
+        return pd.concat([frame, joined], axis=1), unmatched
+
+
+def read_join_tables(
+    scorer: Scorer, tables: Mapping[str, Path | str]
+) -> list[JoinedTable]:
+    """Each table given (name -> file) that training joined onto the deals, read
+    by its training dialect with every scorer column it holds (first row per id,
+    rows without an id left out), in the scorer's order of joins. ScorerError for
+    a table the model never joined or a file without the table's id."""
+    expected, missing = scorer.joins, scorer.contract.missing_values
+    unknown = sorted(set(tables) - set(expected))
+    if unknown:
+        joined = ", ".join(expected) or "none"
+        raise ScorerError(
+            f"--table {unknown[0]}: the model joined no table {unknown[0]!r} in "
+            f"training (it joined: {joined}); drop it"
+        )
+    found = []
+    for name, spec in expected.items():
+        if name not in tables:
+            continue
+        path, what = Path(tables[name]), f"--table {name}"
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: the {name} table ({what}) not found")
+        dialect = Dialect.from_dict(spec["reading"]).resolve(path, what)
+        columns = read_header(path, what, dialect)
+        if spec["id"] not in columns:
+            raise ScorerError(
+                f"{path} ({what}): no column {spec['id']!r}, the id training joined "
+                f"{name} by; give the {name} export training read"
+            )
+        wanted = [c for c in scorer.contract.columns if c in columns]
+        raw = read_table(path, what, dialect)
+        ids = as_text(id_text(raw[spec["id"]]), missing)
+        keep = (ids.notna() & ~ids.duplicated(keep="first")).to_numpy()
+        rows = raw.loc[keep, wanted].set_axis(ids[keep].to_numpy())
+        found.append(JoinedTable(name, spec["key"], rows))
+    return found
+
+
+def joins_onto(
+    scorer: Scorer,
+    tables: Sequence[JoinedTable],
+    header: Sequence[str],
+    source: Any,
+    complete: bool = True,
+) -> list[JoinedTable]:
+    """The tables (:func:`read_join_tables`) as joined onto leads with the columns
+    ``header``: each keeps the scorer columns that neither the leads nor an earlier
+    table give. ScorerError for leads without a table's key, and (``complete``, as
+    `lead-ml score` asks) for leads lacking columns while a joined table was not
+    given (naming it and what to pass); ``source`` names the leads in messages."""
+    expected = scorer.joins
+    found, have = [], list(header)
+    for table in tables:
+        if table.key not in have:
+            raise ScorerError(
+                f"{source}: no column {table.key!r}, the key training joined "
+                f"{table.name} on (joining the {table.name} table needs it)"
+            )
+        wanted = [c for c in table.rows.columns if c not in have]
+        found.append(JoinedTable(table.name, table.key, table.rows[wanted]))
+        have += wanted
+    lacking = scorer.contract.missing_columns(have)
+    given = {table.name for table in tables}
+    absent = [n for n in expected if n not in given]
+    if complete and lacking and absent:
+        passes = " ".join(f"--table {n}=PATH" for n in absent)
+        raise ScorerError(
+            f"{source}: missing column(s) {', '.join(lacking)}; training "
+            f"joined table(s) {', '.join(absent)} onto the deals by key "
+            f"({', '.join(expected[n]['key'] for n in absent)}): pass {passes} "
+            "(the export of each table), or leads with those columns joined"
+        )
+    return found
+
+
+def with_joins(
+    frame: pd.DataFrame, tables: Sequence[JoinedTable], missing: Sequence[str]
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Lead rows with every table's columns joined by key (:meth:`JoinedTable.join`),
+    and per table how many leads have no row in it."""
+    unmatched = {}
+    for table in tables:
+        frame, unmatched[table.name] = table.join(frame, missing)
+    return frame, unmatched
+
+
 # --- the pyfunc ---------------------------------------------------------------------
 
 
@@ -1349,6 +1459,31 @@ class ServingSettings:
                 "or export it with export_scorer(..., allow_activities_path=True)"
             )
         return Path(activities_path)
+
+    def table_files(self, tables: Sequence[str]) -> dict[str, Path]:
+        """The files a request's ``tables`` param names (``NAME=PATH`` each, as
+        `lead-ml score --table`), when reading a file a request names is allowed
+        (the switch of ``activities_path``)."""
+        given = [t for t in tables if str(t).strip()]
+        if given and not self.allow_activities_path:
+            raise ScorerError(
+                "tables: this scorer reads no file a request names (a served model "
+                "would read any path its server can see); to allow it (with "
+                f"activities_path), set {ALLOW_ACTIVITIES_ENV}=1 where the model is "
+                "loaded or load it with lead_ml.scorer.load_pyfunc(..., "
+                "allow_activities_path=True); or join the tables onto the leads"
+            )
+        files: dict[str, Path] = {}
+        for option in given:
+            name, sep, path = str(option).partition("=")
+            name = name.strip()
+            if not sep or not name or not path.strip() or name in files:
+                raise ScorerError(
+                    f"tables: {option!r}: give each table once as NAME=PATH, e.g. "
+                    "['accounts=accounts.csv'] (NAME as under source.tables)"
+                )
+            files[name] = Path(path.strip())
+        return files
 
 
 #: What load_pyfunc asks of the pyfunc it is loading (MLflow passes nothing through
@@ -1677,9 +1812,21 @@ def _signature(scorer: Scorer, example: pd.DataFrame) -> Any:
     it (int64 numbers for a double, numbers in a category column for a string,
     a time stamp with a time zone for a datetime)."""
     from mlflow.models import ModelSignature, infer_signature
-    from mlflow.types.schema import AnyType, ColSpec, DataType, Schema, TensorSpec
+    from mlflow.types.schema import (
+        AnyType,
+        ColSpec,
+        DataType,
+        ParamSchema,
+        ParamSpec,
+        Schema,
+        TensorSpec,
+    )
 
     inferred = infer_signature(example, params={"explain": True, "activities_path": ""})
+    params = inferred.params
+    if scorer.joins:  # the many-to-one tables to join, as `lead-ml score --table`
+        tables = ParamSpec("tables", DataType.string, default=[], shape=(-1,))
+        params = ParamSchema([*params.params, tables])
     required = set(required_columns(scorer.contract))
     if row_number_id(scorer):  # numbered in input order when absent (predict_leads)
         required.discard(scorer.id_column)
@@ -1687,6 +1834,9 @@ def _signature(scorer: Scorer, example: pd.DataFrame) -> Any:
         ColSpec(AnyType(), spec.name, required=spec.name in required)
         for spec in inferred.inputs.inputs
     ]
+    # The keys the ``tables`` param joins by: MLflow drops columns not named here.
+    keys = {spec["key"] for spec in scorer.joins.values()} - set(example.columns)
+    inputs += [ColSpec(AnyType(), key, required=False) for key in sorted(keys)]
     # The output's types from its dtypes (MLflow's inference warns on Int64). A
     # rejected row's values are empty, but for its reason: none is always there.
     types = {"Float64": DataType.double, "Int64": DataType.long}
@@ -1694,7 +1844,7 @@ def _signature(scorer: Scorer, example: pd.DataFrame) -> Any:
         ColSpec(types.get(str(dtype), DataType.string), str(name), required=False)
         for name, dtype in predict_leads(scorer, example).dtypes.items()
     ]
-    return ModelSignature(Schema(inputs), Schema(outputs), inferred.params)
+    return ModelSignature(Schema(inputs), Schema(outputs), params)
 
 
 def scorer_requirements() -> list[str]:

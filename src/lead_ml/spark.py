@@ -24,6 +24,12 @@ is scored on its own. What a batch cannot see is settled on the Spark side first
   N)``, as the local scorer words it;
 - CSV lines without one value per header column (Spark would pad or cut them).
 
+The many-to-one tables training joined onto the deals (``--table NAME=PATH``) are
+read on the driver as `lead-ml score` reads them and joined by key on the executors
+before the check (:func:`table_joiner`): a lead without a match is scored with the
+table's columns unknown, and :func:`unmatched_counts` counts such leads as the local
+job does (the summary's ``leads_without_match``).
+
 The check runs lead-ml's own code on the executors, so lead-ml must be installed
 there, with ``env_manager="virtualenv"`` too (the check imports only
 lead_ml.schema and lead_ml.tables, with pandas, numpy and pyarrow). Activities
@@ -42,17 +48,25 @@ import re
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from lead_ml.batch import BatchSummary
-from lead_ml.schema import LeadContract
-from lead_ml.scorer import ALLOW_ACTIVITIES_ENV, Scorer, load_scorer, resolve_scorer
-from lead_ml.tables import FORMATS, quote_value, read_header
+from lead_ml.schema import LeadContract, id_text
+from lead_ml.scorer import (
+    ALLOW_ACTIVITIES_ENV,
+    JoinedTable,
+    Scorer,
+    joins_onto,
+    load_scorer,
+    read_join_tables,
+    resolve_scorer,
+)
+from lead_ml.tables import FORMATS, as_text, quote_value, read_header
 from lead_ml.tracking import quiet_environment
 from lead_ml.vocab import TIME_DTYPE, ScorerError
 
@@ -199,11 +213,37 @@ def signature_types(contract: LeadContract) -> dict[str, str]:
     return {c: SIGNATURE_TYPES.get(k, "string") for c, k in contract.kinds.items()}
 
 
+def table_joiner(
+    tables: Sequence[JoinedTable], missing: Sequence[str]
+) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    """Lead rows with the many-to-one tables' columns joined by key, as
+    :meth:`lead_ml.scorer.JoinedTable.join` joins them for `lead-ml score` (the
+    same key reading; a lead without a match gets empty columns: unknown).
+
+    The tables travel with the function as plain frames (read on the driver), so
+    the executors import only lead_ml.schema and lead_ml.tables for it.
+    """
+    plain = [(table.key, table.rows) for table in tables]
+    placeholders = list(missing)
+    text_of, ids_of = as_text, id_text
+
+    def join(leads: pd.DataFrame) -> pd.DataFrame:
+        for key, rows in plain:
+            keys = text_of(ids_of(leads[key]), placeholders)
+            joined = rows.reindex(keys.to_numpy()).set_axis(leads.index)
+            leads = pd.concat([leads, joined], axis=1)
+        return leads
+
+    return join
+
+
 def batch_checker(
     contract: LeadContract,
+    join: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
 ) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
     """The check of every batch of raw lead rows (see :func:`check_frame`), as
-    ``mapInPandas`` runs it on the executors.
+    ``mapInPandas`` runs it on the executors; ``join`` (:func:`table_joiner`)
+    first adds the columns of the tables given with ``--table``.
 
     A function made here is not importable by name, so Spark ships its code and
     the executors import only what it names (lead_ml.schema, lead_ml.tables and
@@ -214,6 +254,8 @@ def batch_checker(
     malformed, malformed_line = MALFORMED, MALFORMED_LINE
 
     def check(leads: pd.DataFrame) -> pd.DataFrame:
+        if join is not None:
+            leads = join(leads)
         raw = leads[contract.columns]
         typed, reasons = contract.check_rows(raw)
         if malformed in leads.columns:
@@ -280,11 +322,15 @@ def checked_schema(contract: LeadContract) -> StructType:
     return StructType(fields)
 
 
-def check_leads(leads: DataFrame, contract: LeadContract) -> DataFrame:
+def check_leads(
+    leads: DataFrame,
+    contract: LeadContract,
+    tables: Sequence[JoinedTable] = (),
+) -> DataFrame:
     """Every lead checked by the contract on the executors (see :func:`check_frame`).
 
-    ``leads`` must carry the contract's columns and ``_row``; other columns are
-    left out.
+    ``leads`` must carry the contract's columns (but those of ``tables``, joined
+    first by key: :func:`table_joiner`) and ``_row``; other columns are left out.
     """
     ours = {ROW, REJECT, KEY, SHOWN_KEY, RAW_ID, FIRST, OUTPUT, MALFORMED}
     clash = ours & set(contract.kinds)
@@ -293,11 +339,51 @@ def check_leads(leads: DataFrame, contract: LeadContract) -> DataFrame:
             f"column(s) {', '.join(sorted(clash))}: --engine spark uses these names "
             "itself; rename them in the export"
         )
-    names = [*contract.columns, ROW]
+    added = {c for table in tables for c in table.rows.columns}
+    names = [c for c in contract.columns if c not in added]
+    names += [t.key for t in tables if t.key not in names]
+    names.append(ROW)
     if MALFORMED in leads.columns:
         names.append(MALFORMED)
     selected = leads.select(*[_column(name) for name in names])
-    return selected.mapInPandas(batch_checker(contract), checked_schema(contract))
+    join = table_joiner(tables, contract.missing_values) if tables else None
+    return selected.mapInPandas(batch_checker(contract, join), checked_schema(contract))
+
+
+def unmatched_counts(
+    leads: DataFrame, tables: Sequence[JoinedTable], missing: Sequence[str]
+) -> dict[str, int]:
+    """Per table, how many leads have no row in it (their key read as the join
+    reads it, :func:`table_joiner`; a missing key has none), as `lead-ml score`
+    counts them: one pass over the key columns."""
+    if not tables:
+        return {}
+    from pyspark.sql import functions as F
+
+    known = [(t.name, t.key, set(t.rows.index)) for t in tables]
+    placeholders = list(missing)
+    text_of, ids_of = as_text, id_text
+    keys = list(dict.fromkeys(t.key for t in tables))
+
+    def count(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for batch in batches:
+            yield pd.DataFrame(
+                {
+                    name: [
+                        int(
+                            (~text_of(ids_of(batch[key]), placeholders).isin(ids)).sum()
+                        )
+                    ]
+                    for name, key, ids in known
+                }
+            )
+
+    schema = ", ".join(f"`{name}` long" for name, _, _ in known)
+    counted = leads.select(*[_column(k) for k in keys]).mapInPandas(count, schema)
+    totals: Any = counted.agg(
+        *[F.sum(_column(n)).alias(n) for n, _, _ in known]
+    ).first()
+    return {name: int(totals[name] or 0) for name, _, _ in known}
 
 
 def reject_duplicates(checked: DataFrame, id_column: str) -> DataFrame:
@@ -421,6 +507,7 @@ def score_dataframe(
     activities_path: str = "",
     env_manager: str = "local",
     partitions: int = 0,
+    tables: Sequence[JoinedTable] = (),
 ) -> DataFrame:
     """Score a Spark DataFrame of raw lead rows: one output row per input row.
 
@@ -432,18 +519,23 @@ def score_dataframe(
     (``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, ``runs:/RUN_ID/PATH``)
     resolved to its downloaded folder on the driver
     (:func:`lead_ml.scorer.resolve_scorer`), which Spark ships to the executors.
+    ``tables``: the many-to-one tables training joined onto the deals
+    (:func:`lead_ml.scorer.read_join_tables`, read on the driver), joined onto the
+    leads by key on the executors as `lead-ml score --table` joins them
     """
     from pyspark.sql import functions as F
 
     spark.conf.set("spark.sql.session.timeZone", "UTC")
     model_dir = str(resolve_scorer(model_dir).folder)
     scorer = load_scorer(model_dir)
-    scorer.check_columns(list(leads.columns), "leads")
+    tables = joins_onto(scorer, tables, list(leads.columns), "leads")
+    added = [c for table in tables for c in table.rows.columns]
+    scorer.check_columns([*leads.columns, *added], "leads")
     check_activities(scorer, activities_path)
     contract = scorer.contract
     if ROW not in leads.columns:
         leads, _ = number_rows(leads)
-    checked = check_leads(leads, contract)
+    checked = check_leads(leads, contract, tables)
     if partitions:
         # The duplicate check shuffles the rows by id anyway: into this many tasks,
         # which then score them (AQE would merge a small job's into one).
@@ -477,6 +569,9 @@ class SparkJob:
     explain: bool = True
     master: str = "local[*]"
     chunk_rows: int = 50_000
+    #: ``--table NAME=PATH``: many-to-one tables to join by key (read on the
+    #: driver: local files), name -> path.
+    tables: Mapping[str, str] = field(default_factory=dict)
 
 
 def check_paths(job: SparkJob) -> None:
@@ -524,6 +619,8 @@ def score_with_spark(job: SparkJob, spark: SparkSession | None = None) -> BatchS
     leads, rows_in = number_rows(read_leads(spark, job.input))
     if rows_in == 0:
         raise ScorerError(f"{job.input}: no rows to score; check the export")
+    scorer = load_scorer(resolve_scorer(str(job.model)).folder)
+    tables = read_join_tables(scorer, job.tables)
     result = score_dataframe(
         spark,
         leads,
@@ -531,6 +628,7 @@ def score_with_spark(job: SparkJob, spark: SparkSession | None = None) -> BatchS
         job.explain,
         _absolute(job.activities),
         partitions=spark.sparkContext.defaultParallelism,
+        tables=tables,
     )
     result.write.mode("overwrite").parquet(job.output)
     scored, rejected = _written_counts(spark, job.output)
@@ -541,6 +639,7 @@ def score_with_spark(job: SparkJob, spark: SparkSession | None = None) -> BatchS
         seconds=time.perf_counter() - started,
         output=job.output,
         rejects=f"{job.output} (rows with a reject_reason)",
+        unmatched=unmatched_counts(leads, tables, scorer.contract.missing_values),
     )
     _reconcile(summary)
     return summary
