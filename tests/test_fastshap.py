@@ -646,3 +646,133 @@ def test_a_copy_of_the_code_elsewhere_reuses_the_compiled_kernels(
     assert first["values"] == second["values"]
     cached = list((tmp_path / "cache" / "lead-ml" / "numba").iterdir())
     assert [folder.name.split("-")[0] for folder in cached] == ["fastshap"]
+
+
+# --- the next question's answered scores: one lookup per tree ------------------------
+
+#: Next-question probabilities must equal a full re-score to this (issue 17).
+RESCORE_TOLERANCE = 1e-12
+
+
+def answered(rows: np.ndarray, answer: dict[int, float]) -> np.ndarray:
+    """The rows with an answer's values filled in (a full re-score's input)."""
+    out = rows.copy()
+    for feature, value in answer.items():
+        out[:, feature] = value
+    return out
+
+
+def assert_answers_are_a_rescore(
+    ensemble: fastshap.TreeEnsemble,
+    rows: np.ndarray,
+    answers: list[dict[int, float]],
+    absent: np.ndarray | None = None,
+) -> np.ndarray:
+    """answer_margins (from the rows' codes, for every row and for a subset) equal
+    predict_margin of the answered rows; the codes' margins and contributions are
+    those of the rows to the last bit. Returns the answered margins."""
+    codes = fastshap.tree_codes(ensemble, rows)
+    now = fastshap.predict_margin(ensemble, rows, absent=absent)
+    assert np.array_equal(
+        fastshap.predict_margin(ensemble, rows, absent=absent, codes=codes), now
+    )
+    assert np.array_equal(
+        fastshap.contributions(ensemble, rows, absent=absent, codes=codes),
+        fastshap.contributions(ensemble, rows, absent=absent),
+    )
+    expected = np.column_stack(
+        [
+            fastshap.predict_margin(ensemble, answered(rows, a), absent=absent)
+            for a in answers
+        ]
+    )
+    got = fastshap.answer_margins(ensemble, rows, now, answers, absent, codes)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=RESCORE_TOLERANCE)
+    leads = np.arange(len(rows))[::-3]  # a subset, out of order
+    subset = fastshap.answer_margins(ensemble, rows, now, answers, absent, leads=leads)
+    np.testing.assert_allclose(subset, expected[leads], rtol=0, atol=RESCORE_TOLERANCE)
+    return got
+
+
+#: Answers of synthetic_rows' features: a number (each edge value), the category
+#: (seen and unseen codes, missing), and two features at once.
+ANSWERS = [
+    *({0: float(v)} for v in EDGE_VALUES),
+    *({2: float(v)} for v in EDGE_VALUES),
+    *({3: float(v)} for v in (0.0, 2.0, 9.0, 39.0, 40.0, 57.0, -1.0, np.nan)),
+    {0: 0.3, 3: 2.0},
+    {1: np.nan, 2: 0.0, 3: 9.0},
+]
+
+
+@pytest.mark.parametrize(
+    ("params", "max_splits"),
+    [
+        ({"num_leaves": 8, "max_depth": 3}, 8),  # every tree looked up by code
+        ({"num_leaves": 15, "zero_as_missing": True}, 8),  # missing type Zero
+        ({"num_leaves": 7, "max_cat_to_onehot": 64, "use_missing": False}, 8),
+        ({"num_leaves": 12, "min_data_in_leaf": 150}, 8),  # 8 to 11 splits: both kinds
+        ({"num_leaves": 8}, 0),  # no tree tabulated by code: all scored as rows
+    ],
+)
+def test_an_answer_is_one_lookup_per_tree_and_a_full_rescore(
+    monkeypatch: pytest.MonkeyPatch, params: dict[str, Any], max_splits: int
+) -> None:
+    """Every answer, of numbers (NaN, zeros, at the thresholds), categories (bitset
+    words, unseen and negative codes) and several features at once, scores as the
+    answered rows do, whichever way each tree is tabulated."""
+    monkeypatch.setattr(fastshap, "MAX_CODE_SPLITS", max_splits)
+    booster = train_raw(params, rounds=40)
+    ensemble = fastshap.parse_dump(booster.dump_model())
+    rows = edge_rows(synthetic_rows(200, 4)[0])
+    got = assert_answers_are_a_rescore(ensemble, rows, ANSWERS)
+    np.testing.assert_allclose(  # and as LightGBM scores them
+        got[:, 0],
+        booster.predict(answered(rows, ANSWERS[0]), raw_score=True),
+        rtol=0,
+        atol=RESCORE_TOLERANCE,
+    )
+    now = fastshap.predict_margin(ensemble, rows)
+    assert (np.abs(got - now[:, None]) > 1e-3).mean() > 0.2  # answers move scores
+    tabulated = ensemble.code_start >= 0
+    assert tabulated.all() if max_splits == 8 and params["num_leaves"] < 12 else True
+    if params["num_leaves"] == 12:
+        assert tabulated.any() and not tabulated.all()
+
+
+@pytest.mark.parametrize("collapsed", [True, False], ids=["collapsed", "per-row"])
+def test_answers_of_rows_lacking_features_no_training_row_lacked(
+    monkeypatch: pytest.MonkeyPatch, collapsed: bool
+) -> None:
+    """Rows lacking absent features read their set's collapsed code values before
+    an answer and those of the set the answer leaves after it (an answered feature
+    is known; a detail answered as missing stays not known): the same as a full
+    re-score of the answered rows and the plain-Python expectation; rows of a set
+    too rare to collapse are scored again as rows."""
+    monkeypatch.setattr(fastshap, "MIN_COLLAPSE_ROWS", 1 if collapsed else 10**9)
+    booster = train_complete({"num_leaves": 7}, rounds=30)
+    dump = booster.dump_model()
+    ensemble = fastshap.parse_dump(dump)
+    rows = gapped_rows(42)
+    answers = [
+        {0: 0.4},
+        {1: 2.0},
+        {1: 17.0},  # a category never seen: still not known
+        {3: np.nan, 0: -1.0},
+        {2: np.nan},  # the feature with a missing-value rule
+        {0: np.nan, 1: 3.0, 3: 0.5},
+    ]
+    got = assert_answers_are_a_rescore(ensemble, rows, answers, ABSENT)
+    for a, answer in enumerate(answers):
+        expected = [
+            treeoracle.margin(dump, row, ABSENT) for row in answered(rows, answer)
+        ]
+        np.testing.assert_allclose(got[:, a], expected, rtol=0, atol=TOLERANCE)
+    assert len(absent_sets(rows)) > 4
+
+
+def test_codes_are_refused_when_they_are_not_the_rows() -> None:
+    ensemble = fastshap.parse_dump(train_raw({"num_leaves": 8}, rounds=3).dump_model())
+    rows = synthetic_rows(10, 1)[0]
+    with pytest.raises(fastshap.TreeModelError, match="tree_codes"):
+        fastshap.contributions(ensemble, rows, codes=np.zeros((9, 3), np.uint8))

@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from lead_ml import fastshap
 from lead_ml.features import (
@@ -48,7 +50,6 @@ from lead_ml.model import (
     feature_rows,
     model_rows,
     probability_of_margin,
-    rows_margin,
 )
 from lead_ml.vocab import (
     EVIDENCE_CODES,
@@ -79,10 +80,31 @@ def _ensemble(model: TrainedModel) -> fastshap.TreeEnsemble:
     return fastshap.compile_booster(model.booster, model.info.best_iteration)
 
 
-def feature_contributions(model: TrainedModel, rows: np.ndarray) -> np.ndarray:
+def tree_codes(model: TrainedModel, rows: np.ndarray) -> np.ndarray:
+    """The leads' way through every tree (:func:`lead_ml.fastshap.tree_codes`),
+    decided once: their contributions and answered scores read them."""
+    return fastshap.tree_codes(_ensemble(model), rows)
+
+
+def codes_margin(
+    model: TrainedModel, rows: np.ndarray, codes: np.ndarray
+) -> np.ndarray:
+    """The leads' raw log-odds (:func:`lead_ml.model.rows_margin`, to the last bit),
+    read from their :func:`tree_codes` where every tree is tabulated by code."""
+    return fastshap.predict_margin(
+        _ensemble(model), rows, absent=absent_features(model), codes=codes
+    )
+
+
+def feature_contributions(
+    model: TrainedModel, rows: np.ndarray, codes: np.ndarray | None = None
+) -> np.ndarray:
     """Per lead, each feature's contribution in calibrated log-odds (model order),
-    then the base value: a row sums to the lead's calibrated log-odds."""
-    raw = fastshap.contributions(_ensemble(model), rows, absent=absent_features(model))
+    then the base value: a row sums to the lead's calibrated log-odds. ``codes``:
+    the rows' :func:`tree_codes`, if at hand."""
+    raw = fastshap.contributions(
+        _ensemble(model), rows, absent=absent_features(model), codes=codes
+    )
     calibration = model.info.calibration
     out = calibration.slope * raw
     out[:, -1] = calibration.log_odds(raw[:, -1])
@@ -246,7 +268,12 @@ def _distinct_reasons(
     where the numbers hold both 0 and -0: np.unique, which formats numbers once per
     value, takes the two for one, so those leads are formatted all together."""
     sign = np.where(contribution > 0, 2, np.where(contribution < 0, 1, 0))
-    if _is_text(column):
+    text = _arrow_text(column) if _is_text(column) else None
+    if text is not None:  # Arrow text: encoded and picked in Arrow
+        encoded = pc.dictionary_encode(text).indices.fill_null(-1)
+        codes = np.asarray(encoded.to_numpy(zero_copy_only=False), np.int64)[rows]
+        values = None
+    elif _is_text(column):
         codes = np.asarray(pd.factorize(column)[0], dtype=np.int64)[rows]
         values = None
     else:
@@ -255,15 +282,31 @@ def _distinct_reasons(
         if negative.any() and not negative.all():
             return reason_texts(spec, values, contribution), np.arange(len(rows))
         codes = np.asarray(pd.factorize(values.view(np.int64))[0], dtype=np.int64)
-    _, first, inverse = np.unique(
-        (codes + 1) * 3 + sign, return_index=True, return_inverse=True
-    )
-    if values is None:
+    # Each distinct (value, sign) pair once, by hashing; its first lead kept.
+    inverse = np.asarray(pd.factorize((codes + 1) * 3 + sign)[0], dtype=np.int64)
+    first = np.full(int(inverse.max(initial=-1)) + 1, len(inverse), dtype=np.int64)
+    np.minimum.at(first, inverse, np.arange(len(inverse)))
+    if text is not None:
+        said = np.array(text.take(pa.array(rows[first])).to_pylist(), dtype=object)
+    elif values is None:
         picked = column.iloc[rows[first]].astype(object)
         said = np.asarray(picked.where(picked.notna(), None))
     else:
         said = values[first]
-    return reason_texts(spec, said, contribution[first]), inverse.reshape(-1)
+    return reason_texts(spec, said, contribution[first]), inverse
+
+
+def _arrow_text(column: pd.Series) -> pa.Array | None:
+    """A text column's values as one Arrow array, when Arrow holds them."""
+    if not isinstance(column.dtype, pd.StringDtype) or column.dtype.storage not in (
+        "pyarrow",
+        "pyarrow_numpy",
+    ):
+        return None
+    values = pa.array(column.array)
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    return values
 
 
 def _combined_codes(parts: Sequence[np.ndarray], n: int) -> np.ndarray:
@@ -277,19 +320,28 @@ def _combined_codes(parts: Sequence[np.ndarray], n: int) -> np.ndarray:
     return key
 
 
-def _joined(ranked: Sequence[tuple[np.ndarray, list[str]]], n: int) -> np.ndarray:
-    """Per lead, its non-empty texts of every rank joined with "; ", once per
-    distinct combination. ``ranked``: per rank, each lead's position in the rank's
-    texts, and the texts."""
+def _joined(texts: list[str], ranked: Sequence[np.ndarray], n: int) -> pa.Array:
+    """Per lead, its non-empty texts of every rank joined with "; ", as Arrow text
+    (joined in Arrow, no Python string made per lead). ``ranked``: per rank, each
+    lead's position in ``texts``.
+
+    >>> first, second = np.array([1, 0, 0, 0]), np.array([2, 2, 0, 1])
+    >>> _joined(["", "a", "b"], [first, second], 4).to_pylist()
+    ['a; b', 'b', '', 'a']
+    """
     if not ranked:
-        return np.full(n, "", dtype=object)
-    key = _combined_codes([chosen for chosen, _ in ranked], n)
-    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-    joined = [
-        "; ".join([texts[chosen[i]] for chosen, texts in ranked if texts[chosen[i]]])
-        for i in first.tolist()
+        return pa.array([""] * n, pa.string())
+    # Each text after the first rank carries its separator; a lead whose first
+    # rank is empty loses the one it then starts with. (pyarrow 25's join with
+    # null_handling="skip" drops trailing rows where every part is null.)
+    plain = pa.array(texts, pa.string())
+    after = pa.array([f"; {text}" if text else "" for text in texts], pa.string())
+    parts = [
+        (plain if rank == 0 else after).take(pa.array(chosen))
+        for rank, chosen in enumerate(ranked)
     ]
-    return np.array(joined, dtype=object)[inverse.reshape(-1)]
+    joined = pc.binary_join_element_wise(*parts, "")
+    return pc.replace_substring_regex(joined, "^; ", "", max_replacements=1)
 
 
 def _strongest_dimensions(by_dimension: np.ndarray, n: int) -> np.ndarray:
@@ -317,11 +369,11 @@ def top_reasons(
     per_feature: np.ndarray,
     n: int = 3,
     by_dimension: np.ndarray | None = None,
-) -> np.ndarray:
+) -> pd.Series:
     """Per lead, the n dimensions that moved its score most, strongest first, each
-    with the feature that moved it most, joined with "; ". A dimension that did not
-    move the score is left out. ``by_dimension``: :func:`sum_by_dimension` of
-    ``per_feature``, if at hand."""
+    with the feature that moved it most, joined with "; " (text, the features'
+    index). A dimension that did not move the score is left out. ``by_dimension``:
+    :func:`sum_by_dimension` of ``per_feature``, if at hand."""
     if by_dimension is None:
         by_dimension = sum_by_dimension(model, per_feature)
     position = dimension_of_features(model)
@@ -361,10 +413,14 @@ def top_reasons(
         chosen[entries] = len(texts) + which
         texts += said.tolist()
     n_leads = len(features)
-    ranked = [
-        (chosen[r * n_leads : (r + 1) * n_leads], texts) for r in range(top.shape[1])
-    ]
-    return _joined(ranked, len(features))
+    ranked = [chosen[r * n_leads : (r + 1) * n_leads] for r in range(top.shape[1])]
+    joined = _joined(texts, ranked, n_leads)
+    return pd.Series(
+        pd.arrays.ArrowStringArray(joined),
+        index=features.index,
+        dtype="str",
+        name="top_reasons",
+    )
 
 
 # --- the next question ----------------------------------------------------------------
@@ -437,32 +493,46 @@ def question_answers(
 
 
 class _Answering:
-    """Win probabilities of leads after an answer that changes one feature.
+    """Win probabilities of leads after an answer that changes one feature (and its
+    details).
 
-    Only the trees splitting on the changed feature can reach another leaf, so the
-    probability after an answer is the score now minus those trees' leaves before
-    plus their leaves after: a fraction of the trees per answer, exact to rounding.
+    Only the trees splitting on the changed features can reach another leaf, and
+    an answer takes the same way at each of their splits for every lead: the score
+    after it is the score now minus those trees' values at the lead's way through
+    them (its codes, decided once per chunk) plus their values at that way with
+    the answered splits' bits replaced (:func:`lead_ml.fastshap.answer_margins`),
+    one table lookup per tree and answer; exact to rounding.
     """
 
-    def __init__(self, model: TrainedModel, rows: np.ndarray, now: np.ndarray):
+    def __init__(
+        self,
+        model: TrainedModel,
+        rows: np.ndarray,
+        now: np.ndarray,
+        codes: np.ndarray | None = None,
+    ):
         self.model, self.rows, self.now = model, rows, now
         self.ensemble = _ensemble(model)
+        self.absent = absent_features(model)
         self.column = {name: i for i, name in enumerate(model.info.feature_names)}
+        self._codes = codes
+
+    @property
+    def codes(self) -> np.ndarray:
+        """The rows' codes (:func:`tree_codes`), decided on first use."""
+        if self._codes is None:
+            self._codes = fastshap.tree_codes(self.ensemble, self.rows)
+        return self._codes
 
     def after(self, leads: np.ndarray, answers: Sequence[Answer]) -> np.ndarray:
         """(leads, answers) probabilities after each answer (positions in ``rows``)."""
-        changed = sorted({self.column[f] for values, _ in answers for f in values})
-        trees = fastshap.trees_using(self.ensemble, changed)
-        before = self.rows[leads]
-        old = self.now[leads] - rows_margin(self.model, before, trees)
-        answered, results = before.copy(), []
-        for values, _ in answers:
-            for feature, value in values.items():
-                answered[:, self.column[feature]] = value
-            new = rows_margin(self.model, answered, trees)
-            results.append(probability_of_margin(self.model, old + new))
-            answered[:, changed] = before[:, changed]  # back for the next answer
-        return np.column_stack(results)
+        answered = [
+            {self.column[f]: v for f, v in values.items()} for values, _ in answers
+        ]
+        margins = fastshap.answer_margins(
+            self.ensemble, self.rows, self.now, answered, self.absent, self.codes, leads
+        )
+        return probability_of_margin(self.model, margins)
 
 
 def _percent(probability: np.ndarray, decimals: int = 0) -> np.ndarray:
@@ -535,29 +605,43 @@ def _question_texts(
     probabilities: tuple[np.ndarray, np.ndarray],
     offered: np.ndarray,
     nothing: str,
-) -> np.ndarray:
-    """The next question of each lead: where one is ``offered``, ``labels[chosen]``
-    with the probabilities now and after the answer; elsewhere, and where the two
-    read alike even to three decimals (a move of a millionth is none), ``nothing``
-    where the lead has a question to try (``chosen`` > 0), "" where it has none.
-    Formatted once per distinct question and pair of probabilities, spread back to
-    the leads."""
+) -> pa.Array:
+    """The next question of each lead (Arrow text): where one is ``offered``,
+    ``labels[chosen]`` with the probabilities now and after the answer; elsewhere,
+    and where the two read alike even to three decimals (a move of a millionth is
+    none), ``nothing`` where the lead has a question to try (``chosen`` > 0), ""
+    where it has none. Formatted once per distinct question and pair of
+    probabilities (of the offered leads only), spread back to the leads.
+
+    >>> _question_texts(["", "Ask"], np.array([1, 1, 0, 1]),
+    ...     (np.full(4, 0.2), np.array([0.5, 0.2, 0.0, 0.5])),
+    ...     np.array([True, False, False, True]), "None").to_pylist()
+    ['Ask would move the win probability from 20% to 50%', 'None', '', \
+'Ask would move the win probability from 20% to 50%']
+    """
     now, after = probabilities
-    # Offered questions by their probabilities' bits: formatted alike when equal.
-    bits = [np.where(offered, p, 0.0).view(np.int64) for p in (now, after)]
-    key = _combined_codes([np.where(offered, chosen, -chosen), *bits], len(chosen))
-    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-    before, later = _percent_pairs(now[first], after[first])
-    texts = np.where(
-        offered[first] & (before != later),
-        np.array(labels, dtype=object)[chosen[first]]
-        + " would move the win probability from "
-        + before
-        + " to "
-        + later,
-        np.where(chosen[first] > 0, nothing, ""),
-    )
-    return texts[inverse.reshape(-1)]
+    # Each lead's text as a position in texts: "" (none to ask), nothing, then
+    # the offered questions by their probabilities' bits (formatted alike when equal).
+    which = np.where(chosen > 0, 1, 0)
+    texts = ["", nothing]
+    leads = np.flatnonzero(offered)
+    if leads.size:
+        bits = [p[leads].view(np.int64) for p in (now, after)]
+        key = _combined_codes([chosen[leads], *bits], leads.size)
+        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        distinct = leads[first]
+        before, later = _percent_pairs(now[distinct], after[distinct])
+        said = (
+            np.array(labels, dtype=object)[chosen[distinct]]
+            + " would move the win probability from "
+            + before
+            + " to "
+            + later
+        )
+        position = np.where(before != later, 2 + np.arange(len(distinct)), 1)
+        which[leads] = position[inverse.reshape(-1)]
+        texts += said.tolist()
+    return pa.array(texts, pa.string()).take(pa.array(which))
 
 
 def next_question(
@@ -568,6 +652,7 @@ def next_question(
     rows: np.ndarray,
     raw: np.ndarray,
     min_gain: float = MIN_QUESTION_GAIN,
+    codes: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Per lead, the unknown MEDDIC column whose answer would move its win
     probability most (``next_question``) and by how much (``next_question_gain``,
@@ -575,14 +660,15 @@ def next_question(
     change is at least ``min_gain``; otherwise ``next_question`` says that none is
     worth asking (:func:`nothing_worth_asking`), and it is "" when no MEDDIC column
     of the lead is unknown (``next_question_gain`` 0). ``rows`` and ``raw``: the
-    leads' model rows and raw scores."""
+    leads' model rows and raw scores; ``codes``: the rows' :func:`tree_codes`, if
+    at hand."""
     n = len(features)
     now = probability_of_margin(model, raw)
     best_gain = np.full(n, -1.0)
     best_after = np.zeros(n)
     # Each lead's question as a position in labels ("" first: none asked).
     chosen, labels = np.zeros(n, dtype=np.int64), [""]
-    answering = _Answering(model, rows, raw)
+    answering = _Answering(model, rows, raw, codes)
     for name, tried in answers.items():
         spec = registry.spec(name)
         unknown = np.flatnonzero(_unknown_leads(spec, features))
@@ -606,7 +692,9 @@ def next_question(
     question = _question_texts(labels, chosen, (now, best_after), offered, nothing)
     return pd.DataFrame(
         {
-            "next_question": pd.Series(question, index=features.index, dtype="str"),
+            "next_question": pd.Series(
+                pd.arrays.ArrowStringArray(question), index=features.index, dtype="str"
+            ),
             "next_question_gain": np.where(asked, best_gain, 0.0),
         },
         index=features.index,
@@ -622,23 +710,26 @@ def explain(
     raw: np.ndarray | None = None,
     n_reasons: int = 3,
     min_gain: float = MIN_QUESTION_GAIN,
+    codes: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Contributions per dimension, base value, top reasons and the next question
     to ask (when an answer would move the win probability by ``min_gain`` or more,
-    see :func:`next_question`), one row per lead, index kept. ``rows`` and ``raw``:
-    the leads' model rows and raw scores, if at hand."""
+    see :func:`next_question`), one row per lead, index kept. ``rows``, ``raw`` and
+    ``codes``: the leads' model rows, raw scores and :func:`tree_codes`, if at
+    hand."""
     rows = feature_rows(model, features) if rows is None else rows
-    raw = rows_margin(model, rows) if raw is None else raw
-    per_feature = feature_contributions(model, rows)
+    # decided once for the score, the contributions and the answers
+    codes = tree_codes(model, rows) if codes is None else codes
+    raw = codes_margin(model, rows, codes) if raw is None else raw
+    per_feature = feature_contributions(model, rows, codes)
     contributions = dimension_contributions(model, per_feature, features.index)
     by_dimension = contributions[list(CONTRIBUTION_COLUMNS)].to_numpy()
-    reasons = pd.Series(
-        top_reasons(registry, model, features, per_feature, n_reasons, by_dimension),
-        index=features.index,
-        dtype="str",
-        name="top_reasons",
+    reasons = top_reasons(
+        registry, model, features, per_feature, n_reasons, by_dimension
     )
-    questions = next_question(registry, model, answers, features, rows, raw, min_gain)
+    questions = next_question(
+        registry, model, answers, features, rows, raw, min_gain, codes
+    )
     return pd.concat([contributions, reasons, questions], axis=1)
 
 

@@ -54,7 +54,7 @@ per-row walk.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -644,16 +644,33 @@ def collapsed_tables(
 
 
 def _absent_sets(
-    rows: np.ndarray, mask: np.ndarray
+    rows: np.ndarray, mask: np.ndarray, leads: np.ndarray | None = None
 ) -> list[tuple[np.ndarray, np.ndarray | None]]:
-    """The rows by the set of flagged features they lack: per set its flags (one
-    per feature) and its rows' positions (None: every row)."""
+    """The rows (those at ``leads``, default all) by the set of flagged features
+    they lack: per set its flags (one per feature) and its rows' positions among
+    them (None: every row)."""
     nothing = np.zeros_like(mask)
     if not mask.any():
         return [(nothing, None)]
     columns = np.flatnonzero(mask)
-    lacks = np.isnan(rows[:, columns])
-    if not lacks.any() or (lacks == lacks[0]).all():  # one set (a job's usual case)
+    if len(columns) <= 64:  # each row's set as the bits of one integer, in one pass
+        every = np.arange(len(rows)) if leads is None else leads
+        keys = _lack_keys(rows, every.astype(np.int64), columns.astype(np.int64))
+        if (keys == keys[0]).all():  # one set (a job's usual case)
+            nothing[columns[_key_bits(int(keys[0]), len(columns))]] = True
+            return [(nothing, None)]
+        codes = np.asarray(pd.factorize(keys)[0], dtype=np.int64)
+        order = np.argsort(codes, kind="stable")
+        bounds = np.cumsum(np.bincount(codes))[:-1]
+        sets: list[tuple[np.ndarray, np.ndarray | None]] = []
+        for positions in np.split(order, bounds):
+            flags = np.zeros_like(mask)
+            key = int(keys[positions[0]])
+            flags[columns[_key_bits(key, len(columns))]] = True
+            sets.append((flags, positions))
+        return sets
+    lacks = np.isnan((rows if leads is None else rows[leads])[:, columns])
+    if not lacks.any() or (lacks == lacks[0]).all():  # one set
         nothing[columns[lacks[0]]] = True
         return [(nothing, None)]
     packed = np.packbits(lacks, axis=1)
@@ -661,12 +678,17 @@ def _absent_sets(
     _, first, inverse = np.unique(keys.ravel(), return_index=True, return_inverse=True)
     order = np.argsort(inverse, kind="stable")
     bounds = np.cumsum(np.bincount(inverse))[:-1]
-    sets: list[tuple[np.ndarray, np.ndarray | None]] = []
+    sets = []
     for row, positions in zip(first.tolist(), np.split(order, bounds), strict=True):
         flags = np.zeros_like(mask)
         flags[columns[lacks[row]]] = True
         sets.append((flags, positions))
     return sets
+
+
+def _key_bits(key: int, n: int) -> np.ndarray:
+    """The positions of the set bits of ``key`` among its lowest ``n``."""
+    return np.flatnonzero([(key >> bit) & 1 for bit in range(n)])
 
 
 def _plan(
@@ -710,9 +732,12 @@ def predict_margin(
     rows: np.ndarray,
     trees: np.ndarray | None = None,
     absent: np.ndarray | None = None,
+    codes: np.ndarray | None = None,
 ) -> np.ndarray:
     """Raw scores, as ``Booster.predict(raw_score=True)`` gives them: the same leaves,
-    added tree by tree in the same order, so equal to the last bit.
+    added tree by tree in the same order, so equal to the last bit. ``codes``: the
+    rows' :func:`tree_codes`, if at hand: where every tree is tabulated by code,
+    the scores are then read from them without deciding a split.
 
     With ``trees`` (ascending tree numbers, e.g. from :func:`trees_using`), only those
     trees' leaf values are summed: the part of the score a change to their features
@@ -732,6 +757,20 @@ def predict_margin(
     if len(rows) and len(packed):
         mask = _absent_mask(ensemble, absent)
         plan, walked = _plan(ensemble, rows, mask)
+        if codes is not None and (ensemble.code_start[chosen] >= 0).all():
+            codes = _codes(ensemble, rows, codes)
+            picked = np.arange(ensemble.n_trees)[chosen].astype(np.int64)
+            every = np.arange(len(rows), dtype=np.int64)
+            for collapsed, positions in plan:
+                _code_margin_kernel(
+                    codes,
+                    every if positions is None else positions.astype(np.int64),
+                    picked,
+                    ensemble.code_start,
+                    collapsed.code_value,
+                    out,
+                )
+            plan = []
         for collapsed, positions in plan:
             if positions is None:
                 _margins(ensemble, rows, chosen, collapsed, out)
@@ -835,12 +874,214 @@ def trees_using(ensemble: TreeEnsemble, features: Sequence[int]) -> np.ndarray:
     return np.unique(tree_of_node[splits_on])
 
 
+def tree_codes(ensemble: TreeEnsemble, rows: np.ndarray) -> np.ndarray:
+    """Per row and tree, the row's *code* in that tree: bit j set when the row takes
+    the left branch of the tree's split j (trees tabulated by code only, see
+    :data:`MAX_CODE_SPLITS`; 0 for the others). Decided once, a chunk's codes serve
+    its contributions (:func:`contributions`) and its answered scores
+    (:func:`answer_margins`); a missing value takes the way LightGBM sends it (an
+    absent feature's splits are mixed by the collapsed code values instead, which
+    read no bit of theirs).
+
+    >>> tree = {"tree_structure": {
+    ...     "split_feature": 0, "threshold": 0.5, "decision_type": "<=",
+    ...     "default_left": True, "missing_type": "NaN", "internal_count": 2,
+    ...     "left_child": {"leaf_value": 1.0, "leaf_count": 1},
+    ...     "right_child": {"leaf_value": 3.0, "leaf_count": 1}}}
+    >>> ensemble = parse_dump({"tree_info": [tree], "max_feature_idx": 0})
+    >>> tree_codes(ensemble, np.array([[0.0], [1.0], [np.nan]])).ravel().tolist()
+    [1, 0, 1]
+    """
+    rows = _rows(ensemble, rows)
+    codes = np.zeros((len(rows), ensemble.n_trees), dtype=np.uint8)
+    if len(rows) and ensemble.n_trees:
+        _codes_kernel(
+            rows,
+            ensemble.trees,
+            ensemble.nodes,
+            ensemble.threshold,
+            ensemble.cat_size,
+            ensemble.cat_lut,
+            ensemble.code_start,
+            codes,
+        )
+    return codes
+
+
+def _codes(
+    ensemble: TreeEnsemble, rows: np.ndarray, codes: np.ndarray | None
+) -> np.ndarray:
+    """``codes`` checked against ``rows`` (:func:`tree_codes` of them when None)."""
+    if codes is None:
+        return tree_codes(ensemble, rows)
+    if codes.shape != (len(rows), ensemble.n_trees) or codes.dtype != np.uint8:
+        raise TreeModelError(
+            f"codes must be tree_codes of the rows: ({len(rows)}, "
+            f"{ensemble.n_trees}) uint8, got {codes.shape} {codes.dtype}"
+        )
+    return codes
+
+
+#: An answer as the model's rows take it: the value of each feature column it sets.
+Answered = Mapping[int, float]
+
+
+def answer_margins(
+    ensemble: TreeEnsemble,
+    rows: np.ndarray,
+    now: np.ndarray,
+    answers: Sequence[Answered],
+    absent: np.ndarray | None = None,
+    codes: np.ndarray | None = None,
+    leads: np.ndarray | None = None,
+) -> np.ndarray:
+    """(leads, answers) raw scores of the rows at ``leads`` (default all) after each
+    answer (``{feature column: value}``, the values the row then takes), given the
+    rows' raw scores ``now`` (:func:`predict_margin` with the same ``absent``) and,
+    if at hand, their ``codes`` (:func:`tree_codes`); each column equal, to
+    rounding, to predict_margin of the answered rows.
+
+    Only the trees splitting on an answered feature can change, and an answer is
+    the same for every row: in a tree tabulated by code it sets the bits of the
+    splits on its features the same way for all, so the answered score is
+    ``now``, minus each such tree's value at the row's code (:func:`tree_codes`),
+    plus its value at the code with those bits replaced: one table lookup per
+    tree and answer, no split decided again. Rows lacking absent features read the
+    collapsed code values of their set before the answer and of the set the
+    answer leaves (an answered feature is known). Rows of a set too rare to
+    collapse, and trees too large to tabulate by code, are scored again as rows.
+
+    >>> tree = {"tree_structure": {
+    ...     "split_feature": 0, "threshold": 0.5, "decision_type": "<=",
+    ...     "default_left": True, "missing_type": "NaN", "internal_count": 4,
+    ...     "left_child": {"leaf_value": 1.0, "leaf_count": 1},
+    ...     "right_child": {"leaf_value": 3.0, "leaf_count": 3}}}
+    >>> ensemble = parse_dump({"tree_info": [tree], "max_feature_idx": 0})
+    >>> rows = np.array([[0.0], [np.nan]])
+    >>> now = predict_margin(ensemble, rows, absent=np.array([True]))
+    >>> answer_margins(ensemble, rows, now, [{0: 1.0}], np.array([True])).tolist()
+    [[3.0], [3.0]]
+    """
+    rows = _rows(ensemble, rows)
+    now = np.asarray(now, dtype=np.float64)
+    leads = np.arange(len(rows)) if leads is None else np.asarray(leads, np.int64)
+    out = np.empty((len(leads), len(answers)))
+    if not len(leads) or not len(answers):
+        return out
+    codes = _codes(ensemble, rows, codes)
+    changed = sorted({int(f) for answer in answers for f in answer})
+    trees = trees_using(ensemble, changed)
+    coded = trees[ensemble.code_start[trees] >= 0]
+    other = trees[ensemble.code_start[trees] < 0]
+    keep, bits = _answer_bits(ensemble, coded, answers)
+    mask = _absent_mask(ensemble, absent)
+    rare = [np.zeros(0, dtype=np.int64)]
+    for flags, positions in _absent_sets(rows, mask, leads):
+        at = np.arange(len(leads)) if positions is None else positions
+        if (
+            len(at) < MIN_COLLAPSE_ROWS
+            and flags.any()
+            and flags.tobytes() not in ensemble.collapsed
+        ):
+            rare.append(at)
+            continue
+        before = collapse(ensemble, flags).code_value
+        after = np.stack(
+            [
+                collapse(ensemble, _answered_flags(flags, mask, answer)).code_value
+                for answer in answers
+            ]
+        )
+        _answer_kernel(
+            codes,
+            leads,
+            np.ascontiguousarray(at, dtype=np.int64),
+            coded,
+            ensemble.code_start,
+            before,
+            after,
+            keep,
+            bits,
+            now,
+            out,
+        )
+    if len(other):  # trees too large to tabulate by code
+        out += _scored_answers(
+            ensemble, rows[leads], np.zeros(len(leads)), answers, other, mask
+        )
+    walked = np.concatenate(rare)
+    if len(walked):
+        out[walked] = _scored_answers(
+            ensemble, rows[leads[walked]], now[leads[walked]], answers, trees, mask
+        )
+    return out
+
+
+def _answered_flags(
+    flags: np.ndarray, mask: np.ndarray, answer: Answered
+) -> np.ndarray:
+    """The absent set of a row lacking ``flags`` once it takes ``answer``."""
+    after = flags.copy()
+    for feature, value in answer.items():
+        after[feature] = bool(mask[feature]) and bool(np.isnan(value))
+    return after
+
+
+def _answer_bits(
+    ensemble: TreeEnsemble, trees: np.ndarray, answers: Sequence[Answered]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per answer and code-tabulated tree (``trees``), the bits of a row's code
+    an answer leaves (``keep``: the splits on other features) and those it sets
+    (``bits``: its values' ways at the splits on its features)."""
+    n_splits = ensemble.trees[:, N_NODES]
+    tree_of_node = np.repeat(np.arange(ensemble.n_trees), n_splits)
+    split = np.arange(len(ensemble.nodes)) - np.repeat(
+        ensemble.trees[:, NODE_START], n_splits
+    )
+    keep = np.zeros((len(answers), len(trees)), dtype=np.int64)
+    bits = np.zeros((len(answers), len(trees)), dtype=np.int64)
+    answered = np.full((len(answers), ensemble.n_features), np.nan)
+    for a, answer in enumerate(answers):
+        for feature, value in answer.items():
+            answered[a, feature] = value
+    codes = tree_codes(ensemble, answered).astype(np.int64)  # each answer's ways
+    for a, answer in enumerate(answers):
+        features = np.fromiter(answer, dtype=np.int64, count=len(answer))
+        on = np.isin(ensemble.nodes[:, FEATURE], features)
+        changed = np.zeros(ensemble.n_trees, dtype=np.int64)
+        np.add.at(changed, tree_of_node[on], np.int64(1) << split[on])
+        keep[a] = ~changed[trees] & 0xFF
+        bits[a] = codes[a, trees] & changed[trees]
+    return keep, bits
+
+
+def _scored_answers(
+    ensemble: TreeEnsemble,
+    rows: np.ndarray,
+    now: np.ndarray,
+    answers: Sequence[Answered],
+    trees: np.ndarray,
+    mask: np.ndarray,
+) -> np.ndarray:
+    """:func:`answer_margins` by scoring the answered rows again over ``trees``."""
+    old = now - predict_margin(ensemble, rows, trees, mask)
+    changed = sorted({int(f) for answer in answers for f in answer})
+    answered, results = rows.copy(), []
+    for answer in answers:
+        for feature, value in answer.items():
+            answered[:, feature] = value
+        results.append(old + predict_margin(ensemble, answered, trees, mask))
+        answered[:, changed] = rows[:, changed]  # back for the next answer
+    return np.column_stack(results)
+
+
 def contributions(
     ensemble: TreeEnsemble,
     rows: np.ndarray,
     groups: np.ndarray | None = None,
     n_groups: int | None = None,
     absent: np.ndarray | None = None,
+    codes: np.ndarray | None = None,
 ) -> np.ndarray:
     """Exact path-dependent TreeSHAP values, as ``predict(pred_contrib=True)``: one
     column per feature, or per group when ``groups[feature]`` numbers the groups
@@ -848,8 +1089,11 @@ def contributions(
 
     A row missing an ``absent`` feature (see :func:`predict_margin`) is explained as
     the game in which that feature is never present: it contributes 0, the others
-    share the rest, and the row still sums to its margin from predict_margin."""
+    share the rest, and the row still sums to its margin from predict_margin.
+    ``codes``: the rows' :func:`tree_codes`, if at hand (else decided here)."""
     rows = _rows(ensemble, rows)
+    if codes is not None:
+        codes = _codes(ensemble, rows, codes)
     if groups is None:
         groups = np.arange(ensemble.n_features, dtype=np.int32)
     groups = np.asarray(groups, dtype=np.int32)
@@ -870,10 +1114,17 @@ def contributions(
         for collapsed, positions in plan:
             tables = collapsed_tables(ensemble, collapsed, groups)
             if positions is None:
-                _contributions(ensemble, rows, tables, collapsed, out)
+                _contributions(ensemble, rows, tables, collapsed, out, codes)
             else:
                 part = np.zeros((len(positions), n_groups + 1))
-                _contributions(ensemble, rows[positions], tables, collapsed, part)
+                _contributions(
+                    ensemble,
+                    rows[positions],
+                    tables,
+                    collapsed,
+                    part,
+                    None if codes is None else codes[positions],
+                )
                 out[positions, :-1] = part[:, :-1]
         if len(walked):
             phi = _absent_scores(
@@ -894,9 +1145,11 @@ def _contributions(
     tables: LeafTables,
     collapsed: Collapsed,
     out: np.ndarray,
+    codes: np.ndarray | None = None,
 ) -> None:
     """Add to ``out`` the grouped contributions of rows lacking the collapsed set,
-    with that set's tables (:func:`collapsed_tables`)."""
+    with that set's tables (:func:`collapsed_tables`); ``codes``: the rows'
+    :func:`tree_codes`, or None to decide the splits here."""
     _shap_kernel(
         rows,
         ensemble.trees,
@@ -916,6 +1169,8 @@ def _contributions(
         tables.tree_codes,
         tables.tree_groups,
         tables.tree_table,
+        np.zeros((1, 1), np.uint8) if codes is None else codes,
+        codes is not None,
         out,
     )
 
@@ -1358,6 +1613,114 @@ def _fill_code_values(
             code_value[code_start[tree] + code] = leaf_value[leaf]
 
 
+@jit()
+def _lack_keys(rows: np.ndarray, leads: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """Per row at ``leads``, bit k set when its value of ``columns[k]`` (at most 64)
+    is NaN."""
+    keys = np.zeros(leads.shape[0], dtype=np.uint64)
+    for i in range(leads.shape[0]):
+        key = np.uint64(0)
+        for k in range(columns.shape[0]):
+            if np.isnan(rows[leads[i], columns[k]]):
+                key |= np.uint64(1) << np.uint64(k)
+        keys[i] = key
+    return keys
+
+
+@jit(parallel=True)
+def _codes_kernel(
+    rows: np.ndarray,
+    trees: np.ndarray,
+    nodes: np.ndarray,
+    threshold: np.ndarray,
+    cat_size: np.ndarray,
+    cat_lut: np.ndarray,
+    code_start: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """out[r, tree]: row r's code in every tree tabulated by code, a block of rows
+    at a time."""
+    n_rows = rows.shape[0]
+    for block in prange((n_rows + BLOCK_ROWS - 1) // BLOCK_ROWS):
+        low = block * BLOCK_ROWS
+        n = min(n_rows, low + BLOCK_ROWS) - low
+        columns, codes = _block_columns(rows[low : low + n], cat_size)
+        left = np.empty(n, dtype=np.bool_)
+        path = np.empty(n, dtype=np.int64)
+        for tree in range(trees.shape[0]):
+            if code_start[tree] < 0:
+                continue
+            _row_codes(
+                trees[tree, NODE_START],
+                trees[tree, N_NODES],
+                columns,
+                codes,
+                nodes,
+                threshold,
+                cat_lut,
+                left,
+                path,
+            )
+            for r in range(n):
+                out[low + r, tree] = path[r]
+
+
+@jit(parallel=True)
+def _code_margin_kernel(
+    codes: np.ndarray,
+    rows: np.ndarray,
+    trees: np.ndarray,
+    code_start: np.ndarray,
+    code_value: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """out[r] for each r of ``rows``: the ``trees``' values at the row's codes,
+    added tree by tree from 0 as the margin kernel adds them."""
+    for i in prange(rows.shape[0]):
+        r = rows[i]
+        total = 0.0
+        for t in range(trees.shape[0]):
+            tree = trees[t]
+            total += code_value[code_start[tree] + codes[r, tree]]
+        out[r] = total
+
+
+@jit(parallel=True)
+def _answer_kernel(
+    codes: np.ndarray,
+    leads: np.ndarray,
+    at: np.ndarray,
+    trees: np.ndarray,
+    code_start: np.ndarray,
+    before: np.ndarray,
+    after: np.ndarray,
+    keep: np.ndarray,
+    bits: np.ndarray,
+    now: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """out[i, a] for the rows r = leads[i] of each i in ``at``: now[r] minus the
+    ``trees``' values at the row's codes (``before``: code values of its absent
+    set) plus their values at the codes answer a leaves (``after[a]``: those of the
+    answered set), summed tree by tree as predict_margin sums them."""
+    n_answers, n_trees = keep.shape
+    for j in prange(at.shape[0]):
+        i = at[j]
+        r = leads[i]
+        total = 0.0
+        for t in range(n_trees):
+            tree = trees[t]
+            total += before[code_start[tree] + codes[r, tree]]
+        old = now[r] - total
+        for a in range(n_answers):
+            total = 0.0
+            for t in range(n_trees):
+                tree = trees[t]
+                code = (np.int64(codes[r, tree]) & keep[a, t]) | bits[a, t]
+                total += after[a, code_start[tree] + code]
+            out[i, a] = old + total
+
+
 @jit(parallel=True)
 def _margin_kernel(
     rows: np.ndarray,
@@ -1502,10 +1865,13 @@ def _shap_kernel(
     tree_codes: np.ndarray,
     tree_groups: np.ndarray,
     tree_table: np.ndarray,
+    row_codes: np.ndarray,
+    coded: bool,
     out: np.ndarray,
 ) -> None:
     """For a block of rows, tree by tree: decide each split for all rows; for a small
-    tree add its table entry for each row's code; otherwise carry down, to each leaf,
+    tree add its table entry for each row's code (read from ``row_codes`` when
+    ``coded``); otherwise carry down, to each leaf,
     the bits of the path features a row strays from, and add each leaf's table entry
     for each row's pattern (or compute it, untabulated, its ``leaf_mixed`` path
     features following with their zero shares)."""
@@ -1526,17 +1892,21 @@ def _shap_kernel(
             first_node, first_leaf = trees[tree, NODE_START], trees[tree, LEAF_START]
             start, width = tree_codes[tree, 0], tree_codes[tree, 1]
             if start >= 0:
-                _row_codes(
-                    first_node,
-                    trees[tree, N_NODES],
-                    columns,
-                    codes,
-                    nodes,
-                    threshold,
-                    cat_lut,
-                    left,
-                    path,
-                )
+                if coded:
+                    for r in range(n):
+                        path[r] = row_codes[low + r, tree]
+                else:
+                    _row_codes(
+                        first_node,
+                        trees[tree, N_NODES],
+                        columns,
+                        codes,
+                        nodes,
+                        threshold,
+                        cat_lut,
+                        left,
+                        path,
+                    )
                 fed = tree_groups[tree_codes[tree, 2] : tree_codes[tree, 2] + width]
                 for r in range(n):
                     entry = start + path[r] * width

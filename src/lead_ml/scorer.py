@@ -62,8 +62,10 @@ from lead_ml.explain import (
     Answer,
     answers_from_json,
     answers_to_json,
+    codes_margin,
     explain,
     question_answers,
+    tree_codes,
 )
 from lead_ml.features import FeatureRegistry, build_features
 from lead_ml.model import (
@@ -1141,7 +1143,14 @@ class Scorer:
     ) -> pd.DataFrame:
         if features.empty:  # LightGBM refuses to predict no rows
             return self.empty_output(explain_reasons).set_axis(features.index)
-        raw = rows_margin(self.model, rows)
+        # Explained, each lead's way through the trees is decided once: its score,
+        # contributions and answered scores are read from it.
+        codes = tree_codes(self.model, rows) if explain_reasons else None
+        raw = (
+            rows_margin(self.model, rows)
+            if codes is None
+            else codes_margin(self.model, rows, codes)
+        )
         probability = probability_of_margin(self.model, raw)
         out = pd.DataFrame(
             {
@@ -1162,6 +1171,7 @@ class Scorer:
                 rows,
                 raw,
                 min_gain=self.min_question_gain,
+                codes=codes,
             )
             out = pd.concat([out, explained], axis=1)
         columns = self.output_dtypes(explain_reasons)
