@@ -214,8 +214,14 @@ def _activity_types(
     activities: pd.DataFrame, train_ids: pd.Series, max_types: int
 ) -> list[str]:
     """The most common activity types among the training deals, by name."""
-    train = activities[activities["deal_id"].isin(train_ids.tolist())]
-    counts = train["activity_type"].value_counts()
+    # Looked up in Arrow, and only the type column masked: `isin` on a list of
+    # Python strings and masking the whole log took 13 s of featurizing 1 million
+    # deals with 25 million activities.
+    training = text_codes(
+        activities["deal_id"].astype("string"),
+        pd.Series(train_ids.dropna().unique()).astype("string"),
+    )
+    counts = activities["activity_type"][training >= 0].value_counts()
     ranked = sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))
     return sorted(str(t) for t, _ in ranked[:max_types])
 
