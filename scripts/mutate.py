@@ -15,9 +15,13 @@ test reaches counts as survived; a mutant whose tests ended otherwise (stopped b
 mutmut's wall-clock limit on a busy machine: "suspicious") is counted as unclear, left
 out of the score and retested by ``--retest``.
 
-Usage: ``python scripts/mutate.py [module ...] [--retest]``; ``--retest`` runs again
-only the survivors and unclear mutants of an earlier run (after adding tests), and
-``--summary`` only rewrites the JSON from the results on disk.
+Usage: ``python scripts/mutate.py [module ...] [--retest]``. A run judges the
+mutants not judged yet (every one the first time; later the new ones and those of
+functions edited since); ``--retest`` runs again only the survivors and unclear
+mutants of an earlier run (after adding tests), keeping every other verdict even
+when mutmut reset them (it forgets them all when the test selection changes);
+``--summary`` only rewrites the JSON from the results on disk. mutmut runs niced,
+one worker (``--max-children 1``).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import subprocess
 import sys
 import time
 import tomllib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +59,14 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
         ["tests/test_evaluate.py", "tests/test_evaluate_claims.py"],
     ),
     "model": (["model.py"], ["tests/test_model.py", "tests/test_model_units.py"]),
-    "features": (["features.py"], ["tests/test_features.py", "tests/test_missing.py"]),
+    "features": (
+        ["features.py"],
+        [
+            "tests/test_features.py",
+            "tests/test_features_units.py",
+            "tests/test_missing.py",
+        ],
+    ),
     "explanations": (
         ["explain.py", "fastshap.py"],
         ["tests/test_explain.py", "tests/test_fastshap.py"],
@@ -169,14 +181,16 @@ def summarise(module: str, seconds: float | None) -> dict[str, Any]:
     }
 
 
-def run(module: str, retest: bool) -> float:
-    """Run mutmut on one module (niced, one worker); seconds taken."""
+def run(module: str, retest: bool, also: Sequence[str] = ()) -> float:
+    """Run mutmut on one module (niced, one worker); seconds taken.
+
+    A run judges the mutants not judged yet (every one the first time; later the
+    new ones and those of functions edited since). ``retest`` runs again only the
+    survivors and unclear mutants (after tests were added), and the mutants matching
+    the ``also`` patterns (e.g. ``lead_ml.model.x_scaled_train__mutmut_*``: a function
+    edited since), keeping every other verdict.
+    """
     folder = prepare(module)
-    names: list[str] = []
-    if retest:
-        names = [k for k, c in results(module).items() if c not in KILLED | NOT_RUN]
-        if not names:
-            return 0.0
     env = os.environ | {
         # LightGBM's and numba's thread pools do not survive mutmut's fork.
         "OMP_NUM_THREADS": "1",
@@ -188,6 +202,39 @@ def run(module: str, retest: bool) -> float:
             p for p in (str(ROOT / "scripts"), os.environ.get("PYTHONPATH")) if p
         ),
     }
+    names: list[str] = []
+    if retest:
+        judged = equivalents()
+        names = [
+            k
+            for k, c in results(module).items()
+            if c not in KILLED | NOT_RUN and k not in judged
+        ]
+        names += also
+        if not names:
+            return 0.0
+    # pytest's temporary folders in a root of their own: other pytest runs on the
+    # machine delete the folders of finished sessions (the projects the tests share).
+    temporary = folder / "tmp"
+    shutil.rmtree(temporary, ignore_errors=True)
+    temporary.mkdir()
+    env["PYTEST_DEBUG_TEMPROOT"] = str(temporary)
+    before = verdicts(module)
+    start = time.monotonic()
+    try:
+        mutmut(folder, env, names)
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+        # Also when mutmut stopped early (it resets every verdict before it runs
+        # the stats session, which can fail) or was interrupted.
+        if retest:
+            keep_verdicts(module, before)
+    return time.monotonic() - start
+
+
+def mutmut(folder: Path, env: dict[str, str], names: list[str]) -> None:
+    """``mutmut run`` in a module's folder, niced, one worker; with ``names``, only
+    those mutants (judged again)."""
     command = [
         "nice",
         "-n",
@@ -198,34 +245,70 @@ def run(module: str, retest: bool) -> float:
         "1",
         *names,
     ]
-    # pytest's temporary folders in a root of their own: other pytest runs on the
-    # machine delete the folders of finished sessions (the projects the tests share).
-    temporary = folder / "tmp"
-    shutil.rmtree(temporary, ignore_errors=True)
-    temporary.mkdir()
-    env["PYTEST_DEBUG_TEMPROOT"] = str(temporary)
-    before = results(module)
-    start = time.monotonic()
-    try:
-        subprocess.run(command, cwd=folder, env=env, check=True)
-    finally:
-        shutil.rmtree(temporary, ignore_errors=True)
-    if retest:
-        keep_verdicts(module, before)
-    return time.monotonic() - start
+    subprocess.run(command, cwd=folder, env=env, check=True)
 
 
-def keep_verdicts(module: str, before: dict[str, int | None]) -> None:
-    """After a retest, the earlier verdicts of the mutants not retested: mutmut
-    forgets every verdict when the test selection changes (a test file added), and
-    a mutant the earlier tests killed is still killed by a selection holding them."""
+Verdicts = dict[str, tuple[dict[str, int | None], dict[str, str]]]
+
+
+def verdicts(module: str) -> Verdicts:
+    """Per source file of a module: each mutant's exit code and each function's
+    hash, as mutmut's ``.meta`` files hold them (empty before a first run)."""
+    found: Verdicts = {}
     for name in MODULES[module][0]:
         meta = WORK / module / "mutants" / "src" / "lead_ml" / f"{name}.meta"
+        if meta.exists():
+            data = json.loads(meta.read_text("utf-8"))
+            found[name] = (data["exit_code_by_key"], data["hash_by_function_name"])
+    return found
+
+
+def function_of(key: str) -> str:
+    """The function a mutant's name belongs to, as ``hash_by_function_name`` names
+    it: ``lead_ml.model.x_fit_platt__mutmut_3`` -> ``x_fit_platt``."""
+    return key.rpartition("__mutmut_")[0].rpartition(".")[2]
+
+
+def restored(
+    codes: dict[str, int | None],
+    hashes: dict[str, str],
+    before: tuple[dict[str, int | None], dict[str, str]],
+) -> dict[str, int | None]:
+    """The exit codes after a retest, with the earlier verdicts given back to the
+    mutants mutmut left unjudged whose function is unchanged since.
+
+    mutmut forgets every verdict when the test selection changes (a test file
+    added), and a mutant the earlier tests killed is still killed by a selection
+    holding them; a mutant of a changed function is a new mutant and stays unrun.
+
+    >>> restored(
+    ...     {"m.x_f__mutmut_1": None, "m.x_g__mutmut_1": None, "m.x_f__mutmut_2": 0},
+    ...     {"x_f": "a", "x_g": "new"},
+    ...     ({"m.x_f__mutmut_1": 1, "m.x_g__mutmut_1": 1, "m.x_f__mutmut_2": 1},
+    ...      {"x_f": "a", "x_g": "old"}),
+    ... )
+    {'m.x_f__mutmut_1': 1, 'm.x_g__mutmut_1': None, 'm.x_f__mutmut_2': 0}
+    """
+    old_codes, old_hashes = before
+    kept = dict(codes)
+    for key, code in codes.items():
+        function = function_of(key)
+        unchanged = function in hashes and old_hashes.get(function) == hashes[function]
+        if code is None and old_codes.get(key) is not None and unchanged:
+            kept[key] = old_codes[key]
+    return kept
+
+
+def keep_verdicts(module: str, before: Verdicts) -> None:
+    """After a retest, the verdicts mutmut reset given back (:func:`restored`)."""
+    for name in MODULES[module][0]:
+        meta = WORK / module / "mutants" / "src" / "lead_ml" / f"{name}.meta"
+        if name not in before or not meta.exists():
+            continue
         data = json.loads(meta.read_text("utf-8"))
-        codes = data["exit_code_by_key"]
-        for key, code in codes.items():
-            if code is None and before.get(key) is not None:
-                codes[key] = before[key]
+        data["exit_code_by_key"] = restored(
+            data["exit_code_by_key"], data["hash_by_function_name"], before[name]
+        )
         meta.write_text(json.dumps(data, indent=4), "utf-8")
 
 
@@ -261,6 +344,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("modules", nargs="*", help=f"of {', '.join(MODULES)}")
     parser.add_argument("--retest", action="store_true")
+    parser.add_argument(
+        "--also",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="with --retest, also run the mutants matching this (fnmatch) pattern",
+    )
     parser.add_argument("--summary", action="store_true")
     args = parser.parse_args(argv)
     chosen = args.modules or list(MODULES)
@@ -269,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"no core module {', '.join(unknown)}: choose of {list(MODULES)}")
     measured = {}
     for module in chosen:
-        seconds = None if args.summary else run(module, args.retest)
+        seconds = None if args.summary else run(module, args.retest, args.also)
         measured[module] = summarise(module, seconds)
         m = measured[module]
         print(  # noqa: T201 - the command's report

@@ -42,6 +42,7 @@ from lead_ml.model import (
     plan_folds,
     predict_proba,
     rolling_origin_folds,
+    rows_margin,
     save_model,
     scaled_train,
     split_frames,
@@ -170,6 +171,19 @@ def test_a_window_of_one_outcome_is_refused_by_name(
     )
 
 
+def test_a_deal_in_no_window_is_left_out_whatever_the_text_type() -> None:
+    """A split column as nullable text (missing as <NA>, not NaN): an open deal
+    without a window is in none of them."""
+    features = deals(60)
+    split = features["split"].astype("string")
+    split = split.mask(split.index.isin([0, 40, 59]))
+    assert split.isna().sum() == 3 and split.dtype == "string"
+    windows = split_frames(features.assign(split=split))
+    assert windows.train.index.tolist() == list(range(1, 36))
+    assert windows.valid.index.tolist() == [*range(36, 40), *range(41, 48)]
+    assert windows.test.index.tolist() == list(range(48, 59))
+
+
 def test_closed_in_time_orders_the_closed_deals_and_drops_open_ones() -> None:
     features = pd.DataFrame(
         {
@@ -196,7 +210,9 @@ def test_closed_in_time_orders_the_closed_deals_and_drops_open_ones() -> None:
         ({}, 700, (17, 7, 3)),  # n // 100 leaves, depth ceil(log2 leaves)
         ({}, 3999, (40, 8, 3)),  # capped by the configured values
         ({}, 4000, (40, 8, 3)),
+        ({}, 450, (11, 4, 2)),  # whole hundreds of deals: 4.5 is 4 leaves
         ({"max_depth": -1}, 700, (17, 7, 3)),  # no depth limit: the leaves' depth
+        ({"max_depth": 0}, 700, (17, 7, 3)),  # LightGBM's other "no limit"
         ({"max_depth": 2}, 700, (17, 7, 2)),  # a tighter configured depth stays
         ({"num_leaves": 2, "max_depth": -1}, 3000, (40, 2, 1)),
         ({"min_child_samples": 10}, 3000, (10, 8, 3)),
@@ -209,6 +225,7 @@ def test_small_data_scales_leaves_and_depth_with_the_deal_count(
     cfg = TrainConfig(**settings)
     scaled = scaled_train(cfg, n_train)
     assert (scaled.min_child_samples, scaled.num_leaves, scaled.max_depth) == shape
+    assert isinstance(scaled.num_leaves, int)
     others = {"min_child_samples", "num_leaves", "max_depth"}
     assert scaled.model_dump(exclude=others) == cfg.model_dump(exclude=others)
 
@@ -355,6 +372,17 @@ def test_category_levels_fold_case_and_spaces_to_the_commonest_spelling() -> Non
     assert category_levels(train, ["tier"]) == {"tier": ["gold", "tin"]}
     tie = pd.DataFrame({"tier": ["b", "B", "a"]})
     assert category_levels(tie, ["tier"]) == {"tier": ["a", "B"]}  # tie: "B" < "b"
+
+
+def test_category_levels_fold_as_scoring_folds_them() -> None:
+    """Lower case, as the scorer's lookup folds (text_codes): "_" sorts before the
+    letters, and "ß" is not "ss" (upper-casing would merge Straße into STRASSE, a
+    level no scored "Straße" could then find)."""
+    assert category_levels(pd.DataFrame({"c": ["aa", "a_b"]}), ["c"]) == {
+        "c": ["a_b", "aa"]
+    }
+    city = pd.DataFrame({"city": ["Straße", "STRASSE", "strasse"]})
+    assert category_levels(city, ["city"]) == {"city": ["STRASSE", "Straße"]}
 
 
 def test_model_matrix_and_rows_read_unseen_and_blank_levels_as_missing() -> None:
@@ -549,11 +577,22 @@ def test_exactly_the_asked_rounds_without_early_stopping(
 
 
 def test_a_saved_model_loads_with_the_same_scores(
-    split: Split, model: TrainedModel, tmp_path: Path
+    split: Split,
+    model: TrainedModel,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # Run elsewhere: a file the model's folder does not hold cannot be found.
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
     folder = tmp_path / "models" / "model"  # parents made as needed
     save_model(model, folder)
+    save_model(model, folder)  # a second training run writes over the first
     assert {p.name for p in folder.iterdir()} == {MODEL_FILE, META_FILE}
+    assert list((tmp_path / "elsewhere").iterdir()) == []
+    # model.json is for people too: one key a line, indented by two spaces
+    lines = (folder / META_FILE).read_text().splitlines()
+    assert lines[0] == "{" and lines[1] == '  "feature_names": [' and lines[-1] == "}"
     loaded = load_model(folder)
     assert loaded.info == model.info
     assert loaded.booster.num_trees() == model.info.best_iteration
@@ -804,3 +843,42 @@ def test_an_undated_export_leaves_the_window_dates_blank(frame: pd.DataFrame) ->
     assert model.info.window == dict.fromkeys(
         ["train_start", "train_end", "valid_start", "valid_end"], ""
     )
+
+
+def test_calibrated_log_odds_are_double_precision_whatever_the_margins() -> None:
+    """float32 margins (a booster's own output can be) are widened first: in float32
+    the affine map would round to 7 digits."""
+    calibration = Calibration(slope=1 / 3, intercept=0.1)
+    narrow = np.array([3.0, 0.1, -7.25], dtype=np.float32)
+    got = calibration.log_odds(narrow)
+    assert got.dtype == np.float64
+    assert got.tolist() == [1 / 3 * float(m) + 0.1 for m in narrow]
+    assert calibration.log_odds(np.array([1, 2])).tolist() == [1 / 3 + 0.1, 2 / 3 + 0.1]
+
+
+def test_the_margin_of_some_trees_sums_those_trees_leaves_only(
+    split: Split, model: TrainedModel
+) -> None:
+    """With ``trees``, each tree's part is LightGBM's score of that tree alone."""
+    test = split.test
+    matrix = model_matrix(test, model.info.categories, model.info.feature_names)
+    last = model.info.best_iteration - 1
+    assert last >= 1
+
+    def alone(tree: int) -> np.ndarray:
+        raw = model.booster.predict(
+            matrix, raw_score=True, start_iteration=tree, num_iteration=1
+        )
+        return np.asarray(raw, dtype=float)
+
+    rows = feature_rows(model, test)
+    np.testing.assert_allclose(
+        rows_margin(model, rows, np.array([0, last])),
+        alone(0) + alone(last),
+        rtol=0,
+        atol=1e-12,
+    )
+    np.testing.assert_allclose(
+        rows_margin(model, rows, np.array([last])), alone(last), rtol=0, atol=1e-12
+    )
+    np.testing.assert_array_equal(rows_margin(model, rows), margin(model, test))
