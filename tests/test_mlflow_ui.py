@@ -85,7 +85,9 @@ def _inferred_schema(rows: pd.DataFrame) -> Any:
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Hint: Inferred schema contains integer")
-        return mlflow.data.from_pandas(rows, digest="given").schema
+        return mlflow.data.from_pandas(  # type: ignore[attr-defined]
+            rows, digest="given"
+        ).schema
 
 
 def test_train_valid_and_test_are_logged_as_datasets(project: Project) -> None:

@@ -672,7 +672,7 @@ def test_verdict_says_wins_in_the_top_k_then_only_changed_params() -> None:
     assert "v2 could not score this test window (v2 reads column(s) Budget)" in page
     assert "12 more wins in the top 978" in page
     # Paired on this page's window: the CI decides the words.
-    changes["paired"] = {
+    paired: dict[str, object] = {
         "deals": 3120,
         "k": 978,
         "wins": {"challenger": 700, "reference": 660},
@@ -682,10 +682,12 @@ def test_verdict_says_wins_in_the_top_k_then_only_changed_params() -> None:
         "delta_roc_auc": 0.01,
         "delta_roc_auc_ci95": [0.002, 0.018],
     }
+    changes["paired"] = paired
     page = report.champion_section(changes, "champion")
     assert "v3 puts 40 more wins in the top 978 than v2 (700 against 660" in page
     assert "95% CI +12 to +66" in page and "beyond chance" in page
-    changes["paired"] |= {
+    changes["paired"] = {
+        **paired,
         "wins": {"challenger": 660, "reference": 700},
         "delta_wins": -40,
         "delta_wins_ci95": [-66.0, -12.0],

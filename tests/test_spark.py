@@ -551,3 +551,63 @@ def test_extra_tables_join_on_spark_as_in_the_local_job(
     plain = scorer.score(unknown, explain_reasons=False).set_index(scorer.id_column)
     moved = joined["probability"] - plain.loc[joined.index, "probability"]
     assert (moved.abs() > 1e-6).mean() > 0.5
+
+
+@spark_test
+def test_a_semicolon_crlf_decimal_comma_export_without_ids_scores_as_locally(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    """Issue 14 on Spark: a leads file in the training's own dialect (';' detected,
+    CRLF, decimal commas, a UTF-8 byte-order mark, the row number as the id) is
+    read as the local job reads it, with the same ids and scores."""
+    import test_export_shapes as shapes
+
+    if not shapes.LEADS.exists():
+        pytest.skip(f"{shapes.LEADS} is absent: this test needs ../shared/data")
+    export = tmp_path / "leads_export.csv"
+    shapes._european_leads(export)
+    export.write_bytes(b"\xef\xbb\xbf" + export.read_bytes())
+    params = shapes._base("x_education")
+    params["source"]["tables"]["deals"] = {
+        "path": str(export),
+        "id": {"row_number": True, "name": "lead_row"},
+        "order": "lead_row",
+        "decimal": ",",
+        "encoding": "utf-8-sig",
+    }
+    shapes._run(tmp_path, params, export)
+    model = tmp_path / "models/scorer"
+    scorer = load_scorer(model)
+    assert scorer.dialect().decimal == "," and scorer.id_column == "lead_row"
+    common = ["score", "--model", str(model), "--input", str(export), "--no-explain"]
+    for engine in ("local", "spark"):
+        out = tmp_path / f"{engine}.parquet"
+        result = runner.invoke(
+            app, [*common, "--engine", engine, "--output", str(out)], terminal_width=300
+        )
+        assert result.exit_code == 0, result.output
+    local = pd.read_parquet(tmp_path / "local.parquet")
+    on_spark = pd.read_parquet(tmp_path / "spark.parquet")
+    rejected = on_spark["reject_reason"].notna()
+    # Numbers read with a point would be rejected rows here (not numbers).
+    assert len(local) > 0.95 * len(on_spark)
+    assert rejected.sum() == len(pd.read_csv(tmp_path / "local.rejects.csv"))
+    assert_same_scores(
+        on_spark[~rejected].assign(reject_reason=None),
+        local.assign(reject_reason=None),
+        scorer,
+    )
+
+
+@spark_test
+def test_a_workbook_and_an_unknown_java_encoding_are_refused_in_one_line(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    workbook = tmp_path / "leads.xlsx"
+    workbook.write_bytes(b"PK")
+    with pytest.raises(ScorerError, match="save the sheet as CSV"):
+        lead_spark.read_leads(spark, str(workbook))
+    assert lead_spark.java_encoding(spark, "latin-1", "x.csv") == "ISO-8859-1"
+    assert lead_spark.java_encoding(spark, "utf-8-sig", "x.csv") == "UTF-8"
+    with pytest.raises(ScorerError, match="x.csv: encoding 'mac-farsi'"):
+        lead_spark.java_encoding(spark, "mac-farsi", "x.csv")

@@ -628,7 +628,7 @@ def test_a_wrong_separator_is_named_with_the_setting_to_change(tmp_path: Path) -
 
 def test_decimal_commas_are_read_only_when_set() -> None:
     text = pd.Series(["1.234,5", "-0,5", "1 234", "2.5", "v1,2a", None, "1.2.3"])
-    assert tables._decimal_text(text.astype("string")).tolist() == [
+    assert tables.decimal_text(text.astype("string")).tolist() == [
         "1234.5",
         "-0.5",
         "1234",

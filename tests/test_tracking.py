@@ -143,17 +143,19 @@ def test_the_dataset_schema_is_the_one_mlflow_infers_from_every_row() -> None:
 
     n = 3_000
     late = np.arange(n) == n - 7  # a column's only gap, far from its first rows
+    numbers = np.linspace(0, 1, n)
+    numbers[late] = np.nan
+    text = pd.Series("Email", index=range(n), dtype="string").mask(late)
+    created = pd.Series(pd.Timestamp("2025-01-02"), index=range(n)).mask(late)
     frame = pd.DataFrame(
         {
-            "number": np.where(late, np.nan, np.linspace(0, 1, n)),
+            "number": numbers,
             "complete": np.arange(n, dtype=float),
-            "count": pd.array(np.where(late, None, 1), dtype="Int8"),
+            "count": pd.Series(1, index=range(n), dtype="Int8").mask(late),
             "whole": np.arange(n),
-            "text": pd.Series(np.where(late, None, "Email"), dtype="string"),
-            "empty": pd.Series([None] * n, dtype="string"),
-            "created": pd.to_datetime(
-                np.where(late, None, "2025-01-02"), format="ISO8601"
-            ).astype("datetime64[ms]"),
+            "text": text,
+            "empty": pd.Series(pd.NA, index=range(n), dtype="string"),
+            "created": created.astype("datetime64[ms]"),
             "won": np.arange(n) % 2,
         }
     )
@@ -164,7 +166,9 @@ def test_the_dataset_schema_is_the_one_mlflow_infers_from_every_row() -> None:
         # under the suite's warnings-as-errors (and then swallow, giving None).
         warnings.filterwarnings("ignore", "Hint: Inferred schema contains integer")
         # A digest given: MLflow computing its own would only slow the test.
-        expected = mlflow.data.from_pandas(frame, digest="given").schema
+        expected = mlflow.data.from_pandas(  # type: ignore[attr-defined]
+            frame, digest="given"
+        ).schema
     assert expected is not None
     assert tracking.dataset_schema(frame) == expected
     assert not next(c for c in expected.inputs if c.name == "number").required

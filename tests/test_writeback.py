@@ -322,8 +322,9 @@ def test_sigterm_mid_job_leaves_no_import_file(
     leads[OWNER] = "005A"
     leads.to_csv(tmp_path / "leads.csv", index=False)
     params = fragment(tmp_path)
-    arguments = ["--chunk-rows", "50", "--input", tmp_path / "leads.csv"]
-    arguments += ["--output", tmp_path / "s.csv", "--crm-file", tmp_path / "crm.csv"]
+    arguments: list[str | Path] = ["--chunk-rows", "50"]
+    arguments += ["--input", tmp_path / "leads.csv", "--output", tmp_path / "s.csv"]
+    arguments += ["--crm-file", tmp_path / "crm.csv"]
     scorer_dir = synthetic_project.path("models/scorer")
     with held_job(scorer_dir, tmp_path / "go", *arguments, "-p", params) as job:
         deadline = time.monotonic() + 120

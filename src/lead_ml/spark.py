@@ -49,7 +49,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -66,7 +66,14 @@ from lead_ml.scorer import (
     read_join_tables,
     resolve_scorer,
 )
-from lead_ml.tables import FORMATS, as_text, quote_value, read_header
+from lead_ml.tables import (
+    FORMATS,
+    Dialect,
+    as_text,
+    decimal_text,
+    quote_value,
+    read_header,
+)
 from lead_ml.tracking import quiet_environment
 from lead_ml.vocab import TIME_DTYPE, ScorerError
 
@@ -162,26 +169,84 @@ def _is_local(path: str) -> bool:
     return _SCHEME.match(path) is None
 
 
-def read_leads(spark: SparkSession, path: str) -> DataFrame:
+def read_leads(
+    spark: SparkSession, path: str, dialect: Dialect | None = None
+) -> DataFrame:
     """Leads from CSV (a header row; values read as text) or Parquet (file, folder).
 
-    CSV is read as the local job reads it: empty cells are missing, nothing else
-    is (no "NA" or "null" words), quotes are doubled inside quoted values. A line
-    without one value per header column keeps its text in ``_malformed_line``
-    (null for the others).
+    CSV is read as the local job reads it: by the dialect's separator and encoding
+    (the training's reading, :meth:`lead_ml.scorer.Scorer.dialect`; a comma when
+    none is known), empty cells missing and nothing else (no "NA" or "null" words),
+    quotes doubled inside quoted values. A line without one value per header column
+    keeps its text in ``_malformed_line`` (null for the others). A decimal comma is
+    read by :func:`check_leads` (``decimal``); an .xlsx workbook is refused, naming
+    what to do.
     """
     if _is_local(path) and not Path(path).exists():
         raise FileNotFoundError(f"{path}: input file not found")
     from pyspark.sql.types import StringType, StructField, StructType
 
+    if path.lower().endswith(".xlsx"):
+        raise ScorerError(
+            f"{path}: an .xlsx workbook; --engine spark reads CSV or Parquet: save "
+            "the sheet as CSV (or Parquet), or score the workbook with --engine local"
+        )
     if not path.lower().endswith(".csv"):
         return spark.read.parquet(path)
+    dialect = dialect or Dialect()
     # Spark sees a line's field count only when it parses every field of it.
     spark.conf.set("spark.sql.csv.parser.columnPruning.enabled", "false")
-    reader = spark.read.options(header=True, escape='"')
-    header = reader.csv(path).columns
+    reader = spark.read.options(
+        header=True,
+        escape='"',
+        sep=dialect.sep or ",",
+        encoding=java_encoding(spark, dialect.encoding, path),
+    )
+    # A byte-order mark stays on the first name in Java's UTF-8; the schema's names
+    # are the ones read (Spark enforces a given schema by position).
+    header = [name.removeprefix("\ufeff") for name in reader.csv(path).columns]
     schema = StructType([StructField(c, StringType()) for c in [*header, MALFORMED]])
     return reader.csv(path, schema=schema, columnNameOfCorruptRecord=MALFORMED)
+
+
+def java_encoding(spark: SparkSession, encoding: str, path: str) -> str:
+    """The JVM's name of a Python text encoding (utf-8-sig is UTF-8: the mark is
+    dropped from the header); ScorerError naming the file when Java lacks it."""
+    import codecs
+
+    name = codecs.lookup(encoding).name
+    java = {"utf-8-sig": "UTF-8", "cp1252": "windows-1252", "iso8859-1": "ISO-8859-1"}
+    java_name = java.get(name, name)
+    charsets = spark.sparkContext._jvm.java.nio.charset.Charset  # type: ignore[union-attr]
+    if not charsets.isSupported(java_name):
+        raise ScorerError(
+            f"{path}: encoding {encoding!r} has no Java name Spark knows; save the "
+            "file as UTF-8, or score it with --engine local"
+        )
+    return str(java_name)
+
+
+def input_dialect(scorer: Scorer, path: str) -> Dialect:
+    """How a Spark job reads a file of leads: the training's reading of the deals,
+    its separator detected from a local CSV when training detected it, and the
+    row-number id left out when the file holds that column already."""
+    dialect = scorer.dialect()
+    if not path.lower().endswith(".csv"):
+        return replace(dialect, decimal=".")  # typed: no text numbers to read
+    if _is_local(path):
+        return dialect.for_input(Path(path))
+    return dialect
+
+
+def with_row_numbers(leads: DataFrame, dialect: Dialect) -> DataFrame:
+    """The leads with the row-number id the training gave them (1-based data row,
+    as text, from ``_row``) when the dialect names one the leads lack."""
+    from pyspark.sql import functions as F
+
+    name = dialect.row_number
+    if not name or name in leads.columns:
+        return leads
+    return leads.withColumn(name, (F.col(ROW) + 1).cast("string"))
 
 
 def number_rows(leads: DataFrame) -> tuple[DataFrame, int]:
@@ -240,10 +305,13 @@ def table_joiner(
 def batch_checker(
     contract: LeadContract,
     join: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+    decimal: str = ".",
 ) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
     """The check of every batch of raw lead rows (see :func:`check_frame`), as
     ``mapInPandas`` runs it on the executors; ``join`` (:func:`table_joiner`)
-    first adds the columns of the tables given with ``--table``.
+    first adds the columns of the tables given with ``--table``. ``decimal=","``:
+    numbers written with a decimal comma (1.234,5) are read as the local job reads
+    a CSV in that dialect (:func:`lead_ml.tables.decimal_text`).
 
     A function made here is not importable by name, so Spark ships its code and
     the executors import only what it names (lead_ml.schema, lead_ml.tables and
@@ -253,10 +321,14 @@ def batch_checker(
     row, key, shown_key, raw_id, reject = ROW, KEY, SHOWN_KEY, RAW_ID, REJECT
     malformed, malformed_line = MALFORMED, MALFORMED_LINE
 
+    plain = decimal_text
+
     def check(leads: pd.DataFrame) -> pd.DataFrame:
         if join is not None:
             leads = join(leads)
         raw = leads[contract.columns]
+        if decimal == ",":
+            raw = raw.apply(plain)
         typed, reasons = contract.check_rows(raw)
         if malformed in leads.columns:
             line = leads[malformed].to_numpy(dtype=object)
@@ -326,11 +398,13 @@ def check_leads(
     leads: DataFrame,
     contract: LeadContract,
     tables: Sequence[JoinedTable] = (),
+    decimal: str = ".",
 ) -> DataFrame:
     """Every lead checked by the contract on the executors (see :func:`check_frame`).
 
     ``leads`` must carry the contract's columns (but those of ``tables``, joined
     first by key: :func:`table_joiner`) and ``_row``; other columns are left out.
+    ``decimal``: the decimal mark of text numbers (see :func:`batch_checker`).
     """
     ours = {ROW, REJECT, KEY, SHOWN_KEY, RAW_ID, FIRST, OUTPUT, MALFORMED}
     clash = ours & set(contract.kinds)
@@ -347,7 +421,8 @@ def check_leads(
         names.append(MALFORMED)
     selected = leads.select(*[_column(name) for name in names])
     join = table_joiner(tables, contract.missing_values) if tables else None
-    return selected.mapInPandas(batch_checker(contract, join), checked_schema(contract))
+    checker = batch_checker(contract, join, decimal)
+    return selected.mapInPandas(checker, checked_schema(contract))
 
 
 def unmatched_counts(
@@ -508,6 +583,7 @@ def score_dataframe(
     env_manager: str = "local",
     partitions: int = 0,
     tables: Sequence[JoinedTable] = (),
+    decimal: str = ".",
 ) -> DataFrame:
     """Score a Spark DataFrame of raw lead rows: one output row per input row.
 
@@ -521,7 +597,9 @@ def score_dataframe(
     (:func:`lead_ml.scorer.resolve_scorer`), which Spark ships to the executors.
     ``tables``: the many-to-one tables training joined onto the deals
     (:func:`lead_ml.scorer.read_join_tables`, read on the driver), joined onto the
-    leads by key on the executors as `lead-ml score --table` joins them
+    leads by key on the executors as `lead-ml score --table` joins them.
+    ``decimal=","``: the leads' text numbers are written with a decimal comma (a
+    CSV in the training's dialect, :func:`input_dialect`).
     """
     from pyspark.sql import functions as F
 
@@ -535,7 +613,7 @@ def score_dataframe(
     contract = scorer.contract
     if ROW not in leads.columns:
         leads, _ = number_rows(leads)
-    checked = check_leads(leads, contract, tables)
+    checked = check_leads(leads, contract, tables, decimal)
     if partitions:
         # The duplicate check shuffles the rows by id anyway: into this many tasks,
         # which then score them (AQE would merge a small job's into one).
@@ -616,10 +694,12 @@ def score_with_spark(job: SparkJob, spark: SparkSession | None = None) -> BatchS
     check_paths(job)
     spark = spark or start_session(job.master, job.chunk_rows)
     started = time.perf_counter()
-    leads, rows_in = number_rows(read_leads(spark, job.input))
+    scorer = load_scorer(resolve_scorer(str(job.model)).folder)
+    dialect = input_dialect(scorer, job.input)
+    leads, rows_in = number_rows(read_leads(spark, job.input, dialect))
     if rows_in == 0:
         raise ScorerError(f"{job.input}: no rows to score; check the export")
-    scorer = load_scorer(resolve_scorer(str(job.model)).folder)
+    leads = with_row_numbers(leads, dialect)
     tables = read_join_tables(scorer, job.tables)
     result = score_dataframe(
         spark,
@@ -629,6 +709,7 @@ def score_with_spark(job: SparkJob, spark: SparkSession | None = None) -> BatchS
         _absolute(job.activities),
         partitions=spark.sparkContext.defaultParallelism,
         tables=tables,
+        decimal=dialect.decimal,
     )
     result.write.mode("overwrite").parquet(job.output)
     scored, rejected = _written_counts(spark, job.output)

@@ -344,7 +344,7 @@ GROUPS = ". \u00a0\u202f"
 DECIMAL_COMMA = rf"^\s*[+-]?(?:\d{{1,3}}(?:[{GROUPS}]\d{{3}})+|\d+)(?:,\d+)?\s*$"
 
 
-def _decimal_text(text: pd.Series) -> pd.Series:
+def decimal_text(text: pd.Series) -> pd.Series:
     """Numbers written with a decimal comma as plain numbers (1.234,5 -> 1234.5);
     other cells as they are."""
     values = text.astype("string")
@@ -377,7 +377,7 @@ def _read_csv(path: Path, dialect: Dialect) -> Any:
     )
     if dialect.decimal == ",":
         for column in frame.columns:
-            frame[column] = _decimal_text(frame[column])
+            frame[column] = decimal_text(frame[column])
     return frame
 
 
