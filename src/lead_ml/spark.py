@@ -217,7 +217,10 @@ def java_encoding(spark: SparkSession, encoding: str, path: str) -> str:
     name = codecs.lookup(encoding).name
     java = {"utf-8-sig": "UTF-8", "cp1252": "windows-1252", "iso8859-1": "ISO-8859-1"}
     java_name = java.get(name, name)
-    charsets = spark.sparkContext._jvm.java.nio.charset.Charset  # type: ignore[union-attr]
+    # Any: pyspark types _jvm as optional, and without pyspark installed (the plain
+    # lint) SparkSession is Any already.
+    context: Any = spark.sparkContext
+    charsets = context._jvm.java.nio.charset.Charset
     if not charsets.isSupported(java_name):
         raise ScorerError(
             f"{path}: encoding {encoding!r} has no Java name Spark knows; save the "
