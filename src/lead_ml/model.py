@@ -317,7 +317,6 @@ def inner_cv_model(
         )
     booster = lgb.train(params, lgb.Dataset(matrix, label=won), num_boost_round=rounds)
     calibration = increasing_platt(out_of_fold, won)
-    ordered = train.iloc[closed_in_time(train)]
     info = ModelInfo(
         feature_names=names,
         categories=categories,
@@ -326,12 +325,7 @@ def inner_cv_model(
             _sigmoid(calibration.log_odds(out_of_fold)), bands
         ),
         best_iteration=rounds,
-        window={
-            "train_start": _day(ordered, 0),
-            "train_end": _day(ordered, -1),
-            "valid_start": "",
-            "valid_end": "",
-        },
+        window=_unvalidated_window(train.iloc[closed_in_time(train)]),
         dimensions=registry.dimensions(),
         complete_features=complete_features(train, categories, names),
     )
@@ -599,12 +593,7 @@ def cross_validated_model(
             _sigmoid(calibration.log_odds(pooled)), params.bands
         ),
         best_iteration=rounds,
-        window={
-            "train_start": _day(closed, 0),
-            "train_end": _day(closed, -1),
-            "valid_start": "",
-            "valid_end": "",
-        },
+        window=_unvalidated_window(closed),
         dimensions=registry.dimensions(),
         complete_features=complete_features(closed, categories, registry.names),
         evaluation=plan["evaluation"],
@@ -625,6 +614,17 @@ def _window(split: Split) -> dict[str, str]:
         "train_end": _day(split.train, -1),
         "valid_start": _day(split.valid, 0),
         "valid_end": _day(split.valid, -1),
+    }
+
+
+def _unvalidated_window(closed: pd.DataFrame) -> dict[str, str]:
+    """The window of a model trained on every deal given (closed, in time order),
+    none held out for validation."""
+    return {
+        "train_start": _day(closed, 0),
+        "train_end": _day(closed, -1),
+        "valid_start": "",
+        "valid_end": "",
     }
 
 
