@@ -24,9 +24,18 @@ from projects import Project, project_environment
 from typer.testing import CliRunner
 
 from lead_ml import spark as lead_spark
+from lead_ml.batch import BatchSummary
 from lead_ml.cli import app
 from lead_ml.schema import LeadContract
-from lead_ml.scorer import CACHE_ENV, Scorer, load_scorer, with_absent_columns
+from lead_ml.scorer import (
+    BATCH_COUNTS_COLUMN,
+    CACHE_ENV,
+    JobCounts,
+    Scorer,
+    load_scorer,
+    predict_leads,
+    with_absent_columns,
+)
 from lead_ml.spark import SparkJob, check_paths
 from lead_ml.tables import read_table
 from lead_ml.vocab import ScorerError
@@ -295,6 +304,100 @@ def test_score_command_on_spark_equals_the_local_job(
         read_like_the_batch_job(tmp_path / "leads.csv"), explain_reasons=False
     )
     assert_same_scores(pd.read_parquet(output), plain, scorer)
+
+
+def category_source(scorer: Scorer) -> tuple[str, str]:
+    """A categorical feature read straight from a source column: (feature, column)."""
+    categories = scorer.model.info.categories
+    for spec in scorer.registry.specs:
+        if spec.column and spec.name in categories:
+            return spec.name, spec.column
+    raise AssertionError("every source of the tests has a categorical feature")
+
+
+def summary_lines(output: str) -> list[str]:
+    """The drift and unseen-category lines a `lead-ml score` run printed."""
+    starts = ("drift vs training window", "unseen category values")
+    return [line for line in output.splitlines() if line.startswith(starts)]
+
+
+@spark_test
+def test_drift_and_unseen_counts_on_spark_equal_the_local_jobs(
+    spark: SparkSession, x_education_project: Project, tmp_path: Path
+) -> None:
+    """Issue 17: on the whole X Education export, with a category value unseen in
+    training here and there, `lead-ml score --engine spark` reports the drift (PSI
+    per feature and of the score) and unseen counts of the local job, counted per
+    batch on the executors and merged on the driver, printed and written alike."""
+    model = x_education_project.path("models/scorer")
+    scorer = load_scorer(model)
+    leads = read_table(x_education_project.params.source.tables.deals.path, "deals")
+    original = leads.copy()
+    feature, column = category_source(scorer)
+    unseen_rows = leads.index[::150]  # spread over every partition and batch
+    leads[column] = leads[column].astype("string")
+    leads.loc[unseen_rows, column] = "space mining"
+    leads.to_csv(tmp_path / "leads.csv", index=False)
+    common = ["score", "--model", str(model), "--input", str(tmp_path / "leads.csv")]
+    said, summary = {}, {}
+    for engine in ("local", "spark"):
+        out, path = tmp_path / f"{engine}.parquet", tmp_path / f"{engine}.json"
+        argv = [*common, "--engine", engine, "--output", str(out)]
+        argv += ["--summary", str(path), "--chunk-rows", str(CHUNK_ROWS)]
+        result = runner.invoke(app, argv, terminal_width=300)
+        assert result.exit_code == 0, result.output
+        said[engine], summary[engine] = result.output, json.loads(path.read_text())
+    local, on_spark = summary["local"], summary["spark"]
+    # The export holds values unseen in training already (levels of later deals).
+    before = scorer.score_counted(original, explain_reasons=False)[1].unseen
+    leads_read = read_like_the_batch_job(tmp_path / "leads.csv")
+    expected = scorer.score_counted(leads_read, explain_reasons=False)[1].unseen
+    assert expected[feature] > before[feature] + len(unseen_rows) / 2
+    assert local["unseen_categories"] == expected
+    assert on_spark["unseen_categories"] == local["unseen_categories"]
+    # Every feature of the reference and the score, with the same PSI: a batch or
+    # a partition counted twice or lost would move them (and fail the job).
+    assert set(local["drift_psi"]) == set(scorer.spec["drift_reference"])
+    assert on_spark["drift_psi"] == local["drift_psi"]
+    assert list(on_spark["drift_psi"]) == list(local["drift_psi"])
+    assert on_spark["drift_checked"] and local["drift_checked"]
+    assert on_spark["drift_warnings"] == local["drift_warnings"]
+    assert on_spark["scored"] == local["scored"] >= 9000
+    lines = summary_lines(said["local"])
+    assert len(lines) == 2 and feature in lines[1]
+    assert summary_lines(said["spark"]) == lines
+
+
+@pytest.mark.spark
+def test_batch_counts_merge_to_the_whole_and_a_lost_one_is_refused(
+    synthetic_project: Project,
+) -> None:
+    """The pyfunc's per-batch counts (its ``_batch_counts`` column) merge to the
+    counts of the whole frame; merged counts missing a batch, or holding one twice,
+    fail the job's check against the rows written."""
+    scorer = load_scorer(synthetic_project.path("models/scorer"))
+    leads = synthetic_project.leads().head(N_LEADS)
+    texts = [
+        predict_leads(scorer, leads.iloc[part], counts=True)[BATCH_COUNTS_COLUMN]
+        for part in (slice(0, 300), slice(300, None))
+    ]
+    assert all(text.iloc[1:].isna().all() for text in texts)
+    merged = JobCounts.of(scorer)
+    for text in texts:
+        merged.add_text(text.iloc[0])
+    whole = JobCounts.of(scorer)
+    _, scored = scorer.score_counted(leads)
+    whole.add(scorer, scored, len(leads))
+    assert merged.monitor.psi() == whole.monitor.psi()
+    assert merged.unseen == whole.unseen and merged.scored == whole.scored
+    written = BatchSummary(rows_in=len(leads), scored=whole.scored)
+    lead_spark.check_counts(merged, written)
+    for wrong in (texts[:1], [*texts, texts[1]]):
+        partial = JobCounts.of(scorer)
+        for text in wrong:
+            partial.add_text(text.iloc[0])
+        with pytest.raises(RuntimeError, match="counted twice"):
+            lead_spark.check_counts(partial, written)
 
 
 @spark_test

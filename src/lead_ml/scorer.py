@@ -107,6 +107,11 @@ VERSION_PREFIX = "lead-ml-scorer:"
 EXPECT_VERSION_ENV = "LEAD_ML_EXPECT_VERSION"
 #: Set to 1 to let a pyfunc request's activities_path name a file the server reads.
 ALLOW_ACTIVITIES_ENV = "LEAD_ML_ALLOW_ACTIVITIES_PATH"
+#: Set to 1 (a Spark job's workers) and the pyfunc adds to its output the column
+#: BATCH_COUNTS_COLUMN: each batch's drift and unseen counts (:class:`JobCounts`) as
+#: JSON text on the batch's first row (empty on the others), merged on the driver.
+BATCH_COUNTS_ENV = "LEAD_ML_BATCH_COUNTS"
+BATCH_COUNTS_COLUMN = "_batch_counts"
 PSI_WARNING = 0.25
 #: What scorer.json must hold besides its format version.
 SPEC_KEYS = (
@@ -164,6 +169,13 @@ def _number_counts(reference: dict[str, Any], values: Any) -> np.ndarray:
     bins = np.searchsorted(np.asarray(reference["edges"]), numbers, side="right")
     bins = np.where(np.isfinite(numbers), bins, len(reference["edges"]) + 1)
     return np.bincount(bins, minlength=len(reference["edges"]) + 2)
+
+
+def _empty_counts(reference: dict[str, Any]) -> np.ndarray:
+    """The bins of a reference entry, none counted (the last: missing, unseen)."""
+    if reference["kind"] == "category":
+        return _code_counts(reference, np.empty(0))
+    return _number_counts(reference, np.empty(0))
 
 
 def _code_counts(reference: dict[str, Any], codes: np.ndarray) -> np.ndarray:
@@ -936,6 +948,77 @@ class Scored:
     rows: np.ndarray
 
 
+@dataclass
+class JobCounts:
+    """What a job counts besides its scores: rows in and scored, unseen category
+    values per categorical feature and the drift bins (:class:`DriftMonitor`),
+    added chunk by chunk as the batch job adds them, or merged from the partial
+    counts of batches scored elsewhere (a Spark job's, :meth:`as_text`): integer
+    counts, so any order of merging gives the same PSI."""
+
+    monitor: DriftMonitor
+    rows_in: int = 0
+    scored: int = 0
+    unseen: dict[str, int] = field(default_factory=dict)
+    #: How many chunks or partial counts were added.
+    parts: int = 0
+
+    @classmethod
+    def of(cls, scorer: Scorer) -> JobCounts:
+        """No rows counted yet, against the scorer's training window."""
+        return cls(DriftMonitor(scorer.spec["drift_reference"]))
+
+    def add(self, scorer: Scorer, result: Scored, rows_in: int) -> None:
+        """Count one chunk of ``rows_in`` leads, scored into ``result``, as
+        `lead-ml score` counts each of its chunks (lead_ml.batch)."""
+        output = result.output
+        if len(output):
+            self.monitor.add_rows(
+                result.rows,
+                scorer.model.info.feature_names,
+                output["probability"].to_numpy(float),
+            )
+        self._merge(rows_in, len(output), result.unseen, {})
+
+    def as_text(self) -> str:
+        """The counts as compact JSON text (what :meth:`add_text` reads)."""
+        drift = {name: [int(n) for n in c] for name, c in self.monitor.counts.items()}
+        counts: dict[str, Any] = {"rows_in": self.rows_in, "scored": self.scored}
+        counts |= {"unseen": self.unseen, "drift": drift}
+        return json.dumps(counts, separators=(",", ":"))
+
+    def add_text(self, text: str) -> None:
+        """Merge partial counts written by :meth:`as_text`; ScorerError when they
+        do not fit this training window (other features or bins)."""
+        counts = json.loads(text)
+        drift = {}
+        for name, bins in counts["drift"].items():
+            entry = self.monitor.reference.get(name)
+            size = None if entry is None else len(_empty_counts(entry))
+            if size != len(bins):
+                raise ScorerError(
+                    f"batch counts of {name!r} do not fit the scorer's drift "
+                    f"reference ({len(bins)} bins, expected {size}): another model"
+                )
+            drift[name] = np.asarray(bins, dtype=np.int64)
+        self._merge(counts["rows_in"], counts["scored"], counts["unseen"], drift)
+
+    def _merge(
+        self,
+        rows_in: int,
+        scored: int,
+        unseen: Mapping[str, int],
+        drift: Mapping[str, np.ndarray],
+    ) -> None:
+        self.rows_in += int(rows_in)
+        self.scored += int(scored)
+        for name, n in unseen.items():
+            self.unseen[name] = self.unseen.get(name, 0) + int(n)
+        for name, bins in drift.items():
+            self.monitor.counts[name] = self.monitor.counts.get(name, 0) + bins
+        self.parts += 1
+
+
 def band_letters(thresholds: dict[str, float], probability: np.ndarray) -> np.ndarray:
     """Band A-D of each probability: A at or above ``thresholds["A"]``, B at or
     above B, C at or above C, D the rest (as scorer.json's ``bands.meaning`` says:
@@ -1210,6 +1293,16 @@ class Scorer:
         ``reject_reason``; ``score`` is a float so that it can be empty. Cells may
         have any type pandas or JSON gives them (:func:`as_exported`).
         """
+        return self.score_counted(leads, activities, explain_reasons)[0]
+
+    def score_counted(
+        self,
+        leads: pd.DataFrame,
+        activities: pd.DataFrame | None = None,
+        explain_reasons: bool = True,
+    ) -> tuple[pd.DataFrame, Scored]:
+        """:meth:`score`'s output, and the chunk it scored (:class:`Scored`: the
+        model rows and unseen counts that :class:`JobCounts` counts)."""
         log = None
         if activities is not None and len(activities):
             log, _ = self.read_activities(activities)
@@ -1219,7 +1312,7 @@ class Scorer:
         merged = merge_rejects(
             scored, len(leads), self.output_dtypes(explain_reasons), self.id_column
         )
-        return merged.set_axis(leads.index)
+        return merged.set_axis(leads.index), scored
 
 
 def merge_rejects(
@@ -1699,15 +1792,26 @@ def predict_leads(
     leads: pd.DataFrame,
     activities: pd.DataFrame | None = None,
     explain_reasons: bool = True,
+    counts: bool = False,
 ) -> pd.DataFrame:
     """What the pyfunc returns for a frame of lead rows: one row per lead, input
     order kept, cells of any type (``pd.read_csv`` of the export as it is, see
     :func:`as_exported`), optional columns a lead lacks read as unknown, rejected
     rows with empty scores and their ``reject_reason`` (see :func:`pyfunc_output`).
+    ``counts``: also the column :data:`BATCH_COUNTS_COLUMN`, the frame's
+    :class:`JobCounts` as text on its first row (empty on the others).
     """
     numbered = with_row_numbers(scorer, leads)
     complete = with_absent_columns(scorer.contract, numbered)
-    return pyfunc_output(scorer.score(complete, activities, explain_reasons))
+    scores, scored = scorer.score_counted(complete, activities, explain_reasons)
+    output = pyfunc_output(scores)
+    if counts:
+        tally = JobCounts.of(scorer)
+        tally.add(scorer, scored, len(leads))
+        cells = np.full(len(output), None, dtype=object)
+        cells[:1] = tally.as_text()
+        output[BATCH_COUNTS_COLUMN] = pd.Series(cells, index=output.index)
+    return output
 
 
 def row_number_id(scorer: Scorer) -> bool:

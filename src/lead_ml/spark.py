@@ -1,12 +1,13 @@
-"""Score leads on Spark with the exported scorer, unchanged, through ``spark_udf``.
+"""Score leads on Spark with the exported scorer, unchanged, as a pandas UDF.
 
-The scorer folder that ``lead-ml export`` writes is run by
-``mlflow.pyfunc.spark_udf`` (a struct of the output columns, then flattened), so a
-Spark job returns the columns of the local scorer, whatever the source: the
-export's own id column, ``probability``, ``score``, ``band``,
-``contrib_<dimension>``, ``base_value``, ``top_reasons``, ``next_question``,
-``model_version``, and ``reject_reason`` (empty when scored). Every input row comes
-out: scored, or with the reason it was rejected.
+The scorer folder that ``lead-ml export`` writes is run as its pyfunc in a Spark
+pandas UDF (:func:`pyfunc_udf`: a struct of the output columns, then flattened;
+``mlflow.pyfunc.spark_udf`` with any env_manager but "local", or with
+``LEAD_ML_SPARK_MLFLOW_UDF=1``), so a Spark job returns the columns of the local
+scorer, whatever the source: the export's own id column, ``probability``,
+``score``, ``band``, ``contrib_<dimension>``, ``base_value``, ``top_reasons``,
+``next_question``, ``model_version``, and ``reject_reason`` (empty when scored).
+Every input row comes out: scored, or with the reason it was rejected.
 
 Spark feeds the pyfunc in Arrow batches (``chunk_rows`` leads each), and each batch
 is scored on its own. What a batch cannot see is settled on the Spark side first:
@@ -21,7 +22,11 @@ is scored on its own. What a batch cannot see is settled on the Spark side first
   pyfunc rejects them before building any feature; their reason is kept);
 - ids repeated across batches: the first valid row (in input order) keeps the id,
   later valid ones are rejected as ``duplicate <id column> 'X' (first seen at row
-  N)``, as the local scorer words it;
+  N)``, as the local scorer words it. A pass over the id column finds the ids held
+  more than once, and only their rows are checked whole to find each one's first
+  valid row (:func:`repeated_ids`), joined onto the leads from the driver; the
+  leads are not shuffled by id (but when more than ``MAX_REPEATED_IDS`` ids
+  repeat: :func:`reject_duplicates`);
 - CSV lines without one value per header column (Spark would pad or cut them).
 
 The many-to-one tables training joined onto the deals (``--table NAME=PATH``) are
@@ -29,6 +34,16 @@ read on the driver as `lead-ml score` reads them and joined by key on the execut
 before the check (:func:`table_joiner`): a lead without a match is scored with the
 table's columns unknown, and :func:`unmatched_counts` counts such leads as the local
 job does (the summary's ``leads_without_match``).
+
+The summary carries what the local job's does: rows in = scored + rejected
+(counted on what was written), and the drift (PSI of every feature and of the
+score against the training window) and unseen-category counts. Those are counted
+by the pyfunc while it scores each batch (:class:`lead_ml.scorer.JobCounts`, the
+local job's own counting), travel with the batch's output as one text cell, are
+collected by an observation of the write (:func:`observe_counts`: no second pass
+over the leads) and merged on the driver (:func:`merged_counts`); merged counts
+that do not cover exactly the rows read and scored (a task counted twice or lost)
+fail the job (:func:`check_counts`).
 
 The check runs lead-ml's own code on the executors, so lead-ml must be installed
 there, with ``env_manager="virtualenv"`` too (the check imports only
@@ -53,15 +68,21 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from lead_ml.batch import BatchSummary
 from lead_ml.schema import LeadContract, id_text
 from lead_ml.scorer import (
     ALLOW_ACTIVITIES_ENV,
+    BATCH_COUNTS_COLUMN,
+    BATCH_COUNTS_ENV,
+    MODEL_CODE_FILE,
+    JobCounts,
     JoinedTable,
     Scorer,
     joins_onto,
+    load_pyfunc,
     load_scorer,
     read_join_tables,
     resolve_scorer,
@@ -78,7 +99,7 @@ from lead_ml.tracking import quiet_environment
 from lead_ml.vocab import TIME_DTYPE, ScorerError
 
 if TYPE_CHECKING:
-    from pyspark.sql import Column, DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame, Observation, SparkSession
     from pyspark.sql.types import StructType
 
 #: Columns the job adds to the leads; a source column may not be named so.
@@ -348,7 +369,13 @@ def batch_checker(
             else:  # the pyfunc reads the text again, as the local scorer reads it
                 out[column] = raw[column].astype("string")
         ids = typed[contract.id_column].astype("string")
-        shown = [None if pd.isna(i) else quote(i) for i in ids]
+        # Plain lists: iterating an Arrow-backed array, with pd.isna per cell,
+        # cost three times the quoting itself.
+        absent = ids.isna().tolist()
+        shown = [
+            None if gone else quote(i)
+            for i, gone in zip(ids.astype(object).tolist(), absent, strict=True)
+        ]
         out[row] = leads[row].astype("int64")
         out[key] = ids
         out[shown_key] = pd.Series(shown, index=leads.index, dtype="string")
@@ -464,6 +491,84 @@ def unmatched_counts(
     return {name: int(totals[name] or 0) for name, _, _ in known}
 
 
+#: Ids held by more rows than this are checked by a shuffle of every row by id
+#: (:func:`reject_duplicates`) rather than from a table on the driver.
+MAX_REPEATED_IDS = 200_000
+
+
+def repeated_ids(
+    leads: DataFrame,
+    contract: LeadContract,
+    tables: Sequence[JoinedTable] = (),
+    decimal: str = ".",
+) -> pd.DataFrame:
+    """Every id (as the contract reads it, ``_key``) that more than one lead holds,
+    with the first valid row holding it (``_first``; missing when none is valid),
+    on the driver: no more than :data:`MAX_REPEATED_IDS` + 1 of them (more: the
+    caller falls back to :func:`reject_duplicates`).
+
+    A pass over the id column alone (read by the contract's own check, as every
+    row's is: :func:`check_leads` of a contract of the id) finds the repeated ids;
+    only the rows holding one are checked whole, to know which is valid, as the
+    local job's id pre-pass reads the ids alone (lead_ml.batch.IdIndex).
+    """
+    from pyspark.sql import functions as F
+
+    id_column = contract.id_column
+    alone = LeadContract(
+        id_column,
+        {id_column: contract.kinds[id_column]},
+        missing_values=contract.missing_values,
+    )
+    keys = check_leads(leads.select(_column(id_column), ROW), alone, (), decimal)
+    keys = keys.where(F.col(KEY).isNotNull()).select(KEY, ROW)
+    repeated = keys.groupBy(KEY).count().where(F.col("count") > 1).select(KEY)
+    found = repeated.limit(MAX_REPEATED_IDS + 1).collect()
+    if not found or len(found) > MAX_REPEATED_IDS:
+        return pd.DataFrame({KEY: [row[0] for row in found], FIRST: None})
+    spark = leads.sparkSession
+    wanted = spark.createDataFrame([(row[0],) for row in found], f"{KEY} string")
+    rows = keys.join(F.broadcast(wanted), KEY).select(ROW)
+    holding = leads.join(F.broadcast(rows), ROW)
+    checked = check_leads(holding, contract, tables, decimal)
+    valid = F.when(F.col(REJECT).isNull(), F.col(ROW))
+    firsts = checked.groupBy(KEY).agg(F.min(valid).alias(FIRST)).collect()
+    first = {row[0]: row[1] for row in firsts}
+    keys_found = [row[0] for row in found]
+    return pd.DataFrame(
+        {
+            KEY: pd.Series(keys_found, dtype="string"),
+            FIRST: pd.Series([first.get(k) for k in keys_found], dtype="Int64"),
+        }
+    )
+
+
+def mark_repeats(
+    checked: DataFrame, repeated: pd.DataFrame, id_column: str
+) -> DataFrame:
+    """:func:`reject_duplicates` with the repeated ids and their first valid rows
+    known (:func:`repeated_ids`): a join with that small table, broadcast, in
+    place of a shuffle of every row by id."""
+    from pyspark.sql import functions as F
+
+    firsts = repeated.dropna(subset=[FIRST])
+    if firsts.empty:
+        return checked
+    spark = checked.sparkSession
+    table = spark.createDataFrame(
+        list(
+            zip(
+                firsts[KEY].tolist(),
+                firsts[FIRST].astype("int64").tolist(),
+                strict=True,
+            )
+        ),
+        f"{KEY} string, {FIRST} long",
+    )
+    marked = checked.join(F.broadcast(table), KEY, "left")
+    return _duplicate_reasons(marked, id_column).drop(FIRST)
+
+
 def reject_duplicates(checked: DataFrame, id_column: str) -> DataFrame:
     """Rows repeating the id of an earlier valid row get a duplicate reason.
 
@@ -477,6 +582,15 @@ def reject_duplicates(checked: DataFrame, id_column: str) -> DataFrame:
     by_id = Window.partitionBy(KEY)
     first = F.min(F.when(valid, F.col(ROW))).over(by_id)
     marked = checked.withColumn(FIRST, first)
+    return _duplicate_reasons(marked, id_column).drop(FIRST)
+
+
+def _duplicate_reasons(marked: DataFrame, id_column: str) -> DataFrame:
+    """Valid rows whose ``_first`` (the first valid row of their id) is another
+    row get the duplicate reason."""
+    from pyspark.sql import functions as F
+
+    valid = F.col(REJECT).isNull()
     later = valid & (F.col(ROW) != F.col(FIRST))
     reason = F.concat(
         F.lit(f"duplicate {id_column} "),
@@ -485,8 +599,7 @@ def reject_duplicates(checked: DataFrame, id_column: str) -> DataFrame:
         F.col(FIRST).cast("string"),
         F.lit(")"),
     )
-    marked = marked.withColumn(REJECT, F.when(later, reason).otherwise(F.col(REJECT)))
-    return marked.drop(FIRST)
+    return marked.withColumn(REJECT, F.when(later, reason).otherwise(F.col(REJECT)))
 
 
 # --- scoring ------------------------------------------------------------------------
@@ -513,23 +626,125 @@ def scoring_udf(
     types: dict[str, str],
     params: dict[str, Any],
     env_manager: str = "local",
+    counts: bool = False,
 ) -> Any:
-    """The scorer folder as a Spark UDF returning a struct of the output columns."""
+    """The scorer folder as a Spark UDF returning a struct of the output columns;
+    ``counts``: with each batch's drift and unseen counts as the text field
+    ``_batch_counts`` (:data:`lead_ml.scorer.BATCH_COUNTS_COLUMN`) too."""
     import mlflow
 
     quiet_environment()
+    env: dict[str, str] = {}
+    if params.get("activities_path"):
+        # The job names its own activities file: the pyfunc may read it (a served
+        # pyfunc reads no file a request names unless enabled; lead_ml.scorer).
+        env[ALLOW_ACTIVITIES_ENV] = "1"
+    if counts:
+        env[BATCH_COUNTS_ENV] = "1"
+        types = types | {BATCH_COUNTS_COLUMN: "string"}
+    if env_manager == "local" and os.environ.get(MLFLOW_UDF_ENV, "") != "1":
+        return pyfunc_udf(spark, model_dir, types, params, env)
     return mlflow.pyfunc.spark_udf(
         spark,
         model_dir,
         result_type=_struct(types),
         env_manager=env_manager,
         params=params,
-        # The job names its own activities file: the pyfunc may read it (a served
-        # pyfunc reads no file a request names unless enabled; lead_ml.scorer).
-        extra_env={ALLOW_ACTIVITIES_ENV: "1"}
-        if params.get("activities_path")
-        else None,
+        extra_env=env or None,
     )
+
+
+#: Set to 1 to score through MLflow's ``spark_udf`` with env_manager "local" too
+#: (as every other env_manager does) instead of :func:`pyfunc_udf`.
+MLFLOW_UDF_ENV = "LEAD_ML_SPARK_MLFLOW_UDF"
+#: Per Python worker: the pyfunc loaded, by (folder or archive, activities allowed).
+_PYFUNCS: dict[tuple[str, bool], Any] = {}
+
+
+def pyfunc_udf(
+    spark: SparkSession,
+    model_dir: str,
+    types: dict[str, str],
+    params: dict[str, Any],
+    env: Mapping[str, str],
+) -> Any:
+    """The scorer folder's pyfunc as a Spark pandas UDF returning a struct of the
+    output columns: what ``mlflow.pyfunc.spark_udf`` does with env_manager
+    "local" (the folder shipped to the executors as MLflow ships it, loaded once
+    per Python worker, ``env`` set around each call), but the folder is checked
+    before it loads (:func:`lead_ml.scorer.load_pyfunc`), and the pyfunc's own
+    ``predict`` takes the batch as it comes.
+
+    MLflow's ``PyFuncModel.predict`` would first rebuild every input column
+    value by value for the signature's any-type columns (a Python call per cell),
+    and its struct conversion writes every text cell through ``str``; the
+    batches here come typed by the contract check already (:func:`check_leads`).
+    Each worker's numba kernels use ``spark.task.cpus`` threads (a task's share
+    of the cores, not every core of the machine for each of them).
+    """
+    from pyspark.sql.functions import pandas_udf
+
+    master = str(spark.sparkContext.master)
+    where, shipped = model_dir, not master.startswith("local")
+    if shipped:
+        from mlflow.pyfunc.spark_model_cache import SparkModelCache
+
+        where = SparkModelCache.add_local_model(spark, model_dir)
+    threads = int(spark.conf.get("spark.task.cpus", "1") or 1)
+    settings, kinds, allowed = dict(env), dict(types), ALLOW_ACTIVITIES_ENV in env
+    arguments = dict(params)
+
+    def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        model = _worker_pyfunc(where, shipped, allowed, threads)
+        saved = {name: os.environ.get(name) for name in settings}
+        os.environ.update(settings)
+        try:
+            for batch in batches:
+                yield _udf_frame(model.predict(None, batch, arguments), kinds)
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+
+    # Any: pyspark's overloads of pandas_udf do not cover a function with a
+    # returnType (and without pyspark installed, the plain lint, it is Any already).
+    make_udf: Any = pandas_udf
+    return make_udf(score, _struct(types))
+
+
+def _worker_pyfunc(where: str, shipped: bool, allowed: bool, threads: int) -> Any:
+    """The python model of a scorer folder in this Python worker (checked and
+    loaded once: later tasks reuse it), its numba kernels on ``threads`` threads.
+    ``shipped``: ``where`` is the archive MLflow's ``SparkModelCache`` added."""
+    import numba
+
+    config: Any = numba.config  # settings made at import: no stubs
+    numba.set_num_threads(max(1, min(threads, config.NUMBA_NUM_THREADS)))
+    key = (where, allowed)
+    if key not in _PYFUNCS:
+        folder = where
+        if shipped:
+            from mlflow.utils._spark_utils import _SparkDirectoryDistributor
+
+            folder = _SparkDirectoryDistributor.get_or_extract(where)
+        loaded = load_pyfunc(folder, allow_activities_path=allowed)
+        _PYFUNCS[key] = loaded.unwrap_python_model()
+    return _PYFUNCS[key]
+
+
+def _udf_frame(scores: pd.DataFrame, types: Mapping[str, str]) -> pd.DataFrame:
+    """The pyfunc's output as the UDF's struct takes it: numbers as float64
+    (empty: NaN), text as text (empty: missing)."""
+    columns: dict[str, Any] = {}
+    for name, kind in types.items():
+        values = scores[name]
+        if kind == "double":
+            columns[name] = values.to_numpy(dtype="float64", na_value=np.nan)
+        else:  # Python text and None: what pyspark turns into an Arrow struct field
+            columns[name] = values.astype(object).where(values.notna(), None)
+    return pd.DataFrame(columns, index=scores.index)
 
 
 #: What MLflow makes of a missing text value on its way into a Spark struct.
@@ -587,6 +802,7 @@ def score_dataframe(
     partitions: int = 0,
     tables: Sequence[JoinedTable] = (),
     decimal: str = ".",
+    counts: Observation | None = None,
 ) -> DataFrame:
     """Score a Spark DataFrame of raw lead rows: one output row per input row.
 
@@ -603,6 +819,10 @@ def score_dataframe(
     leads by key on the executors as `lead-ml score --table` joins them.
     ``decimal=","``: the leads' text numbers are written with a decimal comma (a
     CSV in the training's dialect, :func:`input_dialect`).
+    ``counts``: an unused ``pyspark.sql.Observation`` that the first action on the
+    result (a write) fills with every batch's partial drift and unseen counts, as
+    the pyfunc counted them while scoring (no second pass over the leads);
+    :func:`merged_counts` adds them up.
     """
     from pyspark.sql import functions as F
 
@@ -617,14 +837,22 @@ def score_dataframe(
     if ROW not in leads.columns:
         leads, _ = number_rows(leads)
     checked = check_leads(leads, contract, tables, decimal)
-    if partitions:
-        # The duplicate check shuffles the rows by id anyway: into this many tasks,
-        # which then score them (AQE would merge a small job's into one).
-        checked = checked.repartition(partitions, F.col(KEY))
-    checked = reject_duplicates(checked, contract.id_column)
+    repeated = repeated_ids(leads, contract, tables, decimal)
+    if len(repeated) > MAX_REPEATED_IDS:
+        if partitions:
+            # The check shuffles the rows by id: into this many tasks, which then
+            # score them (AQE would merge a small job's into one).
+            checked = checked.repartition(partitions, F.col(KEY))
+        checked = reject_duplicates(checked, contract.id_column)
+    else:
+        if partitions and leads.rdd.getNumPartitions() < partitions:
+            checked = checked.repartition(partitions)  # fewer parts than cores
+        checked = mark_repeats(checked, repeated, contract.id_column)
     types = output_types(scorer, explain)
     params = {"explain": explain, "activities_path": activities_path}
-    predict = scoring_udf(spark, model_dir, types, params, env_manager)
+    predict = scoring_udf(
+        spark, model_dir, types, params, env_manager, counts is not None
+    )
     # Rejected rows reach the pyfunc too, without an id (which it rejects before
     # any feature is built): one pass over the checked rows, not one per outcome.
     inputs = [_column(name) for name in contract.columns]
@@ -632,7 +860,54 @@ def score_dataframe(
         F.col(REJECT).isNull(), _column(contract.id_column)
     ).alias(contract.id_column)
     scored = checked.withColumn(OUTPUT, predict(F.struct(*inputs)))
+    if counts is not None:
+        scored = observe_counts(scored, counts)
     return _flatten(scored, types, contract.id_column)
+
+
+#: The name of the observed metric holding the batches' counts.
+BATCHES = "batches"
+
+
+def observe_counts(scored: DataFrame, counts: Observation) -> DataFrame:
+    """``scored`` (the UDF's struct in ``_output``, counts included) observed into
+    ``counts``: the list of every batch's counts, collected as the rows stream to
+    the action (a write), on the task that scores them.
+
+    An observation is an accumulator: a result task's update is applied once
+    however often the task runs, but a task whose stage is re-run could count
+    twice, and a task lost could count never; :func:`check_counts` compares the
+    merged counts with the rows written and refuses any difference.
+    """
+    from pyspark.sql import functions as F
+
+    text = F.col(OUTPUT)[BATCH_COUNTS_COLUMN]
+    # MLflow writes a batch's other (empty) cells as the text "None" or "nan".
+    batch = F.when(text.startswith("{"), text)
+    return scored.observe(counts, F.collect_list(batch).alias(BATCHES))
+
+
+def merged_counts(counts: Observation, scorer: Scorer) -> JobCounts:
+    """The counts of every batch observed by :func:`observe_counts`, merged (after
+    the action on the observed result has run)."""
+    merged = JobCounts.of(scorer)
+    for text in counts.get.get(BATCHES) or []:
+        merged.add_text(str(text))
+    return merged
+
+
+def check_counts(counts: JobCounts, summary: BatchSummary) -> None:
+    """Refuse drift and unseen counts that do not add up to the rows the job read
+    and scored (a batch counted twice or lost): RuntimeError, naming both."""
+    if (counts.rows_in, counts.scored) != (summary.rows_in, summary.scored):
+        raise RuntimeError(
+            f"the batches' drift and unseen counts cover {counts.rows_in} rows in "
+            f"and {counts.scored} scored ({counts.parts} batches), but the job read "
+            f"{summary.rows_in} and wrote {summary.scored} scored rows: a task's "
+            "counts were lost or counted twice (a task run again?); the scores in "
+            f"{summary.output} are complete, the drift is not known: run the job "
+            "again"
+        )
 
 
 # --- the batch job ------------------------------------------------------------------
@@ -692,7 +967,8 @@ def score_with_spark(job: SparkJob, spark: SparkSession | None = None) -> BatchS
     """Score a file of leads on Spark, write a Parquet folder, return the summary.
 
     Rejected rows stay in the output with their ``reject_reason``; rows in =
-    scored + rejected is checked on what was written.
+    scored + rejected is checked on what was written, and so are the batches'
+    drift and unseen counts (:func:`check_counts`).
     """
     check_paths(job)
     spark = spark or start_session(job.master, job.chunk_rows)
@@ -704,6 +980,10 @@ def score_with_spark(job: SparkJob, spark: SparkSession | None = None) -> BatchS
         raise ScorerError(f"{job.input}: no rows to score; check the export")
     leads = with_row_numbers(leads, dialect)
     tables = read_join_tables(scorer, job.tables)
+    from pyspark.sql import Observation
+
+    folder = resolve_scorer(str(job.model)).folder
+    counts = Observation("lead-ml batch counts") if counts_batches(folder) else None
     result = score_dataframe(
         spark,
         leads,
@@ -713,9 +993,11 @@ def score_with_spark(job: SparkJob, spark: SparkSession | None = None) -> BatchS
         partitions=spark.sparkContext.defaultParallelism,
         tables=tables,
         decimal=dialect.decimal,
+        counts=counts,
     )
     result.write.mode("overwrite").parquet(job.output)
     scored, rejected = _written_counts(spark, job.output)
+    merged = JobCounts.of(scorer) if counts is None else merged_counts(counts, scorer)
     summary = BatchSummary(
         rows_in=rows_in,
         scored=scored,
@@ -724,9 +1006,21 @@ def score_with_spark(job: SparkJob, spark: SparkSession | None = None) -> BatchS
         output=job.output,
         rejects=f"{job.output} (rows with a reject_reason)",
         unmatched=unmatched_counts(leads, tables, scorer.contract.missing_values),
+        unseen=merged.unseen,
+        drift=merged.monitor.psi(),
     )
     _reconcile(summary)
+    if counts is not None:
+        check_counts(merged, summary)
     return summary
+
+
+def counts_batches(folder: Path) -> bool:
+    """Whether a scorer folder's pyfunc counts each batch's drift and unseen values
+    (:data:`lead_ml.scorer.BATCH_COUNTS_ENV`): a folder exported by an earlier
+    lead-ml does not, and is scored without them (as that lead-ml did)."""
+    code = folder / MODEL_CODE_FILE
+    return code.is_file() and BATCH_COUNTS_ENV in code.read_text(encoding="utf-8")
 
 
 def _absolute(path: str) -> str:
