@@ -17,11 +17,12 @@ out of the score and retested by ``--retest``.
 
 Usage: ``python scripts/mutate.py [module ...] [--retest]``. A run judges the
 mutants not judged yet (every one the first time; later the new ones and those of
-functions edited since); ``--retest`` runs again only the survivors and unclear
-mutants of an earlier run (after adding tests), keeping every other verdict even
-when mutmut reset them (it forgets them all when the test selection changes);
-``--summary`` only rewrites the JSON from the results on disk. mutmut runs niced,
-one worker (``--max-children 1``).
+functions edited since, named to mutmut: :func:`unjudged`); ``--retest`` runs again
+only the survivors and unclear mutants of an earlier run (after adding tests). Both
+keep every other verdict even when mutmut reset them (it forgets them all when the
+test selection changes, e.g. a test file added to :data:`MODULES`); ``--summary``
+only rewrites the JSON from the results on disk. mutmut runs niced, one worker
+(``--max-children 1``).
 """
 
 from __future__ import annotations
@@ -58,7 +59,14 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
         ["evaluate.py"],
         ["tests/test_evaluate.py", "tests/test_evaluate_claims.py"],
     ),
-    "model": (["model.py"], ["tests/test_model.py", "tests/test_model_units.py"]),
+    "model": (
+        ["model.py"],
+        [
+            "tests/test_model.py",
+            "tests/test_model_units.py",
+            "tests/test_small_data_units.py",
+        ],
+    ),
     "features": (
         ["features.py"],
         [
@@ -69,10 +77,22 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
     ),
     "explanations": (
         ["explain.py", "fastshap.py"],
-        ["tests/test_explain.py", "tests/test_fastshap.py"],
+        [
+            "tests/test_explain.py",
+            "tests/test_fastshap.py",
+            "tests/test_explain_units.py",
+        ],
     ),
-    "scorer": (["scorer.py"], ["tests/test_scorer.py", "tests/test_missing.py"]),
-    "batch": (["batch.py"], ["tests/test_batch.py"]),
+    "scorer": (
+        ["scorer.py"],
+        [
+            "tests/test_scorer.py",
+            "tests/test_missing.py",
+            "tests/test_scorer_units.py",
+            "tests/test_scorer_folder_units.py",
+        ],
+    ),
+    "batch": (["batch.py"], ["tests/test_batch.py", "tests/test_batch_units.py"]),
 }
 
 #: mutmut's exit codes by outcome (mutmut.stats.status_by_exit_code, grouped).
@@ -185,10 +205,11 @@ def run(module: str, retest: bool, also: Sequence[str] = ()) -> float:
     """Run mutmut on one module (niced, one worker); seconds taken.
 
     A run judges the mutants not judged yet (every one the first time; later the
-    new ones and those of functions edited since). ``retest`` runs again only the
-    survivors and unclear mutants (after tests were added), and the mutants matching
-    the ``also`` patterns (e.g. ``lead_ml.model.x_scaled_train__mutmut_*``: a function
-    edited since), keeping every other verdict.
+    new ones and those of functions edited since: :func:`unjudged`). ``retest``
+    runs again only the survivors and unclear mutants (after tests were added), and
+    the mutants matching the ``also`` patterns (e.g.
+    ``lead_ml.model.x_scaled_train__mutmut_*``: a function edited since), keeping
+    every other verdict.
     """
     folder = prepare(module)
     env = os.environ | {
@@ -213,6 +234,12 @@ def run(module: str, retest: bool, also: Sequence[str] = ()) -> float:
         names += also
         if not names:
             return 0.0
+    elif verdicts(module):
+        # Named, not left to mutmut: after a test selection change it would judge
+        # every mutant again, the ones already judged included.
+        names = unjudged(module)
+        if not names:
+            return 0.0
     # pytest's temporary folders in a root of their own: other pytest runs on the
     # machine delete the folders of finished sessions (the projects the tests share).
     temporary = folder / "tmp"
@@ -227,9 +254,63 @@ def run(module: str, retest: bool, also: Sequence[str] = ()) -> float:
         shutil.rmtree(temporary, ignore_errors=True)
         # Also when mutmut stopped early (it resets every verdict before it runs
         # the stats session, which can fail) or was interrupted.
-        if retest:
-            keep_verdicts(module, before)
+        keep_verdicts(module, before)
     return time.monotonic() - start
+
+
+def current_mutants(module: str) -> tuple[list[str], dict[str, str]]:
+    """The mutants mutmut makes of a module's files as they are now, and the hash
+    of each mutated function (as ``hash_by_function_name`` names them): mutmut's
+    own mutation of the source, without running anything."""
+    from mutmut.mutation.file_mutation import mutate_file_contents
+    from mutmut.utils.format_utils import get_mutant_name
+
+    names: list[str] = []
+    hashes: dict[str, str] = {}
+    for name in MODULES[module][0]:
+        relative = Path("src", "lead_ml", name)
+        mutated = mutate_file_contents(
+            str(relative), (ROOT / relative).read_text("utf-8")
+        )
+        names += [get_mutant_name(relative, m) for m in mutated.mutant_names]
+        hashes |= mutated.hash_by_function_name
+    return names, hashes
+
+
+def to_judge(
+    names: Sequence[str], hashes: dict[str, str], before: Verdicts
+) -> list[str]:
+    """Of the mutants ``names`` of the code as it is (their functions' ``hashes``),
+    those without a verdict to keep: never judged, or of a function new or edited
+    since the run that judged them (mutmut's own rule, which it applies to every
+    mutant when the test selection changed).
+
+    >>> to_judge(
+    ...     ["m.x_f__mutmut_1", "m.x_f__mutmut_2", "m.x_g__mutmut_1",
+    ...      "m.x_h__mutmut_1"],
+    ...     {"x_f": "a", "x_g": "edited", "x_h": "new"},
+    ...     {"m.py": ({"m.x_f__mutmut_1": 1, "m.x_f__mutmut_2": None,
+    ...                "m.x_g__mutmut_1": 1}, {"x_f": "a", "x_g": "old"})},
+    ... )
+    ['m.x_f__mutmut_2', 'm.x_g__mutmut_1', 'm.x_h__mutmut_1']
+    """
+    codes: dict[str, int | None] = {}
+    old_hashes: dict[str, str] = {}
+    for file_codes, file_hashes in before.values():
+        codes |= file_codes
+        old_hashes |= file_hashes
+    return [
+        key
+        for key in names
+        if codes.get(key) is None
+        or old_hashes.get(function_of(key)) != hashes.get(function_of(key))
+    ]
+
+
+def unjudged(module: str) -> list[str]:
+    """The mutants of a module a run judges (:func:`to_judge`), given by name."""
+    names, hashes = current_mutants(module)
+    return to_judge(names, hashes, verdicts(module))
 
 
 def mutmut(folder: Path, env: dict[str, str], names: list[str]) -> None:

@@ -69,3 +69,36 @@ def test_each_module_mutates_its_files_against_its_fast_tests() -> None:
         assert all((ROOT / "src/lead_ml" / f).is_file() for f in files), module
         # the shared settings are kept
         assert table["process_isolation"] == "forkserver"
+
+
+def test_a_run_judges_only_the_mutants_without_a_verdict_to_keep() -> None:
+    """A run names to mutmut the mutants never judged and those of a function new
+    or edited since; the rest keep their verdicts (mutmut would judge them all
+    again after a test selection change)."""
+    before = {
+        "model.py": (
+            {
+                "lead_ml.model.x_f__mutmut_1": 1,
+                "lead_ml.model.x_f__mutmut_2": None,
+                "lead_ml.model.x_g__mutmut_1": 0,
+            },
+            {"x_f": "a", "x_g": "b"},
+        )
+    }
+    names = [
+        "lead_ml.model.x_f__mutmut_1",
+        "lead_ml.model.x_f__mutmut_2",
+        "lead_ml.model.x_g__mutmut_1",
+        "lead_ml.model.x_new__mutmut_1",
+    ]
+    kept = {"x_f": "a", "x_g": "b", "x_new": "c"}
+    assert mutate.to_judge(names, kept, before) == [
+        "lead_ml.model.x_f__mutmut_2",
+        "lead_ml.model.x_new__mutmut_1",
+    ]
+    edited = kept | {"x_g": "edited"}
+    assert mutate.to_judge(names, edited, before) == [
+        "lead_ml.model.x_f__mutmut_2",
+        "lead_ml.model.x_g__mutmut_1",
+        "lead_ml.model.x_new__mutmut_1",
+    ]

@@ -8,21 +8,29 @@ there."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
+import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from lead_ml.audit import cv_folds
 from lead_ml.config import Params, TrainConfig, load_params
 from lead_ml.features import FeatureRegistry, FeatureSpec
 from lead_ml.model import (
     SMALL_DATA_DEALS,
+    band_thresholds,
     cross_validated_model,
     fit_platt,
     fold_scores,
     increasing_platt,
+    inner_cv_model,
+    lightgbm_params,
+    plan_folds,
     rolling_origin_folds,
+    scaled_train,
     small_data,
 )
 
@@ -130,7 +138,113 @@ def test_which_fold_models_are_small_data_ones() -> None:
     assert small_data(cfg, frame(np.zeros(100), won))
     # One win: stratified inner folds cannot hold it on both sides.
     assert not small_data(cfg, frame(np.zeros(100), np.r_[1.0, np.zeros(99)]))
+    assert not small_data(cfg, frame(np.zeros(100), np.r_[0.0, np.ones(99)]))
     big = SMALL_DATA_DEALS
     assert not small_data(cfg, frame(np.zeros(big), np.arange(big) % 2))
     off = cfg.model_copy(update={"small_data": False})
     assert not small_data(off, frame(np.zeros(100), won))
+
+
+def test_the_refit_after_folds_uses_the_plans_folds_and_windows_in_time() -> None:
+    # A large-data fold model (small_data off): each fold holds out the latest share
+    # of its training deals for early stopping, in time, as fold_scores does when
+    # told the plan is rolling-origin; the folds are the plan's.
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=N)
+    features = frame(x, (rng.random(N) < 1 / (1 + np.exp(-2 * x))).astype(float))
+    run = params(False)
+    rolling = {"evaluation": "rolling_origin", "cv_splits": 3, "rolling_min_train": 0.5}
+    folds = rolling_origin_folds(features, 3, 0.5)
+    _, scores = cross_validated_model(features, REGISTRY, run, rolling)
+    in_time = fold_scores(features, REGISTRY, run, folds, True)
+    shuffled = fold_scores(features, REGISTRY, run, folds, False)
+    for got, expected, other in zip(
+        scores.probability, in_time.probability, shuffled.probability, strict=True
+    ):
+        np.testing.assert_array_equal(got, expected)
+        assert not np.array_equal(got, other)
+    # Stratified folds are drawn with the run's seed.
+    stratified = {"evaluation": "cv", "cv_splits": 3, "cv_repeats": 1}
+    _, drawn = cross_validated_model(features, REGISTRY, run, stratified)
+    seeded = plan_folds(features, stratified, run.seed)
+    assert [t.tolist() for t in drawn.tested] == [t.tolist() for _, t in seeded]
+
+
+def test_a_refit_after_folds_that_stopped_at_one_tree_has_one_tree() -> None:
+    # Nothing to split on: every fold model stops early at its first tree, and so
+    # does the refit on every deal (at least one tree, never more than the folds'
+    # median).
+    rng = np.random.default_rng(4)
+    features = frame(np.zeros(N), (rng.random(N) < 0.5).astype(float))
+    rolling = {"evaluation": "rolling_origin", "cv_splits": 3, "rolling_min_train": 0.5}
+    model, scores = cross_validated_model(features, REGISTRY, params(False), rolling)
+    assert scores.best_iterations == [1, 1, 1]
+    assert model.info.best_iteration == 1
+    assert model.booster.current_iteration() == 1
+
+
+@pytest.mark.parametrize("outcomes", ["three", "many"])
+def test_the_small_data_fold_model_is_its_inner_folds_refit(outcomes: str) -> None:
+    # Its tree count is where lgb.cv over stratified inner folds stops, its Platt
+    # scaling is fit on those folds' out-of-fold margins, and the refit has that
+    # many trees. Three losses: three inner folds, each holding one; many (x
+    # decides the outcome): five, and a Platt slope above 0.
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=N)
+    if outcomes == "three":
+        won = np.ones(N)
+        won[[40, 200, 330]] = 0.0
+    else:
+        won = (rng.random(N) < 1 / (1 + np.exp(-2 * x))).astype(float)
+    train = frame(x, won)
+    cfg = params(True).train
+    model = inner_cv_model(train, REGISTRY, cfg, params(True).bands, 7)
+    n_folds = 3 if outcomes == "three" else 5
+    folds = cv_folds(train, train["group"], n_folds, 1, 7)
+    assert len(folds) == n_folds
+    shaped = scaled_train(cfg, N)
+    searched = lgb.cv(
+        lightgbm_params(shaped, 7, REGISTRY) | {"metric": "binary_logloss"},
+        lgb.Dataset(train[["x"]].astype(float), label=won.astype(int)),
+        num_boost_round=shaped.n_estimators,
+        folds=folds,
+        callbacks=[lgb.early_stopping(shaped.early_stopping_rounds, verbose=False)],
+        return_cvbooster=True,
+    )
+    losses = cast(list[float], searched["valid binary_logloss-mean"])
+    cvbooster = cast(lgb.CVBooster, searched["cvbooster"])
+    rounds = len(losses)
+    assert model.info.best_iteration == rounds
+    assert model.booster.current_iteration() == rounds
+    margins = np.empty(N)
+    for booster, (_, held) in zip(cvbooster.boosters, folds, strict=True):
+        margins[held] = booster.predict(
+            train[["x"]].iloc[held].astype(float), num_iteration=rounds, raw_score=True
+        )
+    expected = increasing_platt(margins, won.astype(int))
+    assert (expected.slope > 0) == (outcomes == "many")
+    assert model.info.calibration.slope == pytest.approx(expected.slope, rel=1e-9)
+    assert model.info.calibration.intercept == pytest.approx(
+        expected.intercept, rel=1e-9
+    )
+    # Bands cut on the out-of-fold probabilities; the rest of its info.
+    probability = 1 / (1 + np.exp(-expected.log_odds(margins)))
+    cuts = band_thresholds(probability, params(True).bands)
+    assert model.info.band_thresholds == pytest.approx(cuts, rel=1e-9)
+    assert model.info.window == {
+        "train_start": "2024-01-01",
+        "train_end": str(train["created_at"].iloc[-1].date()),
+        "valid_start": "",
+        "valid_end": "",
+    }
+    assert model.info.dimensions == {"x": "fit"}
+    assert model.info.complete_features == ["x"]
+
+
+def test_a_platt_fit_of_slope_zero_is_kept_as_fitted() -> None:
+    # Margins that cannot rank: the fit's slope is exactly 0, and its own intercept
+    # (the solver's) is kept, not replaced by the base rate's log-odds.
+    won = np.array([1, 0, 0, 1, 1, 0, 1, 1])
+    fitted = fit_platt(np.zeros(8), won)
+    assert fitted.slope == 0.0
+    assert increasing_platt(np.zeros(8), won) == fitted

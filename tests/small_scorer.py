@@ -1,0 +1,104 @@
+"""A small scorer built in memory for the fast tests of the scorer, the batch job and
+the explanations (``tests/test_*_units.py``): no project, no folder, no MLflow.
+
+Its leads carry three of the synthetic source's columns (params.yaml): ``employees``
+(a number, bounds min 1), ``industry`` (a category) and ``meddic_champion`` (a yes/no
+answer: evidence, monotone), plus the id ``deal_id`` and ``created_at``. The
+outcome follows all three, so every feature has trees. A model trains in well under
+a second (LightGBM, 40 rounds at most).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lead_ml.config import BandsConfig, SourceConfig, TrainConfig, load_params
+from lead_ml.features import FeatureRegistry, FeatureSpec, build_features
+from lead_ml.model import TrainedModel, split_frames, train_model
+from lead_ml.scorer import Scorer, bundle_spec, lead_contract
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCE: SourceConfig = load_params(ROOT / "params.yaml").source
+REGISTRY = FeatureRegistry(
+    (
+        FeatureSpec("employees", "employees", "number", "fit"),
+        FeatureSpec("industry", "industry", "category", "fit"),
+        FeatureSpec("meddic_champion", "meddic_champion", "evidence", "champion", 1),
+    )
+)
+QUICK = TrainConfig(learning_rate=0.3, n_estimators=40, early_stopping_rounds=5)
+INDUSTRIES = {"software": 1.0, "retail": 0.0, "mining": -1.0}
+CHAMPION = {"yes": 1.5, "no": -1.5, "": 0.0}
+VERSION = "lead-ml-scorer:" + "0" * 64
+
+
+def raw_leads(n: int, seed: int = 0) -> pd.DataFrame:
+    """``n`` lead rows as an export holds them: text cells, a tenth of the
+    industries and a third of the champions blank, dated one a day."""
+    rng = np.random.default_rng(seed)
+    industry = rng.choice(list(INDUSTRIES), n).astype(object)
+    industry[rng.random(n) < 0.1] = ""
+    champion = rng.choice(["yes", "no", ""], n, p=[0.35, 0.35, 0.3])
+    employees = np.round(np.exp(rng.normal(4, 1, n))).astype(int) + 1
+    return pd.DataFrame(
+        {
+            "deal_id": [f"L{seed}-{i:05d}" for i in range(n)],
+            "created_at": pd.date_range("2024-01-01", periods=n, freq="D").strftime(
+                "%Y-%m-%d"
+            ),
+            "employees": employees.astype(str),
+            "industry": industry,
+            "meddic_champion": champion,
+        }
+    )
+
+
+def outcomes(raw: pd.DataFrame, seed: int = 0) -> np.ndarray:
+    """Won (1.0) or lost (0.0), following the three columns."""
+    rng = np.random.default_rng(seed + 1000)
+    logit = (
+        0.8 * (np.log(raw["employees"].astype(float)) - 4)
+        + raw["industry"].map(INDUSTRIES).fillna(0.0).to_numpy(float)
+        + raw["meddic_champion"].map(CHAMPION).to_numpy(float)
+    )
+    return (rng.random(len(raw)) < 1 / (1 + np.exp(-logit))).astype(float)
+
+
+def features_of(raw: pd.DataFrame) -> pd.DataFrame:
+    """The rows' features, read by the lead contract as the scorer reads them."""
+    typed, reasons = lead_contract(SOURCE, REGISTRY).read(raw)
+    assert pd.isna(reasons).all(), reasons
+    return build_features(REGISTRY, typed, typed["deal_id"], typed["created_at"])
+
+
+def training_frame(n: int, seed: int = 0) -> pd.DataFrame:
+    """Features of ``n`` closed deals with their outcome, split 60/20/20 in time."""
+    raw = raw_leads(n, seed)
+    features = features_of(raw)
+    position = np.arange(n)
+    features["order"] = np.nan
+    features["won"] = outcomes(raw, seed)
+    features["split"] = np.where(
+        position < 0.6 * n, "train", np.where(position < 0.8 * n, "valid", "test")
+    )
+    features["group"] = features["deal_id"]
+    return features
+
+
+@cache
+def trained(n: int = 600, seed: int = 0) -> tuple[TrainedModel, pd.DataFrame]:
+    """A model of ``n`` deals, and the features of its training window."""
+    split = split_frames(training_frame(n, seed))
+    return train_model(split, REGISTRY, QUICK, BandsConfig(), seed), split.train
+
+
+@cache
+def small_scorer(n: int = 600, seed: int = 0) -> Scorer:
+    """The scorer of :func:`trained`'s model, as ``load_scorer`` would give it."""
+    model, window = trained(n, seed)
+    spec = bundle_spec(model, REGISTRY, SOURCE, window) | {"model_version": VERSION}
+    return Scorer(model, spec)

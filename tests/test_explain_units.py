@@ -1,0 +1,377 @@
+"""The explanations' rules on a small model trained here (tests/small_scorer.py):
+contributions equal to LightGBM's own in calibrated log-odds and summed per
+dimension, reasons and their exact words, the next question's gain as a full
+rescore of the lead with the answer, its threshold, and the answers tried. Every
+expected value is worked out in the test (LightGBM's pred_contrib, predict_proba of
+the answered lead)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from small_scorer import REGISTRY, features_of, raw_leads, trained
+
+from lead_ml.explain import (
+    CONTRIBUTION_COLUMNS,
+    MAX_TRIED_LEVELS,
+    NOTHING_WORTH_ASKING,
+    _combined_codes,
+    _joined,
+    _percent_pairs,
+    _strongest_dimensions,
+    answers_from_json,
+    answers_to_json,
+    dimension_of_features,
+    explain,
+    feature_contributions,
+    next_question,
+    nothing_worth_asking,
+    number_words,
+    points_words,
+    question_answers,
+    reason_texts,
+    sum_by_dimension,
+    top_reasons,
+)
+from lead_ml.features import (
+    COUNT,
+    INTENT,
+    LAST_TOUCH,
+    RECENT,
+    TOTAL,
+    FeatureRegistry,
+    FeatureSpec,
+)
+from lead_ml.model import feature_rows, model_matrix, predict_proba, rows_margin
+from lead_ml.vocab import OUTPUT_DIMENSIONS
+
+
+def leads(n: int, seed: int) -> pd.DataFrame:
+    return features_of(raw_leads(n, seed))
+
+
+# --- contributions -------------------------------------------------------------------
+
+
+def test_contributions_are_lightgbms_in_calibrated_log_odds() -> None:
+    model, _ = trained()
+    features = leads(40, seed=31)
+    rows = feature_rows(model, features)
+    per_feature = feature_contributions(model, rows)
+    matrix = model_matrix(features, model.info.categories, model.info.feature_names)
+    lightgbm = np.asarray(
+        model.booster.predict(
+            matrix, pred_contrib=True, num_iteration=model.info.best_iteration
+        ),
+        dtype=float,
+    )
+    calibration = model.info.calibration
+    assert per_feature[:, :-1] == pytest.approx(
+        calibration.slope * lightgbm[:, :-1], abs=1e-9
+    )
+    assert per_feature[:, -1] == pytest.approx(
+        calibration.slope * lightgbm[:, -1] + calibration.intercept, abs=1e-9
+    )
+    p = predict_proba(model, features)
+    assert per_feature.sum(axis=1) == pytest.approx(np.log(p / (1 - p)), abs=1e-9)
+
+
+def test_contributions_are_summed_by_the_dimension_of_each_feature() -> None:
+    model, _ = trained()
+    assert dimension_of_features(model).tolist() == [
+        OUTPUT_DIMENSIONS.index(d) for d in ("fit", "fit", "champion")
+    ]
+    features = leads(30, seed=32)
+    out = explain(REGISTRY, model, {}, features)
+    per_feature = feature_contributions(model, feature_rows(model, features))
+    fit = OUTPUT_DIMENSIONS.index("fit")
+    champion = OUTPUT_DIMENSIONS.index("champion")
+    by_dimension = sum_by_dimension(model, per_feature)
+    assert by_dimension[:, fit] == pytest.approx(per_feature[:, 0] + per_feature[:, 1])
+    assert by_dimension[:, champion] == pytest.approx(per_feature[:, 2])
+    others = np.delete(by_dimension, [fit, champion], axis=1)
+    assert (others == 0).all()
+    assert out[list(CONTRIBUTION_COLUMNS)].to_numpy() == pytest.approx(by_dimension)
+    assert out["base_value"].to_numpy() == pytest.approx(per_feature[:, -1])
+    assert out.index.equals(features.index)
+    # No answers to try: no question for anyone.
+    assert (out["next_question"] == "").all()
+    assert (out["next_question_gain"] == 0).all()
+
+
+# --- reasons -------------------------------------------------------------------------
+
+
+def test_top_reasons_are_the_strongest_dimensions_and_their_strongest_feature() -> None:
+    model, _ = trained()
+    features = leads(60, seed=33)
+    per_feature = feature_contributions(model, feature_rows(model, features))
+    reasons = top_reasons(REGISTRY, model, features, per_feature, n=2)
+    fit = per_feature[:, 0] + per_feature[:, 1]
+    champion = per_feature[:, 2]
+    for i, text in enumerate(reasons.tolist()):
+        parts = []
+        # champion comes before fit in OUTPUT_DIMENSIONS: ties keep that order
+        moves = [("champion", champion[i]), ("fit", fit[i])]
+        moves.sort(key=lambda kv: -abs(kv[1]))
+        for dimension, moved in moves:
+            if moved == 0:
+                continue
+            if dimension == "fit":
+                f = 0 if abs(per_feature[i, 0]) >= abs(per_feature[i, 1]) else 1
+            else:
+                f = 2
+            spec = REGISTRY.specs[f]
+            value = features[spec.name].iloc[i]
+            said = reason_texts(
+                spec,
+                np.array([value], dtype=object if f == 1 else float),
+                np.array([moved]),
+            )
+            parts.append(said[0])
+        assert text == "; ".join(parts), i
+    assert reasons.index.equals(features.index)
+    one = top_reasons(REGISTRY, model, features, per_feature, n=1)
+    assert [t.split("; ")[0] for t in reasons] == one.tolist()
+
+
+def test_reason_texts_say_the_value_the_sign_and_a_surprise() -> None:
+    evidence = FeatureSpec("champion", "Champion", "evidence", "champion", 1)
+    texts = reason_texts(
+        evidence,
+        np.array([2.0, 0.0, 1.0, 2.0, 0.0]),
+        np.array([0.4, -0.1, -0.2, -0.3, 0.2]),
+    )
+    assert texts.tolist() == [
+        "+ champion: Champion is yes",
+        "- champion: Champion is no",
+        "? champion: Champion not yet known",
+        "- champion: Champion is yes, yet this lowered the score",
+        "+ champion: Champion is no, yet this raised the score",
+    ]
+    against = FeatureSpec("churned", "Churned", "bool", "economic_buyer", -1)
+    texts = reason_texts(
+        against, np.array([1.0, 1.0, 0.0, np.nan]), np.array([0.5, -0.5, -0.5, 0.1])
+    )
+    assert texts.tolist() == [
+        "+ economic buyer: Churned is yes, yet this raised the score",
+        "- economic buyer: Churned is yes",
+        "- economic buyer: Churned is no, yet this lowered the score",
+        "? economic buyer: Churned not yet known",
+    ]
+    plain = FeatureSpec("urgent", "Urgent", "bool", "identify_pain")
+    assert reason_texts(plain, np.array([1.0]), np.array([-0.5])).tolist() == [
+        "- identify pain: Urgent is yes"
+    ]
+    category = FeatureSpec("industry", "Industry", "category", "fit")
+    assert reason_texts(
+        category, np.array(["Retail", None], dtype=object), np.array([0.0, 1.0])
+    ).tolist() == ["- fit: Industry is Retail", "? fit: Industry not yet known"]
+    number = FeatureSpec("employees", "Employees", "number", "fit", label="Staff")
+    assert reason_texts(
+        number, np.array([1980.0, 2.5, 0.123456]), np.array([1.0, 1.0, -1.0])
+    ).tolist() == [
+        "+ fit: Staff is 1980",
+        "+ fit: Staff is 2.5",
+        "- fit: Staff is 0.1235",
+    ]
+    date = FeatureSpec("close", "Close", "date", "decision_process")
+    assert reason_texts(
+        date, np.array([1234.0, -3.0]), np.array([1.0, 1.0])
+    ).tolist() == [
+        "+ decision process: Close is +1,234 days from the created date",
+        "+ decision process: Close is -3 days from the created date",
+    ]
+
+
+def test_activity_reasons_say_counts_and_recency() -> None:
+    def spec(activity: str, words: str) -> FeatureSpec:
+        return FeatureSpec(
+            "a", "", "activity", "engagement", label=words, activity=activity
+        )
+
+    values = np.array([1234.0, 0.0, np.nan])
+    sign = np.array([1.0, -1.0, 1.0])
+    assert reason_texts(spec(COUNT, "emails"), values, sign).tolist() == [
+        "+ engagement: 1,234 emails",
+        "- engagement: 0 emails",
+        "+ engagement: nan emails",
+    ]
+    assert reason_texts(spec(TOTAL, "touches"), values, sign).tolist() == [
+        "+ engagement: 1,234 touches",
+        "- engagement: no activity before the snapshot",
+        "+ engagement: no activity before the snapshot",
+    ]
+    assert reason_texts(
+        spec(RECENT, "recent"), np.array([0.123]), sign[:1]
+    ).tolist() == ["+ engagement: recent 0.12"]
+    assert reason_texts(spec(INTENT, "intent"), np.array([2.0]), sign[:1]).tolist() == [
+        "+ engagement: intent 2"
+    ]
+    assert reason_texts(spec(LAST_TOUCH, "x"), values, sign).tolist() == [
+        "+ engagement: last activity 1234 days before the snapshot",
+        "- engagement: last activity 0 days before the snapshot",
+        "+ engagement: no activity before the snapshot",
+    ]
+
+
+def test_words_for_numbers_points_and_percents() -> None:
+    assert number_words(1980.0) == "1980"
+    assert number_words(-2.0) == "-2"
+    assert number_words(0.123456) == "0.1235"
+    assert number_words(1e15) == "1e+15"
+    assert number_words(float("inf")) == "inf"
+    assert points_words(0.01) == "1 point"
+    assert points_words(0.025) == "2.5 points"
+    assert points_words(0.02) == "2 points"
+    assert nothing_worth_asking(0.0) == NOTHING_WORTH_ASKING
+    assert nothing_worth_asking(0.05) == (NOTHING_WORTH_ASKING + " by 5 points or more")
+    now, after = _percent_pairs(
+        np.array([0.0151, 0.3, 0.123451, 0.5]), np.array([0.0154, 0.6, 0.123459, 0.5])
+    )
+    assert now.tolist() == ["1.51%", "30%", "12.345%", "50.000%"]
+    assert after.tolist() == ["1.54%", "60%", "12.346%", "50.000%"]
+
+
+def test_the_strongest_dimensions_and_joined_texts() -> None:
+    by = np.array([[0.1, -0.3, 0.3, 0.0], [0.0, 0.0, 0.0, 0.2]])
+    assert _strongest_dimensions(by.copy(), 3).tolist() == [[1, 2, 0], [3, 0, 1]]
+    assert _strongest_dimensions(by.copy(), 9).shape == (2, 4)
+    assert _strongest_dimensions(by.copy(), 0).shape == (2, 0)
+    first, second = np.array([1, 0, 0, 2]), np.array([2, 2, 0, 1])
+    assert _joined(["", "a", "b"], [first, second], 4).to_pylist() == [
+        "a; b",
+        "b",
+        "",
+        "b; a",
+    ]
+    assert _joined(["", "a"], [], 2).to_pylist() == ["", ""]
+    codes = _combined_codes([np.array([1, 1, 2, 2]), np.array(["x", "y", "x", "x"])], 4)
+    assert codes.tolist() == [0, 1, 2, 2]
+
+
+# --- the next question ---------------------------------------------------------------
+
+
+def rescored(features: pd.DataFrame, name: str, value: float) -> np.ndarray:
+    """The model's probability of every lead with ``name`` answered ``value``."""
+    model, _ = trained()
+    return predict_proba(model, features.assign(**{name: value}))
+
+
+def asked(
+    min_gain: float, seed: int = 34
+) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """The next question of 80 leads, and what it is worked out from."""
+    model, window = trained()
+    answers = question_answers(REGISTRY, model, window)
+    features = leads(80, seed)
+    rows = feature_rows(model, features)
+    out = next_question(
+        REGISTRY, model, answers, features, rows, rows_margin(model, rows), min_gain
+    )
+    return out, {
+        "now": predict_proba(model, features),
+        "yes": rescored(features, "meddic_champion", 2.0),
+        "no": rescored(features, "meddic_champion", 0.0),
+        "unknown": (features["meddic_champion"] == 1.0).to_numpy(),
+    }
+
+
+def test_the_next_question_gain_is_a_full_rescore_with_the_answer() -> None:
+    model, window = trained()
+    # Only the MEDDIC column is asked, yes then no; fit columns never are.
+    assert question_answers(REGISTRY, model, window) == {
+        "meddic_champion": [
+            ({"meddic_champion": 2.0}, "yes"),
+            ({"meddic_champion": 0.0}, "no"),
+        ]
+    }
+    out, w = asked(0.0)
+    now, yes, no, unknown = w["now"], w["yes"], w["no"], w["unknown"]
+    assert unknown.any() and not unknown.all()
+    gain = np.maximum(np.abs(yes - now), np.abs(no - now))
+    assert out["next_question_gain"].to_numpy()[unknown] == pytest.approx(
+        gain[unknown], abs=1e-9
+    )
+    assert (out["next_question_gain"].to_numpy()[~unknown] == 0).all()
+    assert (out["next_question"][~unknown] == "").all()
+    for i in np.flatnonzero(unknown)[:10]:
+        pick_yes = abs(yes[i] - now[i]) >= abs(no[i] - now[i])
+        answer, after = ("yes", yes[i]) if pick_yes else ("no", no[i])
+        before, later = _percent_pairs(np.array([now[i]]), np.array([after]))
+        assert out["next_question"].iloc[i] == (
+            f"Ask about meddic_champion: {answer} would move the win probability "
+            f"from {before[0]} to {later[0]}"
+        )
+
+
+def test_a_question_is_offered_from_exactly_its_least_gain() -> None:
+    out, w = asked(0.0)
+    unknown = np.flatnonzero(w["unknown"])
+    gains = out["next_question_gain"].to_numpy()[unknown]
+    cut = float(np.median(gains))
+    at, _ = asked(cut)
+    offered = at["next_question"].str.startswith("Ask about").to_numpy()[unknown]
+    assert offered.tolist() == (gains >= cut).tolist()
+    assert offered.any() and not offered.all()
+    nothing = nothing_worth_asking(cut)
+    assert (at["next_question"].to_numpy()[unknown][~offered] == nothing).all()
+    # the gain is reported whether or not the question is offered
+    assert at["next_question_gain"].tolist() == out["next_question_gain"].tolist()
+
+
+def test_the_answers_tried_for_categories_numbers_and_details() -> None:
+    model, window = trained()
+    # The same columns, declared as MEDDIC ones: a category, a number and a detail.
+    registry = FeatureRegistry(
+        (
+            FeatureSpec("employees", "employees", "number", "metrics"),
+            FeatureSpec("industry", "industry", "category", "identify_pain"),
+            FeatureSpec("meddic_champion", "meddic_champion", "evidence", "champion"),
+            FeatureSpec(
+                "strength",
+                "strength",
+                "number",
+                "champion",
+                detail_of="meddic_champion",
+            ),
+        )
+    )
+    train = window.assign(strength=np.arange(len(window), dtype=float))
+    train.loc[train.index[:5], "strength"] = np.nan
+    answers = question_answers(registry, model, train)
+    assert list(answers) == ["employees", "industry", "meddic_champion"]
+    quartiles = train["employees"].quantile([0.25, 0.5, 0.75]).tolist()
+    assert answers["employees"] == [
+        ({"employees": q}, number_words(q)) for q in sorted(set(quartiles))
+    ]
+    levels = model.info.categories["industry"]
+    ranked = train["industry"].dropna().value_counts().index.tolist()
+    assert (
+        answers["industry"]
+        == [({"industry": float(levels.index(k))}, k) for k in ranked][
+            :MAX_TRIED_LEVELS
+        ]
+    )
+    said = []
+    for code, words in ((2.0, "yes"), (0.0, "no")):
+        typical = train.loc[train["meddic_champion"] == code, "strength"].median()
+        said.append(
+            (
+                {"meddic_champion": code, "strength": typical},
+                f"{words} (strength {number_words(typical)})",
+            )
+        )
+    assert answers["meddic_champion"] == said
+    assert answers_from_json(answers_to_json(answers)) == answers
+
+
+def test_answers_in_json_write_a_missing_value_as_null() -> None:
+    answers = {"a": [({"a": 2.0, "b": np.nan}, "yes")]}
+    written = answers_to_json(answers)
+    assert written == {"a": [[{"a": 2.0, "b": None}, "yes"]]}
+    back = answers_from_json(written)
+    assert back["a"][0][1] == "yes"
+    assert back["a"][0][0]["a"] == 2.0 and np.isnan(back["a"][0][0]["b"])
