@@ -65,7 +65,11 @@ def test_quick_bench_writes_every_figure_for_both_sources(
     printed = capsys.readouterr().out
     results = json.loads(out.read_text())
     sources = [harness.SYNTHETIC, harness.EXPORT]
+    quick = harness.BenchSizes.quick()
     assert list(results["figures"]) == [*sources, "export_vs_synthetic"]
+    # a quick run does not clone the repository: said, not left out silently
+    assert results["details"][harness.PIPELINE] == {"skipped": "quick run"}
+    assert results["details"][harness.SPARK] == {"skipped": "quick run"}
     for source in sources:
         figures = results["figures"][source]
         has_log = source == harness.SYNTHETIC  # scored with its log, and without
@@ -85,8 +89,18 @@ def test_quick_bench_writes_every_figure_for_both_sources(
         assert all(math.isfinite(r) and r > 0 for r in rates)
         memory = results["details"][source]["memory"]
         assert memory["large_leads"] > memory["small_leads"] > 0
+        assert memory["explained_vs_plain_large"] == pytest.approx(
+            memory["explained_large_seconds"] / memory["large_seconds"]
+        )
         growth = results["details"][source]["growth"]
         assert len(growth["featurize_seconds"]) == len(growth["factors"]) == 2
+        deals = results["environment"]["models"][source]["deals"]
+        base = quick.growth_base if has_log else deals  # an export: its own deals
+        assert growth["deals"] == [base, 2 * base]
+        assert growth["featurize_train_seconds_largest"] == pytest.approx(
+            growth["featurize_seconds"][-1] + growth["configured_train_seconds"]
+        )
+        assert growth["configured_train_trees"] >= 1
         assert results["environment"]["models"][source]["trees"] >= 1
     cross = results["figures"]["export_vs_synthetic"]
     assert set(cross) == set(harness.CROSS_TARGETS)
@@ -319,3 +333,56 @@ def test_bench_stage_is_outside_the_default_repro(tmp_path: Path) -> None:
     assert "reports/bench.json" not in metrics and "1.5" not in metrics
     named = run("metrics", "show", "--json", "reports/bench.json")
     assert "1.5" in json.dumps(json.loads(named))
+
+
+def test_repro_times_a_fresh_clone_stage_by_stage(tmp_path: Path) -> None:
+    """bench_repro clones the repository and runs `dvc repro` there (real git and
+    DVC, a two-stage pipeline): every stage timed, and the clone's committed tree
+    is what runs, not the work tree's edits."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    dvc = str(Path(sys.executable).with_name("dvc"))
+
+    def run(*command: str) -> None:
+        subprocess.run(command, cwd=repo, check=True, capture_output=True)
+
+    run("git", "init", "-q")
+    run(dvc, "init", "-q")
+    run(dvc, "config", "core.analytics", "false")
+    (repo / "first.py").write_text("open('a.txt', 'w').write('1')\n")
+    (repo / "second.py").write_text(
+        "import time\ntime.sleep(1)\nopen('b.txt', 'w').write(open('a.txt').read())\n"
+    )
+    stages = {
+        "stages": {
+            "first": {"cmd": "python first.py", "outs": ["a.txt"]},
+            "second": {
+                "cmd": "python second.py",
+                "deps": ["a.txt", "second.py"],
+                "outs": ["b.txt"],
+            },
+        }
+    }
+    (repo / "dvc.yaml").write_text(json.dumps(stages))  # JSON is YAML
+    run("git", "add", "-A")
+    run("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x")
+    (repo / "dvc.yaml").write_text("not: [valid")  # uncommitted: must not run
+    timed = harness.bench_repro(repo, tmp_path / "work")
+    assert set(timed["stage_seconds"]) == {"first", "second"}
+    assert timed["stage_seconds"]["second"] >= 1.0
+    assert (
+        timed["dvc_repro_clean_clone_seconds"]
+        >= sum(timed["stage_seconds"].values()) - 0.05
+    )
+    assert (tmp_path / "work/clone/b.txt").read_text() == "1"
+    assert len(timed["commit"]) == 40
+    # a pipeline that fails is an error with DVC's words, not a figure
+    (repo / "dvc.yaml").write_text(
+        json.dumps({"stages": {"bad": {"cmd": "python -c 'raise SystemExit(4)'"}}})
+    )
+    run("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "y")
+    with pytest.raises(RuntimeError, match="bad"):
+        harness.bench_repro(repo, tmp_path / "work2")
+    assert harness.bench_repro(tmp_path / "work", tmp_path / "w3") == {
+        "skipped": f"{tmp_path / 'work'} is not a git repository"
+    }
