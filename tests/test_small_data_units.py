@@ -248,3 +248,17 @@ def test_a_platt_fit_of_slope_zero_is_kept_as_fitted() -> None:
     fitted = fit_platt(np.zeros(8), won)
     assert fitted.slope == 0.0
     assert increasing_platt(np.zeros(8), won) == fitted
+
+
+def test_the_inner_folds_may_choose_every_configured_tree() -> None:
+    # A learning rate so small that the mean loss still falls at the last round:
+    # the search runs to train.n_estimators (150, above lgb.cv's own default of
+    # 100 rounds), and the refit has them all.
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=N)
+    won = (rng.random(N) < 1 / (1 + np.exp(-2 * x))).astype(float)
+    cfg = params(True).train.model_copy(
+        update={"n_estimators": 150, "early_stopping_rounds": 20, "learning_rate": 1e-3}
+    )
+    model = inner_cv_model(frame(x, won), REGISTRY, cfg, params(True).bands, 7)
+    assert model.info.best_iteration == model.booster.current_iteration() == 150
