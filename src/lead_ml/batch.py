@@ -58,7 +58,7 @@ from lead_ml.config import WritebackConfig
 from lead_ml.schema import id_text
 from lead_ml.scorer import (
     PSI_WARNING,
-    DriftMonitor,
+    JobCounts,
     JoinedTable,
     Scored,
     Scorer,
@@ -1123,7 +1123,7 @@ def score_file(
         scorer.check_activity_columns(header, str(activities_path))
     wanted = scorer.contract.columns
     missing_values = scorer.contract.missing_values
-    monitor = DriftMonitor(scorer.spec["drift_reference"])
+    counts = JobCounts.of(scorer)
     outputs = (scorer.empty_output(explain_reasons), [*REJECT_COLUMNS, *wanted])
     read = wanted if crm is None else [*wanted, *crm.passthrough(wanted)]
     keys = [t.key for t in joined if t.key not in read]
@@ -1132,16 +1132,17 @@ def score_file(
         stop_on_signals() as stop,
         batch_job(files, outputs, scorer, chunk_rows, crm, checking, stop) as job,
     ):
+        job.summary.unseen = counts.unseen  # counted chunk by chunk, as it goes
         for chunk in read_chunks(input_path, read, chunk_rows, dialect):
             stop.check()
             if joined:
                 chunk = _with_joins(chunk, joined, job.summary, missing_values)
-            _score_into(scorer, chunk, job, monitor, (explain_reasons, str(input_path)))
+            _score_into(scorer, chunk, job, counts, (explain_reasons, str(input_path)))
             if progress is not None:
                 progress(len(chunk))
         stop.check()
     summary = job.summary
-    summary.drift = monitor.psi()
+    summary.drift = counts.monitor.psi()
     summary.seconds = time.perf_counter() - started
     return summary
 
@@ -1150,10 +1151,11 @@ def _score_into(
     scorer: Scorer,
     chunk: Chunk,
     job: BatchJob,
-    monitor: DriftMonitor,
+    counts: JobCounts,
     options: tuple[bool, str],
 ) -> None:
-    """Score one chunk into the job's writers, counts and drift monitor."""
+    """Score one chunk into the job's writers, summary and drift and unseen
+    counts."""
     summary = job.summary
     keys = id_keys(chunk.frame[scorer.id_column], scorer.contract.missing_values)
     hashes = job.index.hashes(len(chunk))
@@ -1162,12 +1164,7 @@ def _score_into(
         scorer, chunk, (keys, hashes, job.index, job.seen), activities, options
     )
     output = result.output
-    if len(output):
-        monitor.add_rows(
-            result.rows,
-            scorer.model.info.feature_names,
-            output["probability"].to_numpy(float),
-        )
+    counts.add(scorer, result, len(chunk))
     job.writer.write(output)
     if job.crm is not None:
         crm, crm_writer = job.crm
@@ -1176,5 +1173,3 @@ def _score_into(
         job.reject_writer.write(rejects[[*REJECT_COLUMNS, *scorer.contract.columns]])
     job.count(len(chunk), len(output), len(rejects))
     summary.activities_rejected += bad
-    for name, n in result.unseen.items():
-        summary.unseen[name] = summary.unseen.get(name, 0) + n
