@@ -29,7 +29,8 @@ Java it returns ``{"skipped": "<why>"}``. Alone, for profiling::
 
 ``--profile`` runs the local[2] job in this process with Spark's Python UDF
 profiler on (``spark.sql.pyspark.udf.profiler=perf``) and prints where the
-executors' Python time goes (the contract check, the MLflow UDF and its pyfunc).
+executors' Python time goes (the id pass, the check of rows holding a repeated id,
+and the scoring stage: lead_ml.spark.BatchScorer).
 """
 
 from __future__ import annotations

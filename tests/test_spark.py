@@ -1,4 +1,4 @@
-"""Scoring on Spark: the exported scorer under spark_udf equals the local job.
+"""Scoring on Spark: the scorer run batch by batch on executors equals the local job.
 
 Each source's finished project (the ``project`` fixture: the synthetic CRM, X
 Education, Maven) is scored on Spark in local mode (``local[2]``) from dirty CSV and
@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from projects import Project, project_environment
 from typer.testing import CliRunner
@@ -28,12 +29,10 @@ from lead_ml.batch import BatchSummary
 from lead_ml.cli import app
 from lead_ml.schema import LeadContract
 from lead_ml.scorer import (
-    BATCH_COUNTS_COLUMN,
     CACHE_ENV,
     JobCounts,
     Scorer,
     load_scorer,
-    predict_leads,
     with_absent_columns,
 )
 from lead_ml.spark import SparkJob, check_paths
@@ -368,20 +367,37 @@ def test_drift_and_unseen_counts_on_spark_equal_the_local_jobs(
     assert summary_lines(said["spark"]) == lines
 
 
-@pytest.mark.spark
-def test_batch_counts_merge_to_the_whole_and_a_lost_one_is_refused(
+def test_batches_score_as_the_local_scorer_and_their_counts_merge_to_the_whole(
     synthetic_project: Project,
 ) -> None:
-    """The pyfunc's per-batch counts (its ``_batch_counts`` column) merge to the
-    counts of the whole frame; merged counts missing a batch, or holding one twice,
-    fail the job's check against the rows written."""
+    """A Spark task's work on its Arrow batches (lead_ml.spark.BatchScorer, run here
+    without Spark): each batch's output equals the local scorer's, a reject keeps
+    its id as given and its reason, and the per-batch counts (``_batch_counts``, on
+    each batch's first row) merge to the counts of the whole frame; merged counts
+    missing a batch, or holding one twice, fail the job's check."""
     scorer = load_scorer(synthetic_project.path("models/scorer"))
-    leads = synthetic_project.leads().head(N_LEADS)
-    texts = [
-        predict_leads(scorer, leads.iloc[part], counts=True)[BATCH_COUNTS_COLUMN]
-        for part in (slice(0, 300), slice(300, None))
-    ]
+    leads = synthetic_project.leads().head(N_LEADS).reset_index(drop=True)
+    column, low = bounded(scorer.contract)
+    leads[column] = leads[column].astype("float64")
+    leads.loc[[7, 400], column] = low - 5  # a reject in each batch
+    types = lead_spark.output_types(scorer, explain=True)
+    batches = lead_spark.BatchScorer(
+        "not shipped",
+        scorer.model_version,
+        lead_spark.LeadReader(scorer.contract),
+        types,
+    )
+    schema = batches.schema()
+    parts = []
+    for part in (slice(0, 300), slice(300, None)):
+        frame = leads.iloc[part].assign(_row=np.arange(len(leads))[part])
+        batch = pa.RecordBatch.from_pandas(frame, preserve_index=False)
+        parts.append(batches.score(scorer, None, batch, schema).to_pandas())
+    texts = [part[lead_spark.COUNTS] for part in parts]
     assert all(text.iloc[1:].isna().all() for text in texts)
+    on_batches = pd.concat(parts, ignore_index=True).drop(columns=lead_spark.COUNTS)
+    assert_same_scores(on_batches, scorer.score(leads), scorer)
+    assert on_batches["reject_reason"].notna().sum() == 2
     merged = JobCounts.of(scorer)
     for text in texts:
         merged.add_text(text.iloc[0])
@@ -390,6 +406,7 @@ def test_batch_counts_merge_to_the_whole_and_a_lost_one_is_refused(
     whole.add(scorer, scored, len(leads))
     assert merged.monitor.psi() == whole.monitor.psi()
     assert merged.unseen == whole.unseen and merged.scored == whole.scored
+    assert merged.rows_in == len(leads) and merged.parts == 2
     written = BatchSummary(rows_in=len(leads), scored=whole.scored)
     lead_spark.check_counts(merged, written)
     for wrong in (texts[:1], [*texts, texts[1]]):
@@ -473,8 +490,9 @@ def test_csv_lines_that_do_not_match_the_header_are_rejected(
     assert by_row.loc[1, "_reject"] == malformed + "'b'"
     assert by_row.loc[2, "_reject"] == malformed + "'c,6,7'"
     assert by_row.loc[[0, 3, 4], "_reject"].isna().all()
-    assert by_row.loc[3, "deal id"] == "d,e" and by_row.loc[4, "deal id"] == 'say "hi"'
-    assert by_row.loc[4, "employees"] == 9.0
+    assert by_row.loc[3, "_key"] == "d,e" and by_row.loc[4, "_key"] == 'say "hi"'
+    read = collected(leads, tmp_path / "read").set_index("_row")
+    assert read.loc[4, "employees"] == "9"  # text, read by the contract's kind
 
 
 # --- before Spark starts (no Spark needed) --------------------------------------------
@@ -503,10 +521,7 @@ def test_the_check_uses_the_local_scorers_words() -> None:
     assert found.tolist() == local.tolist()
     assert checked["_key"].tolist() == ["a", pd.NA, "c", "d", "e", "f"]
     assert checked["_shown_key"].iloc[0] == "'a'"
-    assert checked["_raw_id"].iloc[0] == " a "
-    assert checked["n"].dtype == "float64" and str(checked["on"].dtype).startswith(
-        "datetime64"
-    )
+    assert checked["_row"].tolist() == list(range(6))
 
 
 def job(tmp_path: Path, **changes: Any) -> SparkJob:

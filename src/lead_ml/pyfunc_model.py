@@ -21,17 +21,11 @@ match scored with its columns unknown. How many leads had no match is logged
 (logger ``lead_ml.pyfunc``, a warning) and kept as the model's ``unmatched``
 (``model.unwrap_python_model().unmatched``: table -> leads of the last call).
 Without the param, leads lacking the tables' columns read them as unknown.
-
-- ``LEAD_ML_BATCH_COUNTS=1`` (set by ``lead-ml score --engine spark`` for its
-  workers, read at every call): the output gains the column ``_batch_counts``, the
-  call's drift and unseen-category counts (lead_ml.scorer.JobCounts) as JSON text
-  on its first row, which the Spark job merges on the driver.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +34,6 @@ import pandas as pd
 from mlflow.pyfunc import PythonModel, PythonModelContext
 
 from lead_ml.scorer import (
-    BATCH_COUNTS_ENV,
     Scorer,
     ServingSettings,
     joins_onto,
@@ -91,9 +84,7 @@ class LeadScorerModel(PythonModel):
         )
         explain_reasons = bool(params.get("explain", True))
         leads = self.joined(model_input, params.get("tables") or [])
-        # Read at every call: a Spark job sets it around its batches only.
-        counts = os.environ.get(BATCH_COUNTS_ENV, "").strip() == "1"
-        return predict_leads(self.scorer, leads, activities, explain_reasons, counts)
+        return predict_leads(self.scorer, leads, activities, explain_reasons)
 
     def joined(self, leads: pd.DataFrame, tables: list[str]) -> pd.DataFrame:
         """The leads with the ``tables`` param's tables joined by key (as given:

@@ -107,11 +107,6 @@ VERSION_PREFIX = "lead-ml-scorer:"
 EXPECT_VERSION_ENV = "LEAD_ML_EXPECT_VERSION"
 #: Set to 1 to let a pyfunc request's activities_path name a file the server reads.
 ALLOW_ACTIVITIES_ENV = "LEAD_ML_ALLOW_ACTIVITIES_PATH"
-#: Set to 1 (a Spark job's workers) and the pyfunc adds to its output the column
-#: BATCH_COUNTS_COLUMN: each batch's drift and unseen counts (:class:`JobCounts`) as
-#: JSON text on the batch's first row (empty on the others), merged on the driver.
-BATCH_COUNTS_ENV = "LEAD_ML_BATCH_COUNTS"
-BATCH_COUNTS_COLUMN = "_batch_counts"
 PSI_WARNING = 0.25
 #: What scorer.json must hold besides its format version.
 SPEC_KEYS = (
@@ -1792,26 +1787,15 @@ def predict_leads(
     leads: pd.DataFrame,
     activities: pd.DataFrame | None = None,
     explain_reasons: bool = True,
-    counts: bool = False,
 ) -> pd.DataFrame:
     """What the pyfunc returns for a frame of lead rows: one row per lead, input
     order kept, cells of any type (``pd.read_csv`` of the export as it is, see
     :func:`as_exported`), optional columns a lead lacks read as unknown, rejected
     rows with empty scores and their ``reject_reason`` (see :func:`pyfunc_output`).
-    ``counts``: also the column :data:`BATCH_COUNTS_COLUMN`, the frame's
-    :class:`JobCounts` as text on its first row (empty on the others).
     """
     numbered = with_row_numbers(scorer, leads)
     complete = with_absent_columns(scorer.contract, numbered)
-    scores, scored = scorer.score_counted(complete, activities, explain_reasons)
-    output = pyfunc_output(scores)
-    if counts:
-        tally = JobCounts.of(scorer)
-        tally.add(scorer, scored, len(leads))
-        cells = np.full(len(output), None, dtype=object)
-        cells[:1] = tally.as_text()
-        output[BATCH_COUNTS_COLUMN] = pd.Series(cells, index=output.index)
-    return output
+    return pyfunc_output(scorer.score(complete, activities, explain_reasons))
 
 
 def row_number_id(scorer: Scorer) -> bool:

@@ -1,32 +1,32 @@
-"""Score leads on Spark with the exported scorer, unchanged, as a pandas UDF.
+"""Score leads on Spark with the exported scorer: each Arrow batch as a chunk of the
+local job.
 
-The scorer folder that ``lead-ml export`` writes is run as its pyfunc in a Spark
-pandas UDF (:func:`pyfunc_udf`: a struct of the output columns, then flattened;
-``mlflow.pyfunc.spark_udf`` with any env_manager but "local", or with
-``LEAD_ML_SPARK_MLFLOW_UDF=1``), so a Spark job returns the columns of the local
-scorer, whatever the source: the export's own id column, ``probability``,
-``score``, ``band``, ``contrib_<dimension>``, ``base_value``, ``top_reasons``,
-``next_question``, ``model_version``, and ``reject_reason`` (empty when scored).
-Every input row comes out: scored, or with the reason it was rejected.
+The scorer folder that ``lead-ml export`` writes is shipped to the executors (a zip
+archive added to the Spark context, named by the model version) and loaded there
+once per Python worker with lead_ml's own loader (:func:`lead_ml.scorer.load_scorer`:
+every file checked against the manifest and pinned to the version the driver
+checked; nothing in the folder is imported or executed, and MLflow is not imported
+on the executors). One ``mapInArrow`` stage does all of a batch's work
+(:class:`BatchScorer`): every batch of ``chunk_rows`` leads is checked, featurized,
+scored and explained by :meth:`lead_ml.scorer.Scorer.score_chunk`, the local job's
+own call, so a Spark job returns the columns of the local scorer, whatever the
+source: the export's own id column, ``probability``, ``score``, ``band``,
+``contrib_<dimension>``, ``base_value``, ``top_reasons``, ``next_question``,
+``model_version``, and ``reject_reason`` (empty when scored). Every input row comes
+out: scored, or with the reason it was rejected, in the local scorer's words.
 
-Spark feeds the pyfunc in Arrow batches (``chunk_rows`` leads each), and each batch
-is scored on its own. What a batch cannot see is settled on the Spark side first:
+What a batch cannot see is settled first:
 
-- every row is checked by the scorer's own lead contract
-  (:meth:`lead_ml.schema.LeadContract.check_rows`, run on the executors through
-  ``mapInPandas``), so values that do not read as their kind, missing required
-  values, placeholders and bounds are judged by the same code and in the same words
-  as the local job; the rows go on to the pyfunc typed as its MLflow signature
-  declares them (numbers double, dates time stamps, the rest text), which MLflow
-  would otherwise refuse for the whole batch, and rejected ones without an id (the
-  pyfunc rejects them before building any feature; their reason is kept);
 - ids repeated across batches: the first valid row (in input order) keeps the id,
   later valid ones are rejected as ``duplicate <id column> 'X' (first seen at row
-  N)``, as the local scorer words it. A pass over the id column finds the ids held
-  more than once, and only their rows are checked whole to find each one's first
-  valid row (:func:`repeated_ids`), joined onto the leads from the driver; the
-  leads are not shuffled by id (but when more than ``MAX_REPEATED_IDS`` ids
-  repeat: :func:`reject_duplicates`);
+  N)``, as the local scorer words it. A pass over the id column alone (read by the
+  contract's own code) finds the ids held more than once; only the rows holding one
+  are checked whole to find each id's first valid row (:func:`repeated_rows`), and
+  the reasons of the later ones are joined onto the leads by row number (broadcast:
+  the leads are not shuffled by id, but when more than :data:`MAX_REPEATED_ROWS`
+  rows repeat an id);
+- rows are numbered by input position (:func:`number_rows`), so that reasons name
+  "row N" as the local scorer does;
 - CSV lines without one value per header column (Spark would pad or cut them).
 
 The many-to-one tables training joined onto the deals (``--table NAME=PATH``) are
@@ -37,31 +37,30 @@ job does (the summary's ``leads_without_match``).
 
 The summary carries what the local job's does: rows in = scored + rejected
 (counted on what was written), and the drift (PSI of every feature and of the
-score against the training window) and unseen-category counts. Those are counted
-by the pyfunc while it scores each batch (:class:`lead_ml.scorer.JobCounts`, the
-local job's own counting), travel with the batch's output as one text cell, are
-collected by an observation of the write (:func:`observe_counts`: no second pass
-over the leads) and merged on the driver (:func:`merged_counts`); merged counts
-that do not cover exactly the rows read and scored (a task counted twice or lost)
-fail the job (:func:`check_counts`).
+score against the training window) and unseen-category counts. Each batch counts
+them as the local job counts a chunk (:class:`lead_ml.scorer.JobCounts`); they
+travel with the batch's output as one text cell, are collected by an observation
+of the write (:func:`observe_counts`: no second pass over the leads) and merged on
+the driver (:func:`merged_counts`); merged counts that do not cover exactly the
+rows read and scored (a task counted twice or lost) fail the job
+(:func:`check_counts`).
 
-The check runs lead-ml's own code on the executors, so lead-ml must be installed
-there, with ``env_manager="virtualenv"`` too (the check imports only
-lead_ml.schema and lead_ml.tables, with pandas, numpy and pyarrow). Activities
-reach the pyfunc as its ``activities_path`` param, which every batch reads in full:
-the cost grows with batches x activities (see README, "Scoring on a Spark
-cluster"). Time stamps are read as UTC, as the local scorer does: the session's
-time zone is set to UTC.
+The executors run lead-ml's own code, so lead-ml must be installed there. The
+activities file (``activities_path``) is read once per Python worker and kept
+while it scores the job's batches. Time stamps are read as UTC, as the local scorer
+does: the session's time zone is set to UTC.
 
 Needs the ``spark`` extra (``pip install 'lead-ml[spark]'``) and Java 17.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -70,19 +69,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from lead_ml.batch import BatchSummary
 from lead_ml.schema import LeadContract, id_text
 from lead_ml.scorer import (
-    ALLOW_ACTIVITIES_ENV,
-    BATCH_COUNTS_COLUMN,
-    BATCH_COUNTS_ENV,
-    MODEL_CODE_FILE,
+    VERSION_PREFIX,
     JobCounts,
     JoinedTable,
     Scorer,
     joins_onto,
-    load_pyfunc,
     load_scorer,
     read_join_tables,
     resolve_scorer,
@@ -94,9 +91,9 @@ from lead_ml.tables import (
     decimal_text,
     quote_value,
     read_header,
+    read_table,
 )
-from lead_ml.tracking import quiet_environment
-from lead_ml.vocab import TIME_DTYPE, ScorerError
+from lead_ml.vocab import ScorerError
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, Observation, SparkSession
@@ -105,18 +102,15 @@ if TYPE_CHECKING:
 #: Columns the job adds to the leads; a source column may not be named so.
 ROW = "_row"
 REJECT = "_reject"
-#: The id as the contract reads it (what duplicates compare), quoted for reasons,
-#: and as given (what a rejected row's output shows).
+#: The id as the contract reads it (what duplicates compare), and quoted for reasons.
 KEY = "_key"
 SHOWN_KEY = "_shown_key"
-RAW_ID = "_raw_id"
 FIRST = "_first"
 MALFORMED = "_malformed_line"
-OUTPUT = "_output"
+#: A batch's drift and unseen counts (:class:`lead_ml.scorer.JobCounts` as text),
+#: on its first output row.
+COUNTS = "_batch_counts"
 MALFORMED_LINE = "the CSV line does not have one value per header column"
-#: Spark type of an input column in the pyfunc's MLflow signature, by kind
-#: (lead_ml.scorer.signature_example); other kinds are text.
-SIGNATURE_TYPES = {"number": "double", "date": "timestamp"}
 
 
 def spark_problem() -> str | None:
@@ -297,11 +291,6 @@ def number_rows(leads: DataFrame) -> tuple[DataFrame, int]:
 # --- the checks, with the scorer's own contract -------------------------------------
 
 
-def signature_types(contract: LeadContract) -> dict[str, str]:
-    """Spark type of each input column as the pyfunc's signature takes it."""
-    return {c: SIGNATURE_TYPES.get(k, "string") for c, k in contract.kinds.items()}
-
-
 def table_joiner(
     tables: Sequence[JoinedTable], missing: Sequence[str]
 ) -> Callable[[pd.DataFrame], pd.DataFrame]:
@@ -309,8 +298,7 @@ def table_joiner(
     :meth:`lead_ml.scorer.JoinedTable.join` joins them for `lead-ml score` (the
     same key reading; a lead without a match gets empty columns: unknown).
 
-    The tables travel with the function as plain frames (read on the driver), so
-    the executors import only lead_ml.schema and lead_ml.tables for it.
+    The tables travel with the function as plain frames (read on the driver).
     """
     plain = [(table.key, table.rows) for table in tables]
     placeholders = list(missing)
@@ -326,117 +314,122 @@ def table_joiner(
     return join
 
 
-def batch_checker(
-    contract: LeadContract,
-    join: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
-    decimal: str = ".",
-) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
-    """The check of every batch of raw lead rows (see :func:`check_frame`), as
-    ``mapInPandas`` runs it on the executors; ``join`` (:func:`table_joiner`)
-    first adds the columns of the tables given with ``--table``. ``decimal=","``:
-    numbers written with a decimal comma (1.234,5) are read as the local job reads
-    a CSV in that dialect (:func:`lead_ml.tables.decimal_text`).
+@dataclass(frozen=True)
+class LeadReader:
+    """How an executor reads a batch of raw lead rows before the contract: the
+    tables of ``--table`` joined (:func:`table_joiner`), numbers written with a
+    decimal comma (1.234,5) read as the local job reads a CSV in that dialect
+    (:func:`lead_ml.tables.decimal_text`), and CSV lines that were not one value
+    per header column found."""
 
-    A function made here is not importable by name, so Spark ships its code and
-    the executors import only what it names (lead_ml.schema, lead_ml.tables and
-    pandas), not the model stack that lead_ml.spark imports (seconds a worker).
-    """
-    quote, time_dtype = quote_value, TIME_DTYPE
-    row, key, shown_key, raw_id, reject = ROW, KEY, SHOWN_KEY, RAW_ID, REJECT
-    malformed, malformed_line = MALFORMED, MALFORMED_LINE
+    contract: LeadContract
+    join: Callable[[pd.DataFrame], pd.DataFrame] | None = None
+    decimal: str = "."
 
-    plain = decimal_text
-
-    def check(leads: pd.DataFrame) -> pd.DataFrame:
-        if join is not None:
-            leads = join(leads)
-        raw = leads[contract.columns]
-        if decimal == ",":
-            raw = raw.apply(plain)
-        typed, reasons = contract.check_rows(raw)
-        if malformed in leads.columns:
-            line = leads[malformed].to_numpy(dtype=object)
+    def read(self, leads: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+        """A batch (the leads' columns, ``_row``, from CSV ``_malformed_line``) as
+        (the rows as the local job's chunk holds them, their row numbers, and per
+        row the reason its CSV line was malformed or None)."""
+        rows = leads[ROW].to_numpy(np.int64)
+        reasons = np.full(len(leads), None, dtype=object)
+        if MALFORMED in leads.columns:
+            line = leads[MALFORMED].to_numpy(dtype=object)
             broken = pd.notna(line)
-            reasons[broken] = [f"{malformed_line}: {quote(t)}" for t in line[broken]]
-        out: dict[str, Any] = {}
-        for column, kind in contract.kinds.items():
-            if kind == "number":
-                out[column] = typed[column].astype("float64")
-            elif kind == "date":
-                out[column] = typed[column].astype(time_dtype)
-            elif column == contract.id_column:
-                out[column] = typed[column].astype("string")
-            else:  # the pyfunc reads the text again, as the local scorer reads it
-                out[column] = raw[column].astype("string")
+            reasons[broken] = [
+                f"{MALFORMED_LINE}: {quote_value(t)}" for t in line[broken]
+            ]
+        if self.join is not None:
+            leads = self.join(leads)
+        raw = leads[self.contract.columns]
+        if self.decimal == ",":
+            raw = raw.apply(decimal_text)
+        return raw, rows, reasons
+
+    def check(self, leads: pd.DataFrame) -> pd.DataFrame:
+        """The batch checked row by row (see :func:`check_frame`)."""
+        raw, rows, malformed = self.read(leads)
+        contract = self.contract
+        typed, reasons = contract.check_rows(raw)
+        broken = pd.notna(malformed)
+        reasons[broken] = malformed[broken]
         ids = typed[contract.id_column].astype("string")
-        # Plain lists: iterating an Arrow-backed array, with pd.isna per cell,
-        # cost three times the quoting itself.
         absent = ids.isna().tolist()
         shown = [
-            None if gone else quote(i)
+            None if gone else quote_value(i)
             for i, gone in zip(ids.astype(object).tolist(), absent, strict=True)
         ]
-        out[row] = leads[row].astype("int64")
-        out[key] = ids
-        out[shown_key] = pd.Series(shown, index=leads.index, dtype="string")
-        out[raw_id] = raw[contract.id_column].astype("string")
-        out[reject] = pd.Series(reasons, index=leads.index, dtype="string")
-        return pd.DataFrame(out, index=leads.index)
+        return pd.DataFrame(
+            {
+                ROW: rows,
+                KEY: ids,
+                SHOWN_KEY: pd.Series(shown, index=raw.index, dtype="string"),
+                REJECT: pd.Series(reasons, index=raw.index, dtype="string"),
+            }
+        )
 
-    def check_batches(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    def keys(self, leads: pd.DataFrame) -> pd.DataFrame:
+        """The batch's ids as the contract reads them (``_key``, rows without one
+        left out) with their row numbers: the check of the id column alone."""
+        contract = self.contract
+        column = contract.id_column
+        alone = LeadContract(
+            column,
+            {column: contract.kinds[column]},
+            missing_values=contract.missing_values,
+        )
+        ids = leads[[column]]
+        if self.decimal == ",":
+            ids = ids.apply(decimal_text)
+        typed, _ = alone.check_rows(ids)
+        keys = typed[column].astype("string")
+        held = keys.notna().to_numpy()
+        return pd.DataFrame({KEY: keys[held], ROW: leads[ROW].to_numpy(np.int64)[held]})
+
+
+def _arrow_map(
+    function: Callable[[pd.DataFrame], pd.DataFrame], schema: pa.Schema
+) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+    """``function`` of pandas frames as ``mapInArrow`` runs it: each batch to pandas
+    as the local job converts a chunk (``pa.Table.to_pandas``), the result back."""
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
-            yield check(batch)
+            frame = pa.Table.from_batches([batch]).to_pandas()
+            out = pa.Table.from_pandas(function(frame), schema, preserve_index=False)
+            yield from out.to_batches()
 
-    return check_batches
+    return run
+
+
+_CHECKED = pa.schema(
+    [
+        (ROW, pa.int64()),
+        (KEY, pa.string()),
+        (SHOWN_KEY, pa.string()),
+        (REJECT, pa.string()),
+    ]
+)
+_KEYS = pa.schema([(KEY, pa.string()), (ROW, pa.int64())])
 
 
 def check_frame(contract: LeadContract, leads: pd.DataFrame) -> pd.DataFrame:
     """One batch of raw lead rows checked by the contract, one row out per row in.
 
     ``leads`` holds the contract's columns, ``_row`` and, from CSV, ``_malformed_line``.
-    Out come the input columns typed for the pyfunc's signature (the id as the
-    contract reads it), ``_row``, ``_key`` (that id), ``_shown_key`` (it quoted for a
-    reason), ``_raw_id`` (the id as given, as text) and ``_reject``: the first reason
-    the row breaks the contract on its own, or None. Repeated ids are left to
-    :func:`reject_duplicates`, which sees every batch.
+    Out come ``_row``, ``_key`` (the id as the contract reads it), ``_shown_key`` (it
+    quoted for a reason) and ``_reject``: the first reason the row breaks the
+    contract on its own (:meth:`lead_ml.schema.LeadContract.check_rows`, the local
+    job's check), or None. Repeated ids are left to :func:`repeated_rows`.
     """
-    return next(batch_checker(contract)(iter([leads])))
+    return LeadReader(contract).check(leads)
 
 
-def checked_schema(contract: LeadContract) -> StructType:
-    """The Spark schema of :func:`check_frame`'s output."""
-    from pyspark.sql.types import (
-        DoubleType,
-        LongType,
-        StringType,
-        StructField,
-        StructType,
-        TimestampType,
-    )
-
-    spark_type = {"double": DoubleType(), "timestamp": TimestampType()}
-    fields = [
-        StructField(name, spark_type.get(kind, StringType()))
-        for name, kind in signature_types(contract).items()
-    ]
-    fields.append(StructField(ROW, LongType(), nullable=False))
-    fields += [StructField(c, StringType()) for c in (KEY, SHOWN_KEY, RAW_ID, REJECT)]
-    return StructType(fields)
-
-
-def check_leads(
-    leads: DataFrame,
-    contract: LeadContract,
-    tables: Sequence[JoinedTable] = (),
-    decimal: str = ".",
-) -> DataFrame:
-    """Every lead checked by the contract on the executors (see :func:`check_frame`).
-
-    ``leads`` must carry the contract's columns (but those of ``tables``, joined
-    first by key: :func:`table_joiner`) and ``_row``; other columns are left out.
-    ``decimal``: the decimal mark of text numbers (see :func:`batch_checker`).
-    """
-    ours = {ROW, REJECT, KEY, SHOWN_KEY, RAW_ID, FIRST, OUTPUT, MALFORMED}
+def _input_columns(
+    leads: DataFrame, contract: LeadContract, tables: Sequence[JoinedTable]
+) -> list[str]:
+    """The columns of the leads a batch reads: the contract's (but those the tables
+    add), the tables' keys, ``_row`` and, from CSV, ``_malformed_line``."""
+    ours = {ROW, REJECT, KEY, SHOWN_KEY, FIRST, MALFORMED, COUNTS}
     clash = ours & set(contract.kinds)
     if clash:
         raise ScorerError(
@@ -449,10 +442,39 @@ def check_leads(
     names.append(ROW)
     if MALFORMED in leads.columns:
         names.append(MALFORMED)
-    selected = leads.select(*[_column(name) for name in names])
+    return names
+
+
+def _reader(
+    contract: LeadContract, tables: Sequence[JoinedTable], decimal: str
+) -> LeadReader:
     join = table_joiner(tables, contract.missing_values) if tables else None
-    checker = batch_checker(contract, join, decimal)
-    return selected.mapInPandas(checker, checked_schema(contract))
+    return LeadReader(contract, join, decimal)
+
+
+def check_leads(
+    leads: DataFrame,
+    contract: LeadContract,
+    tables: Sequence[JoinedTable] = (),
+    decimal: str = ".",
+) -> DataFrame:
+    """Every lead checked by the contract on the executors (see :func:`check_frame`).
+
+    ``leads`` must carry the contract's columns (but those of ``tables``, joined
+    first by key: :func:`table_joiner`) and ``_row``; other columns are left out.
+    ``decimal``: the decimal mark of text numbers (see :class:`LeadReader`).
+    """
+    from pyspark.sql.types import LongType, StringType, StructField, StructType
+
+    selected = leads.select(
+        *[_column(n) for n in _input_columns(leads, contract, tables)]
+    )
+    reader = _reader(contract, tables, decimal)
+    schema = StructType(
+        [StructField(ROW, LongType(), nullable=False)]
+        + [StructField(c, StringType()) for c in (KEY, SHOWN_KEY, REJECT)]
+    )
+    return selected.mapInArrow(_arrow_map(reader.check, _CHECKED), schema)
 
 
 def unmatched_counts(
@@ -491,292 +513,255 @@ def unmatched_counts(
     return {name: int(totals[name] or 0) for name, _, _ in known}
 
 
-#: Ids held by more rows than this are checked by a shuffle of every row by id
-#: (:func:`reject_duplicates`) rather than from a table on the driver.
-MAX_REPEATED_IDS = 200_000
+#: Rows holding an id that another row holds too, beyond which the first valid row
+#: of each id is found by a shuffle of every row by id (and the reasons joined by a
+#: shuffle) rather than from those rows alone, broadcast.
+MAX_REPEATED_ROWS = 200_000
 
 
-def repeated_ids(
+def repeated_rows(
     leads: DataFrame,
     contract: LeadContract,
     tables: Sequence[JoinedTable] = (),
     decimal: str = ".",
-) -> pd.DataFrame:
-    """Every id (as the contract reads it, ``_key``) that more than one lead holds,
-    with the first valid row holding it (``_first``; missing when none is valid),
-    on the driver: no more than :data:`MAX_REPEATED_IDS` + 1 of them (more: the
-    caller falls back to :func:`reject_duplicates`).
+) -> tuple[DataFrame | None, bool]:
+    """The rows that repeat the id of an earlier valid row, with the local
+    scorer's reason (``_row``, ``_reject``: ``duplicate <id column> 'X' (first seen
+    at row N)``), and whether they are few (at most :data:`MAX_REPEATED_ROWS`
+    rows hold a repeated id: the frame is small enough to broadcast); None when no
+    id is held twice.
 
     A pass over the id column alone (read by the contract's own check, as every
-    row's is: :func:`check_leads` of a contract of the id) finds the repeated ids;
-    only the rows holding one are checked whole, to know which is valid, as the
-    local job's id pre-pass reads the ids alone (lead_ml.batch.IdIndex).
-    """
-    from pyspark.sql import functions as F
-
-    id_column = contract.id_column
-    alone = LeadContract(
-        id_column,
-        {id_column: contract.kinds[id_column]},
-        missing_values=contract.missing_values,
-    )
-    keys = check_leads(leads.select(_column(id_column), ROW), alone, (), decimal)
-    keys = keys.where(F.col(KEY).isNotNull()).select(KEY, ROW)
-    repeated = keys.groupBy(KEY).count().where(F.col("count") > 1).select(KEY)
-    found = repeated.limit(MAX_REPEATED_IDS + 1).collect()
-    if not found or len(found) > MAX_REPEATED_IDS:
-        return pd.DataFrame({KEY: [row[0] for row in found], FIRST: None})
-    spark = leads.sparkSession
-    wanted = spark.createDataFrame([(row[0],) for row in found], f"{KEY} string")
-    rows = keys.join(F.broadcast(wanted), KEY).select(ROW)
-    holding = leads.join(F.broadcast(rows), ROW)
-    checked = check_leads(holding, contract, tables, decimal)
-    valid = F.when(F.col(REJECT).isNull(), F.col(ROW))
-    firsts = checked.groupBy(KEY).agg(F.min(valid).alias(FIRST)).collect()
-    first = {row[0]: row[1] for row in firsts}
-    keys_found = [row[0] for row in found]
-    return pd.DataFrame(
-        {
-            KEY: pd.Series(keys_found, dtype="string"),
-            FIRST: pd.Series([first.get(k) for k in keys_found], dtype="Int64"),
-        }
-    )
-
-
-def mark_repeats(
-    checked: DataFrame, repeated: pd.DataFrame, id_column: str
-) -> DataFrame:
-    """:func:`reject_duplicates` with the repeated ids and their first valid rows
-    known (:func:`repeated_ids`): a join with that small table, broadcast, in
-    place of a shuffle of every row by id."""
-    from pyspark.sql import functions as F
-
-    firsts = repeated.dropna(subset=[FIRST])
-    if firsts.empty:
-        return checked
-    spark = checked.sparkSession
-    table = spark.createDataFrame(
-        list(
-            zip(
-                firsts[KEY].tolist(),
-                firsts[FIRST].astype("int64").tolist(),
-                strict=True,
-            )
-        ),
-        f"{KEY} string, {FIRST} long",
-    )
-    marked = checked.join(F.broadcast(table), KEY, "left")
-    return _duplicate_reasons(marked, id_column).drop(FIRST)
-
-
-def reject_duplicates(checked: DataFrame, id_column: str) -> DataFrame:
-    """Rows repeating the id of an earlier valid row get a duplicate reason.
-
-    As in the local scorer, of the rows sharing an id the first valid one (lowest
-    ``_row``, no reason yet) keeps it; invalid rows keep their own reason.
+    row's is) finds the ids held more than once; only the rows holding one are
+    checked whole, to know which is valid and so the first valid row of each id,
+    as the local job's id pre-pass reads the ids alone (lead_ml.batch.IdIndex).
     """
     from pyspark.sql import Window
     from pyspark.sql import functions as F
+    from pyspark.sql.types import LongType, StringType, StructField, StructType
 
+    reader = LeadReader(contract, None, decimal)
+    ids = leads.select(_column(contract.id_column), ROW)
+    schema = StructType(
+        [StructField(KEY, StringType()), StructField(ROW, LongType(), nullable=False)]
+    )
+    keys = ids.mapInArrow(_arrow_map(reader.keys, _KEYS), schema)
+    held = keys.groupBy(KEY).agg(
+        F.count("*").alias("n"), F.collect_list(ROW).alias("rows")
+    )
+    candidates = held.where(F.col("n") > 1).select(F.explode("rows").alias(ROW))
+    found = candidates.limit(MAX_REPEATED_ROWS + 1).collect()
+    if not found:
+        return None, True
+    few = len(found) <= MAX_REPEATED_ROWS
+    holding = leads
+    if few:
+        spark = leads.sparkSession
+        wanted = spark.createDataFrame([(row[0],) for row in found], f"{ROW} long")
+        holding = leads.join(F.broadcast(wanted), ROW)
+    checked = check_leads(holding, contract, tables, decimal).where(
+        F.col(KEY).isNotNull()
+    )
     valid = F.col(REJECT).isNull()
-    by_id = Window.partitionBy(KEY)
-    first = F.min(F.when(valid, F.col(ROW))).over(by_id)
+    first = F.min(F.when(valid, F.col(ROW))).over(Window.partitionBy(KEY))
     marked = checked.withColumn(FIRST, first)
-    return _duplicate_reasons(marked, id_column).drop(FIRST)
-
-
-def _duplicate_reasons(marked: DataFrame, id_column: str) -> DataFrame:
-    """Valid rows whose ``_first`` (the first valid row of their id) is another
-    row get the duplicate reason."""
-    from pyspark.sql import functions as F
-
-    valid = F.col(REJECT).isNull()
-    later = valid & (F.col(ROW) != F.col(FIRST))
+    later = marked.where(valid & (F.col(ROW) != F.col(FIRST)))
     reason = F.concat(
-        F.lit(f"duplicate {id_column} "),
+        F.lit(f"duplicate {contract.id_column} "),
         F.col(SHOWN_KEY),
         F.lit(" (first seen at row "),
         F.col(FIRST).cast("string"),
         F.lit(")"),
     )
-    return marked.withColumn(REJECT, F.when(later, reason).otherwise(F.col(REJECT)))
+    repeats = later.select(ROW, reason.alias(REJECT))
+    if not few:
+        return repeats, False
+    rows = repeats.collect()
+    if not rows:
+        return None, True
+    table = leads.sparkSession.createDataFrame(
+        [(row[0], row[1]) for row in rows], f"{ROW} long, {REJECT} string"
+    )
+    return table, True
 
 
 # --- scoring ------------------------------------------------------------------------
 
 
 def output_types(scorer: Scorer, explain: bool) -> dict[str, str]:
-    """Spark type of every output column as the UDF returns it (score as double:
-    empty when rejected), then ``reject_reason``."""
+    """Spark type of every output column (``score`` long, empty when rejected),
+    then ``reject_reason``."""
     dtypes = scorer.output_dtypes(explain)
     types = {c: "string" if d == "string" else "double" for c, d in dtypes.items()}
-    return types | {"reject_reason": "string"}
+    return types | {"score": "long", "reject_reason": "string"}
 
 
-def _struct(types: dict[str, str]) -> StructType:
-    from pyspark.sql.types import DoubleType, StringType, StructField, StructType
+_ARROW_TYPES = {"double": pa.float64(), "long": pa.int64(), "string": pa.string()}
 
-    spark_type = {"double": DoubleType(), "string": StringType()}
+
+def _spark_schema(types: Mapping[str, str]) -> StructType:
+    from pyspark.sql.types import (
+        DoubleType,
+        LongType,
+        StringType,
+        StructField,
+        StructType,
+    )
+
+    spark_type = {"double": DoubleType(), "long": LongType(), "string": StringType()}
     return StructType([StructField(c, spark_type[t]) for c, t in types.items()])
 
 
-def scoring_udf(
-    spark: SparkSession,
-    model_dir: str,
-    types: dict[str, str],
-    params: dict[str, Any],
-    env_manager: str = "local",
-    counts: bool = False,
-) -> Any:
-    """The scorer folder as a Spark UDF returning a struct of the output columns;
-    ``counts``: with each batch's drift and unseen counts as the text field
-    ``_batch_counts`` (:data:`lead_ml.scorer.BATCH_COUNTS_COLUMN`) too."""
-    import mlflow
-
-    quiet_environment()
-    env: dict[str, str] = {}
-    if params.get("activities_path"):
-        # The job names its own activities file: the pyfunc may read it (a served
-        # pyfunc reads no file a request names unless enabled; lead_ml.scorer).
-        env[ALLOW_ACTIVITIES_ENV] = "1"
-    if counts:
-        env[BATCH_COUNTS_ENV] = "1"
-        types = types | {BATCH_COUNTS_COLUMN: "string"}
-    if env_manager == "local" and os.environ.get(MLFLOW_UDF_ENV, "") != "1":
-        return pyfunc_udf(spark, model_dir, types, params, env)
-    return mlflow.pyfunc.spark_udf(
-        spark,
-        model_dir,
-        result_type=_struct(types),
-        env_manager=env_manager,
-        params=params,
-        extra_env=env or None,
-    )
+#: Per driver: the scorer archives added to a Spark application, by (application
+#: id, model version): the file name the executors find it under.
+_SHIPPED: dict[tuple[str, str], str] = {}
 
 
-#: Set to 1 to score through MLflow's ``spark_udf`` with env_manager "local" too
-#: (as every other env_manager does) instead of :func:`pyfunc_udf`.
-MLFLOW_UDF_ENV = "LEAD_ML_SPARK_MLFLOW_UDF"
-#: Per Python worker: the pyfunc loaded, by (folder or archive, activities allowed).
-_PYFUNCS: dict[tuple[str, bool], Any] = {}
+def ship_scorer(spark: SparkSession, folder: Path, version: str) -> str:
+    """The name under which the executors find a checked scorer folder
+    (``SparkFiles.get``): the folder as a zip archive named by its model version,
+    added to the application once (``SparkContext.addArchive``; the executors
+    unpack it), removed from the driver's disk when this process ends."""
+    context = spark.sparkContext
+    key = (str(context.applicationId), version)
+    if key not in _SHIPPED:
+        name = f"lead-ml-scorer-{version.removeprefix(VERSION_PREFIX)[:16]}"
+        scratch = tempfile.mkdtemp(prefix="lead-ml-spark-")
+        atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+        archive = shutil.make_archive(str(Path(scratch, name)), "zip", folder)
+        context.addArchive(archive)
+        _SHIPPED[key] = Path(archive).name
+    return _SHIPPED[key]
 
 
-def pyfunc_udf(
-    spark: SparkSession,
-    model_dir: str,
-    types: dict[str, str],
-    params: dict[str, Any],
-    env: Mapping[str, str],
-) -> Any:
-    """The scorer folder's pyfunc as a Spark pandas UDF returning a struct of the
-    output columns: what ``mlflow.pyfunc.spark_udf`` does with env_manager
-    "local" (the folder shipped to the executors as MLflow ships it, loaded once
-    per Python worker, ``env`` set around each call), but the folder is checked
-    before it loads (:func:`lead_ml.scorer.load_pyfunc`), and the pyfunc's own
-    ``predict`` takes the batch as it comes.
-
-    MLflow's ``PyFuncModel.predict`` would first rebuild every input column
-    value by value for the signature's any-type columns (a Python call per cell),
-    and its struct conversion writes every text cell through ``str``; the
-    batches here come typed by the contract check already (:func:`check_leads`).
-    Each worker's numba kernels use ``spark.task.cpus`` threads (a task's share
-    of the cores, not every core of the machine for each of them).
-    """
-    from pyspark.sql.functions import pandas_udf
-
-    master = str(spark.sparkContext.master)
-    where, shipped = model_dir, not master.startswith("local")
-    if shipped:
-        from mlflow.pyfunc.spark_model_cache import SparkModelCache
-
-        where = SparkModelCache.add_local_model(spark, model_dir)
-    threads = int(spark.conf.get("spark.task.cpus", "1") or 1)
-    settings, kinds, allowed = dict(env), dict(types), ALLOW_ACTIVITIES_ENV in env
-    arguments = dict(params)
-
-    def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        model = _worker_pyfunc(where, shipped, allowed, threads)
-        saved = {name: os.environ.get(name) for name in settings}
-        os.environ.update(settings)
-        try:
-            for batch in batches:
-                yield _udf_frame(model.predict(None, batch, arguments), kinds)
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
-
-    # Any: pyspark's overloads of pandas_udf do not cover a function with a
-    # returnType (and without pyspark installed, the plain lint, it is Any already).
-    make_udf: Any = pandas_udf
-    return make_udf(score, _struct(types))
+#: Per Python worker: the scorers loaded, by (archive name, model version), and
+#: the activity logs read, by (path, size, modification time, model version).
+_SCORERS: dict[tuple[str, str], Scorer] = {}
+_ACTIVITIES: dict[tuple[str, int, int, str], pd.DataFrame] = {}
 
 
-def _worker_pyfunc(where: str, shipped: bool, allowed: bool, threads: int) -> Any:
-    """The python model of a scorer folder in this Python worker (checked and
-    loaded once: later tasks reuse it), its numba kernels on ``threads`` threads.
-    ``shipped``: ``where`` is the archive MLflow's ``SparkModelCache`` added."""
-    import numba
+@dataclass(frozen=True)
+class BatchScorer:
+    """What each Python worker does with its batches of raw lead rows: read them
+    (:class:`LeadReader`), reject the rows that repeat an earlier valid row's id
+    (their reason in ``_reject``, from :func:`repeated_rows`) and score the rest
+    as the local job scores a chunk (:meth:`lead_ml.scorer.Scorer.score_chunk`:
+    the contract's check, features, scores, reasons), one output row per input
+    row, with the batch's drift and unseen counts in ``_batch_counts``."""
 
-    config: Any = numba.config  # settings made at import: no stubs
-    numba.set_num_threads(max(1, min(threads, config.NUMBA_NUM_THREADS)))
-    key = (where, allowed)
-    if key not in _PYFUNCS:
-        folder = where
-        if shipped:
-            from mlflow.utils._spark_utils import _SparkDirectoryDistributor
+    #: The scorer archive's name (:func:`ship_scorer`) and its model version.
+    archive: str
+    version: str
+    reader: LeadReader
+    #: Output column -> Spark type (:func:`output_types`).
+    types: dict[str, str]
+    explain: bool = True
+    activities_path: str = ""
+    #: Threads of each worker's numba kernels (a task's share of the cores).
+    threads: int = 1
 
-            folder = _SparkDirectoryDistributor.get_or_extract(where)
-        loaded = load_pyfunc(folder, allow_activities_path=allowed)
-        _PYFUNCS[key] = loaded.unwrap_python_model()
-    return _PYFUNCS[key]
+    def schema(self) -> pa.Schema:
+        """The Arrow schema of a scored batch: the output, then ``_batch_counts``."""
+        fields = [(c, _ARROW_TYPES[t]) for c, t in self.types.items()]
+        return pa.schema([*fields, (COUNTS, pa.string())])
 
+    def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        """Score every batch of a task (what ``mapInArrow`` calls)."""
+        scorer = self.scorer()
+        log = self.activities(scorer)
+        schema = self.schema()
+        for batch in batches:
+            yield self.score(scorer, log, batch, schema)
 
-def _udf_frame(scores: pd.DataFrame, types: Mapping[str, str]) -> pd.DataFrame:
-    """The pyfunc's output as the UDF's struct takes it: numbers as float64
-    (empty: NaN), text as text (empty: missing)."""
-    columns: dict[str, Any] = {}
-    for name, kind in types.items():
-        values = scores[name]
-        if kind == "double":
-            columns[name] = values.to_numpy(dtype="float64", na_value=np.nan)
-        else:  # Python text and None: what pyspark turns into an Arrow struct field
-            columns[name] = values.astype(object).where(values.notna(), None)
-    return pd.DataFrame(columns, index=scores.index)
+    def scorer(self) -> Scorer:
+        """The scorer in this worker: the shipped folder checked and loaded once
+        (pinned to the driver's model version), later tasks reuse it."""
+        key = (self.archive, self.version)
+        if key not in _SCORERS:
+            import numba
+            from pyspark import SparkFiles
 
+            config: Any = numba.config  # settings made at import: no stubs
+            numba.set_num_threads(max(1, min(self.threads, config.NUMBA_NUM_THREADS)))
+            folder = Path(SparkFiles.get(self.archive))
+            _SCORERS[key] = load_scorer(folder, expect_version=self.version)
+        return _SCORERS[key]
 
-#: What MLflow makes of a missing text value on its way into a Spark struct.
-_MISSING_TEXT = ("nan", "<NA>", "None")
+    def activities(self, scorer: Scorer) -> pd.DataFrame | None:
+        """The job's activity log read as :meth:`lead_ml.scorer.Scorer.score`
+        reads one (None without one), once per worker while the file is unchanged."""
+        if not self.activities_path:
+            return None
+        path = Path(self.activities_path)
+        status = path.stat()
+        key = (str(path), status.st_size, status.st_mtime_ns, self.version)
+        if key not in _ACTIVITIES:
+            raw = read_table(path, "activities_path")
+            log = scorer.read_activities(raw)[0] if len(raw) else scorer.no_activities()
+            _ACTIVITIES.clear()  # one job's log at a time
+            _ACTIVITIES[key] = log
+        return _ACTIVITIES[key]
 
+    def score(
+        self,
+        scorer: Scorer,
+        log: pd.DataFrame | None,
+        batch: pa.RecordBatch,
+        schema: pa.Schema,
+    ) -> pa.RecordBatch:
+        """One batch's output rows (input order) and counts."""
+        frame = pa.Table.from_batches([batch]).to_pandas()  # as a local job's chunk
+        raw, rows, reasons = self.reader.read(frame)
+        if REJECT in frame.columns:  # repeats of an earlier valid row
+            repeated = frame[REJECT].to_numpy(dtype=object)
+            later = pd.notna(repeated)
+            reasons[later] = repeated[later]
+        fresh = np.flatnonzero(pd.isna(reasons))
+        result = scorer.score_chunk(
+            raw.iloc[fresh], log, self.explain, "leads", rows=rows[fresh]
+        )
+        # Rejects come numbered as in the file: back to their place in the batch.
+        # (No id repeats among the fresh rows: of each repeated id only its first
+        # valid row is fresh.)
+        numbers = rows[fresh]  # unique, in no particular order after a shuffle
+        order = np.argsort(numbers, kind="stable")
+        found = np.searchsorted(numbers[order], result.rejects["row"].to_numpy(int))
+        reasons[fresh[order[found]]] = result.rejects["reason"].to_numpy(dtype=object)
+        counts = JobCounts.of(scorer)
+        counts.add(scorer, result, len(frame))
+        return self.output(raw, result.output, reasons, counts, schema)
 
-def _flatten(scored: DataFrame, types: dict[str, str], id_column: str) -> DataFrame:
-    """The UDF's struct as columns; values only where scored, a reason where not.
-
-    Rows rejected on the Spark side keep their id as given and their reason. MLflow
-    turns a missing text value into the text "nan" or "<NA>" on its way into a
-    Spark struct: emptiness is restored from whether the row was scored, and in a
-    scored row's text columns (no band, reason or question reads "nan").
-    """
-    from pyspark.sql import functions as F
-
-    out = F.col(OUTPUT)
-    probability = out["probability"]
-    early = F.col(REJECT).isNotNull()
-    ok = ~early & probability.isNotNull() & ~F.isnan(probability)
-    columns = [F.when(early, F.col(RAW_ID)).otherwise(out[id_column]).alias(id_column)]
-    for name, kind in types.items():
-        if name in (id_column, "reject_reason"):
-            continue
-        value = out[name]
-        if kind == "string":
-            value = F.when(~value.isin(*_MISSING_TEXT), value)
-        value = F.when(ok, value).cast("long" if name == "score" else kind)
-        columns.append(value.alias(name))
-    reason = F.coalesce(F.col(REJECT), F.when(~ok, out["reject_reason"]))
-    columns.append(reason.alias("reject_reason"))
-    return scored.select(*columns)
+    def output(
+        self,
+        raw: pd.DataFrame,
+        scored: pd.DataFrame,
+        reasons: np.ndarray,
+        counts: JobCounts,
+        schema: pa.Schema,
+    ) -> pa.RecordBatch:
+        """The output of a batch of ``len(raw)`` rows: ``scored`` (the scorer's
+        output of the rows it scored, indexed by position in the batch) in place, empty
+        values and the reason in the others, whose id is shown as given."""
+        n = len(raw)
+        where = np.full(n, -1, dtype=np.int64)
+        where[scored.index.to_numpy(np.int64)] = np.arange(len(scored))
+        taken = pa.array(where, mask=where < 0)
+        columns = [c for c in self.types if c != "reject_reason"]
+        table = pa.Table.from_pandas(scored[columns], preserve_index=False)
+        arrays = [table.column(c).combine_chunks().take(taken) for c in columns]
+        id_column = self.reader.contract.id_column
+        given = pa.array(raw[id_column].astype("string"), type=pa.string())
+        position = columns.index(id_column)
+        arrays[position] = pc.if_else(
+            pa.array(where >= 0), arrays[position].cast(pa.string()), given
+        )
+        arrays.append(pa.array(reasons, type=pa.string(), from_pandas=True))
+        cells = np.full(n, None, dtype=object)
+        cells[:1] = counts.as_text()
+        arrays.append(pa.array(cells, type=pa.string()))
+        types = [f.type for f in schema]
+        arrays = [a.cast(t) for a, t in zip(arrays, types, strict=True)]
+        return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
 def check_activities(scorer: Scorer, activities_path: str) -> None:
@@ -798,7 +783,6 @@ def score_dataframe(
     model_dir: str,
     explain: bool = True,
     activities_path: str = "",
-    env_manager: str = "local",
     partitions: int = 0,
     tables: Sequence[JoinedTable] = (),
     decimal: str = ".",
@@ -808,12 +792,11 @@ def score_dataframe(
 
     The rows come out in no particular order (join on the id column).
     ``activities_path`` must be a Parquet or CSV file every executor can read;
-    ``env_manager`` is MLflow's (``local``: executors use the Python of the job,
-    with lead-ml installed); ``partitions`` spreads the leads to score over that many
-    tasks (by id). ``model_dir``: a scorer folder, or a model reference
-    (``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, ``runs:/RUN_ID/PATH``)
-    resolved to its downloaded folder on the driver
-    (:func:`lead_ml.scorer.resolve_scorer`), which Spark ships to the executors.
+    ``partitions`` spreads the leads over at least that many tasks.
+    ``model_dir``: a scorer folder, or a model reference (``models:/NAME@ALIAS``,
+    ``models:/NAME/VERSION``, ``runs:/RUN_ID/PATH``) resolved to its downloaded
+    folder on the driver (:func:`lead_ml.scorer.resolve_scorer`), which is checked
+    there and shipped to the executors (:func:`ship_scorer`).
     ``tables``: the many-to-one tables training joined onto the deals
     (:func:`lead_ml.scorer.read_join_tables`, read on the driver), joined onto the
     leads by key on the executors as `lead-ml score --table` joins them.
@@ -821,14 +804,14 @@ def score_dataframe(
     CSV in the training's dialect, :func:`input_dialect`).
     ``counts``: an unused ``pyspark.sql.Observation`` that the first action on the
     result (a write) fills with every batch's partial drift and unseen counts, as
-    the pyfunc counted them while scoring (no second pass over the leads);
-    :func:`merged_counts` adds them up.
+    counted while scoring (no second pass over the leads); :func:`merged_counts`
+    adds them up.
     """
     from pyspark.sql import functions as F
 
     spark.conf.set("spark.sql.session.timeZone", "UTC")
-    model_dir = str(resolve_scorer(model_dir).folder)
-    scorer = load_scorer(model_dir)
+    folder = resolve_scorer(model_dir).folder
+    scorer = load_scorer(folder)
     tables = joins_onto(scorer, tables, list(leads.columns), "leads")
     added = [c for table in tables for c in table.rows.columns]
     scorer.check_columns([*leads.columns, *added], "leads")
@@ -836,33 +819,27 @@ def score_dataframe(
     contract = scorer.contract
     if ROW not in leads.columns:
         leads, _ = number_rows(leads)
-    checked = check_leads(leads, contract, tables, decimal)
-    repeated = repeated_ids(leads, contract, tables, decimal)
-    if len(repeated) > MAX_REPEATED_IDS:
-        if partitions:
-            # The check shuffles the rows by id: into this many tasks, which then
-            # score them (AQE would merge a small job's into one).
-            checked = checked.repartition(partitions, F.col(KEY))
-        checked = reject_duplicates(checked, contract.id_column)
-    else:
-        if partitions and leads.rdd.getNumPartitions() < partitions:
-            checked = checked.repartition(partitions)  # fewer parts than cores
-        checked = mark_repeats(checked, repeated, contract.id_column)
+    names = _input_columns(leads, contract, tables)
+    repeats, few = repeated_rows(leads, contract, tables, decimal)
+    selected = leads.select(*[_column(name) for name in names])
+    if partitions and leads.rdd.getNumPartitions() < partitions:
+        selected = selected.repartition(partitions, F.col(ROW))  # fewer than cores
+    if repeats is not None:
+        selected = selected.join(F.broadcast(repeats) if few else repeats, ROW, "left")
     types = output_types(scorer, explain)
-    params = {"explain": explain, "activities_path": activities_path}
-    predict = scoring_udf(
-        spark, model_dir, types, params, env_manager, counts is not None
+    batches = BatchScorer(
+        ship_scorer(spark, folder, scorer.model_version),
+        scorer.model_version,
+        _reader(contract, tables, decimal),
+        types,
+        explain,
+        activities_path,
+        int(spark.conf.get("spark.task.cpus", "1") or 1),
     )
-    # Rejected rows reach the pyfunc too, without an id (which it rejects before
-    # any feature is built): one pass over the checked rows, not one per outcome.
-    inputs = [_column(name) for name in contract.columns]
-    inputs[contract.columns.index(contract.id_column)] = F.when(
-        F.col(REJECT).isNull(), _column(contract.id_column)
-    ).alias(contract.id_column)
-    scored = checked.withColumn(OUTPUT, predict(F.struct(*inputs)))
+    scored = selected.mapInArrow(batches, _spark_schema(types | {COUNTS: "string"}))
     if counts is not None:
         scored = observe_counts(scored, counts)
-    return _flatten(scored, types, contract.id_column)
+    return scored.drop(COUNTS)
 
 
 #: The name of the observed metric holding the batches' counts.
@@ -870,7 +847,7 @@ BATCHES = "batches"
 
 
 def observe_counts(scored: DataFrame, counts: Observation) -> DataFrame:
-    """``scored`` (the UDF's struct in ``_output``, counts included) observed into
+    """``scored`` (each batch's counts in ``_batch_counts``) observed into
     ``counts``: the list of every batch's counts, collected as the rows stream to
     the action (a write), on the task that scores them.
 
@@ -881,10 +858,7 @@ def observe_counts(scored: DataFrame, counts: Observation) -> DataFrame:
     """
     from pyspark.sql import functions as F
 
-    text = F.col(OUTPUT)[BATCH_COUNTS_COLUMN]
-    # MLflow writes a batch's other (empty) cells as the text "None" or "nan".
-    batch = F.when(text.startswith("{"), text)
-    return scored.observe(counts, F.collect_list(batch).alias(BATCHES))
+    return scored.observe(counts, F.collect_list(F.col(COUNTS)).alias(BATCHES))
 
 
 def merged_counts(counts: Observation, scorer: Scorer) -> JobCounts:
@@ -982,8 +956,7 @@ def score_with_spark(job: SparkJob, spark: SparkSession | None = None) -> BatchS
     tables = read_join_tables(scorer, job.tables)
     from pyspark.sql import Observation
 
-    folder = resolve_scorer(str(job.model)).folder
-    counts = Observation("lead-ml batch counts") if counts_batches(folder) else None
+    counts = Observation("lead-ml batch counts")
     result = score_dataframe(
         spark,
         leads,
@@ -997,7 +970,7 @@ def score_with_spark(job: SparkJob, spark: SparkSession | None = None) -> BatchS
     )
     result.write.mode("overwrite").parquet(job.output)
     scored, rejected = _written_counts(spark, job.output)
-    merged = JobCounts.of(scorer) if counts is None else merged_counts(counts, scorer)
+    merged = merged_counts(counts, scorer)
     summary = BatchSummary(
         rows_in=rows_in,
         scored=scored,
@@ -1010,17 +983,8 @@ def score_with_spark(job: SparkJob, spark: SparkSession | None = None) -> BatchS
         drift=merged.monitor.psi(),
     )
     _reconcile(summary)
-    if counts is not None:
-        check_counts(merged, summary)
+    check_counts(merged, summary)
     return summary
-
-
-def counts_batches(folder: Path) -> bool:
-    """Whether a scorer folder's pyfunc counts each batch's drift and unseen values
-    (:data:`lead_ml.scorer.BATCH_COUNTS_ENV`): a folder exported by an earlier
-    lead-ml does not, and is scored without them (as that lead-ml did)."""
-    code = folder / MODEL_CODE_FILE
-    return code.is_file() and BATCH_COUNTS_ENV in code.read_text(encoding="utf-8")
 
 
 def _absolute(path: str) -> str:
