@@ -21,8 +21,10 @@ functions edited since, named to mutmut: :func:`unjudged`); ``--retest`` runs ag
 only the survivors and unclear mutants of an earlier run (after adding tests). Both
 keep every other verdict even when mutmut reset them (it forgets them all when the
 test selection changes, e.g. a test file added to :data:`MODULES`); ``--summary``
-only rewrites the JSON from the results on disk. mutmut runs niced, one worker
-(``--max-children 1``).
+only rewrites the JSON from the results on disk. Every verdict is also kept in
+``reports/mutation_verdicts.json`` (committed, as mutants/ is not): in a clean
+checkout a run judges only the mutants of functions new or edited since. mutmut
+runs niced, one worker (``--max-children 1``).
 """
 
 from __future__ import annotations
@@ -43,6 +45,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "mutants"
 SUMMARY = ROOT / "reports" / "mutation.json"
+#: Every mutant's verdict and every mutated function's hash, committed: mutants/ is
+#: not, so a clean checkout (or another machine) judges only what changed since.
+STORE = ROOT / "reports" / "mutation_verdicts.json"
 EQUIVALENT = ROOT / "tests" / "mutation_equivalent.txt"
 
 #: Core module -> its source files and its fast tests, smallest module first.
@@ -151,12 +156,9 @@ def prepare(module: str) -> Path:
 
 def results(module: str) -> dict[str, int | None]:
     """Exit code of each mutant of a module's files (None: not run yet)."""
-    files, _ = MODULES[module]
     codes: dict[str, int | None] = {}
-    for name in files:
-        meta = WORK / module / "mutants" / "src" / "lead_ml" / f"{name}.meta"
-        if meta.exists():
-            codes |= json.loads(meta.read_text("utf-8"))["exit_code_by_key"]
+    for file_codes, _ in verdicts(module).values():
+        codes |= file_codes
     return codes
 
 
@@ -258,6 +260,7 @@ def run(module: str, retest: bool, also: Sequence[str] = ()) -> float:
         # Also when mutmut stopped early (it resets every verdict before it runs
         # the stats session, which can fail) or was interrupted.
         keep_verdicts(module, before)
+        store_verdicts(module)
     return time.monotonic() - start
 
 
@@ -337,14 +340,42 @@ Verdicts = dict[str, tuple[dict[str, int | None], dict[str, str]]]
 
 def verdicts(module: str) -> Verdicts:
     """Per source file of a module: each mutant's exit code and each function's
-    hash, as mutmut's ``.meta`` files hold them (empty before a first run)."""
+    hash, as mutmut's ``.meta`` files hold them, or for a file without one (a clean
+    checkout) as the committed store holds them (:data:`STORE`; empty before a
+    first run)."""
     found: Verdicts = {}
+    kept = stored(module)
     for name in MODULES[module][0]:
         meta = WORK / module / "mutants" / "src" / "lead_ml" / f"{name}.meta"
         if meta.exists():
             data = json.loads(meta.read_text("utf-8"))
             found[name] = (data["exit_code_by_key"], data["hash_by_function_name"])
+        elif name in kept:
+            found[name] = kept[name]
     return found
+
+
+def stored(module: str) -> Verdicts:
+    """A module's verdicts as the committed store (:data:`STORE`) holds them."""
+    if not STORE.exists():
+        return {}
+    files = json.loads(STORE.read_text("utf-8")).get(module, {})
+    return {name: (f["exit_codes"], f["function_hashes"]) for name, f in files.items()}
+
+
+def store_verdicts(module: str) -> None:
+    """Write a module's current verdicts into the committed store (the other
+    modules' kept as they are), atomically."""
+    everything = json.loads(STORE.read_text("utf-8")) if STORE.exists() else {}
+    everything[module] = {
+        name: {"exit_codes": codes, "function_hashes": hashes}
+        for name, (codes, hashes) in verdicts(module).items()
+    }
+    ordered = {k: everything[k] for k in sorted(everything)}
+    STORE.parent.mkdir(exist_ok=True)
+    partial = STORE.with_name(f".{STORE.name}.{os.getpid()}.tmp")
+    partial.write_text(json.dumps(ordered, indent=0, sort_keys=True) + "\n", "utf-8")
+    os.replace(partial, STORE)
 
 
 def function_of(key: str) -> str:
@@ -444,6 +475,8 @@ def main(argv: list[str] | None = None) -> int:
     measured = {}
     for module in chosen:
         seconds = None if args.summary else run(module, args.retest, args.also)
+        if args.summary:
+            store_verdicts(module)
         measured[module] = summarise(module, seconds)
         m = measured[module]
         print(  # noqa: T201 - the command's report

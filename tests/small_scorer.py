@@ -10,16 +10,20 @@ a second (LightGBM, 40 rounds at most).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
+import yaml
 
 from lead_ml.config import BandsConfig, SourceConfig, TrainConfig, load_params
 from lead_ml.features import FeatureRegistry, FeatureSpec, build_features
 from lead_ml.model import TrainedModel, split_frames, train_model
-from lead_ml.scorer import Scorer, bundle_spec, lead_contract
+from lead_ml.scorer import BUNDLE_DIR, Scorer, bundle_spec, lead_contract, write_bundle
+from lead_ml.vocab import ScorerError
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE: SourceConfig = load_params(ROOT / "params.yaml").source
@@ -102,3 +106,36 @@ def small_scorer(n: int = 600, seed: int = 0) -> Scorer:
     model, window = trained(n, seed)
     spec = bundle_spec(model, REGISTRY, SOURCE, window) | {"model_version": VERSION}
     return Scorer(model, spec)
+
+
+#: The MLmodel file of a scorer folder as MLflow writes it (paths of its staging).
+MLMODEL = {
+    "flavors": {
+        "python_function": {
+            "artifacts": {"bundle": {"path": BUNDLE_DIR, "uri": "/elsewhere/bundle"}},
+            "loader_module": "mlflow.pyfunc.loaders.code_model",
+            "model_code_path": "/some/staging/pyfunc_model.py",
+        }
+    },
+    "mlflow_version": "3.17.2",
+    "model_uuid": "f" * 32,
+    "utc_time_created": "2026-12-02 04:00:00.000000",
+}
+
+
+def unsealed(folder: Path) -> Path:
+    """A scorer folder as MLflow leaves it, before :func:`seal_folder`."""
+    scorer = small_scorer()
+    spec = {k: v for k, v in scorer.spec.items() if k != "model_version"}
+    write_bundle(scorer.model, spec, folder / BUNDLE_DIR)
+    (folder / "MLmodel").write_text(yaml.safe_dump(MLMODEL))
+    (folder / "pyfunc_model.py").write_text("# the models-from-code file\n")
+    (folder / "requirements.txt").write_text("lead-ml\n")
+    return folder
+
+
+def refusal(call: Callable[..., object], *args: object, **kwargs: object) -> str:
+    """The message of the ScorerError that ``call(*args, **kwargs)`` raises."""
+    with pytest.raises(ScorerError) as raised:
+        call(*args, **kwargs)
+    return str(raised.value)

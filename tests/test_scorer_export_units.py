@@ -26,7 +26,7 @@ import pytest
 import yaml
 from mlflow.types.schema import AnyType, DataType
 from pydantic import ValidationError
-from small_scorer import raw_leads
+from small_scorer import raw_leads, refusal
 from small_scorer import small_scorer as built
 
 import lead_ml.scorer as scorer_module
@@ -361,9 +361,7 @@ def test_the_pyfunc_refuses_a_bundle_outside_its_folder(
     folder = exported.folder
     code = folder / "pyfunc_model.py"
     elsewhere = tmp_path / "bundle"
-    with pytest.raises(ScorerError) as raised:
-        open_pyfunc(code, {"bundle": str(elsewhere)}, environ={})
-    assert str(raised.value) == (
+    assert refusal(open_pyfunc, code, {"bundle": str(elsewhere)}, environ={}) == (
         f"{folder / 'MLmodel'}: its bundle artifact is {elsewhere}, not "
         f"{BUNDLE_DIR} of the folder; {REEXPORT}"
     )
@@ -505,9 +503,7 @@ def test_a_cache_that_cannot_be_removed_is_one_line_naming_it(tmp_path: Path) ->
     folder = tmp_path / "scorer"
     cache = folder / "__pycache__"
     (cache / "pyfunc_model.cpython-311.pyc").mkdir(parents=True)  # not removable
-    with pytest.raises(ScorerError) as raised:
-        drop_bytecode(folder)
-    assert str(raised.value) == (
+    assert refusal(drop_bytecode, folder) == (
         f"{cache}: compiled Python in the scorer folder, left by an earlier "
         "mlflow.pyfunc.load_model or put there, cannot be removed (Is a directory); "
         "MLflow's server would run it instead of the checked pyfunc_model.py. "
@@ -588,32 +584,22 @@ def test_yaml_that_repeats_a_part_is_told_apart() -> None:
 def test_a_file_that_cannot_be_read_is_named_with_why(tmp_path: Path) -> None:
     folder = tmp_path / "scorer"
     (folder / "requirements.txt").mkdir(parents=True)
-    with pytest.raises(ScorerError) as raised:
-        file_digest(folder, "requirements.txt")
-    assert str(raised.value) == (
+    assert refusal(file_digest, folder, "requirements.txt") == (
         f"{folder / 'requirements.txt'}: cannot be read (Is a directory)"
     )
-    with pytest.raises(ScorerError) as raised:
-        file_digest(folder, "gone.txt")
-    assert str(raised.value) == (
+    assert refusal(file_digest, folder, "gone.txt") == (
         f"{folder / 'gone.txt'}: missing from the scorer folder; {REEXPORT}"
     )
-    with pytest.raises(ScorerError) as raised:
-        _read_bytes(folder / "requirements.txt", 10)
-    assert str(raised.value) == (
+    assert refusal(_read_bytes, folder / "requirements.txt", 10) == (
         f"{folder / 'requirements.txt'}: cannot be read (Is a directory)"
     )
-    with pytest.raises(ScorerError) as raised:
-        _read_bytes(folder / "gone.txt", 10)
-    assert str(raised.value) == (
+    assert refusal(_read_bytes, folder / "gone.txt", 10) == (
         f"{folder / 'gone.txt'}: missing from the scorer folder; {REEXPORT}"
     )
     path = folder / "ten.txt"
     path.write_bytes(b"0123456789")
     assert _read_bytes(path, 10) == b"0123456789"
-    with pytest.raises(ScorerError) as raised:
-        _read_bytes(path, 9)
-    assert str(raised.value) == (
+    assert refusal(_read_bytes, path, 9) == (
         f"{path}: larger than 9 bytes, far more than an export writes; refusing "
         f"to parse it; {REEXPORT}"
     )
@@ -694,25 +680,19 @@ def test_a_folders_refusals_name_the_file_and_what_to_do(copy: Path) -> None:
     (copy / "a.py").write_text("")
     (copy / "b.pth").write_text("")
     (copy / "c.txt").write_text("")
-    with pytest.raises(ScorerError) as raised:
-        verify_folder(copy)
-    assert str(raised.value) == (
+    assert refusal(verify_folder, copy) == (
         f"{copy / 'a.py'}: not part of the exported scorer (and 2 more): the "
         "manifest does not list it, and an added file could be imported or "
         f"executed; remove it or {REEXPORT}"
     )
     for name in ("a.py", "b.pth"):
         (copy / name).unlink()
-    with pytest.raises(ScorerError) as raised:
-        verify_folder(copy)
-    assert str(raised.value).startswith(
+    assert refusal(verify_folder, copy).startswith(
         f"{copy / 'c.txt'}: not part of the exported scorer: the manifest"
     )
     (copy / "c.txt").unlink()
     (copy / "conda.yaml").write_text("evil\n")
-    with pytest.raises(ScorerError) as raised:
-        verify_folder(copy)
-    assert str(raised.value) == (
+    assert refusal(verify_folder, copy) == (
         f"{copy / 'conda.yaml'}: checksum mismatch, the file was changed or "
         "truncated after export; refusing to load it. Re-export with "
         "`lead-ml export`."
@@ -734,9 +714,7 @@ def test_a_folders_refusals_name_the_file_and_what_to_do(copy: Path) -> None:
     manifest = json.loads(manifest_path.read_text())
     manifest["model_version"] = OTHER
     manifest_path.write_text(json.dumps(manifest))
-    with pytest.raises(ScorerError) as raised:
-        verify_folder(copy)
-    assert str(raised.value) == (
+    assert refusal(verify_folder, copy) == (
         f"{manifest_path}: model_version {OTHER} is not the hash of the files it "
         f"lists ({found}): the manifest was edited; {REEXPORT}"
     )
@@ -769,15 +747,11 @@ def test_an_mlmodel_without_artifacts_is_sealed(copy: Path) -> None:
 
 def test_the_folder_messages_of_a_path(tmp_path: Path, exported: Exported) -> None:
     gone = tmp_path / "gone"
-    with pytest.raises(ScorerError) as raised:
-        find_folder(gone)
-    assert str(raised.value) == (
+    assert refusal(find_folder, gone) == (
         f"{gone}: no such folder; pass the folder `lead-ml export` wrote, e.g. "
         "models/scorer"
     )
-    with pytest.raises(ScorerError) as raised:
-        find_folder(tmp_path)
-    assert str(raised.value) == (
+    assert refusal(find_folder, tmp_path) == (
         f"{tmp_path}: no lead-ml scorer here (no {BUNDLE_DIR}/manifest.json); pass "
         "the folder `lead-ml export` wrote, e.g. models/scorer"
     )

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
-from small_scorer import raw_leads, small_scorer
+from small_scorer import raw_leads, small_scorer, unsealed
 
 from lead_ml.scorer import (
     BUNDLE_DIR,
@@ -32,33 +32,8 @@ from lead_ml.scorer import (
     read_spec,
     seal_folder,
     verify_folder,
-    write_bundle,
 )
 from lead_ml.vocab import ScorerError
-
-MLMODEL = {
-    "flavors": {
-        "python_function": {
-            "artifacts": {"bundle": {"path": BUNDLE_DIR, "uri": "/elsewhere/bundle"}},
-            "loader_module": "mlflow.pyfunc.loaders.code_model",
-            "model_code_path": "/some/staging/pyfunc_model.py",
-        }
-    },
-    "mlflow_version": "3.17.2",
-    "model_uuid": "f" * 32,
-    "utc_time_created": "2026-12-02 04:00:00.000000",
-}
-
-
-def unsealed(folder: Path) -> Path:
-    """A scorer folder as MLflow leaves it, before :func:`seal_folder`."""
-    scorer = small_scorer()
-    spec = {k: v for k, v in scorer.spec.items() if k != "model_version"}
-    write_bundle(scorer.model, spec, folder / BUNDLE_DIR)
-    (folder / "MLmodel").write_text(yaml.safe_dump(MLMODEL))
-    (folder / "pyfunc_model.py").write_text("# the models-from-code file\n")
-    (folder / "requirements.txt").write_text("lead-ml\n")
-    return folder
 
 
 @pytest.fixture

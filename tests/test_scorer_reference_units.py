@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import yaml
 from mlflow import MlflowClient
-from small_scorer import small_scorer
+from small_scorer import refusal, unsealed
 
 from lead_ml.scorer import (
     BUNDLE_DIR,
@@ -30,32 +29,17 @@ from lead_ml.scorer import (
     resolve_scorer,
     seal_folder,
     verify_folder,
-    write_bundle,
 )
 from lead_ml.tracking import SCORER_TAG
 from lead_ml.vocab import ScorerError
 
 NAME = "lead-ml-scorer"
 OTHER = "lead-ml-scorer:" + "0" * 64
-MLMODEL = {
-    "flavors": {
-        "python_function": {
-            "artifacts": {"bundle": {"path": BUNDLE_DIR, "uri": BUNDLE_DIR}},
-            "loader_module": "mlflow.pyfunc.loaders.code_model",
-            "model_code_path": "pyfunc_model.py",
-        }
-    },
-}
 
 
 def sealed_folder(folder: Path) -> str:
     """A sealed scorer folder of the small scorer (MLmodel as MLflow writes it)."""
-    scorer = small_scorer()
-    spec = {k: v for k, v in scorer.spec.items() if k != "model_version"}
-    write_bundle(scorer.model, spec, folder / BUNDLE_DIR)
-    (folder / "MLmodel").write_text(yaml.safe_dump(MLMODEL))
-    (folder / "pyfunc_model.py").write_text("# the models-from-code file\n")
-    return seal_folder(folder)
+    return seal_folder(unsealed(folder))
 
 
 @dataclass(frozen=True)
@@ -188,9 +172,7 @@ def test_store_uris_slugs_and_cache_keys() -> None:
 
 def test_what_is_no_reference_is_one_line_naming_the_forms(store: Store) -> None:
     for text in ("models:/x", "models:/x@a/b", "runs:/x", " models:/ ", "runs://p"):
-        with pytest.raises(ScorerError) as raised:
-            resolve_scorer(text)
-        assert str(raised.value) == (
+        assert refusal(resolve_scorer, text) == (
             f"{text.strip()}: not a model reference; give {REFERENCE_FORMS} (e.g. "
             "models:/lead-ml-scorer@champion)"
         )
@@ -272,9 +254,7 @@ def test_unknown_models_aliases_and_versions_are_one_line_each(store: Store) -> 
         ),
     }
     for text, message in cases.items():
-        with pytest.raises(ScorerError) as raised:
-            resolve_scorer(text)
-        assert str(raised.value) == message
+        assert refusal(resolve_scorer, text) == message
 
 
 def test_a_download_must_be_the_version_it_is_tagged_with(
@@ -313,24 +293,18 @@ def test_unknown_runs_and_artifacts_are_one_line_each(
     store: Store, tmp_path: Path
 ) -> None:
     where = f"in the tracking store {store.uri}"
-    with pytest.raises(ScorerError) as raised:
-        resolve_scorer("runs:/nope/scorer")
-    assert str(raised.value) == (
+    assert refusal(resolve_scorer, "runs:/nope/scorer") == (
         f"runs:/nope/scorer: no run 'nope' {where}; check the run id (the MLflow "
         "UI), or follow the champion with models:/lead-ml-scorer@champion "
         "(`lead-ml promote`)"
     )
     run = store.run_id
     for path in ("nothing", "scorer/nothing", "notes/b.txt"):
-        with pytest.raises(ScorerError) as raised:
-            resolve_scorer(f"runs:/{run}/{path}")
-        assert str(raised.value) == (
+        assert refusal(resolve_scorer, f"runs:/{run}/{path}") == (
             f"runs:/{run}/{path}: run {run} has no artifact {path!r} {where}; the "
             "export logs its scorer as runs:/RUN_ID/scorer"
         )
-    with pytest.raises(ScorerError) as raised:
-        resolve_scorer(f"runs:/{run}/notes")
-    assert str(raised.value) == (
+    assert refusal(resolve_scorer, f"runs:/{run}/notes") == (
         f"runs:/{run}/notes: no lead-ml scorer there (no {BUNDLE_DIR}/manifest.json); "
         "name the scorer `lead-ml export` logged (runs:/RUN_ID/scorer or a "
         "registered version)"
@@ -381,9 +355,7 @@ def test_a_download_that_is_no_scorer_or_not_the_version_is_dropped(
     def nothing(staging: Path) -> str:
         return str(staging)
 
-    with pytest.raises(ScorerError) as raised:
-        _cached(folder, nothing, "runs:/r/x", None)
-    assert str(raised.value) == (
+    assert refusal(_cached, folder, nothing, "runs:/r/x", None) == (
         f"runs:/r/x: no lead-ml scorer there (no {BUNDLE_DIR}/manifest.json); name "
         "the scorer `lead-ml export` logged (runs:/RUN_ID/scorer or a registered "
         "version)"
@@ -394,13 +366,12 @@ def test_a_download_that_is_no_scorer_or_not_the_version_is_dropped(
         (staging / "s" / "extra.py").write_text("")
         return str(staging / "s")
 
-    with pytest.raises(ScorerError) as raised:
-        _cached(folder, copied, "models:/m/1", None)
-    assert str(raised.value).startswith(
+    said = refusal(_cached, folder, copied, "models:/m/1", None)
+    assert said.startswith(
         f"models:/m/1: the downloaded copy does not check out ({folder.parent}/."
     )
-    assert "extra.py: not part of the exported scorer" in str(raised.value)
-    assert str(raised.value).endswith(")")
+    assert "extra.py: not part of the exported scorer" in said
+    assert said.endswith(")")
     assert list(folder.parent.iterdir()) == []
 
 

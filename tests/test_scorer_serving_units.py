@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from small_scorer import raw_leads
+from small_scorer import raw_leads, refusal
 from small_scorer import small_scorer as built
 
 from lead_ml.model import TrainedModel
@@ -157,16 +157,12 @@ def test_partial_counts_of_another_model_are_refused(scorer: Scorer) -> None:
     size = len(reference["employees"]["edges"]) + 2
     counts = JobCounts.of(scorer)
     wrong = '{"rows_in":1,"scored":1,"unseen":{},"drift":{"employees":[1,0]}}'
-    with pytest.raises(ScorerError) as raised:
-        counts.add_text(wrong)
-    assert str(raised.value) == (
+    assert refusal(counts.add_text, wrong) == (
         "batch counts of 'employees' do not fit the scorer's drift reference "
         f"(2 bins, expected {size}): another model"
     )
     ghost = '{"rows_in":1,"scored":1,"unseen":{},"drift":{"ghost":[1]}}'
-    with pytest.raises(ScorerError) as raised:
-        counts.add_text(ghost)
-    assert str(raised.value) == (
+    assert refusal(counts.add_text, ghost) == (
         "batch counts of 'ghost' do not fit the scorer's drift reference "
         "(1 bins, expected None): another model"
     )
@@ -247,16 +243,14 @@ def test_a_table_the_model_never_joined_or_cannot_join_is_refused(
     scorer: Scorer, tmp_path: Path
 ) -> None:
     path = accounts_file(tmp_path, ACCOUNTS)
-    with pytest.raises(ScorerError) as raised:
-        read_join_tables(scorer, {"zones": path, "products": path, "accounts": path})
-    assert str(raised.value) == (
+    assert refusal(
+        read_join_tables, scorer, {"zones": path, "products": path, "accounts": path}
+    ) == (
         "--table products: the model joined no table 'products' in training (it "
         "joined: accounts); drop it"
     )
     alone = with_spec(scorer, joins={})
-    with pytest.raises(ScorerError) as raised:
-        read_join_tables(alone, {"accounts": path})
-    assert str(raised.value) == (
+    assert refusal(read_join_tables, alone, {"accounts": path}) == (
         "--table accounts: the model joined no table 'accounts' in training (it "
         "joined: none); drop it"
     )
@@ -267,9 +261,7 @@ def test_a_table_the_model_never_joined_or_cannot_join_is_refused(
         f"{gone}: the accounts table (--table accounts) not found"
     )
     other = accounts_file(tmp_path, "id,industry\nA1,retail\n", "other.csv")
-    with pytest.raises(ScorerError) as raised:
-        read_join_tables(scorer, {"accounts": other})
-    assert str(raised.value) == (
+    assert refusal(read_join_tables, scorer, {"accounts": other}) == (
         f"{other} (--table accounts): no column 'account_id', the id training "
         "joined accounts by; give the accounts export training read"
     )
@@ -350,9 +342,9 @@ def test_tables_join_only_the_columns_the_leads_lack(scorer: Scorer) -> None:
     # the leads' own columns and an earlier table's are not joined again
     assert list(fitted[0].rows.columns) == ["industry", "x"]
     assert list(fitted[1].rows.columns) == ["employees"]
-    with pytest.raises(ScorerError) as raised:
-        joins_onto(joined, [accounts], ["deal_id", "industry"], "leads.csv")
-    assert str(raised.value) == (
+    assert refusal(
+        joins_onto, joined, [accounts], ["deal_id", "industry"], "leads.csv"
+    ) == (
         "leads.csv: no column 'account_id', the key training joined accounts on "
         "(joining the accounts table needs it)"
     )
@@ -361,18 +353,14 @@ def test_tables_join_only_the_columns_the_leads_lack(scorer: Scorer) -> None:
 def test_leads_lacking_columns_name_the_tables_to_pass(scorer: Scorer) -> None:
     joined = two_tables(scorer)
     header = ["deal_id", "created_at", "meddic_champion", "account_id"]
-    with pytest.raises(ScorerError) as raised:
-        joins_onto(joined, [], header, "leads.csv")
-    assert str(raised.value) == (
+    assert refusal(joins_onto, joined, [], header, "leads.csv") == (
         "leads.csv: missing column(s) employees, industry; training joined table(s) "
         "products, accounts onto the deals by key (product_id, account_id): pass "
         "--table products=PATH --table accounts=PATH (the export of each table), or "
         "leads with those columns joined"
     )
     accounts = JoinedTable("accounts", "account_id", pd.DataFrame({"industry": ["b"]}))
-    with pytest.raises(ScorerError) as raised:
-        joins_onto(joined, [accounts], header, "x")
-    assert str(raised.value).startswith(
+    assert refusal(joins_onto, joined, [accounts], header, "x").startswith(
         "x: missing column(s) employees; training joined table(s) products onto "
         "the deals by key (product_id): pass --table products=PATH (the export"
     )
@@ -399,9 +387,7 @@ def test_switched_on_reads_yes_words_only() -> None:
 def test_a_request_names_a_file_only_where_that_is_allowed() -> None:
     closed = ServingSettings()
     assert (closed.expect_version, closed.allow_activities_path) == (None, False)
-    with pytest.raises(ScorerError) as raised:
-        closed.activities_file("/etc/passwd")
-    assert str(raised.value) == (
+    assert refusal(closed.activities_file, "/etc/passwd") == (
         "activities_path: this scorer reads no file a request names (a served model "
         "would read any path its server can see); to allow it, set "
         f"{ALLOW_ACTIVITIES_ENV}=1 where the model is loaded, load it with "
@@ -410,9 +396,7 @@ def test_a_request_names_a_file_only_where_that_is_allowed() -> None:
     )
     opened = ServingSettings(allow_activities_path=True)
     assert opened.activities_file("logs/a.csv") == Path("logs/a.csv")
-    with pytest.raises(ScorerError) as raised:
-        closed.table_files(["accounts=a.csv"])
-    assert str(raised.value) == (
+    assert refusal(closed.table_files, ["accounts=a.csv"]) == (
         "tables: this scorer reads no file a request names (a served model would "
         "read any path its server can see); to allow it (with activities_path), set "
         f"{ALLOW_ACTIVITIES_ENV}=1 where the model is loaded or load it with "
@@ -431,9 +415,7 @@ def test_table_files_are_name_equals_path_each_once() -> None:
         "teams": Path("x=y.csv"),
     }
     for options in (["accounts"], ["=a.csv"], ["accounts=  "], ["a=1", " a =2"]):
-        with pytest.raises(ScorerError) as raised:
-            opened.table_files(options)
-        assert str(raised.value) == (
+        assert refusal(opened.table_files, options) == (
             f"tables: {options[-1]!r}: give each table once as NAME=PATH, e.g. "
             "['accounts=accounts.csv'] (NAME as under source.tables)"
         )
@@ -653,17 +635,13 @@ def test_an_activity_log_is_read_by_the_scorers_columns(scorer: Scorer) -> None:
 def test_an_activity_log_lacking_a_column_is_refused_naming_it(scorer: Scorer) -> None:
     reads = counting(scorer)
     assert reads.check_activity_columns([*LOG_COLUMNS, "x"], "a.csv") == LOG_COLUMNS
-    with pytest.raises(ScorerError) as raised:
-        reads.check_activity_columns(["timestamp"], "a.csv")
-    assert str(raised.value) == (
+    assert refusal(reads.check_activity_columns, ["timestamp"], "a.csv") == (
         "a.csv: missing activity column(s) deal_id, activity_type; the activity log "
         "needs deal_id, timestamp, activity_type, as in training"
     )
     with pytest.raises(ScorerError, match=r"^activities: missing activity column"):
         reads.read_activities(pd.DataFrame({"deal_id": ["L1"]}))
-    with pytest.raises(ScorerError) as raised:
-        scorer.check_activity_columns(LOG_COLUMNS, "b.csv")
-    assert str(raised.value) == (
+    assert refusal(scorer.check_activity_columns, LOG_COLUMNS, "b.csv") == (
         "b.csv: this scorer counts no activities (trained without an activity log); "
         "score without activities"
     )
