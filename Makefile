@@ -52,7 +52,7 @@ test-spark: install ## install the [spark] extra and run the Spark tests (local[
 # The bench stage lives in bench/dvc.yaml, outside the default `dvc repro` (and its
 # harness, bench/harness.py, outside the package); forced, because it measures the
 # machine as well as the code. It needs ../shared/data for the X Education export.
-bench: install ## benchmark the scorer on the synthetic CRM and X Education (about 11 min on 2 idle cores, Spark at 1M leads included): reports/bench.json
+bench: install ## benchmark the scorer on the synthetic CRM and X Education (11-23 min on 2 idle cores, Spark at 1M leads included): reports/bench.json
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -c constraints.txt -e ".[dev,spark]"
 	$(BIN)/dvc repro --force bench/dvc.yaml
 
