@@ -24,12 +24,14 @@ test selection changes, e.g. a test file added to :data:`MODULES`); ``--summary`
 only rewrites the JSON from the results on disk. Every verdict is also kept in
 ``reports/mutation_verdicts.json`` (committed, as mutants/ is not): in a clean
 checkout a run judges only the mutants of functions new or edited since. mutmut
-runs niced, one worker (``--max-children 1``).
+runs niced, one worker (``--max-children 1``; ``--children 2`` on an otherwise idle
+machine).
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import re
@@ -206,8 +208,10 @@ def summarise(module: str, seconds: float | None) -> dict[str, Any]:
     }
 
 
-def run(module: str, retest: bool, also: Sequence[str] = ()) -> float:
-    """Run mutmut on one module (niced, one worker); seconds taken.
+def run(
+    module: str, retest: bool, also: Sequence[str] = (), children: int = 1
+) -> float:
+    """Run mutmut on one module (niced, ``children`` workers); seconds taken.
 
     A run judges the mutants not judged yet (every one the first time; later the
     new ones and those of functions edited since: :func:`unjudged`). ``retest``
@@ -254,7 +258,7 @@ def run(module: str, retest: bool, also: Sequence[str] = ()) -> float:
     before = verdicts(module)
     start = time.monotonic()
     try:
-        mutmut(folder, env, names)
+        mutmut(folder, env, names, children)
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
         # Also when mutmut stopped early (it resets every verdict before it runs
@@ -319,9 +323,11 @@ def unjudged(module: str) -> list[str]:
     return to_judge(names, hashes, verdicts(module))
 
 
-def mutmut(folder: Path, env: dict[str, str], names: list[str]) -> None:
-    """``mutmut run`` in a module's folder, niced, one worker; with ``names``, only
-    those mutants (judged again)."""
+def mutmut(
+    folder: Path, env: dict[str, str], names: list[str], children: int = 1
+) -> None:
+    """``mutmut run`` in a module's folder, niced, with ``children`` workers; with
+    ``names``, only those mutants (judged again)."""
     command = [
         "nice",
         "-n",
@@ -329,7 +335,7 @@ def mutmut(folder: Path, env: dict[str, str], names: list[str]) -> None:
         str(Path(sys.executable).parent / "mutmut"),
         "run",
         "--max-children",
-        "1",
+        str(children),
         *names,
     ]
     subprocess.run(command, cwd=folder, env=env, check=True)
@@ -365,17 +371,20 @@ def stored(module: str) -> Verdicts:
 
 def store_verdicts(module: str) -> None:
     """Write a module's current verdicts into the committed store (the other
-    modules' kept as they are), atomically."""
-    everything = json.loads(STORE.read_text("utf-8")) if STORE.exists() else {}
-    everything[module] = {
-        name: {"exit_codes": codes, "function_hashes": hashes}
-        for name, (codes, hashes) in verdicts(module).items()
-    }
-    ordered = {k: everything[k] for k in sorted(everything)}
+    modules' kept as they are), atomically, one writer at a time (two modules may
+    run side by side)."""
     STORE.parent.mkdir(exist_ok=True)
-    partial = STORE.with_name(f".{STORE.name}.{os.getpid()}.tmp")
-    partial.write_text(json.dumps(ordered, indent=0, sort_keys=True) + "\n", "utf-8")
-    os.replace(partial, STORE)
+    with open(STORE.with_name(f".{STORE.name}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        everything = json.loads(STORE.read_text("utf-8")) if STORE.exists() else {}
+        everything[module] = {
+            name: {"exit_codes": codes, "function_hashes": hashes}
+            for name, (codes, hashes) in verdicts(module).items()
+        }
+        text = json.dumps(everything, indent=0, sort_keys=True) + "\n"
+        partial = STORE.with_name(f".{STORE.name}.{os.getpid()}.tmp")
+        partial.write_text(text, "utf-8")
+        os.replace(partial, STORE)
 
 
 def function_of(key: str) -> str:
@@ -467,6 +476,12 @@ def main(argv: list[str] | None = None) -> int:
         help="with --retest, also run the mutants matching this (fnmatch) pattern",
     )
     parser.add_argument("--summary", action="store_true")
+    parser.add_argument(
+        "--children",
+        type=int,
+        default=1,
+        help="mutants run side by side (1; 2 on an otherwise idle 2-core machine)",
+    )
     args = parser.parse_args(argv)
     chosen = args.modules or list(MODULES)
     unknown = sorted(set(chosen) - set(MODULES))
@@ -474,7 +489,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"no core module {', '.join(unknown)}: choose of {list(MODULES)}")
     measured = {}
     for module in chosen:
-        seconds = None if args.summary else run(module, args.retest, args.also)
+        seconds = (
+            None if args.summary else run(module, args.retest, args.also, args.children)
+        )
         if args.summary:
             store_verdicts(module)
         measured[module] = summarise(module, seconds)
