@@ -645,6 +645,14 @@ def test_a_schema_error_is_one_line_naming_the_key(tmp_path: Path) -> None:
         f"{path}: files.a: string should match pattern '[0-9a-f]{{64}}', got "
         f"'{'x' * 56}...; {REEXPORT}"
     )
+    # The value is shown whole up to 60 characters of its repr, cut past that.
+    pattern = "string should match pattern '[0-9a-f]{64}'"
+    assert error(good | {"files": {"a": "x" * 58}}) == (
+        f"{path}: files.a: {pattern}, got '{'x' * 58}'; {REEXPORT}"
+    )
+    assert error(good | {"files": {"a": "x" * 59}}) == (
+        f"{path}: files.a: {pattern}, got '{'x' * 56}...; {REEXPORT}"
+    )
     assert error({"files": 1}).startswith(f"{path}: format_version: field required")
     assert error({"files": 1}).endswith(f"(and 2 more problems); {REEXPORT}")
     assert error("{not json") == (

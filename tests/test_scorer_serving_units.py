@@ -603,21 +603,25 @@ def test_an_activity_log_is_read_by_the_scorers_columns(scorer: Scorer) -> None:
     assert reads.counts_activities
     raw = pd.DataFrame(
         {
-            "activity_type": ["call", "email", "", "call", "visit"],
-            "deal_id": ["L1", "", "L2", "L3", " L4 "],
+            # the source's placeholder (missing_values: [unknown]) is no type
+            "activity_type": ["call", "email", "", "call", "visit", " Unknown", "call"],
+            "deal_id": ["L1", "", "L2", "L3", " L4 ", "L5", "UNKNOWN"],  # nor an id
             "timestamp": [
                 "2024-01-02",
                 "2024-01-03",
                 "2024-01-04",
                 "soon",
                 "2024-02-01",
+                "2024-02-02",
+                "2024-02-03",
             ],
-            "note": ["a", "b", "c", "d", "e"],
+            "note": ["a", "b", "c", "d", "e", "f", "g"],
         },
-        index=[5, 6, 7, 8, 9],
+        index=[5, 6, 7, 8, 9, 10, 11],
     )
+    assert reads.contract.missing_values == ("unknown",)
     log, left_out = reads.read_activities(raw)
-    assert left_out == 3
+    assert left_out == 5
     assert list(log.columns) == ["deal_id", "timestamp", "activity_type"]
     assert log.index.tolist() == [0, 1]
     assert log["deal_id"].tolist() == ["L1", "L4"]
