@@ -403,13 +403,20 @@ def _arrow_map(
 
 _CHECKED = pa.schema(
     [
-        (ROW, pa.int64()),
+        pa.field(ROW, pa.int64(), nullable=False),
         (KEY, pa.string()),
         (SHOWN_KEY, pa.string()),
         (REJECT, pa.string()),
     ]
 )
-_KEYS = pa.schema([(KEY, pa.string()), (ROW, pa.int64())])
+_KEYS = pa.schema([(KEY, pa.string()), pa.field(ROW, pa.int64(), nullable=False)])
+
+
+def _spark_schema(schema: pa.Schema) -> StructType:
+    """The Spark schema ``mapInArrow`` is told of a batch function's Arrow output."""
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    return from_arrow_schema(schema)
 
 
 def check_frame(contract: LeadContract, leads: pd.DataFrame) -> pd.DataFrame:
@@ -464,17 +471,13 @@ def check_leads(
     first by key: :func:`table_joiner`) and ``_row``; other columns are left out.
     ``decimal``: the decimal mark of text numbers (see :class:`LeadReader`).
     """
-    from pyspark.sql.types import LongType, StringType, StructField, StructType
-
     selected = leads.select(
         *[_column(n) for n in _input_columns(leads, contract, tables)]
     )
     reader = _reader(contract, tables, decimal)
-    schema = StructType(
-        [StructField(ROW, LongType(), nullable=False)]
-        + [StructField(c, StringType()) for c in (KEY, SHOWN_KEY, REJECT)]
+    return selected.mapInArrow(
+        _arrow_map(reader.check, _CHECKED), _spark_schema(_CHECKED)
     )
-    return selected.mapInArrow(_arrow_map(reader.check, _CHECKED), schema)
 
 
 def unmatched_counts(
@@ -538,14 +541,10 @@ def repeated_rows(
     """
     from pyspark.sql import Window
     from pyspark.sql import functions as F
-    from pyspark.sql.types import LongType, StringType, StructField, StructType
 
     reader = LeadReader(contract, None, decimal)
     ids = leads.select(_column(contract.id_column), ROW)
-    schema = StructType(
-        [StructField(KEY, StringType()), StructField(ROW, LongType(), nullable=False)]
-    )
-    keys = ids.mapInArrow(_arrow_map(reader.keys, _KEYS), schema)
+    keys = ids.mapInArrow(_arrow_map(reader.keys, _KEYS), _spark_schema(_KEYS))
     held = keys.groupBy(KEY).agg(
         F.count("*").alias("n"), F.collect_list(ROW).alias("rows")
     )
@@ -597,19 +596,6 @@ def output_types(scorer: Scorer, explain: bool) -> dict[str, str]:
 
 
 _ARROW_TYPES = {"double": pa.float64(), "long": pa.int64(), "string": pa.string()}
-
-
-def _spark_schema(types: Mapping[str, str]) -> StructType:
-    from pyspark.sql.types import (
-        DoubleType,
-        LongType,
-        StringType,
-        StructField,
-        StructType,
-    )
-
-    spark_type = {"double": DoubleType(), "long": LongType(), "string": StringType()}
-    return StructType([StructField(c, spark_type[t]) for c, t in types.items()])
 
 
 #: Per driver: the scorer archives added to a Spark application, by (application
@@ -836,7 +822,7 @@ def score_dataframe(
         activities_path,
         int(spark.conf.get("spark.task.cpus", "1") or 1),
     )
-    scored = selected.mapInArrow(batches, _spark_schema(types | {COUNTS: "string"}))
+    scored = selected.mapInArrow(batches, _spark_schema(batches.schema()))
     if counts is not None:
         scored = observe_counts(scored, counts)
     return scored.drop(COUNTS)
