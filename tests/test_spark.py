@@ -32,6 +32,7 @@ from lead_ml.scorer import (
     CACHE_ENV,
     JobCounts,
     Scorer,
+    as_exported,
     load_scorer,
     with_absent_columns,
 )
@@ -348,9 +349,9 @@ def test_drift_and_unseen_counts_on_spark_equal_the_local_jobs(
         said[engine], summary[engine] = result.output, json.loads(path.read_text())
     local, on_spark = summary["local"], summary["spark"]
     # The export holds values unseen in training already (levels of later deals).
-    before = scorer.score_counted(original, explain_reasons=False)[1].unseen
+    before = scorer.score_chunk(as_exported(scorer, original), None, False).unseen
     leads_read = read_like_the_batch_job(tmp_path / "leads.csv")
-    expected = scorer.score_counted(leads_read, explain_reasons=False)[1].unseen
+    expected = scorer.score_chunk(as_exported(scorer, leads_read), None, False).unseen
     assert expected[feature] > before[feature] + len(unseen_rows) / 2
     assert local["unseen_categories"] == expected
     assert on_spark["unseen_categories"] == local["unseen_categories"]
@@ -402,7 +403,7 @@ def test_batches_score_as_the_local_scorer_and_their_counts_merge_to_the_whole(
     for text in texts:
         merged.add_text(text.iloc[0])
     whole = JobCounts.of(scorer)
-    _, scored = scorer.score_counted(leads)
+    scored = scorer.score_chunk(as_exported(scorer, leads))
     whole.add(scorer, scored, len(leads))
     assert merged.monitor.psi() == whole.monitor.psi()
     assert merged.unseen == whole.unseen and merged.scored == whole.scored

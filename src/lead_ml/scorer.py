@@ -1288,16 +1288,6 @@ class Scorer:
         ``reject_reason``; ``score`` is a float so that it can be empty. Cells may
         have any type pandas or JSON gives them (:func:`as_exported`).
         """
-        return self.score_counted(leads, activities, explain_reasons)[0]
-
-    def score_counted(
-        self,
-        leads: pd.DataFrame,
-        activities: pd.DataFrame | None = None,
-        explain_reasons: bool = True,
-    ) -> tuple[pd.DataFrame, Scored]:
-        """:meth:`score`'s output, and the chunk it scored (:class:`Scored`: the
-        model rows and unseen counts that :class:`JobCounts` counts)."""
         log = None
         if activities is not None and len(activities):
             log, _ = self.read_activities(activities)
@@ -1307,7 +1297,7 @@ class Scorer:
         merged = merge_rejects(
             scored, len(leads), self.output_dtypes(explain_reasons), self.id_column
         )
-        return merged.set_axis(leads.index), scored
+        return merged.set_axis(leads.index)
 
 
 def merge_rejects(
