@@ -585,15 +585,18 @@ def test_object_store_uris_survive_the_command_line() -> None:
     assert lead_spark.spark_uri(Path("gs://crm/leads/")) == "gs://crm/leads"
 
 
+@pytest.mark.spark
 def test_missing_java_is_one_line_with_the_fix(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, synthetic_project: Project
 ) -> None:
-    pytest.importorskip("pyspark", reason="the Java check comes after pyspark's")
+    """Needs pyspark (the Java check comes after pyspark's) and a scorer folder
+    (the check comes after the folder's), so it runs with the Spark tests."""
     monkeypatch.setattr(lead_spark.shutil, "which", lambda name: None)
     monkeypatch.setenv("JAVA_HOME", str(tmp_path))
-    result = runner.invoke(
-        app, ["score", "--engine", "spark", "--output", str(tmp_path / "s.parquet")]
-    )
+    model = synthetic_project.path("models/scorer")
+    argv = ["score", "--engine", "spark", "--model", str(model)]
+    argv += ["--output", str(tmp_path / "s.parquet")]
+    result = runner.invoke(app, argv)
     assert result.exit_code == 2
     assert "Java (17) is not found" in result.output
     assert "Traceback" not in result.output
