@@ -15,9 +15,10 @@ from typing import Any
 
 import pytest
 import yaml
-from small_scorer import raw_leads, small_scorer, unsealed
+from small_scorer import raw_leads, refusal, small_scorer, unsealed
 
 from lead_ml.scorer import (
+    _REEXPORT,
     BUNDLE_DIR,
     EXPORT_TIME,
     FORMAT_VERSION,
@@ -187,6 +188,12 @@ def test_links_and_odd_files_are_refused(
         folder_files(folder)
 
 
+def dropped(mapping: dict[str, Any], *keys: str) -> None:
+    """``mapping`` without ``keys``."""
+    for key in list(keys):
+        mapping.pop(key)
+
+
 def write_manifest(folder: Path, change: Callable[[dict[str, Any]], None]) -> None:
     path = folder / BUNDLE_DIR / "manifest.json"
     manifest = json.loads(path.read_text())
@@ -202,6 +209,10 @@ def test_a_manifest_is_checked_before_any_file(sealed: tuple[Path, str]) -> None
         (lambda m: m["files"].update({"../x": "0" * 64}), "not a path inside"),
         (lambda m: m["files"].update({"a/./b": "0" * 64}), "not a path inside"),
         (lambda m: m["files"].pop("MLmodel"), "files: lacks MLmodel;"),
+        (
+            lambda m: dropped(m["files"], "MLmodel", "pyfunc_model.py"),
+            "files: lacks MLmodel, pyfunc_model.py;",
+        ),
         (lambda m: m["files"].update({"x": "00"}), r"files\.x: string should match"),
         (lambda m: m.update({"extra": 1}), "extra: extra inputs are not permitted"),
         (lambda m: m.update({"format_version": 2}), "scorer format 2 .exported by"),
@@ -209,8 +220,12 @@ def test_a_manifest_is_checked_before_any_file(sealed: tuple[Path, str]) -> None
     for change, message in cases:
         path.write_text(good)
         write_manifest(folder, change)
-        with pytest.raises(ScorerError, match=message):
+        with pytest.raises(ScorerError, match=message) as raised:
             read_manifest(folder)
+        # Every refusal names the file first (the format error names the folder).
+        assert str(raised.value).startswith(
+            f"{folder}: scorer format" if "format" in message else f"{path}: "
+        ), raised.value
     path.write_text("{not json")
     with pytest.raises(ScorerError, match="manifest.json: not valid JSON"):
         read_manifest(folder)
@@ -278,14 +293,18 @@ def test_scorer_json_is_read_as_written(tmp_path: Path) -> None:
 
 
 SPEC_CASES: list[tuple[Callable[[dict[str, Any]], None], str]] = [
-    (lambda s: s["model"]["band_thresholds"].pop("C"), "thresholds of A, B and C"),
+    (
+        lambda s: s["model"]["band_thresholds"].pop("C"),
+        r"scorer\.json: model\.band_thresholds: expected the thresholds of A, B and "
+        "C; re-export",
+    ),
     (
         lambda s: s["model"]["band_thresholds"].update(A=0.1, B=0.5),
-        r"expected 0 <= C <= B <= A <= 1",
+        r"scorer\.json: model\.band_thresholds: expected 0 <= C <= B <= A <= 1; re-",
     ),
     (
         lambda s: s["model"]["band_thresholds"].update(A=1.5),
-        r"expected 0 <= C <= B <= A <= 1",
+        r"json: model\.band_thresholds: expected 0 <= C <= B <= A <= 1; re-export",
     ),
     (
         lambda s: s["model"]["calibration"].update(slope=2e6),
@@ -313,6 +332,34 @@ SPEC_CASES: list[tuple[Callable[[dict[str, Any]], None], str]] = [
     (
         lambda s: s["model"].update(feature_names=["employees"] * 2 + ["industry"]),
         r"model\.feature_names: employees appear twice",
+    ),
+    (
+        lambda s: s["model"].update(feature_names=["industry", "employees"] * 2),
+        r"model\.feature_names: employees, industry appear twice;",
+    ),
+    (
+        lambda s: s["model"]["categories"].update(d=["a"], b=["a"], c=["a"], a=["a"]),
+        r"model\.categories: a, b, c not among model\.feature_names;",
+    ),
+    (
+        lambda s: s["answers"].update(ghost=[]),
+        r"json: answers: ghost not among model\.feature_names;",
+    ),
+    (
+        lambda s: s["drift_reference"].update(ghost=s["drift_reference"]["industry"]),
+        r"json: drift_reference: ghost not among model\.feature_names;",
+    ),
+    (
+        lambda s: dropped(s["drift_reference"], *s["drift_reference"]),
+        r"json: drift_reference: lacks employees, industry, meddic_champion; re-",
+    ),
+    (
+        lambda s: dropped(s, "activities", "answers"),
+        r"scorer\.json: lacks answers, activities; re-export",
+    ),
+    (
+        lambda s: s.update(activities=["a", "b", "c", "d"]),
+        "activities: expected the key, time stamp and type columns; re-export",
     ),
     (lambda s: s["registry"]["specs"].pop(), "registry.specs: the features differ"),
     (
@@ -400,6 +447,50 @@ def test_what_the_types_allow_but_a_scorer_cannot_use_is_refused(
         read_spec(bundle)
     assert str(raised.value).startswith(str(bundle / "scorer.json")) or (
         "scorer format" in str(raised.value)
+    )
+
+
+#: Edits of scorer.json at the edge of what its checks allow: each is accepted.
+SPEC_EDGES: list[Callable[[dict[str, Any]], None]] = [
+    lambda s: s["model"]["band_thresholds"].update(C=0.0),
+    lambda s: s["model"]["band_thresholds"].update(A=0.5, B=0.5, C=0.5),
+    lambda s: s["model"]["band_thresholds"].update(A=1.0),
+    lambda s: s["model"]["calibration"].update(slope=1e6, intercept=-1e6),
+    lambda s: s["model"].update(best_iteration=1),
+    lambda s: s["registry"].update(snapshot_days=0),
+    lambda s: s["registry"].update(snapshot_days=36_500, half_life_days=36_500),
+    lambda s: s["registry"].update(half_life_days=1),
+    lambda s: s["registry"].update(half_life_days=0.01),
+    lambda s: s["contract"]["bounds"].update(employees=[5, 5]),
+    lambda s: s.update(activities=["deal_id", "timestamp", "activity_type"]),
+    lambda s: s["drift_reference"]["industry"].update(
+        shares=[1.0] + [0.0] * (len(s["drift_reference"]["industry"]["shares"]) - 1)
+    ),
+]
+
+
+@pytest.mark.parametrize("change", SPEC_EDGES)
+def test_what_the_checks_allow_at_their_edges_is_read(
+    tmp_path: Path, change: Callable[[dict[str, Any]], None]
+) -> None:
+    bundle = spec_with(tmp_path, change)
+    raw, spec = read_spec(bundle)
+    expected = json.loads((bundle / "scorer.json").read_text())
+    assert raw == expected
+
+
+def test_a_scorer_json_that_is_not_json_is_named(tmp_path: Path) -> None:
+    bundle = unsealed(tmp_path / "s") / BUNDLE_DIR
+    path = bundle / "scorer.json"
+    for text in ("{not json", "[1, 2]"):
+        path.write_text(text)
+        message = refusal(read_spec, bundle)
+        assert message.startswith(f"{path}: "), message
+    path.write_text("{not json")
+    assert refusal(read_spec, bundle).startswith(f"{path}: not valid JSON (")
+    path.write_text("[1, 2]")
+    assert refusal(read_spec, bundle) == (
+        f"{path}: (the whole file): input should be an object, got [1, 2]; {_REEXPORT}"
     )
 
 

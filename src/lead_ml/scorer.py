@@ -834,7 +834,7 @@ def _spec_problems(spec: SpecSchema) -> Iterator[tuple[str, str]]:
     for name, dimension in spec.model.dimensions.items():
         if dimension not in OUTPUT_DIMENSIONS:
             yield f"model.dimensions.{name}", f"{dimension!r} is no dimension"
-    complete = getattr(spec.model, "complete_features", [])
+    complete = spec.model.complete_features
     if set(complete) - known:
         yield "model.complete_features", "names a feature the model lacks"
     yield from _model_problems(spec)
