@@ -20,9 +20,17 @@ import pytest
 import yaml
 
 from lead_ml.config import BandsConfig, SourceConfig, TrainConfig, load_params
-from lead_ml.features import FeatureRegistry, FeatureSpec, build_features
+from lead_ml.features import (
+    COUNT,
+    LAST_TOUCH,
+    TOTAL,
+    FeatureRegistry,
+    FeatureSpec,
+    build_features,
+)
 from lead_ml.model import TrainedModel, split_frames, train_model
 from lead_ml.scorer import BUNDLE_DIR, Scorer, bundle_spec, lead_contract, write_bundle
+from lead_ml.sources import activity_log
 from lead_ml.vocab import ScorerError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -106,6 +114,75 @@ def small_scorer(n: int = 600, seed: int = 0) -> Scorer:
     model, window = trained(n, seed)
     spec = bundle_spec(model, REGISTRY, SOURCE, window) | {"model_version": VERSION}
     return Scorer(model, spec)
+
+
+#: The activity features of :func:`activity_scorer`: calls counted, every
+#: activity counted, days since the last one (the log's types: call and email).
+ACTIVITY_REGISTRY = FeatureRegistry(
+    (
+        *REGISTRY.specs,
+        FeatureSpec("n_call", "", "activity", "engagement", 0, "calls", COUNT, "call"),
+        FeatureSpec(
+            "n_activities", "", "activity", "engagement", 0, "activities", TOTAL
+        ),
+        FeatureSpec(
+            "days_since_last_touch", "", "activity", "engagement", 0, "days", LAST_TOUCH
+        ),
+    ),
+    activity_types=("call", "email"),
+    uses_activities=True,
+)
+
+
+def raw_activities(raw: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """An activity log of the leads ``raw`` as an export holds it (deal_id,
+    timestamp, activity_type, all text): up to five each, within 20 days of the
+    lead's creation (the snapshot is at 14), a call or an email; a quarter of the
+    leads have none."""
+    rng = np.random.default_rng(seed + 2000)
+    many = rng.integers(0, 6, len(raw)) * (rng.random(len(raw)) >= 0.25)
+    lead = np.repeat(np.arange(len(raw)), many)
+    created = pd.to_datetime(raw["created_at"]).to_numpy()[lead]
+    hours = rng.integers(0, 20 * 24, len(lead)).astype("timedelta64[h]")
+    return pd.DataFrame(
+        {
+            "deal_id": raw["deal_id"].to_numpy()[lead],
+            "timestamp": pd.Series(created + hours).dt.strftime("%Y-%m-%d %H:%M:%S"),
+            "activity_type": rng.choice(["call", "email"], len(lead)),
+        }
+    )
+
+
+@cache
+def activity_scorer(n: int = 600, seed: int = 0) -> Scorer:
+    """A scorer whose model counts the leads' activities (:data:`ACTIVITY_REGISTRY`),
+    trained on :func:`raw_leads` and :func:`raw_activities`, the outcome also
+    following each lead's number of calls."""
+    raw = raw_leads(n, seed)
+    log = raw_activities(raw, seed)
+    typed, reasons = lead_contract(SOURCE, ACTIVITY_REGISTRY).read(raw)
+    assert pd.isna(reasons).all(), reasons
+    activities, unusable = activity_log(log, "deal_id", "timestamp", "activity_type")
+    assert pd.isna(unusable).all(), unusable
+    features = build_features(
+        ACTIVITY_REGISTRY, typed, typed["deal_id"], typed["created_at"], activities
+    )
+    calls = log[log["activity_type"] == "call"]["deal_id"].value_counts()
+    logit = 0.9 * (raw["deal_id"].map(calls).fillna(0).to_numpy(float) - 1.2)
+    rng = np.random.default_rng(seed + 3000)
+    chance = 1 / (1 + np.exp(-logit))
+    won = np.maximum(outcomes(raw, seed), rng.random(n) < chance)
+    position = np.arange(n)
+    features["order"] = np.nan
+    features["won"] = won.astype(float)
+    features["split"] = np.where(
+        position < 0.6 * n, "train", np.where(position < 0.8 * n, "valid", "test")
+    )
+    features["group"] = features["deal_id"]
+    split = split_frames(features)
+    model = train_model(split, ACTIVITY_REGISTRY, QUICK, BandsConfig(), seed)
+    spec = bundle_spec(model, ACTIVITY_REGISTRY, SOURCE, split.train)
+    return Scorer(model, spec | {"model_version": VERSION})
 
 
 #: The MLmodel file of a scorer folder as MLflow writes it (paths of its staging).

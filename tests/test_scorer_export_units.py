@@ -63,6 +63,7 @@ from lead_ml.scorer import (
     serving_example,
     signature_example,
     verify_folder,
+    write_bundle,
 )
 from lead_ml.vocab import ScorerError
 
@@ -779,3 +780,18 @@ def test_the_folder_messages_of_a_path(tmp_path: Path, exported: Exported) -> No
         find_folder(tmp_path / "old")
     assert find_folder(exported.folder / BUNDLE_DIR) == exported.folder
     assert find_folder(exported.folder) == exported.folder
+
+
+def test_a_bundle_is_written_byte_for_byte_the_same_whatever_its_keys_order(
+    tmp_path: Path,
+) -> None:
+    scorer = built()
+    spec = {k: v for k, v in scorer.spec.items() if k != "model_version"}
+    first = write_bundle(scorer.model, spec, tmp_path / "a" / "bundle")
+    again = write_bundle(scorer.model, dict(reversed(spec.items())), first)
+    assert again == first  # written over: an export's staging folder may exist
+    text = (first / "scorer.json").read_text()
+    assert text == json.dumps(spec, indent=1, sort_keys=True) + "\n"
+    other = write_bundle(scorer.model, dict(reversed(spec.items())), tmp_path / "b")
+    for name in ("scorer.json", "booster.txt"):
+        assert (other / name).read_bytes() == (first / name).read_bytes()

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from small_scorer import raw_leads, refusal
+from small_scorer import activity_scorer, raw_activities, raw_leads, refusal
 from small_scorer import small_scorer as built
 
 from lead_ml.model import TrainedModel
@@ -43,7 +43,7 @@ from lead_ml.scorer import (
     with_joins,
     with_row_numbers,
 )
-from lead_ml.vocab import ScorerError
+from lead_ml.vocab import ContractError, ScorerError
 
 DIGEST = "ab" * 32
 PINNED = "lead-ml-scorer:" + DIGEST
@@ -202,6 +202,16 @@ def test_predict_leads_is_the_scored_frame_as_the_pyfunc_returns_it(
     assert len(predict_leads(scorer, raw.head(0))) == 0
 
 
+def test_predict_leads_counts_the_activities_it_is_given() -> None:
+    counting = activity_scorer()
+    raw = raw_leads(8, seed=25)
+    log = raw_activities(raw, seed=25)
+    out = predict_leads(counting, raw, log)
+    pd.testing.assert_frame_equal(out, pyfunc_output(counting.score(raw, log)))
+    unknown = predict_leads(counting, raw)  # no log: the activities are unknown
+    assert not np.allclose(out["probability"], unknown["probability"])
+
+
 # --- tables joined at scoring ---------------------------------------------------------
 
 
@@ -273,6 +283,55 @@ def two_tables(scorer: Scorer) -> Scorer:
     accounts = scorer.spec["joins"]["accounts"]
     products = {"key": "product_id", "id": "id", "reading": accounts["reading"]}
     return with_spec(scorer, joins={"products": products, "accounts": accounts})
+
+
+def test_a_joined_table_is_read_in_the_encoding_and_separator_training_read(
+    scorer: Scorer, tmp_path: Path
+) -> None:
+    accounts = scorer.spec["joins"]["accounts"]
+    latin = accounts | {"reading": accounts["reading"] | {"encoding": "latin-1"}}
+    path = tmp_path / "accounts.csv"
+    path.write_bytes("account_id;industry\nA1;café\nA2;retail\n".encode("latin-1"))
+    (table,) = read_join_tables(
+        with_spec(scorer, joins={"accounts": latin}), {"accounts": path}
+    )
+    assert table.rows.to_dict("index") == {
+        "A1": {"industry": "café"},
+        "A2": {"industry": "retail"},
+    }
+    # Read as UTF-8, as another table's reading would, the same bytes are refused.
+    with pytest.raises(ContractError) as raised:
+        read_join_tables(scorer, {"accounts": path})
+    assert str(raised.value).startswith(
+        f"{path} (--table accounts): not UTF-8 text; save it as 'CSV UTF-8'"
+    )
+
+
+def test_a_table_file_that_does_not_read_is_named_with_its_option(
+    scorer: Scorer, tmp_path: Path
+) -> None:
+    for name, text, problem in (
+        ("empty.csv", "", "empty (not even a header); export it again"),
+        (
+            "twice.csv",
+            "account_id,industry,industry\nA1,x,y\n",
+            "column 'industry' appears twice; give each column its own name",
+        ),
+        (
+            "ragged.csv",
+            "account_id,industry\nA1,x\nA2,y,z,w\n",
+            "malformed CSV line 3: 4 field(s) where the header has 2",
+        ),
+    ):
+        path = accounts_file(tmp_path, text, name)
+        with pytest.raises(ContractError) as raised:
+            read_join_tables(scorer, {"accounts": path})
+        assert str(raised.value).startswith(f"{path} (--table accounts): {problem}")
+    joined = two_tables(scorer)
+    assert refusal(read_join_tables, joined, {"zones": tmp_path}) == (
+        "--table zones: the model joined no table 'zones' in training (it joined: "
+        "products, accounts); drop it"
+    )
 
 
 def test_tables_are_read_in_the_scorers_order_of_joins(
