@@ -7,6 +7,7 @@ from __future__ import annotations
 import doctest
 import importlib.util
 import json
+import signal
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -89,3 +90,29 @@ def test_a_meta_file_wins_over_the_store_and_other_modules_are_kept(
     stored = json.loads(mutate.STORE.read_text())
     assert stored["model"] == other["model"]
     assert stored["baseline"]["baseline.py"]["exit_codes"] == {"k": 1}
+
+
+def test_a_summary_keeps_the_modules_it_has_no_verdicts_for(
+    mutate: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    summary = tmp_path / "reports" / "mutation.json"
+    monkeypatch.setattr(mutate, "SUMMARY", summary)
+    monkeypatch.setattr(mutate, "EQUIVALENT", tmp_path / "equivalent.txt")
+    summary.parent.mkdir()
+    earlier = {"killed": 9, "survived": 1, "seconds": 5, "score": 0.9}
+    summary.write_text(json.dumps({"modules": {"model": earlier}}))
+    write_meta(mutate, {"lead_ml.baseline.x_f__mutmut_1": 1})
+    assert mutate.main(["--summary"]) == 0
+    written = json.loads(summary.read_text())
+    assert written["modules"]["model"] == earlier  # no verdicts here: kept
+    assert written["modules"]["baseline"]["killed"] == 1
+    assert written["score"] == round(10 / 11, 4)
+    stored = json.loads(mutate.STORE.read_text())
+    assert set(stored) == {"baseline"}  # nothing written for the others
+
+
+def test_a_sigterm_unwinds_a_run_as_an_interrupt_does(mutate: ModuleType) -> None:
+    # run()'s finally gives back and stores the verdicts only if the stop unwinds.
+    with pytest.raises(SystemExit) as stopped:
+        mutate._stop(signal.SIGTERM, None)
+    assert stopped.value.code == 128 + signal.SIGTERM
