@@ -10,7 +10,7 @@ import json
 import signal
 import sys
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 
 import pytest
 
@@ -116,3 +116,38 @@ def test_a_sigterm_unwinds_a_run_as_an_interrupt_does(mutate: ModuleType) -> Non
     with pytest.raises(SystemExit) as stopped:
         mutate._stop(signal.SIGTERM, None)
     assert stopped.value.code == 128 + signal.SIGTERM
+
+
+def test_a_shared_fixtures_calls_are_mapped_to_every_test_using_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    path = SCRIPT.with_name("mutation_plugin.py")
+    spec = importlib.util.spec_from_file_location("mutation_plugin_under_test", path)
+    assert spec is not None and spec.loader is not None
+    plugin = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plugin)
+    calls = {"called_by_the_first_test"}
+    monkeypatch.setattr(plugin, "_stats", lambda: calls)
+    shared = SimpleNamespace(scope="module", argname="exported", baseid="tests/a.py")
+    setup = plugin.pytest_fixture_setup(shared, None)
+    next(setup)
+    calls.add("export_scorer")  # what the fixture's setup calls
+    with pytest.raises(StopIteration):
+        next(setup)
+    assert calls == {"called_by_the_first_test", "export_scorer"}
+    # A function-scoped fixture runs inside each test: nothing to carry over.
+    own = SimpleNamespace(scope="function", argname="tmp", baseid="tests/a.py")
+    setup = plugin.pytest_fixture_setup(own, None)
+    next(setup)
+    calls.add("per_test")
+    with pytest.raises(StopIteration):
+        next(setup)
+    # A later test using the shared fixture (set up already) gets its calls too.
+    calls.clear()
+    later = SimpleNamespace(
+        _fixtureinfo=SimpleNamespace(
+            name2fixturedefs={"exported": [shared], "tmp": [own]}
+        )
+    )
+    plugin.pytest_runtest_teardown(later)
+    assert calls == {"export_scorer"}
