@@ -101,6 +101,12 @@ def training_frame(n: int, seed: int = 0) -> pd.DataFrame:
     return features
 
 
+def write(frame: pd.DataFrame, path: Path) -> Path:
+    """``frame`` as a CSV export at ``path`` (no index column)."""
+    frame.to_csv(path, index=False)
+    return path
+
+
 @cache
 def trained(n: int = 600, seed: int = 0) -> tuple[TrainedModel, pd.DataFrame]:
     """A model of ``n`` deals, and the features of its training window."""

@@ -17,13 +17,14 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-from small_scorer import activity_scorer, raw_activities, raw_leads
+from small_scorer import activity_scorer, raw_activities, raw_leads, write
 from small_scorer import small_scorer as built
 
 from lead_ml import batch
 from lead_ml.batch import (
     ACTIVITY_KEY,
     ActivityParts,
+    CrmFile,
     JobInterrupted,
     SeenIds,
     StopRequest,
@@ -32,8 +33,10 @@ from lead_ml.batch import (
     _with_joins,
     id_keys,
     score_file,
+    scored_at_moment,
     split_activities,
 )
+from lead_ml.config import WritebackConfig
 from lead_ml.scorer import Scorer
 from lead_ml.tables import Chunk
 from lead_ml.vocab import ContractError, ScorerError
@@ -47,11 +50,6 @@ def scorer() -> Scorer:
 @pytest.fixture(scope="module")
 def counting() -> Scorer:
     return activity_scorer()
-
-
-def write(frame: pd.DataFrame, path: Path) -> Path:
-    frame.to_csv(path, index=False)
-    return path
 
 
 def hashes_of(ids: list[str | None]) -> np.ndarray:
@@ -442,3 +440,295 @@ def test_joining_a_chunk_keeps_its_rows_and_numbers(scorer: Scorer) -> None:
     fresh = batch.BatchSummary()
     _with_joins(chunk, [batch.JoinedTable("accounts", "account_id", rows)], fresh, ())
     assert fresh.unmatched == {"accounts": 2}
+
+
+# --- the job as a whole --------------------------------------------------------------
+
+
+def in_dialect(scorer: Scorer) -> Scorer:
+    """``scorer`` as trained on exports in ``;``-separated cp1252 with decimal
+    commas (leads and activities alike)."""
+    reading = {"sep": ";", "encoding": "cp1252", "decimal": ","}
+    spec = scorer.spec | {
+        "reading": {
+            table: dict(scorer.spec["reading"][table]) | reading
+            for table in ("deals", "activities")
+        }
+    }
+    return Scorer(scorer.model, spec)
+
+
+def test_leads_and_activities_are_read_in_the_training_dialect(
+    counting: Scorer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    raw = raw_leads(30, seed=51)
+    raw.loc[[2, 9, 20], "industry"] = "énergie"  # cp1252 bytes in three chunks
+    raw.loc[[4, 11], "employees"] = ["12.5", "1980.25"]
+    log = raw_activities(raw, seed=51)
+    log.loc[[1, 30], "activity_type"] = "réunion"
+    export = raw.assign(employees=raw["employees"].str.replace(".", ",", regex=False))
+    source = tmp_path / "leads.csv"
+    export.to_csv(source, sep=";", encoding="cp1252", index=False)
+    activities = tmp_path / "activities.csv"
+    log.to_csv(activities, sep=";", encoding="cp1252", index=False)
+    monkeypatch.setattr(batch, "ACTIVITY_PART_ROWS", 25)  # several parts
+    out, rejects = tmp_path / "scores.parquet", tmp_path / "rejects.csv"
+    summary = score_file(
+        in_dialect(counting),
+        source,
+        out,
+        rejects,
+        activities_path=activities,
+        chunk_rows=7,
+    )
+    assert (summary.rows_in, summary.scored, summary.rejected) == (30, 30, 0)
+    assert summary.unseen == {"industry": 3}
+    written = pd.read_parquet(out)
+    whole = counting.score(raw, log)  # the same values, read by the default dialect
+    assert written["deal_id"].tolist() == raw["deal_id"].tolist()
+    assert written["probability"].to_numpy() == pytest.approx(
+        whole["probability"].to_numpy(float), rel=1e-12
+    )
+    assert written["top_reasons"].tolist() == whole["top_reasons"].tolist()
+    # A file in that dialect that is empty is named as the input (or activities).
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    for kwargs, what in (
+        ({"input_path": empty}, "the input"),
+        ({"input_path": source, "activities_path": empty}, "the activities"),
+    ):
+        with pytest.raises(ContractError) as raised:
+            score_file(
+                in_dialect(counting),
+                **({"input_path": source} | kwargs),  # type: ignore[arg-type]
+                output_path=tmp_path / "again.csv",
+                rejects_path=tmp_path / "again-rejects.csv",
+            )
+        assert str(raised.value) == (
+            f"{empty} ({what}): empty (not even a header); export it again"
+        )
+
+
+def test_a_lead_file_without_the_id_is_told_so_not_sent_to_a_join(
+    scorer: Scorer, tmp_path: Path
+) -> None:
+    """Training joined an accounts table onto the deals: a file lacking a column
+    the table could give is told to pass it, but a file lacking the id (which no
+    table gives) is told that its id is missing, naming the file."""
+    out, rejects = tmp_path / "scores.csv", tmp_path / "rejects.csv"
+    lacking = write(raw_leads(3, 52).drop(columns="deal_id"), tmp_path / "l.csv")
+    with pytest.raises(ScorerError) as raised:
+        score_file(scorer, lacking, out, rejects)
+    needed = ", ".join(scorer.contract.columns)
+    assert str(raised.value) == (
+        f"{lacking}: missing column(s) deal_id; a lead row needs {needed} (values "
+        "may be empty except deal_id)"
+    )
+    no_industry = raw_leads(3, 52).drop(columns="industry")
+    lacking = write(no_industry.assign(account_id="A1"), tmp_path / "m.csv")
+    with pytest.raises(ScorerError) as joined:
+        score_file(scorer, lacking, out, rejects)
+    assert str(joined.value).startswith(
+        f"{lacking}: missing column(s) industry; training joined table(s) accounts "
+        "onto the deals by key (account_id): pass --table accounts=PATH"
+    )
+    assert not out.exists() and not rejects.exists()
+
+
+def test_a_placeholder_id_is_missing_in_every_chunk_never_a_duplicate(
+    scorer: Scorer, tmp_path: Path
+) -> None:
+    raw = raw_leads(9, seed=53)
+    placeholder = scorer.contract.missing_values[0]
+    raw.loc[[1, 7], "deal_id"] = placeholder  # in two chunks
+    source = write(raw, tmp_path / "leads.csv")
+    out, rejects = tmp_path / "scores.csv", tmp_path / "rejects.csv"
+    summary = score_file(scorer, source, out, rejects, chunk_rows=4)
+    bad = pd.read_csv(rejects, dtype=str, keep_default_na=False)
+    assert bad["row"].tolist() == ["1", "7"]
+    assert bad["reason"].tolist() == ["deal_id is missing"] * 2
+    assert bad["deal_id"].tolist() == [placeholder] * 2  # as the file holds it
+    assert (summary.scored, summary.rejected) == (7, 2)
+
+
+def test_an_id_first_seen_on_a_rejected_row_is_scored_when_it_comes_again(
+    scorer: Scorer, tmp_path: Path
+) -> None:
+    """Only a scored lead makes a later one with its id a duplicate: an id whose
+    first row was rejected (out of bounds) is scored at its next valid row."""
+    raw = raw_leads(12, seed=54)
+    raw.at[9, "deal_id"] = str(raw.at[5, "deal_id"])  # a later chunk
+    raw.loc[5, "employees"] = "0"
+    raw.at[10, "deal_id"] = str(raw.at[6, "deal_id"])  # scored first: a duplicate
+    source = write(raw, tmp_path / "leads.csv")
+    out, rejects = tmp_path / "scores.csv", tmp_path / "rejects.csv"
+    summary = score_file(scorer, source, out, rejects, chunk_rows=4)
+    bad = pd.read_csv(rejects, dtype=str, keep_default_na=False)
+    assert bad["row"].tolist() == ["5", "10"]
+    assert "employees" in bad["reason"][0]
+    assert bad["reason"][1].startswith("duplicate deal_id")
+    written = pd.read_csv(out, dtype={"deal_id": str})
+    kept = raw.drop(index=[5, 10])
+    assert written["deal_id"].tolist() == kept["deal_id"].tolist()
+    assert (summary.scored, summary.rejected) == (10, 2)
+
+
+def test_a_job_without_reasons_writes_the_plain_columns(
+    scorer: Scorer, tmp_path: Path
+) -> None:
+    raw = raw_leads(6, seed=55)
+    source = write(raw, tmp_path / "leads.csv")
+    out, rejects = tmp_path / "scores.csv", tmp_path / "rejects.csv"
+    score_file(scorer, source, out, rejects, explain_reasons=False, chunk_rows=4)
+    written = pd.read_csv(out, dtype={"deal_id": str})
+    assert list(written.columns) == scorer.output_columns(False)
+    assert list(written.columns) != scorer.output_columns(True)
+    expected = scorer.score(raw, explain_reasons=False)
+    assert written["probability"].to_numpy() == pytest.approx(
+        expected["probability"].to_numpy(float), rel=1e-12
+    )
+
+
+def renamed(scorer: Scorer, names: dict[str, str]) -> Scorer:
+    """``scorer`` as trained on an export whose columns carry other ``names``."""
+    contract = dict(scorer.spec["contract"])
+    contract["id_column"] = names.get(contract["id_column"], contract["id_column"])
+    contract["kinds"] = {names.get(k, k): v for k, v in contract["kinds"].items()}
+    registry = scorer.spec["registry"]
+    specs = [
+        dict(s) | {"column": names.get(s["column"], s["column"])}
+        for s in registry["specs"]
+    ]
+    spec = scorer.spec | {
+        "contract": contract,
+        "registry": dict(registry) | {"specs": specs},
+        "joins": {},
+    }
+    return Scorer(scorer.model, spec)
+
+
+def test_input_columns_named_like_the_rejects_own_are_kept_as_input_columns(
+    scorer: Scorer, tmp_path: Path
+) -> None:
+    """An export whose id is called ``row`` and whose industry is called
+    ``reason``: the rejects file keeps its own table, row and reason columns, and
+    gives the input's as input_row and input_reason."""
+    names = {"deal_id": "row", "industry": "reason"}
+    odd = renamed(scorer, names)
+    raw = raw_leads(8, seed=56)
+    raw.loc[3, "employees"] = "0"
+    raw.at[6, "deal_id"] = str(raw.at[2, "deal_id"])
+    source = write(raw.rename(columns=names), tmp_path / "leads.csv")
+    out, rejects = tmp_path / "scores.csv", tmp_path / "rejects.csv"
+    summary = score_file(odd, source, out, rejects, chunk_rows=4)
+    assert (summary.scored, summary.rejected) == (6, 2)
+    bad = pd.read_csv(rejects, dtype=str, keep_default_na=False)
+    assert list(bad.columns) == [
+        "table",
+        "row",
+        "reason",
+        "input_row",
+        "created_at",
+        "employees",
+        "input_reason",
+        "meddic_champion",
+    ]
+    assert bad["row"].tolist() == ["3", "6"]
+    assert bad["input_row"].tolist() == raw["deal_id"][[3, 6]].tolist()
+    assert bad["input_reason"].tolist() == raw["industry"][[3, 6]].tolist()
+    assert bad["reason"][1].startswith("duplicate row ")
+    written = pd.read_csv(out, dtype={"row": str})
+    expected = scorer.score(raw.drop(index=[3, 6]))
+    assert written["row"].tolist() == expected["deal_id"].tolist()
+    assert written["probability"].to_numpy() == pytest.approx(
+        expected["probability"].to_numpy(float), rel=1e-12
+    )
+
+
+def crm_file(path: Path, excel_bom: bool = False) -> CrmFile:
+    mapping = WritebackConfig(
+        columns={
+            "id": "Id",
+            "probability": "Score__c",
+            "model_version": "Model__c",
+            "scored_at": "Scored__c",
+        },
+        passthrough={"owner": "OwnerId"},
+        excel_bom=excel_bom,
+    )
+    return CrmFile(path, mapping, scored_at_moment("2026-12-01T10:00Z"))
+
+
+def test_the_crm_file_is_a_job_target_like_the_output(
+    scorer: Scorer, tmp_path: Path
+) -> None:
+    """The CRM import file starts with a byte order mark when the mapping asks for
+    one; another job writing it, or a path the output also takes, is refused with
+    its option named; a passthrough column the input lacks names the input."""
+    raw = raw_leads(5, seed=57).assign(owner=[f"O{i}" for i in range(5)])
+    source = write(raw, tmp_path / "leads.csv")
+    out, rejects = tmp_path / "scores.csv", tmp_path / "rejects.csv"
+    crm = crm_file(tmp_path / "crm.csv", excel_bom=True)
+    summary = score_file(scorer, source, out, rejects, crm=crm, chunk_rows=2)
+    assert summary.crm_rows == 5
+    text = crm.path.read_bytes()
+    assert text.startswith(b"\xef\xbb\xbfId,Score__c,Model__c,Scored__c,OwnerId\n")
+    plain = crm_file(tmp_path / "plain.csv")
+    score_file(scorer, source, out, rejects, crm=plain)
+    assert plain.path.read_bytes().startswith(
+        b"Id,Score__c,Model__c,Scored__c,OwnerId\n"
+    )
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    held = batch.Target(crm.path, "--crm-file")
+    held.acquire()
+    try:
+        with pytest.raises(ContractError) as locked:
+            score_file(scorer, source, out, rejects, crm=crm)
+    finally:
+        held.release()
+    assert str(locked.value) == (
+        f"{crm.path}: another lead-ml job (pid {os.getpid()}) is writing it; wait "
+        "for that job to end or give --crm-file another path"
+    )
+    with pytest.raises(ContractError) as clash:
+        score_file(scorer, source, out, rejects, crm=crm_file(out))
+    assert str(clash.value) == (
+        f"--crm-file and --output are the same file ({out}); give --crm-file a "
+        "path of its own"
+    )
+    no_owner = write(raw.drop(columns="owner"), tmp_path / "no-owner.csv")
+    with pytest.raises(ContractError) as absent:
+        score_file(scorer, no_owner, out, rejects, crm=crm)
+    assert str(absent.value).startswith(f"{no_owner}: no column 'owner', which ")
+    after = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    assert after == before | {"no-owner.csv": no_owner.read_bytes()}
+
+
+def test_an_activity_part_is_written_with_its_ids_hashes_while_budget_is_left(
+    tmp_path: Path,
+) -> None:
+    table = pa.table({"deal_id": ["b", "a", None, "unknown", "a"]})
+    split = ActivityParts(tmp_path / "log.csv", tmp_path)
+    left = batch._write_part(split, table, 1, "deal_id", ("unknown",))
+    ((name, held),) = split.parts
+    assert name == tmp_path / "0.arrow"
+    assert held is not None and held.tolist() == hashes_of(["a", "b"]).tolist()
+    assert left == 1 - held.nbytes
+    assert batch._write_part(split, table, 0, "deal_id", ()) == 0
+    assert split.parts[1] == (tmp_path / "1.arrow", None)
+    read = pa.ipc.open_file(str(name)).read_all()
+    assert read[ACTIVITY_KEY].to_pylist() == ["b", "a", None, None, "a"]
+    assert read.schema.field(ACTIVITY_KEY).type == pa.string()
+    # All keys missing: still a text column, not Arrow's null type.
+    nothing = batch._write_part(
+        split, pa.table({"deal_id": [None, "unknown"]}), 5, "deal_id", ("unknown",)
+    )
+    assert nothing == 5
+    last = pa.ipc.open_file(str(split.parts[-1][0])).read_all()
+    assert last.schema.field(ACTIVITY_KEY).type == pa.string()
+    gone = ActivityParts(tmp_path / "log.csv", tmp_path / "no-such-folder")
+    with pytest.raises(ContractError) as unwritten:
+        batch._write_part(gone, table, 0, "deal_id", ())
+    assert str(unwritten.value).startswith(
+        f"{tmp_path / 'no-such-folder' / '0.arrow'}: cannot write it ("
+    )

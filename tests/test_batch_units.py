@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from small_scorer import VERSION, raw_leads
+from small_scorer import VERSION, raw_leads, write
 from small_scorer import small_scorer as built
 
 from lead_ml.batch import (
@@ -41,11 +41,6 @@ from lead_ml.vocab import ConfigError, ContractError, ScorerError
 @pytest.fixture(scope="module")
 def scorer() -> Scorer:
     return built()
-
-
-def write(frame: pd.DataFrame, path: Path) -> Path:
-    frame.to_csv(path, index=False)
-    return path
 
 
 # --- the job -----------------------------------------------------------------------

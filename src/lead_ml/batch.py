@@ -74,6 +74,7 @@ from lead_ml.tables import (
     quote_value,
     read_chunks,
     read_header,
+    reject_columns,
     reject_frame,
     spreadsheet_safe,
 )
@@ -872,7 +873,7 @@ def _score_one(
     rejects = rejects.sort_values("row", kind="stable", ignore_index=True)
     # The id as the output writes it (a Parquet float id 7.0 is '7'), so that a
     # reject can be matched with the lead; other values stay as read.
-    column = f"input_{id_column}" if id_column in REJECT_COLUMNS else id_column
+    (column,) = reject_columns([id_column])
     positions = rejects["row"].to_numpy(int) - first_row
     rejects[column] = id_text(frame[id_column]).iloc[positions].to_numpy()
     return result, rejects
@@ -958,7 +959,7 @@ def batch_job(
     checked between the chunks of the pre-passes and once more before any file is
     moved into place."""
     stop = stop or StopRequest()
-    output, reject_columns = outputs
+    output, rejected_columns = outputs
     summary = BatchSummary(output=str(files.output), rejects=str(files.rejects))
     missing = scorer.contract.missing_values
     with ExitStack() as stack:
@@ -971,7 +972,7 @@ def batch_job(
         stack.callback(writer.abort)
         reject_writer = AtomicWriter(
             files.rejects,
-            pd.DataFrame(columns=reject_columns, dtype="string"),
+            pd.DataFrame(columns=rejected_columns, dtype="string"),
             targets[1].scratch,
         )
         stack.callback(reject_writer.abort)
@@ -1124,7 +1125,10 @@ def score_file(
     wanted = scorer.contract.columns
     missing_values = scorer.contract.missing_values
     counts = JobCounts.of(scorer)
-    outputs = (scorer.empty_output(explain_reasons), [*REJECT_COLUMNS, *wanted])
+    outputs = (
+        scorer.empty_output(explain_reasons),
+        [*REJECT_COLUMNS, *reject_columns(wanted)],
+    )
     read = wanted if crm is None else [*wanted, *crm.passthrough(wanted)]
     keys = [t.key for t in joined if t.key not in read]
     read = [*(c for c in read if c not in added), *keys]
@@ -1170,6 +1174,7 @@ def _score_into(
         crm, crm_writer = job.crm
         crm_writer.write(crm.rows(output, chunk.frame, scorer.id_column))
     if len(rejects):
-        job.reject_writer.write(rejects[[*REJECT_COLUMNS, *scorer.contract.columns]])
+        columns = reject_columns(scorer.contract.columns)
+        job.reject_writer.write(rejects[[*REJECT_COLUMNS, *columns]])
     job.count(len(chunk), len(output), len(rejects))
     summary.activities_rejected += bad

@@ -1499,7 +1499,9 @@ def joins_onto(
     lacking = scorer.contract.missing_columns(have)
     given = {table.name for table in tables}
     absent = [n for n in expected if n not in given]
-    if complete and lacking and absent:
+    # No table gives the leads' own id: a file without it is told so (by
+    # check_columns), not sent to fetch a table.
+    if complete and lacking and absent and scorer.id_column not in lacking:
         passes = " ".join(f"--table {n}=PATH" for n in absent)
         raise ScorerError(
             f"{source}: missing column(s) {', '.join(lacking)}; training "

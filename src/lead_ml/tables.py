@@ -36,7 +36,7 @@ import os
 import re
 import uuid
 import zipfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime
@@ -1093,6 +1093,16 @@ def first_reason(reasons: np.ndarray, failed: np.ndarray, messages: Any) -> None
     reasons[rows] = texts
 
 
+def reject_columns(columns: Sequence[str]) -> list[str]:
+    """The names a rejects file gives a table's ``columns``: an input column named
+    like one of :data:`REJECT_COLUMNS` becomes ``input_<name>``.
+
+    >>> reject_columns(["deal_id", "reason"])
+    ['deal_id', 'input_reason']
+    """
+    return [f"input_{c}" if c in REJECT_COLUMNS else c for c in columns]
+
+
 def reject_frame(
     frame: pd.DataFrame,
     table: str,
@@ -1106,8 +1116,7 @@ def reject_frame(
     (default: the positions)."""
     rows = np.asarray(rows, dtype=np.int64)
     rejects = frame.iloc[rows].astype("string").reset_index(drop=True)
-    clashes = {c: f"input_{c}" for c in REJECT_COLUMNS if c in rejects.columns}
-    rejects = rejects.rename(columns=clashes)
+    rejects.columns = reject_columns(list(rejects.columns))
     report: dict[str, Any] = {
         "table": pd.array([table] * len(rows), dtype="string"),
         "row": rows if numbers is None else np.asarray(numbers, dtype=np.int64),
