@@ -17,6 +17,8 @@ from lead_ml.explain import (
     MAX_TRIED_LEVELS,
     NOTHING_WORTH_ASKING,
     _combined_codes,
+    _distinct_reasons,
+    _feature_values,
     _joined,
     _percent_pairs,
     _strongest_dimensions,
@@ -251,6 +253,149 @@ def test_the_strongest_dimensions_and_joined_texts() -> None:
     assert codes.tolist() == [0, 1, 2, 2]
 
 
+def test_explain_is_its_parts_on_the_leads_own_index() -> None:
+    """explain's columns are the contributions, top reasons and next question each
+    computed on its own, on the features' index (not positions)."""
+    model, window = trained()
+    features = leads(50, seed=42)
+    features.index = pd.Index([f"lead-{i}" for i in range(50)][::-1], name="id")
+    answers = question_answers(REGISTRY, model, window)
+    out = explain(REGISTRY, model, answers, features)
+    rows = feature_rows(model, features)
+    per_feature = feature_contributions(model, rows)
+    assert list(out.columns) == [
+        *CONTRIBUTION_COLUMNS,
+        "base_value",
+        "top_reasons",
+        "next_question",
+        "next_question_gain",
+    ]
+    assert out.index.equals(features.index)
+    by_dimension = sum_by_dimension(model, per_feature)
+    assert out[list(CONTRIBUTION_COLUMNS)].to_numpy() == pytest.approx(
+        by_dimension, abs=1e-12
+    )
+    reasons = top_reasons(REGISTRY, model, features, per_feature)
+    assert out["top_reasons"].tolist() == reasons.tolist()
+    questions = next_question(
+        REGISTRY, model, answers, features, rows, rows_margin(model, rows)
+    )
+    assert out["next_question"].tolist() == questions["next_question"].tolist()
+    assert out["next_question_gain"].to_numpy() == pytest.approx(
+        questions["next_question_gain"].to_numpy(), abs=1e-12
+    )
+    asked = out["next_question"].str.startswith("Ask")
+    assert asked.any() and (~asked).any()
+
+
+def test_top_reasons_of_one_lead_none_and_no_rank() -> None:
+    """The default is three reasons, a dimension that did not move is left out
+    (this model moves two), one lead and no lead are explained, and the reasons are
+    text named top_reasons on the features' index."""
+    model, _ = trained()
+    features = leads(20, seed=43)
+    features.index = pd.Index(np.arange(20) * 7 + 100)
+    per_feature = feature_contributions(model, feature_rows(model, features))
+    three = top_reasons(REGISTRY, model, features, per_feature)
+    assert (
+        three.tolist()
+        == top_reasons(REGISTRY, model, features, per_feature, n=2).tolist()
+    )
+    assert three.str.count("; ").max() == 1  # two dimensions, no empty third part
+    assert not three.str.contains("; ;|; $|^; ", regex=True).any()
+    assert three.name == "top_reasons" and three.dtype == "str"
+    assert three.index.equals(features.index)
+    for i in (0, 13):
+        one = top_reasons(REGISTRY, model, features.iloc[[i]], per_feature[[i]])
+        assert one.tolist() == [three.iloc[i]]
+        assert one.index.tolist() == [features.index[i]]
+    nothing = top_reasons(REGISTRY, model, features.iloc[:0], per_feature[:0])
+    assert nothing.tolist() == [] and nothing.name == "top_reasons"
+    assert nothing.dtype == "str"
+    none = top_reasons(REGISTRY, model, features, per_feature, n=0)
+    assert none.tolist() == [""] * 20
+
+
+def distinct_reason_cases() -> list[tuple[FeatureSpec, pd.Series]]:
+    """A feature column of every kind and every dtype a features frame holds it in,
+    with repeats, blanks, NaN and both zeros."""
+    rng = np.random.default_rng(41)
+    n = 400
+    words = np.array(["Retail", "retail", "Mining", "", "Software", None], dtype=object)
+    text = words[rng.integers(0, len(words), n)]
+    numbers = rng.choice([0.0, -0.0, 1.5, 2.0, 1980.0, np.nan, 0.125], n)
+    # both zeros, but every 0 first: one sign of zero per batch is the fast path
+    plain_zero = np.where(numbers == 0, 0.0, numbers)
+    evidence = rng.choice([0.0, 1.0, 2.0], n)
+    whole = rng.integers(0, 5, n)
+    category = FeatureSpec("industry", "Industry", "category", "fit")
+    number = FeatureSpec("employees", "Employees", "number", "fit")
+    cases = [
+        (category, pd.Series(text, dtype="str")),
+        (category, pd.Series(text, dtype=pd.StringDtype("python"))),
+        (category, pd.Series(text, dtype=pd.StringDtype("pyarrow"))),
+        (category, pd.Series(text, dtype=object)),
+        (number, pd.Series(numbers)),
+        (number, pd.Series(plain_zero)),
+        (number, pd.Series(-np.abs(plain_zero))),
+        (number, pd.Series(numbers, dtype="Float64")),
+        (number, pd.Series(pd.array(whole, "Int64")).mask(whole == 4)),
+        (number, pd.Series(whole)),
+        (
+            FeatureSpec("champion", "Champion", "evidence", "champion", 1),
+            pd.Series(evidence),
+        ),
+        (
+            FeatureSpec("churned", "Churned", "bool", "economic_buyer", -1),
+            pd.Series(np.where(evidence == 1.0, np.nan, evidence / 2)),
+        ),
+        (
+            FeatureSpec("close", "Close", "date", "decision_process"),
+            pd.Series(numbers * 10),
+        ),
+        (
+            FeatureSpec(
+                "t", "", "activity", "engagement", label="touches", activity=TOTAL
+            ),
+            pd.Series(numbers),
+        ),
+        (
+            FeatureSpec(
+                "c", "", "activity", "engagement", label="calls", activity=COUNT
+            ),
+            pd.Series(whole.astype(float)),
+        ),
+    ]
+    return cases
+
+
+@pytest.mark.parametrize("case", range(len(distinct_reason_cases())))
+def test_distinct_reasons_are_each_leads_reason_text(case: int) -> None:
+    """Formatting once per distinct value and sign gives every lead exactly the
+    text :func:`reason_texts` gives it alone with its batch, for every column dtype:
+    repeated leads, blanks, signs of equal values, zero moves, both zeros."""
+    spec, column = distinct_reason_cases()[case]
+    frame = pd.DataFrame({spec.name: column})
+    rng = np.random.default_rng(case)
+    moves = np.array([-2.0, -0.3, 0.0, 0.25, 1.0, 3.0])
+    for size in (0, 1, 7, 300):
+        rows = rng.integers(0, len(column), size)
+        contribution = moves[rng.integers(0, len(moves), size)]
+        said, which = _distinct_reasons(spec, column, rows, contribution)
+        expected = reason_texts(
+            spec, _feature_values(frame, spec.name, rows), contribution
+        )
+        assert said[which].tolist() == expected.tolist(), (case, size)
+        assert len(which) == size
+        # each distinct text once at most per (value, sign): never more texts
+        # than leads, and one text when every lead is the same
+        assert len(said) <= size
+    same = np.zeros(50, dtype=np.int64)
+    said, which = _distinct_reasons(spec, column, same, np.full(50, 0.5))
+    assert len(said) == 1
+    assert said[which].tolist() == [said[0]] * 50
+
+
 # --- the next question ---------------------------------------------------------------
 
 
@@ -366,6 +511,12 @@ def test_the_answers_tried_for_categories_numbers_and_details() -> None:
         )
     assert answers["meddic_champion"] == said
     assert answers_from_json(answers_to_json(answers)) == answers
+    # A yes/no column: yes is 1, no is 0, as the contract reads them.
+    urgent = FeatureRegistry(
+        (FeatureSpec("urgent", "urgent", "bool", "identify_pain"),)
+    )
+    tried = question_answers(urgent, model, window.assign(urgent=1.0))
+    assert tried == {"urgent": [({"urgent": 1.0}, "yes"), ({"urgent": 0.0}, "no")]}
 
 
 def test_answers_in_json_write_a_missing_value_as_null() -> None:
