@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from small_scorer import REGISTRY, features_of, raw_leads, trained
 
+from lead_ml import fastshap
 from lead_ml.explain import (
     CONTRIBUTION_COLUMNS,
     MAX_TRIED_LEVELS,
@@ -22,8 +24,10 @@ from lead_ml.explain import (
     _joined,
     _percent_pairs,
     _strongest_dimensions,
+    _unknown_leads,
     answers_from_json,
     answers_to_json,
+    codes_margin,
     dimension_of_features,
     explain,
     feature_contributions,
@@ -35,6 +39,7 @@ from lead_ml.explain import (
     reason_texts,
     sum_by_dimension,
     top_reasons,
+    tree_codes,
 )
 from lead_ml.features import (
     COUNT,
@@ -77,6 +82,46 @@ def test_contributions_are_lightgbms_in_calibrated_log_odds() -> None:
     )
     p = predict_proba(model, features)
     assert per_feature.sum(axis=1) == pytest.approx(np.log(p / (1 - p)), abs=1e-9)
+
+
+def test_the_feature_matrix_is_the_model_matrix_as_lightgbm_reads_it() -> None:
+    """float64, a category as its code (the first level 0, missing NaN), nullable
+    numbers with NaN for NA; LightGBM's own prediction of the frame and of the
+    rows agree, and so do its contributions and fastshap's."""
+    frame = pd.DataFrame(
+        {
+            "a": pd.Categorical(["x", None, "y", "x"], categories=["x", "y"]),
+            "b": pd.array([1, None, 3, 4], dtype="Int64"),
+            "c": [0.5, np.nan, 2.0, -1.0],
+        }
+    )
+    rows = fastshap.feature_matrix(frame)
+    assert rows.dtype == np.float64 and rows.shape == (4, 3)
+    np.testing.assert_array_equal(
+        rows,
+        [[0.0, 1.0, 0.5], [np.nan, np.nan, np.nan], [1.0, 3.0, 2.0], [0.0, 4.0, -1.0]],
+    )
+    model, _ = trained()
+    features = leads(60, seed=44)
+    features.loc[features.index[:5], "industry"] = "never-seen"
+    features.loc[features.index[5:9], "industry"] = None
+    names = model.info.feature_names
+    matrix = model_matrix(features, model.info.categories, names)
+    rows = fastshap.feature_matrix(matrix)
+    assert np.isnan(rows[5:9, names.index("industry")]).all()
+    best = model.info.best_iteration
+    assert model.booster.predict(rows, num_iteration=best, raw_score=True) == (
+        pytest.approx(
+            model.booster.predict(matrix, num_iteration=best, raw_score=True),
+            abs=0,
+        )
+    )
+    lightgbm = model.booster.predict(matrix, pred_contrib=True, num_iteration=best)
+    ensemble = fastshap.compile_booster(model.booster, best)
+    np.testing.assert_allclose(
+        fastshap.contributions(ensemble, rows), lightgbm, rtol=0, atol=1e-9
+    )
+    np.testing.assert_array_equal(feature_rows(model, features), rows)
 
 
 def test_contributions_are_summed_by_the_dimension_of_each_feature() -> None:
@@ -211,6 +256,12 @@ def test_activity_reasons_say_counts_and_recency() -> None:
     assert reason_texts(spec(INTENT, "intent"), np.array([2.0]), sign[:1]).tolist() == [
         "+ engagement: intent 2"
     ]
+    assert reason_texts(
+        spec(RECENT, "recent"), np.array([1234.0]), sign[:1]
+    ).tolist() == ["+ engagement: recent 1.2e+03"]
+    assert reason_texts(spec(LAST_TOUCH, "x"), np.array([12.6]), sign[:1]).tolist() == [
+        "+ engagement: last activity 13 days before the snapshot"
+    ]
     assert reason_texts(spec(LAST_TOUCH, "x"), values, sign).tolist() == [
         "+ engagement: last activity 1234 days before the snapshot",
         "- engagement: last activity 0 days before the snapshot",
@@ -230,10 +281,14 @@ def test_words_for_numbers_points_and_percents() -> None:
     assert nothing_worth_asking(0.0) == NOTHING_WORTH_ASKING
     assert nothing_worth_asking(0.05) == (NOTHING_WORTH_ASKING + " by 5 points or more")
     now, after = _percent_pairs(
-        np.array([0.0151, 0.3, 0.123451, 0.5]), np.array([0.0154, 0.6, 0.123459, 0.5])
+        np.array([0.0151, 0.3, 0.123451, 0.5, 0.3]),
+        np.array([0.0154, 0.6, 0.123459, 0.5, 0.301]),
     )
-    assert now.tolist() == ["1.51%", "30%", "12.345%", "50.000%"]
-    assert after.tolist() == ["1.54%", "60%", "12.346%", "50.000%"]
+    assert now.tolist() == ["1.51%", "30%", "12.345%", "50.000%", "30.0%"]
+    assert after.tolist() == ["1.54%", "60%", "12.346%", "50.000%", "30.1%"]
+    # Rounded to 4 decimals of a point (float noise), then read as a number.
+    assert points_words(1.2345e-6) == "0.0001 points"
+    assert points_words(0.007 * 10) == "7 points"
 
 
 def test_the_strongest_dimensions_and_joined_texts() -> None:
@@ -249,8 +304,21 @@ def test_the_strongest_dimensions_and_joined_texts() -> None:
         "b; a",
     ]
     assert _joined(["", "a"], [], 2).to_pylist() == ["", ""]
+    assert _joined(["", "a"], [], 0).to_pylist() == []
+    assert _joined(["", "a"], [], 0).type == pa.string()
+    # A lead whose later ranks give nothing ends with its last reason.
+    assert _joined(
+        ["", "a", "b"], [np.array([1, 2]), np.array([0, 0])], 2
+    ).to_pylist() == ["a", "b"]
     codes = _combined_codes([np.array([1, 1, 2, 2]), np.array(["x", "y", "x", "x"])], 4)
     assert codes.tolist() == [0, 1, 2, 2]
+    # More values in the first part than the second has: still one code per pair.
+    codes = _combined_codes([np.arange(6), np.array([0, 1, 0, 1, 0, 1])], 6)
+    assert codes.tolist() == [0, 1, 2, 3, 4, 5]
+    codes = _combined_codes(
+        [np.array([0, 1, 0, 1, 2, 2]), np.array([1, 0, 1, 0, 1, 0])], 6
+    )
+    assert codes.tolist() == [0, 1, 0, 1, 2, 3]
 
 
 def test_explain_is_its_parts_on_the_leads_own_index() -> None:
@@ -450,6 +518,60 @@ def test_the_next_question_gain_is_a_full_rescore_with_the_answer() -> None:
             f"Ask about meddic_champion: {answer} would move the win probability "
             f"from {before[0]} to {later[0]}"
         )
+
+
+def test_unknown_leads_are_blanks_of_every_dtype_and_evidences_unknown_code() -> None:
+    features = pd.DataFrame(
+        {
+            "champion": [2.0, 1.0, 0.0, 1.0],  # evidence codes: 1 is unknown
+            "urgent": [1.0, np.nan, 0.0, 0.0],
+            "employees": pd.array([3, None, 5, None], dtype="Int64"),
+            "industry": pd.Series(["a", None, "b", ""], dtype="str"),
+            "sector": pd.Series(["a", None, None, "c"], dtype=object),
+            "region": pd.Series([None, "x", "y", "z"], dtype="string[pyarrow]"),
+        }
+    )
+    kinds = {
+        "champion": ("evidence", [False, True, False, True]),
+        "urgent": ("bool", [False, True, False, False]),
+        "employees": ("number", [False, True, False, True]),
+        "industry": ("category", [False, True, False, False]),
+        "sector": ("category", [False, True, True, False]),
+        "region": ("category", [True, False, False, False]),
+    }
+    for name, (kind, unknown) in kinds.items():
+        spec = FeatureSpec(name, name, kind, "champion")  # type: ignore[arg-type]
+        got = _unknown_leads(spec, features)
+        assert got.dtype == bool and got.tolist() == unknown, name
+
+
+def test_a_lead_lacking_a_feature_never_lacked_in_training_is_averaged() -> None:
+    """employees is never blank in training: a lead without it is averaged over the
+    training rows (the model's margin), for its score and its answered scores."""
+    model, window = trained()
+    assert "employees" in model.info.complete_features
+    features = leads(30, seed=45)
+    features.loc[features.index[:10], "employees"] = np.nan
+    rows = feature_rows(model, features)
+    codes = tree_codes(model, rows)
+    assert (
+        codes_margin(model, rows, codes).tolist() == rows_margin(model, rows).tolist()
+    )
+    answers = question_answers(REGISTRY, model, window)
+    out = explain(REGISTRY, model, answers, features)
+    per_feature = feature_contributions(model, rows)
+    p = predict_proba(model, features)
+    assert per_feature.sum(axis=1) == pytest.approx(np.log(p / (1 - p)), abs=1e-9)
+    unknown = (features["meddic_champion"] == 1.0).to_numpy()
+    yes = rescored(features, "meddic_champion", 2.0)
+    no = rescored(features, "meddic_champion", 0.0)
+    gain = np.maximum(np.abs(yes - p), np.abs(no - p))
+    lacking = np.zeros(30, dtype=bool)
+    lacking[:10] = True
+    assert (unknown & lacking).any()
+    assert out["next_question_gain"].to_numpy()[unknown] == pytest.approx(
+        gain[unknown], abs=1e-9
+    )
 
 
 def test_a_question_is_offered_from_exactly_its_least_gain() -> None:
