@@ -11,6 +11,7 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from mlflow import MlflowClient
@@ -23,6 +24,7 @@ from lead_ml.scorer import (
     ScorerSource,
     _cache_key,
     _cached,
+    _run_artifact_location,
     _shown,
     _slug,
     model_cache,
@@ -75,6 +77,11 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Store:
     logged = client.create_logged_model(experiment, name="model", source_run_id=run_id)
     client.log_model_artifacts(logged.model_id, str(folder))
     client.set_terminated(run_id)
+    # Two later runs log a model of the same name: the run's own is found past them.
+    for _ in range(2):
+        other = client.create_run(experiment).info.run_id
+        client.create_logged_model(experiment, name="model", source_run_id=other)
+        client.set_terminated(other)
     source = f"{run.info.artifact_uri}/scorer"
     client.create_registered_model(NAME)
     client.create_model_version(NAME, source, run_id, tags={SCORER_TAG: version})
@@ -313,6 +320,48 @@ def test_unknown_runs_and_artifacts_are_one_line_each(
     # A folder inside the logged model: found, but no scorer.
     with pytest.raises(ScorerError, match="no lead-ml scorer there"):
         resolve_scorer(f"runs:/{run}/model/artifacts")
+
+
+class OnePerPage:
+    """The store's client, its logged models searched one per page."""
+
+    def __init__(self, client: MlflowClient) -> None:
+        self.client = client
+
+    def search_logged_models(self, **kwargs: Any) -> Any:
+        return self.client.search_logged_models(max_results=1, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+
+def test_a_runs_path_is_located_exactly_past_other_runs_models(store: Store) -> None:
+    """A run's path is its logged model of that name (found on a later page of the
+    search), or a file or folder among its artifacts, with no trailing slash added
+    or left; anything else is not there."""
+    client = MlflowClient(tracking_uri=store.uri)
+    run = client.get_run(store.run_id)
+    ids = [run.info.experiment_id]
+    models = client.search_logged_models(ids, filter_string="name = 'model'")
+    assert len(models) == 3
+    (own,) = [m for m in models if m.source_run_id == store.run_id]
+    assert models[0].source_run_id != store.run_id  # not on the first page
+    paging = OnePerPage(client)
+    location = own.artifact_location.rstrip("/")
+    artifacts = run.info.artifact_uri
+    for path, expected in (
+        ("model", location),
+        ("model/", location),
+        ("model/artifacts/bundle", f"{location}/artifacts/bundle"),
+        ("scorer", f"{artifacts}/scorer"),
+        ("scorer/", f"{artifacts}/scorer/"),
+        ("notes/a.txt", f"{artifacts}/notes/a.txt"),
+        ("notes", f"{artifacts}/notes"),
+        ("notes/b.txt", None),
+        ("a.txt", None),
+        ("nothing", None),
+    ):
+        assert _run_artifact_location(paging, run, path) == expected, path
 
 
 # --- the cache ------------------------------------------------------------------------
