@@ -207,6 +207,10 @@ def test_reason_texts_say_the_value_the_sign_and_a_surprise() -> None:
         "- economic buyer: Churned is no, yet this lowered the score",
         "? economic buyer: Churned not yet known",
     ]
+    # A move of exactly 0 is no surprise, whatever the answer.
+    assert reason_texts(
+        evidence, np.array([2.0, 0.0]), np.array([0.0, 0.0])
+    ).tolist() == ["- champion: Champion is yes", "- champion: Champion is no"]
     plain = FeatureSpec("urgent", "Urgent", "bool", "identify_pain")
     assert reason_texts(plain, np.array([1.0]), np.array([-0.5])).tolist() == [
         "- identify pain: Urgent is yes"
@@ -352,6 +356,7 @@ def test_explain_is_its_parts_on_the_leads_own_index() -> None:
     assert out["next_question_gain"].to_numpy() == pytest.approx(
         questions["next_question_gain"].to_numpy(), abs=1e-12
     )
+    assert out["next_question"].dtype == "str" and out["top_reasons"].dtype == "str"
     asked = out["next_question"].str.startswith("Ask")
     assert asked.any() and (~asked).any()
 
@@ -648,3 +653,87 @@ def test_answers_in_json_write_a_missing_value_as_null() -> None:
     back = answers_from_json(written)
     assert back["a"][0][1] == "yes"
     assert back["a"][0][0]["a"] == 2.0 and np.isnan(back["a"][0][0]["b"])
+
+
+def test_each_lead_is_asked_its_best_question_among_several_columns() -> None:
+    """With two askable columns, a lead known in the first is asked the second; a
+    lead unknown in both is asked the one whose answer moves it most."""
+    model, window = trained()
+    registry = FeatureRegistry(
+        (
+            FeatureSpec("employees", "employees", "number", "fit"),
+            FeatureSpec("industry", "industry", "category", "identify_pain"),
+            FeatureSpec("meddic_champion", "meddic_champion", "evidence", "champion"),
+        )
+    )
+    answers = question_answers(registry, model, window)
+    assert list(answers) == ["industry", "meddic_champion"]
+    features = leads(60, seed=46)
+    features["industry"] = features["industry"].fillna("software")
+    rows = feature_rows(model, features)
+    raw = rows_margin(model, rows)
+    out = next_question(registry, model, answers, features, rows, raw, 0.0)
+    unknown = (features["meddic_champion"] == 1.0).to_numpy()
+    assert unknown.any()
+    assert (
+        out["next_question"][unknown]
+        .str.startswith("Ask about meddic_champion: ")
+        .all()
+    )
+    assert (out["next_question"][~unknown] == "").all()
+    # Both unknown: the larger of the two columns' best moves.
+    features.loc[features.index[::2], "industry"] = None
+    rows = feature_rows(model, features)
+    raw = rows_margin(model, rows)
+    out = next_question(registry, model, answers, features, rows, raw, 0.0)
+    now = predict_proba(model, features)
+    both = unknown & features["industry"].isna().to_numpy()
+    assert both.any()
+    for i in np.flatnonzero(both):
+        moves = {}
+        for name, tried in answers.items():
+            # a category's answer is its level (the values hold its code)
+            moved = [
+                abs(
+                    predict_proba(model, features.iloc[[int(i)]].assign(**given))[0]
+                    - now[i]
+                )
+                for given in (
+                    {name: words} if name == "industry" else values
+                    for values, words in tried
+                )
+            ]
+            moves[name] = max(moved)
+        best = max(moves, key=lambda name: moves[name])
+        assert out["next_question"].iloc[i].startswith(f"Ask about {best}: "), i
+        assert out["next_question_gain"].iloc[i] == pytest.approx(moves[best], abs=1e-9)
+
+
+def test_a_detail_not_filled_in_is_never_its_dimensions_reason() -> None:
+    """employees declared a detail of industry (both fit): where it is blank its
+    dimension's reason is industry (a blank moves it by averaging, so its strength
+    must be set below every other, not merely low)."""
+    model, _ = trained()
+    registry = FeatureRegistry(
+        (
+            FeatureSpec(
+                "employees", "employees", "number", "fit", detail_of="industry"
+            ),
+            *REGISTRY.specs[1:],
+        )
+    )
+    features = leads(80, seed=47)
+    features.loc[features.index[::2], "employees"] = np.nan
+    per_feature = feature_contributions(model, feature_rows(model, features))
+    reasons = top_reasons(registry, model, features, per_feature, n=2)
+    fit = per_feature[:, 0] + per_feature[:, 1]
+    blank = features["employees"].isna().to_numpy()
+    assert (blank & (fit != 0)).any()
+    for i in np.flatnonzero(blank & (fit != 0)):
+        said = reason_texts(
+            registry.spec("industry"),
+            np.array([features["industry"].iloc[i]], dtype=object),
+            np.array([fit[i]]),
+        )[0]
+        assert said in reasons.iloc[i].split("; "), i
+        assert "employees" not in reasons.iloc[i], i

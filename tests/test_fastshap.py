@@ -776,3 +776,58 @@ def test_codes_are_refused_when_they_are_not_the_rows() -> None:
     rows = synthetic_rows(10, 1)[0]
     with pytest.raises(fastshap.TreeModelError, match="tree_codes"):
         fastshap.contributions(ensemble, rows, codes=np.zeros((9, 3), np.uint8))
+
+
+@pytest.mark.parametrize("width", [5, 64, 70], ids=["few", "64", "over-64"])
+def test_rows_are_grouped_by_the_set_of_flagged_features_they_lack(width: int) -> None:
+    """Every row (or every one of ``leads``) is in exactly the set of flagged
+    features it lacks; one set is given once for all rows (None); over 64 flagged
+    features the sets are told apart by their bits as well."""
+    rng = np.random.default_rng(width)
+    rows = rng.normal(size=(40, width + 2))
+    mask = np.ones(width + 2, dtype=bool)
+    mask[[0, -1]] = False  # never flagged: their gaps make no set
+    patterns = np.zeros((4, width + 2), dtype=bool)
+    patterns[1, 1] = patterns[2, width] = True
+    patterns[3, 1 : width + 1 : 3] = True
+    patterns[:, [0, -1]] = rng.random((4, 2)) < 0.5
+    pattern = rng.integers(0, 4, len(rows))
+    rows[patterns[pattern]] = np.nan
+
+    def grouped(leads: np.ndarray | None) -> dict[tuple[int, ...], list[int]]:
+        got: dict[tuple[int, ...], list[int]] = {}
+        n = len(rows) if leads is None else len(leads)
+        seen: list[int] = []
+        for flags, positions in fastshap._absent_sets(rows, mask, leads):
+            assert flags.dtype == bool and flags.shape == mask.shape
+            key = tuple(np.flatnonzero(flags).tolist())
+            assert key not in got
+            chosen = list(range(n)) if positions is None else positions.tolist()
+            got[key] = sorted(chosen)
+            seen += chosen
+        assert sorted(seen) == list(range(n))
+        return got
+
+    def expected(leads: np.ndarray) -> dict[tuple[int, ...], list[int]]:
+        sets: dict[tuple[int, ...], list[int]] = {}
+        for position, lead in enumerate(leads.tolist()):
+            lacking = np.isnan(rows[lead]) & mask
+            sets.setdefault(tuple(np.flatnonzero(lacking).tolist()), []).append(
+                position
+            )
+        return sets
+
+    assert grouped(None) == expected(np.arange(len(rows)))
+    leads = np.array([7, 3, 3, 30, 12, 0, 39])
+    assert grouped(leads) == expected(leads)
+    same = np.flatnonzero(pattern == 3)[:5]
+    (only,) = fastshap._absent_sets(rows, mask, same)
+    assert only[1] is None
+    assert (
+        np.flatnonzero(only[0]).tolist() == np.flatnonzero(patterns[3] & mask).tolist()
+    )
+    full = np.flatnonzero(pattern == 0)
+    ((flags, positions),) = fastshap._absent_sets(rows, mask, full)
+    assert not flags.any() and positions is None
+    ((flags, positions),) = fastshap._absent_sets(rows, np.zeros_like(mask))
+    assert not flags.any() and positions is None
