@@ -493,16 +493,17 @@ def test_leads_and_activities_are_read_in_the_training_dialect(
     # A file in that dialect that is empty is named as the input (or activities).
     empty = tmp_path / "empty.csv"
     empty.write_text("")
-    for kwargs, what in (
-        ({"input_path": empty}, "the input"),
-        ({"input_path": source, "activities_path": empty}, "the activities"),
+    for leads_file, log_file, what in (
+        (empty, None, "the input"),
+        (source, empty, "the activities"),
     ):
         with pytest.raises(ContractError) as raised:
             score_file(
                 in_dialect(counting),
-                **({"input_path": source} | kwargs),  # type: ignore[arg-type]
-                output_path=tmp_path / "again.csv",
-                rejects_path=tmp_path / "again-rejects.csv",
+                leads_file,
+                tmp_path / "again.csv",
+                tmp_path / "again-rejects.csv",
+                activities_path=log_file,
             )
         assert str(raised.value) == (
             f"{empty} ({what}): empty (not even a header); export it again"

@@ -1174,7 +1174,7 @@ def _score_into(
         crm, crm_writer = job.crm
         crm_writer.write(crm.rows(output, chunk.frame, scorer.id_column))
     if len(rejects):
-        columns = reject_columns(scorer.contract.columns)
-        job.reject_writer.write(rejects[[*REJECT_COLUMNS, *columns]])
+        # in the rejects file's columns (score_file's, see reject_columns)
+        job.reject_writer.write(rejects[list(job.reject_writer.empty.columns)])
     job.count(len(chunk), len(output), len(rejects))
     summary.activities_rejected += bad
