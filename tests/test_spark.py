@@ -254,6 +254,47 @@ def test_parquet_leads_score_as_the_local_scorer_across_partitions(
 
 
 @spark_test
+@pytest.mark.parametrize("limit", [8, 7], ids=["broadcast", "shuffled"])
+def test_repeated_ids_are_found_alike_from_their_rows_or_by_a_shuffle(
+    spark: SparkSession,
+    x_education_project: Project,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    limit: int,
+) -> None:
+    """Eight rows of the X Education export hold a repeated id (of a valid row, of
+    an invalid one, by an invalid one). At most MAX_REPEATED_ROWS such rows are
+    checked from those rows alone (8: exactly at the limit), more by a shuffle of
+    every row (7): the same repeats either way, in the local scorer's words."""
+    model = x_education_project.path("models/scorer")
+    scorer = load_scorer(model)
+    dirty = dirty_typed_leads(
+        export_leads(x_education_project, scorer), scorer.contract
+    )
+    path = tmp_path / "leads.parquet"
+    dirty.to_parquet(path, row_group_size=150)
+    monkeypatch.setattr(lead_spark, "MAX_REPEATED_ROWS", limit)
+    spark.conf.set("spark.sql.files.maxPartitionBytes", "16k")
+    try:
+        leads, _ = lead_spark.number_rows(lead_spark.read_leads(spark, str(path)))
+        assert leads.rdd.getNumPartitions() > 1  # repeats in other partitions
+        repeats, few = lead_spark.repeated_rows(leads, scorer.contract)
+        assert repeats is not None
+        found = sorted((int(row[0]), str(row[1])) for row in repeats.collect())
+        scored = lead_spark.score_dataframe(spark, leads, str(model))
+        on_spark = collected(scored, tmp_path / "scores.parquet")
+    finally:
+        spark.conf.unset("spark.sql.files.maxPartitionBytes")
+    assert few is (limit == 8)
+    local = scorer.score(dirty)
+    reasons = local["reject_reason"].astype("string")
+    duplicates = reasons[reasons.str.startswith("duplicate ").fillna(False)]
+    assert found == sorted(zip(duplicates.index, duplicates, strict=True))
+    assert [row for row, _ in found] == [640, 700]  # 500 repeats an invalid row
+    assert_same_scores(on_spark, local, scorer)
+
+
+@spark_test
 def test_score_command_on_spark_equals_the_local_job(
     spark: SparkSession, project: Project, tmp_path: Path
 ) -> None:

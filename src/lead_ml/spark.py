@@ -535,27 +535,34 @@ def repeated_rows(
     id is held twice.
 
     A pass over the id column alone (read by the contract's own check, as every
-    row's is) finds the ids held more than once; only the rows holding one are
-    checked whole, to know which is valid and so the first valid row of each id,
-    as the local job's id pre-pass reads the ids alone (lead_ml.batch.IdIndex).
+    row's is) counts the rows of each id; only the rows holding an id counted more
+    than once are checked whole, to know which is valid and so the first valid row
+    of each id, as the local job's id pre-pass reads the ids alone
+    (lead_ml.batch.IdIndex).
     """
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
+    spark = leads.sparkSession
     reader = LeadReader(contract, None, decimal)
     ids = leads.select(_column(contract.id_column), ROW)
     keys = ids.mapInArrow(_arrow_map(reader.keys, _KEYS), _spark_schema(_KEYS))
-    held = keys.groupBy(KEY).agg(
-        F.count("*").alias("n"), F.collect_list(ROW).alias("rows")
-    )
-    candidates = held.where(F.col("n") > 1).select(F.explode("rows").alias(ROW))
-    found = candidates.limit(MAX_REPEATED_ROWS + 1).collect()
-    if not found:
+    # A count per id, not the list of its rows: most exports repeat no id, and then
+    # this aggregate is all the check costs (a list of rows per id cost more than
+    # the count).
+    held = keys.groupBy(KEY).agg(F.count("*").alias("n")).where(F.col("n") > 1)
+    counted = held.limit(MAX_REPEATED_ROWS + 1).collect()
+    if not counted:
         return None, True
-    few = len(found) <= MAX_REPEATED_ROWS
+    # Every repeated id is held by 2 rows or more: MAX_REPEATED_ROWS + 1 ids
+    # already hold too many rows.
+    few = sum(int(row[1]) for row in counted) <= MAX_REPEATED_ROWS
     holding = leads
-    if few:
-        spark = leads.sparkSession
+    if few:  # the rows holding a repeated id: the id pass again, on those ids
+        repeated = spark.createDataFrame(
+            [(row[0],) for row in counted], f"{KEY} string"
+        )
+        found = keys.join(F.broadcast(repeated), KEY).select(ROW).collect()
         wanted = spark.createDataFrame([(row[0],) for row in found], f"{ROW} long")
         holding = leads.join(F.broadcast(wanted), ROW)
     checked = check_leads(holding, contract, tables, decimal).where(
@@ -578,7 +585,7 @@ def repeated_rows(
     rows = repeats.collect()
     if not rows:
         return None, True
-    table = leads.sparkSession.createDataFrame(
+    table = spark.createDataFrame(
         [(row[0], row[1]) for row in rows], f"{ROW} long, {REJECT} string"
     )
     return table, True
