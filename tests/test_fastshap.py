@@ -645,7 +645,11 @@ def test_a_copy_of_the_code_elsewhere_reuses_the_compiled_kernels(
     assert second["hits"] >= 1 and second["misses"] == 0
     assert first["values"] == second["values"]
     cached = list((tmp_path / "cache" / "lead-ml" / "numba").iterdir())
-    assert [folder.name.split("-")[0] for folder in cached] == ["fastshap"]
+    # fastshap's kernels, and the elementary functions of lead_ml.jit it imports
+    assert sorted(folder.name.split("-")[0] for folder in cached) == [
+        "fastshap",
+        "jit",
+    ]
 
 
 # --- the next question's answered scores: one lookup per tree ------------------------

@@ -25,6 +25,7 @@ from lead_ml.features import (
     text_codes,
     unique_names,
 )
+from lead_ml.jit import power
 from lead_ml.scorer import load_scorer
 from lead_ml.sources import load_deals, read_tables
 from lead_ml.stages import read_registry
@@ -619,6 +620,6 @@ def test_activities_aggregated_in_blocks_give_the_same_bits(
     stamp = log["timestamp"].to_numpy(TIME_DTYPE)
     kept = (position >= 0) & (stamp <= snapshot[np.maximum(position, 0)])
     age = (snapshot[position[kept]] - stamp[kept]).astype("int64") / 86_400_000.0
-    weight = 0.5 ** (age / registry.half_life_days)
+    weight = power(0.5, age / registry.half_life_days)  # the C library's pow
     reference = np.bincount(position[kept], weights=weight, minlength=len(frame))
     np.testing.assert_array_equal(blocked["engagement_recent"].to_numpy(), reference)

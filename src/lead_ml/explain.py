@@ -125,10 +125,12 @@ def dimension_of_features(model: TrainedModel) -> np.ndarray:
 
 def sum_by_dimension(model: TrainedModel, per_feature: np.ndarray) -> np.ndarray:
     """(leads, OUTPUT_DIMENSIONS) sums of per-feature contributions (bias left out)."""
-    position = dimension_of_features(model)
-    indicator = np.zeros((len(position), len(OUTPUT_DIMENSIONS)))
-    indicator[np.arange(len(position)), position] = 1.0
-    return per_feature[:, :-1] @ indicator
+    # Added feature by feature in model order, not as a product with a 0/1
+    # matrix: BLAS kernels (picked by CPU) add in their own orders.
+    sums = np.zeros((per_feature.shape[0], len(OUTPUT_DIMENSIONS)))
+    for feature, dimension in enumerate(dimension_of_features(model)):
+        sums[:, dimension] += per_feature[:, feature]
+    return sums
 
 
 def dimension_contributions(

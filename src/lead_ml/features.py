@@ -48,7 +48,7 @@ import numpy as np
 import pandas as pd
 
 from lead_ml.config import FeaturizeConfig, SourceConfig
-from lead_ml.jit import jit
+from lead_ml.jit import jit, power
 from lead_ml.vocab import (
     EVIDENCE_CODES,
     FEATURE_META,
@@ -554,8 +554,9 @@ def activity_features(
             where = position[start : start + ACTIVITY_BLOCK]
             stamp_ms = block["timestamp"].to_numpy(TIME_DTYPE).astype("int64")
             age = _ages(where, stamp_ms, snapshot_ms)
-            # numpy's power, as before: numba's differs in the last bit for some ages
-            weight = 0.5 ** (age / registry.half_life_days)
+            # The C library's pow (lead_ml.jit): numpy's differs by CPU in the last
+            # bit, and so did the features and every DVC hash after them.
+            weight = power(0.5, age / registry.half_life_days)
             kind = block["activity_type"].astype("string")
             codes = text_codes(kind, types)
             intent = text_codes(kind, list(registry.intent_types)) >= 0

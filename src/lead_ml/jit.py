@@ -4,11 +4,19 @@ lead-ml's compiled loops (:mod:`lead_ml.fastshap`, the activity aggregation in
 :mod:`lead_ml.features`) are decorated with :func:`jit`: ``numba.njit`` whose cache is
 keyed by the source file's content, so the copy of the package MLflow makes for
 every pyfunc load or Spark job reuses what an earlier one compiled.
+
+It also holds the elementary functions whose results reach a model or a DVC output
+(:data:`exp`, :data:`log1p`, ...): numpy picks an implementation of ``np.exp`` by
+the CPU it runs on (AVX-512 or AVX2), and the two differ in the last bit, so the
+same params and data gave another model and other DVC hashes on another machine.
+These call the C library's functions one element at a time, the same on every
+x86-64 CPU with FMA (every one since 2013) and within 1 ulp of the true value.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -47,6 +55,21 @@ CACHE_LOCATORS = (
 )
 
 
+def _cached(compile_: Callable[..., Any], function: Any, **options: Any) -> Any:
+    """``compile_(cache=True, **options)(function)`` with lead-ml's cache
+    locators, uncached where no place is writable."""
+    config: Any = numba.config  # its settings are set at import: no stubs
+    chosen = config.CACHE_LOCATOR_CLASSES
+    # numba reads the setting when a function is decorated: set it for ours only
+    config.CACHE_LOCATOR_CLASSES = chosen or ",".join(CACHE_LOCATORS)
+    try:
+        return compile_(cache=True, **options)(function)
+    except RuntimeError:  # "cannot cache function ...: no locator available"
+        return compile_(cache=False, **options)(function)
+    finally:
+        config.CACHE_LOCATOR_CLASSES = chosen
+
+
 def jit(**options: Any) -> Callable[[Any], Any]:
     """numba.njit with an on-disk cache where one can be written, without otherwise.
 
@@ -57,15 +80,81 @@ def jit(**options: Any) -> Callable[[Any], Any]:
     """
 
     def decorate(function: Any) -> Any:
-        config: Any = numba.config  # its settings are set at import: no stubs
-        chosen = config.CACHE_LOCATOR_CLASSES
-        # numba reads the setting when a function is decorated: set it for ours only
-        config.CACHE_LOCATOR_CLASSES = chosen or ",".join(CACHE_LOCATORS)
-        try:
-            return numba.njit(cache=True, **options)(function)
-        except RuntimeError:  # "cannot cache function ...: no locator available"
-            return numba.njit(cache=False, **options)(function)
-        finally:
-            config.CACHE_LOCATOR_CLASSES = chosen
+        return _cached(numba.njit, function, **options)
 
     return decorate
+
+
+def _ufunc(signature: str) -> Callable[[Any], Any]:
+    """A numpy ufunc of a scalar function (numba.vectorize, cached like
+    :func:`jit`): it broadcasts, and takes scalars, as numpy's own do."""
+
+    def decorate(function: Any) -> Any:
+        def compile_(**options: Any) -> Any:
+            return numba.vectorize([signature], **options)
+
+        return _cached(compile_, function)
+
+    return decorate
+
+
+# Without numba's SVML (it is not installed, and lead-ml does not ask for it) LLVM
+# keeps each call a call to the C library: no vector variant to pick by CPU.
+
+
+@_ufunc("float64(float64)")
+def exp(x: float) -> float:
+    """e to the x, the C library's (see the module docstring)."""
+    return math.exp(x)
+
+
+@_ufunc("float64(float64)")
+def log(x: float) -> float:
+    """Natural logarithm, the C library's (nan below 0, -inf at 0)."""
+    if x < 0.0:
+        return math.nan
+    if x == 0.0:
+        return -math.inf
+    return math.log(x)
+
+
+@_ufunc("float64(float64)")
+def log10(x: float) -> float:
+    """Base-10 logarithm, the C library's (nan below 0, -inf at 0)."""
+    if x < 0.0:
+        return math.nan
+    if x == 0.0:
+        return -math.inf
+    return math.log10(x)
+
+
+@_ufunc("float64(float64)")
+def log1p(x: float) -> float:
+    """log(1 + x), exact for small x, the C library's (nan below -1)."""
+    if x < -1.0:
+        return math.nan
+    if x == -1.0:
+        return -math.inf
+    return math.log1p(x)
+
+
+@_ufunc("float64(float64)")
+def sin(x: float) -> float:
+    """Sine, the C library's."""
+    return math.sin(x)
+
+
+@_ufunc("float64(float64, float64)")
+def power(x: float, y: float) -> float:
+    """x to the y, the C library's ``pow``."""
+    return x**y
+
+
+@_ufunc("float64(float64)")
+def sigmoid(x: float) -> float:
+    """The logistic function 1 / (1 + e^-x), never overflowing: e^x / (1 + e^x)
+    below 0."""
+    if x >= 0.0:
+        return 1.0 / (1.0 + math.exp(-x))
+    e = math.exp(x)
+    return e / (1.0 + e)

@@ -68,6 +68,7 @@ from lead_ml.explain import (
     tree_codes,
 )
 from lead_ml.features import FeatureRegistry, build_features
+from lead_ml.jit import log
 from lead_ml.model import (
     ModelInfo,
     TrainedModel,
@@ -210,7 +211,7 @@ def population_stability(expected: np.ndarray, actual_counts: np.ndarray) -> flo
     """
     actual = actual_counts / max(actual_counts.sum(), 1)
     expected, actual = np.maximum(expected, 1e-4), np.maximum(actual, 1e-4)
-    return float(np.sum((actual - expected) * np.log(actual / expected)))
+    return float(np.sum((actual - expected) * log(actual / expected)))
 
 
 @dataclass
