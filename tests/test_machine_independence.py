@@ -75,6 +75,23 @@ scored.to_parquet(root / "scored.parquet")
 """
 
 
+def _printed_there(expression: str, env: dict[str, str]) -> str:
+    """The bytes (hex) of an array expression of ``ages`` (0 to 400 days, in
+    weeks), computed in a process with ``env``; ``power`` is lead_ml.jit's."""
+    code = (
+        "import numpy as np; from lead_ml.jit import power; "
+        "ages = np.linspace(0.0, 400.0, 200_001) / 7.0; "
+        f"print({expression}.tobytes().hex())"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+
 def test_the_other_machine_computes_numpy_differently_where_it_can() -> None:
     """The stand-in for another machine changes what numpy computes wherever this
     CPU has instructions beyond numpy's baseline: without that, the pipeline test
@@ -82,33 +99,10 @@ def test_the_other_machine_computes_numpy_differently_where_it_can() -> None:
     env = other_machine()
     ages = np.linspace(0.0, 400.0, 200_001) / 7.0
     here = (0.5**ages).tobytes().hex()
-    there = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import numpy as np; ages = np.linspace(0.0, 400.0, 200_001) / 7.0; "
-            "print((0.5 ** ages).tobytes().hex())",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+    there = _printed_there("(0.5 ** ages)", env)
     if not env["NPY_DISABLE_CPU_FEATURES"]:
         pytest.skip("this CPU has no instructions beyond numpy's baseline")
-    ours = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import numpy as np; from lead_ml.jit import power; "
-            "ages = np.linspace(0.0, 400.0, 200_001) / 7.0; "
-            "print(power(0.5, ages).tobytes().hex())",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+    ours = _printed_there("power(0.5, ages)", env)
     assert ours == jit.power(0.5, ages).tobytes().hex()
     if here == there:
         pytest.skip(
