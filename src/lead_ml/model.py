@@ -39,7 +39,10 @@ from lead_ml import fastshap
 from lead_ml.audit import cv_folds
 from lead_ml.config import BandsConfig, Params, TrainConfig
 from lead_ml.features import FeatureRegistry, text_codes
-from lead_ml.jit import jit, sigmoid
+
+# lead_ml.jit's sigmoid, not 1 / (1 + np.exp(-x)): numpy's exp differs by CPU in the
+# last bit, and band thresholds (model.json) are these probabilities.
+from lead_ml.jit import jit, logistic, sigmoid
 from lead_ml.vocab import SPLITS, ContractError
 
 MODEL_FILE = "booster.txt"
@@ -324,7 +327,7 @@ def inner_cv_model(
         categories=categories,
         calibration=calibration,
         band_thresholds=band_thresholds(
-            _sigmoid(calibration.log_odds(out_of_fold)), bands
+            sigmoid(calibration.log_odds(out_of_fold)), bands
         ),
         best_iteration=rounds,
         window=_unvalidated_window(train.iloc[closed_in_time(train)]),
@@ -379,12 +382,7 @@ def _platt_newton(
     for _ in range(steps):
         g0 = g1 = h00 = h01 = h11 = 0.0
         for i in range(margin.shape[0]):
-            z = slope * margin[i] + intercept
-            if z >= 0.0:
-                p = 1.0 / (1.0 + math.exp(-z))
-            else:
-                e = math.exp(z)
-                p = e / (1.0 + e)
+            p = logistic(slope * margin[i] + intercept)
             r, w = p - won[i], p * (1.0 - p)
             g0 += r * margin[i]
             g1 += r
@@ -486,7 +484,7 @@ def train_model(
         calibration = fit_platt(
             window_margin(split.test), split.test["won"].to_numpy(int)
         )
-    valid_probability = _sigmoid(calibration.log_odds(valid_margin))
+    valid_probability = sigmoid(calibration.log_odds(valid_margin))
     info = ModelInfo(
         feature_names=names,
         categories=categories,
@@ -676,7 +674,7 @@ def cross_validated_model(
         categories=categories,
         calibration=calibration,
         band_thresholds=band_thresholds(
-            _sigmoid(calibration.log_odds(pooled)), params.bands
+            sigmoid(calibration.log_odds(pooled)), params.bands
         ),
         best_iteration=rounds,
         window=_unvalidated_window(closed),
@@ -712,12 +710,6 @@ def _unvalidated_window(closed: pd.DataFrame) -> dict[str, str]:
         "valid_start": "",
         "valid_end": "",
     }
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    # lead_ml.jit's, not 1 / (1 + np.exp(-x)): numpy's exp differs by CPU in the
-    # last bit, and band thresholds (model.json) are these probabilities.
-    return np.asarray(sigmoid(np.asarray(x, dtype=float)))
 
 
 def model_rows(
@@ -771,7 +763,7 @@ def absent_features(model: TrainedModel) -> np.ndarray:
 
 def probability_of_margin(model: TrainedModel, raw: np.ndarray) -> np.ndarray:
     """Calibrated win probability of raw log-odds."""
-    return _sigmoid(model.info.calibration.log_odds(raw))
+    return sigmoid(model.info.calibration.log_odds(raw))
 
 
 def predict_proba(model: TrainedModel, features: pd.DataFrame) -> np.ndarray:

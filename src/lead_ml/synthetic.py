@@ -48,6 +48,9 @@ import numpy as np
 import pandas as pd
 
 from lead_ml.config import SyntheticConfig
+
+# numpy picks its exp and log by CPU (the truth table differed from machine to
+# machine): these are the C library's, the same everywhere.
 from lead_ml.jit import exp, log1p, log10, sigmoid, sin
 from lead_ml.vocab import DIMENSIONS
 
@@ -188,12 +191,6 @@ class SyntheticCRM:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    # Elementary functions from lead_ml.jit here, not numpy's: numpy picks its exp
-    # and log by CPU, and the truth table differed from machine to machine.
-    return np.asarray(sigmoid(np.asarray(x, dtype=float)))
-
-
 def _choice(
     rng: np.random.Generator, levels: list[str], p: list[float], n: int
 ) -> np.ndarray:
@@ -248,7 +245,7 @@ def _meddic(
         "meddic_decision_criteria": (0.2, 0.3),
         "meddic_decision_process": (-0.1, 0.4),
     }.items():
-        p_yes = _sigmoid(offset + 1.1 * quality + rng.normal(0, 0.6, n))
+        p_yes = sigmoid(offset + 1.1 * quality + rng.normal(0, 0.6, n))
         fields[column] = _yes_no_unknown(rng, p_yes, p_unknown)
     pain_weights = np.column_stack(
         [
@@ -269,7 +266,7 @@ def _meddic(
     fields["meddic_pain_severity"] = np.where(
         pain == "none", 0.0, np.where(pain == "unknown", np.nan, severity)
     )
-    p_champion = _sigmoid(-0.6 + 1.2 * quality - 1.5 * big_exec)
+    p_champion = sigmoid(-0.6 + 1.2 * quality - 1.5 * big_exec)
     champion = _yes_no_unknown(rng, p_champion, 0.3)
     strength = np.clip(np.round(3 + 0.9 * quality + rng.normal(0, 1, n)), 1, 5)
     fields["meddic_champion"] = champion
@@ -303,7 +300,7 @@ def _bant(
         meddic["meddic_pain_type"], ["productivity", "support", "financial"]
     )
     p_need = np.clip(
-        _sigmoid(-0.9 + 1.5 * has_pain + rng.normal(0, 0.8, n)) + 0.5 * big_exec, 0, 1
+        sigmoid(-0.9 + 1.5 * has_pain + rng.normal(0, 0.8, n)) + 0.5 * big_exec, 0, 1
     )
     urgency = (
         1.0 * (meddic["meddic_decision_process"] == "yes")
@@ -314,7 +311,7 @@ def _bant(
     timeline = np.asarray(BANT_TIMELINES, dtype=object)[horizon]
     timeline[rng.random(n) < 0.2] = "unknown"
     return {
-        "bant_budget": _yes_no_unknown(rng, _sigmoid(-3.2 + 1.1 * size), 0.2),
+        "bant_budget": _yes_no_unknown(rng, sigmoid(-3.2 + 1.1 * size), 0.2),
         "bant_authority": _yes_no_unknown(rng, p_authority, 0.12),
         "bant_need": _yes_no_unknown(rng, p_need, 0.2),
         "bant_timeline": timeline,
@@ -385,7 +382,7 @@ def _base_rate(
     # Bisection: the intercept that gives START_WIN_RATE for the first quarter's deals.
     for _ in range(50):
         mid = (low + high) / 2
-        rate = _sigmoid(mid + other[start] + drift[start]).mean()
+        rate = sigmoid(mid + other[start] + drift[start]).mean()
         low, high = (mid, high) if rate < START_WIN_RATE else (low, mid)
     return (low + high) / 2 + drift
 
@@ -416,7 +413,7 @@ def _activity_log(
     late_offset = (
         OUTCOME_ACTIVITY_AFTER_DAYS + rng.random(len(late_deal)) * late_span[late_deal]
     )
-    high_intent = rng.random(len(early_deal)) < _sigmoid(1.2 * intent[early_deal] - 0.6)
+    high_intent = rng.random(len(early_deal)) < sigmoid(1.2 * intent[early_deal] - 0.6)
     early_type = np.where(
         high_intent,
         _draw_types(rng, HIGH_INTENT_MIX, len(early_deal)),
@@ -505,7 +502,7 @@ def generate_crm(
     other = sum(dims.values()) + rng.normal(0, NOISE_SD, n)
     base = _base_rate(np.asarray(other), created_day, span, rng)
     logit = base + other
-    won = rng.random(n) < _sigmoid(logit)
+    won = rng.random(n) < sigmoid(logit)
 
     cycle_days = rng.lognormal(math.log(45), 0.55, n)
     cycle = pd.to_timedelta(np.round(cycle_days * 86400), unit="s")
@@ -657,7 +654,7 @@ def _summarise(
         "n_open": int((deals["outcome"] == "open").sum()),
         "win_rate_closed": float((deals.loc[closed, "outcome"] == "won").mean()),
         "sales_ready_share": float(
-            (_sigmoid(truth["true_logit"].to_numpy()) >= 0.5).mean()
+            (sigmoid(truth["true_logit"].to_numpy()) >= 0.5).mean()
         ),
         "bant_pass_share": float((passes >= 3).mean()),
         "dimension_strength": dict(sorted(centred.items(), key=lambda kv: -kv[1])),
