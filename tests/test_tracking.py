@@ -92,6 +92,101 @@ def test_outside_a_project_no_store_is_made(
     assert list(tmp_path.iterdir()) == []
 
 
+# --- how the default store is made --------------------------------------------------
+
+
+def _schema(store: Path) -> tuple[list[tuple[str, ...]], list[tuple[str, ...]]]:
+    """A store's schema (each statement's lines sorted: MLflow's own migrations
+    order a table's CHECK constraints by string hash, so two of its stores differ
+    there) and its alembic revision."""
+    import sqlite3
+
+    with sqlite3.connect(store) as db:
+        statements = db.execute(
+            "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY name"
+        ).fetchall()
+        revision = db.execute("SELECT * FROM alembic_version").fetchall()
+    return [
+        (kind, name, table, "\n".join(sorted((sql or "").splitlines())))
+        for kind, name, table, sql in statements
+    ], revision
+
+
+def _experiments(store: Path) -> list[tuple[str, ...]]:
+    import sqlite3
+
+    with sqlite3.connect(store) as db:
+        return db.execute(
+            "SELECT experiment_id, name, artifact_location, lifecycle_stage "
+            "FROM experiments ORDER BY experiment_id"
+        ).fetchall()
+
+
+def test_a_new_store_is_the_one_mlflow_makes_and_nothing_else_is_left(
+    bare: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    project = tmp_path / "project"
+    (project / ".dvc").mkdir(parents=True)
+    bare.chdir(project)
+    assert tracking.store_uri() == f"sqlite:///{project / 'mlflow.db'}"
+    assert sorted(p.name for p in project.iterdir()) == [".dvc", "mlflow.db"]
+    mlruns = (project / "mlruns").as_uri()
+    theirs = tmp_path / "theirs.db"
+    SqlAlchemyStore(f"sqlite:///{theirs}", mlruns).engine.dispose()
+    assert _schema(project / "mlflow.db") == _schema(theirs)
+    assert _experiments(project / "mlflow.db") == _experiments(theirs)
+    assert _experiments(theirs) == [(0, "Default", f"{mlruns}/0", "active")]
+    # Opening it again changes nothing; the plain URI names it without making it.
+    before = (project / "mlflow.db").read_bytes()
+    assert tracking.store_uri() == tracking.tracking_uri()
+    assert (project / "mlflow.db").read_bytes() == before
+
+
+def test_a_store_another_process_made_first_is_kept(
+    bare: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Two first runs at once: both found no store, the other linked its store into
+    # place and logged to it before this one finished building its own copy.
+    (tmp_path / ".dvc").mkdir()
+    bare.chdir(tmp_path)
+    store = tmp_path / "mlflow.db"
+    experiment = tracking.store_client().create_experiment("theirs")
+    tracking.create_store(store, (tmp_path / "mlruns").as_uri())
+    assert [e[1] for e in _experiments(store)] == ["Default", "theirs"]
+    assert tracking.store_client().get_experiment(experiment).name == "theirs"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".dvc", "mlflow.db"]
+
+
+def test_a_store_whose_making_fails_midway_is_not_left_half_made(
+    bare: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    (tmp_path / ".dvc").mkdir()
+    bare.chdir(tmp_path)
+    made: list[str] = []
+
+    def stop_after_the_first_tables(connection: object, _record: object) -> None:
+        # The second connection MLflow opens is the migrations' (the first created
+        # the initial tables): the process stops there, as if killed.
+        made.append("connection")
+        if len(made) == 2:
+            raise KeyboardInterrupt
+
+    event.listen(Engine, "connect", stop_after_the_first_tables)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            tracking.store_uri()
+    finally:
+        event.remove(Engine, "connect", stop_after_the_first_tables)
+    assert [p.name for p in tmp_path.iterdir()] == [".dvc"]
+    tracking.store_uri()
+    assert [e[1] for e in _experiments(tmp_path / "mlflow.db")] == ["Default"]
+
+
 def test_the_content_id_depends_on_bytes_and_names_not_folders(tmp_path: Path) -> None:
     for folder in ("a", "b"):
         (tmp_path / folder).mkdir()

@@ -99,10 +99,7 @@ class Candidate:
 
 def registry_client() -> MlflowClient:
     """A client of the tracking store in force (MLFLOW_TRACKING_URI or mlflow.db)."""
-    tracking.quiet_environment()
-    from mlflow import MlflowClient
-
-    return MlflowClient(tracking_uri=tracking.tracking_uri())
+    return tracking.store_client()
 
 
 def registered_versions(client: MlflowClient, name: str) -> dict[int, str]:

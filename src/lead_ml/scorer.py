@@ -81,7 +81,7 @@ from lead_ml.model import (
 from lead_ml.schema import LeadContract, id_text
 from lead_ml.sources import activity_log, joins
 from lead_ml.tables import Dialect, as_text, read_header, read_table, reject_frame
-from lead_ml.tracking import SCORER_TAG, quiet_environment, tracking_uri
+from lead_ml.tracking import SCORER_TAG, quiet_environment, store_client
 from lead_ml.vocab import BANDS, OUTPUT_DIMENSIONS, Kind, ScorerError
 
 #: Bumped whenever the folder layout changes; a scorer reads only its own format.
@@ -2089,12 +2089,8 @@ def resolve_scorer(reference: str | Path, cache: Path | None = None) -> ScorerSo
     text = str(reference).strip()
     if not text.startswith(("models:", "runs:")):
         return ScorerSource(text, Path(reference))
-    quiet_environment()
-    from mlflow import MlflowClient
-
-    store = tracking_uri()
     # The registry is the store's own unless MLFLOW_REGISTRY_URI names another.
-    client = MlflowClient(tracking_uri=store)
+    client = store_client()
     root = model_cache() if cache is None else cache
     if found := _MODELS_URI.fullmatch(text):
         return _registered_scorer(client, text, found, root)

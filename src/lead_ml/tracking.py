@@ -22,6 +22,7 @@ import math
 import os
 import subprocess
 import time
+import uuid
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -33,6 +34,7 @@ from lead_ml.vocab import ConfigError, ContractError
 
 if TYPE_CHECKING:
     import mlflow
+    from mlflow import MlflowClient
 
 #: The default store's file and its artifact folder, in the project's root.
 STORE_FILE = "mlflow.db"
@@ -85,6 +87,81 @@ def tracking_uri() -> str:
     return f"sqlite:///{project_root() / STORE_FILE}"
 
 
+def store_uri() -> str:
+    """The tracking URI in force (:func:`tracking_uri`), for opening the store: the
+    default store is created first when the project has none (:func:`create_store`).
+    """
+    uri = tracking_uri()
+    if not os.environ.get("MLFLOW_TRACKING_URI"):
+        store = project_root() / STORE_FILE
+        if not store.exists():
+            create_store(store, (project_root() / ARTIFACTS_DIR).as_uri())
+    return uri
+
+
+def create_store(path: Path, artifacts: str) -> None:
+    """Create an empty MLflow store at ``path`` (SQLite, MLflow's current schema,
+    run artifacts under ``artifacts``) whole or not at all.
+
+    MLflow builds it in a hidden file beside ``path``, which is linked into place
+    when complete: a process stopped midway leaves no half-migrated store, and of
+    two processes creating it at once one store is kept, the other copy dropped.
+    Where the file system cannot link, MLflow creates it in place, as it would.
+    """
+    quiet_environment()
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    partial = path.with_name(
+        f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.partial"
+    )
+
+    def unsynced(connection: Any, _record: Any) -> None:
+        # MLflow's ~70 schema migrations each wait for the disk to confirm a commit:
+        # 5 of the 6 s a clean clone's first `lead-ml train` took. The unfinished
+        # file is dropped on any failure, so it is made durable once, when whole.
+        cursor = connection.cursor()
+        try:
+            main = cursor.execute("PRAGMA database_list").fetchone()
+            if main is not None and Path(main[2]) == partial:
+                cursor.execute("PRAGMA synchronous = OFF")
+        finally:
+            cursor.close()
+
+    event.listen(Engine, "connect", unsynced)
+    try:
+        SqlAlchemyStore(f"sqlite:///{partial}", artifacts).engine.dispose()
+        _fsync(partial)
+        try:
+            os.link(partial, path)
+        except FileExistsError:
+            pass  # another process made it first: its store is as empty as this one
+        except OSError:
+            return  # no hard links here: MLflow creates the store in place
+        _fsync(path.parent)
+    finally:
+        event.remove(Engine, "connect", unsynced)
+        partial.unlink(missing_ok=True)
+        partial.with_name(f"{partial.name}-journal").unlink(missing_ok=True)
+
+
+def _fsync(path: Path) -> None:
+    handle = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
+
+
+def store_client() -> MlflowClient:
+    """An MLflow client of the store in force (:func:`store_uri`)."""
+    quiet_environment()
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=store_uri())
+
+
 def artifact_root() -> str | None:
     """Where a new experiment keeps its run artifacts: ``mlruns/`` in the project's
     root for the default store; None (the store's own default) under
@@ -108,7 +185,7 @@ def _mlflow(experiment: str) -> Any:
     import mlflow
 
     # Read before set_tracking_uri, which exports MLFLOW_TRACKING_URI itself.
-    uri, artifacts = tracking_uri(), artifact_root()
+    uri, artifacts = store_uri(), artifact_root()
     mlflow.set_tracking_uri(uri)
     _create_experiment(mlflow, experiment, artifacts)
     mlflow.set_experiment(experiment)
@@ -359,11 +436,9 @@ def search_run(experiment: str, tag: str, value: str) -> str | None:
 def tag_run(run_id: str, tags: dict[str, str]) -> None:
     """Set tags on a run of the store in force (ContractError when it has no such
     run)."""
-    quiet_environment()
-    from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    client = MlflowClient(tracking_uri=tracking_uri())
+    client = store_client()
     try:
         for key, value in tags.items():
             client.set_tag(run_id, key, value)
@@ -378,10 +453,7 @@ def tag_identity(
     run_id: str, registered_model: str, registered_version: int, tags: dict[str, str]
 ) -> None:
     """Set the identity tags on a run and on the version registered from it."""
-    quiet_environment()
-    from mlflow import MlflowClient
-
-    client = MlflowClient(tracking_uri=tracking_uri())
+    client = store_client()
     for key, value in tags.items():
         client.set_tag(run_id, key, value)
         client.set_model_version_tag(
@@ -714,10 +786,7 @@ def _headline(metrics: Mapping[str, float]) -> str:
 def describe_versions(run_id: str, registered_model: str, alias: str) -> list[int]:
     """Write the descriptions of every version registered from the run, and of the
     registered model when it has none (a user's own text stays); the versions."""
-    quiet_environment()
-    from mlflow import MlflowClient
-
-    client = MlflowClient(tracking_uri=tracking_uri())
+    client = store_client()
     run = client.get_run(run_id)
     found = client.search_model_versions(
         f"name = '{registered_model}' and run_id = '{run_id}'"
@@ -741,10 +810,7 @@ def describe_versions(run_id: str, registered_model: str, alias: str) -> list[in
 
 def logged_files(run_id: str, folders: tuple[str, ...] = ("",)) -> set[str]:
     """The artifact files of a run directly in each folder ("" the run's root)."""
-    quiet_environment()
-    from mlflow import MlflowClient
-
-    client = MlflowClient(tracking_uri=tracking_uri())
+    client = store_client()
     return {
         item.path
         for folder in folders
@@ -759,10 +825,7 @@ def missing_from_run(
     """What a run lacks of a record: "metrics" when a numeric leaf of metrics is
     absent or holds another value, each artifact file of ``files`` not logged, and
     "<context> dataset" for each dataset context it has no input of."""
-    quiet_environment()
-    from mlflow import MlflowClient
-
-    run = MlflowClient(tracking_uri=tracking_uri()).get_run(run_id)
+    run = store_client().get_run(run_id)
     held = run.data.metrics
     values = numeric_metrics(metrics).items()
     missing = []
@@ -782,10 +845,7 @@ def missing_from_run(
 def find_version(registered_model: str, content_version: str) -> int | None:
     """The newest version of the registered model whose SCORER_TAG holds the
     scorer's content version; None when none does (or no such model exists)."""
-    quiet_environment()
-    from mlflow import MlflowClient
-
-    client = MlflowClient(tracking_uri=tracking_uri())
+    client = store_client()
     found = client.search_model_versions(
         f"name = '{registered_model}' and tags.`{SCORER_TAG}` = '{content_version}'"
     )
