@@ -91,12 +91,11 @@ def store_uri() -> str:
     """The tracking URI in force (:func:`tracking_uri`), for opening the store: the
     default store is created first when the project has none (:func:`create_store`).
     """
-    uri = tracking_uri()
     if not os.environ.get("MLFLOW_TRACKING_URI"):
         store = project_root() / STORE_FILE
         if not store.exists():
-            create_store(store, (project_root() / ARTIFACTS_DIR).as_uri())
-    return uri
+            create_store(store, (store.parent / ARTIFACTS_DIR).as_uri())
+    return tracking_uri()
 
 
 def create_store(path: Path, artifacts: str) -> None:
